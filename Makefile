@@ -1,0 +1,51 @@
+# The commands a newcomer needs. Everything runs on this machine, no Docker:
+# deploy/local starts a private PostgreSQL, Redis and Kafka-API broker on loopback ports.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO ?= cargo
+STACK := deploy/local/stack.sh
+SERVICES := deploy/local/services.sh
+
+.PHONY: up down status stack build test lint fmt
+
+## up: the stack, the migrations and the three services, in the background
+up: stack build
+	@$(SERVICES) up
+	@echo
+	@echo "  ingest      http://127.0.0.1:8081   (/healthz /readyz /metrics)"
+	@echo "  query-api   http://127.0.0.1:8082"
+	@echo "  processors  http://127.0.0.1:8083"
+	@echo "  logs        .local/logs/   status: make status   stop: make down"
+
+## down: stop the services and the stack (only what `up` started)
+down:
+	@$(SERVICES) down
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+	@$(SERVICES) status
+
+## stack: PostgreSQL, Redis and the Tansu broker with the topics (installs what is missing)
+stack:
+	@$(STACK) up
+
+build:
+	$(CARGO) build --release --bins
+
+## test: lint, bring the stack up if needed, run every test of the workspace
+test: lint stack
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Runs the three services (release builds) in the background against deploy/local's stack,
+# with pid files and logs under .local/. `down` sends SIGTERM and waits: each service
+# finishes its in-flight work and exits.
+#
+#   deploy/local/services.sh up|down|status
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
+BIN="${BAZAAR_BIN_DIR:-$ROOT/target/release}"
+RUN="$LOCAL/run"
+LOGS="$LOCAL/logs"
+# Started in this order: processors first (they own the streaming state), then the APIs.
+SERVICES=(processors ingest query-api)
+
+say() { printf '\033[1m[services]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[services] %s\033[0m\n' "$*" >&2; exit 1; }
+
+listen_addr() {
+    case "$1" in
+        ingest) echo "${INGEST_LISTEN_ADDR:-127.0.0.1:8081}" ;;
+        query-api) echo "${QUERY_API_LISTEN_ADDR:-127.0.0.1:8082}" ;;
+        processors) echo "${PROCESSORS_LISTEN_ADDR:-127.0.0.1:8083}" ;;
+    esac
+}
+
+running_pid() {
+    local pidfile="$RUN/$1.pid" pid
+    [ -f "$pidfile" ] || return 1
+    pid="$(tr -dc '0-9' <"$pidfile")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$BIN/$1" || return 1
+    echo "$pid"
+}
+
+ready() { curl -fsS -m 2 "http://$(listen_addr "$1")/readyz" >/dev/null 2>&1; }
+
+up() {
+    mkdir -p "$RUN" "$LOGS"
+    for service in "${SERVICES[@]}"; do
+        [ -x "$BIN/$service" ] || die "$BIN/$service is not built: run \`cargo build --release --bins\`"
+        if running_pid "$service" >/dev/null; then
+            say "$service already running on $(listen_addr "$service")"
+            continue
+        fi
+        nohup "$BIN/$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
+        echo $! >"$RUN/$service.pid"
+        local deadline=$((SECONDS + 60))
+        until ready "$service"; do
+            if ! running_pid "$service" >/dev/null; then
+                tail -n 20 "$LOGS/$service.log" >&2
+                die "$service exited during start-up (log: $LOGS/$service.log)"
+            fi
+            [ "$SECONDS" -lt "$deadline" ] || die "$service not ready after 60 s (log: $LOGS/$service.log)"
+            sleep 0.3
+        done
+        say "$service ready on http://$(listen_addr "$service")"
+    done
+}
+
+down() {
+    for service in "${SERVICES[@]}"; do
+        local pid
+        if pid="$(running_pid "$service")"; then
+            kill -TERM "$pid"
+            for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            if kill -0 "$pid" 2>/dev/null; then
+                say "$service did not stop within 30 s; killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            say "$service stopped"
+        fi
+        rm -f "$RUN/$service.pid"
+    done
+}
+
+status() {
+    for service in "${SERVICES[@]}"; do
+        local pid
+        if pid="$(running_pid "$service")"; then
+            if ready "$service"; then
+                printf '%-10s up    http://%s  pid %s\n' "$service" "$(listen_addr "$service")" "$pid"
+            else
+                printf '%-10s up (not ready)  http://%s  pid %s\n' "$service" "$(listen_addr "$service")" "$pid"
+            fi
+        else
+            printf '%-10s down\n' "$service"
+        fi
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

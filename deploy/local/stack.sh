@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# The whole backing stack on one machine, no Docker: a private PostgreSQL, Redis and a
+# Kafka-API broker (Tansu), each on a loopback port of its own, with data and logs under
+# .local/. Never touches the machine's own services or standard ports; `down` stops only
+# what `up` started (by pid).
+#
+#   deploy/local/stack.sh up       install what is missing, start, wait, create topics
+#   deploy/local/stack.sh down     stop what up started
+#   deploy/local/stack.sh status   what is running
+#
+# BAZAAR_KAFKA_STORAGE=memory starts the broker on its fast, ephemeral memory:// engine
+# (benchmarks); the default is the durable sqlite:// engine, which survives kill -9.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
+PG_PORT="${BAZAAR_PG_PORT:-55432}"
+REDIS_PORT="${BAZAAR_REDIS_PORT:-56379}"
+KAFKA_PORT="${BAZAAR_KAFKA_PORT:-59092}"
+TANSU_VERSION="0.6.0"
+KAFKA_STORAGE="${BAZAAR_KAFKA_STORAGE:-sqlite}"
+# Development-only credentials of the private PostgreSQL; see service-kit settings.
+PG_USER="bazaar"
+PG_PASSWORD="bazaar-dev-only"
+PG_DATABASE="bazaar"
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
+
+# ---- installation --------------------------------------------------------------------
+
+APT_UPDATED=""
+apt_install() {
+    if ! command -v apt-get >/dev/null; then
+        die "missing $* and no apt-get here: install them with your package manager"
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    if [ -z "$APT_UPDATED" ]; then
+        say "apt-get update"
+        $sudo apt-get update -qq
+        APT_UPDATED=1
+    fi
+    say "installing Debian packages: $*"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bin() {
+    local dir
+    dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+tansu_ok() {
+    command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -q " $TANSU_VERSION"
+}
+
+install_missing() {
+    local packages=()
+    pg_bin >/dev/null || packages+=(postgresql)
+    command -v redis-server >/dev/null || packages+=(redis-server)
+    # Building the workspace: librdkafka is compiled from source by the rdkafka crate.
+    command -v cc >/dev/null || packages+=(build-essential)
+    command -v cmake >/dev/null || packages+=(cmake)
+    command -v curl >/dev/null || packages+=(curl)
+    if [ "${#packages[@]}" -gt 0 ]; then apt_install "${packages[@]}"; fi
+    if ! tansu_ok; then
+        command -v cargo >/dev/null || die "cargo is needed to install the Tansu broker (https://rustup.rs)"
+        say "installing the Tansu broker $TANSU_VERSION with cargo (takes 15-20 minutes, once)"
+        # Default features cannot start a broker; libsql gives the durable sqlite:// engine.
+        cargo install tansu --locked --version "$TANSU_VERSION" --features libsql,dynostore --quiet
+    fi
+}
+
+# ---- helpers -------------------------------------------------------------------------
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # wait_for <seconds> <description> <command...>
+    local seconds="$1" what="$2"; shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi
+        sleep 0.2
+    done
+    say "$what is up"
+}
+
+# The pid in a pid file if that process is alive and is the program we started.
+running_pid() { # running_pid <pidfile> <program-name>
+    local pidfile="$1" program="$2" pid
+    [ -f "$pidfile" ] || return 1
+    pid="$(head -n 1 "$pidfile" 2>/dev/null | tr -dc '0-9')"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$program" || return 1
+    echo "$pid"
+}
+
+stop_pid() { # stop_pid <pidfile> <program-name> <description>
+    local pid
+    if pid="$(running_pid "$1" "$2")"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+        say "$3 stopped"
+    fi
+    rm -f "$1"
+}
+
+# ---- PostgreSQL ----------------------------------------------------------------------
+
+# PostgreSQL refuses to run as root: as root, run it as the `postgres` system user.
+pg_as() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_dirs() {
+    PG_HOME="$LOCAL/postgres"
+    mkdir -p "$PG_HOME"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$PG_HOME"
+        if ! runuser -u postgres -- test -x "$PG_HOME"; then
+            # The checkout is below a directory the postgres user cannot enter (/root, say):
+            # keep the data in a private directory of our own and point .local at it.
+            local alt="/var/lib/bazaar-local/$(echo "$ROOT" | md5sum | cut -c1-12)/postgres"
+            mkdir -p "$alt" && chown postgres: "$alt" && chmod 700 "$alt"
+            echo "$alt" >"$LOCAL/postgres.location"
+            PG_HOME="$alt"
+        fi
+    fi
+    PG_DATA="$PG_HOME/data"
+    PG_LOG="$PG_HOME/postgres.log"
+}
+
+pg_up() {
+    local bin; bin="$(pg_bin)" || die "PostgreSQL binaries not found"
+    pg_dirs
+    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+        say "initialising a private PostgreSQL cluster in $PG_DATA"
+        local pwfile="$PG_HOME/.pwfile"
+        printf '%s\n' "$PG_PASSWORD" >"$pwfile"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$pwfile"
+        pg_as "$bin/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$pwfile" \
+            --auth-host=scram-sha-256 --auth-local=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+        rm -f "$pwfile"
+        cat >>"$PG_DATA/postgresql.conf" <<CONF
+
+# deploy/local: a private development instance on loopback
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_HOME'
+max_connections = 300
+shared_buffers = 256MB
+timezone = 'UTC'
+log_min_messages = warning
+CONF
+    fi
+    if pg_as "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+        say "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+    else
+        port_open "$PG_PORT" && die "port $PG_PORT is taken by something else; set BAZAAR_PG_PORT"
+        pg_as "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null \
+            || { tail -n 20 "$PG_LOG" >&2; die "PostgreSQL did not start"; }
+        say "PostgreSQL is up on 127.0.0.1:$PG_PORT"
+    fi
+    if ! pg_as "$bin/psql" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'" | grep -q 1; then
+        pg_as "$bin/createdb" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" "$PG_DATABASE"
+        say "database $PG_DATABASE created"
+    fi
+}
+
+pg_down() {
+    local bin; bin="$(pg_bin)" || return 0
+    pg_dirs
+    if [ -f "$PG_DATA/postmaster.pid" ] && pg_as "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+        pg_as "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+        say "PostgreSQL stopped"
+    fi
+}
+
+pg_status() {
+    local bin; bin="$(pg_bin)" || { echo "postgres   not installed"; return; }
+    pg_dirs
+    if pg_as "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+        echo "postgres   up    127.0.0.1:$PG_PORT  pid $(head -n 1 "$PG_DATA/postmaster.pid")  data $PG_DATA"
+    else
+        echo "postgres   down"
+    fi
+}
+
+# ---- Redis ---------------------------------------------------------------------------
+
+REDIS_DIR="$LOCAL/redis"
+redis_up() {
+    mkdir -p "$REDIS_DIR"
+    if running_pid "$REDIS_DIR/redis.pid" redis-server >/dev/null; then
+        say "Redis already running on 127.0.0.1:$REDIS_PORT"
+        return
+    fi
+    port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by something else; set BAZAAR_REDIS_PORT"
+    # A cache: no persistence.
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" --daemonize yes \
+        --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+        --save "" --appendonly no --protected-mode yes
+    wait_for 30 "Redis on 127.0.0.1:$REDIS_PORT" redis_ping || die "Redis did not start (see $REDIS_DIR/redis.log)"
+}
+redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
+redis_down() { stop_pid "$REDIS_DIR/redis.pid" redis-server "Redis"; }
+redis_status() {
+    local pid
+    if pid="$(running_pid "$REDIS_DIR/redis.pid" redis-server)"; then
+        echo "redis      up    127.0.0.1:$REDIS_PORT  pid $pid"
+    else
+        echo "redis      down"
+    fi
+}
+
+# ---- Tansu (Kafka API) ---------------------------------------------------------------
+
+TANSU_DIR="$LOCAL/tansu"
+tansu_up() {
+    mkdir -p "$TANSU_DIR"
+    if running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null; then
+        say "Tansu already running on 127.0.0.1:$KAFKA_PORT"
+    else
+        port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by something else; set BAZAAR_KAFKA_PORT"
+        local engine
+        case "$KAFKA_STORAGE" in
+            sqlite) engine="sqlite://$TANSU_DIR/tansu.db" ;;
+            memory) engine="memory://tansu/" ;;
+            *) die "BAZAAR_KAFKA_STORAGE must be sqlite or memory" ;;
+        esac
+        nohup tansu broker \
+            --cluster-id bazaar-local \
+            --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --storage-engine "$engine" \
+            >>"$TANSU_DIR/tansu.log" 2>&1 </dev/null &
+        echo $! >"$TANSU_DIR/tansu.pid"
+        wait_for 60 "Tansu ($KAFKA_STORAGE) on 127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT" \
+            || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu did not start"; }
+    fi
+    create_topics
+}
+
+create_topics() {
+    local existing name partitions policy
+    existing="$(tansu topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null || true)"
+    while read -r name partitions policy; do
+        case "$name" in ''|'#'*) continue ;; esac
+        if grep -q "\"$name\"\|\b$name\b" <<<"$existing"; then continue; fi
+        tansu topic create "$name" --broker "tcp://127.0.0.1:$KAFKA_PORT" \
+            --partitions "$partitions" --config "cleanup.policy=$policy" >/dev/null 2>&1 || true
+        say "topic $name ($partitions partitions, $policy)"
+    done <"$ROOT/deploy/local/topics.conf"
+}
+
+tansu_down() { stop_pid "$TANSU_DIR/tansu.pid" tansu "Tansu"; }
+tansu_status() {
+    local pid
+    if pid="$(running_pid "$TANSU_DIR/tansu.pid" tansu)"; then
+        echo "kafka-api  up    127.0.0.1:$KAFKA_PORT  pid $pid  (tansu $KAFKA_STORAGE)"
+    else
+        echo "kafka-api  down"
+    fi
+}
+
+# ---- main ----------------------------------------------------------------------------
+
+case "${1:-}" in
+    up)
+        mkdir -p "$LOCAL"
+        install_missing
+        pg_up
+        redis_up
+        tansu_up
+        ;;
+    down)
+        tansu_down
+        redis_down
+        pg_down
+        ;;
+    status)
+        pg_status
+        redis_status
+        tansu_status
+        ;;
+    install)
+        install_missing
+        ;;
+    *)
+        echo "usage: $0 up|down|status|install" >&2
+        exit 2
+        ;;
+esac

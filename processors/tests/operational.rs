@@ -1,0 +1,10 @@
+//! `processors` starts against the real stack, serves /healthz, /readyz and /metrics, and shuts
+//! down gracefully.
+
+use service_kit::Service;
+
+service_kit::operational_tests!(
+    processors::App,
+    Service::Processors,
+    env!("CARGO_BIN_EXE_processors")
+);

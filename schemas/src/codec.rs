@@ -1,0 +1,400 @@
+//! Avro single-object encoding (`C3 01`, 8-byte little-endian CRC-64-AVRO fingerprint of
+//! the writer schema's canonical form, then the Avro binary body).
+//!
+//! The fingerprint tells a reader which schema wrote a record, so a consumer can read data
+//! written by an older or newer compatible schema: [`Decoder`] keeps the known writer
+//! schemas by fingerprint and resolves each record against the reader's own schema.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use apache_avro::Schema;
+use apache_avro::rabin::Rabin;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Marker of Avro single-object encoding, version 1.
+pub const MAGIC: [u8; 2] = [0xC3, 0x01];
+const HEADER_LEN: usize = 10;
+
+/// A parsed schema with its fingerprint.
+#[derive(Debug)]
+pub struct CompiledSchema {
+    pub schema: Schema,
+    pub fingerprint: Fingerprint,
+}
+
+/// CRC-64-AVRO (Rabin) fingerprint of a schema's parsing canonical form, little-endian.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 8]);
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl CompiledSchema {
+    pub fn parse(json: &str) -> Result<Self, apache_avro::Error> {
+        let schema = Schema::parse_str(json)?;
+        let digest = schema.fingerprint::<Rabin>();
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&digest.bytes[..8]);
+        Ok(Self {
+            schema,
+            fingerprint: Fingerprint(fingerprint),
+        })
+    }
+
+    /// Parses one of the schemas embedded in this crate; they are tested, so a failure
+    /// here is a build defect, not a runtime condition.
+    pub(crate) fn embedded(json: &'static str) -> Self {
+        match Self::parse(json) {
+            Ok(compiled) => compiled,
+            Err(error) => panic!("embedded Avro schema does not parse: {error}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("the value does not match its Avro schema: {0}")]
+    Avro(#[from] Box<apache_avro::Error>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is too short for Avro single-object encoding")]
+    TooShort(usize),
+    #[error("record does not start with the Avro single-object marker C3 01")]
+    BadMagic,
+    #[error("record was written with an unknown schema (fingerprint {0})")]
+    UnknownSchema(Fingerprint),
+    #[error("record body is not valid Avro for its schema: {0}")]
+    Avro(#[from] Box<apache_avro::Error>),
+    #[error("field `{field}`: {problem}")]
+    Field {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("{trailing} bytes follow the record body")]
+    TrailingBytes { trailing: usize },
+    #[error("record body is truncated or not in Avro's binary encoding")]
+    Malformed,
+}
+
+impl DecodeError {
+    pub(crate) fn field(field: &'static str, problem: impl Into<String>) -> Self {
+        Self::Field {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    /// A short, stable name for the error, for metrics labels and DLQ headers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooShort(_) | Self::BadMagic => "not_single_object",
+            Self::UnknownSchema(_) => "unknown_schema",
+            Self::Avro(_) | Self::TrailingBytes { .. } | Self::Malformed => "invalid_avro",
+            Self::Field { .. } => "invalid_field",
+        }
+    }
+}
+
+/// A Rust type with an Avro schema from `avro/*.avsc`.
+pub trait AvroRecord: Sized {
+    /// The schema this build writes (and reads into).
+    fn schema() -> &'static CompiledSchema;
+    fn to_avro(&self) -> Value;
+    fn from_avro(value: Value) -> Result<Self, DecodeError>;
+
+    /// Encodes with single-object encoding into a fresh buffer.
+    fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut buffer = Vec::with_capacity(160);
+        self.encode_into(&mut buffer)?;
+        Ok(buffer)
+    }
+
+    /// Appends the single-object encoding of `self` to `buffer`.
+    fn encode_into(&self, buffer: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let compiled = Self::schema();
+        let writer = GenericDatumWriter::builder(&compiled.schema)
+            .build()
+            .map_err(Box::new)?;
+        let start = buffer.len();
+        buffer.extend_from_slice(&MAGIC);
+        buffer.extend_from_slice(&compiled.fingerprint.0);
+        if let Err(error) = writer.write_value(buffer, self.to_avro()) {
+            // Leave the buffer as it was: no half-written record.
+            buffer.truncate(start);
+            return Err(EncodeError::Avro(Box::new(error)));
+        }
+        Ok(())
+    }
+
+    /// Decodes a record written with this build's schema. Use a [`Decoder`] to also read
+    /// records written by other compatible schemas.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (fingerprint, body) = split_header(bytes)?;
+        let compiled = Self::schema();
+        if fingerprint != compiled.fingerprint {
+            return Err(DecodeError::UnknownSchema(fingerprint));
+        }
+        decode_body(&compiled.schema, body, None)
+    }
+}
+
+/// Reads records of `T` written by any of the writer schemas it knows, resolving each one
+/// against `T`'s schema with Avro's schema-resolution rules.
+#[derive(Debug)]
+pub struct Decoder<T> {
+    writers: HashMap<Fingerprint, Schema>,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T: AvroRecord> Default for Decoder<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: AvroRecord> Decoder<T> {
+    /// A decoder that knows this build's schema only.
+    pub fn new() -> Self {
+        Self {
+            writers: HashMap::new(),
+            record: PhantomData,
+        }
+    }
+
+    /// Teaches the decoder another writer schema (an older or newer version of `T`'s).
+    pub fn with_writer_schema(mut self, json: &str) -> Result<Self, apache_avro::Error> {
+        let compiled = CompiledSchema::parse(json)?;
+        self.writers.insert(compiled.fingerprint, compiled.schema);
+        Ok(self)
+    }
+
+    pub fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
+        let (fingerprint, body) = split_header(bytes)?;
+        let reader = T::schema();
+        if fingerprint == reader.fingerprint {
+            return decode_body(&reader.schema, body, None);
+        }
+        let writer = self
+            .writers
+            .get(&fingerprint)
+            .ok_or(DecodeError::UnknownSchema(fingerprint))?;
+        decode_body(writer, body, Some(&reader.schema))
+    }
+}
+
+fn split_header(bytes: &[u8]) -> Result<(Fingerprint, &[u8]), DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    if bytes[..2] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let mut fingerprint = [0u8; 8];
+    fingerprint.copy_from_slice(&bytes[2..HEADER_LEN]);
+    Ok((Fingerprint(fingerprint), &bytes[HEADER_LEN..]))
+}
+
+fn decode_body<T: AvroRecord>(
+    writer: &Schema,
+    body: &[u8],
+    reader: Option<&Schema>,
+) -> Result<T, DecodeError> {
+    let mut remaining = body;
+    let value = GenericDatumReader::builder(writer)
+        .build()
+        .and_then(|datum_reader| datum_reader.read_value(&mut remaining))
+        .map_err(Box::new)?;
+    if !remaining.is_empty() {
+        return Err(DecodeError::TrailingBytes {
+            trailing: remaining.len(),
+        });
+    }
+    // apache-avro's decoder reads a value cut short by the end of input as `null` instead
+    // of failing, so a truncated record could pass for a valid one with fields missing.
+    // Avro's binary encoding of a value is unique, so the body is accepted only if the
+    // value it decoded to encodes back to exactly the same bytes.
+    let mut reencoded = Vec::with_capacity(body.len());
+    let canonical = GenericDatumWriter::builder(writer)
+        .build()
+        .and_then(|datum_writer| datum_writer.write_value_ref(&mut reencoded, &value))
+        .is_ok_and(|_| reencoded == body);
+    if !canonical {
+        return Err(DecodeError::Malformed);
+    }
+    let value = match reader {
+        Some(reader) => value.resolve(reader).map_err(Box::new)?,
+        None => value,
+    };
+    T::from_avro(value)
+}
+
+// ---- Building and reading `Value`s -------------------------------------------------
+
+pub(crate) fn timestamp(at: DateTime<Utc>) -> Value {
+    Value::TimestampMicros(at.timestamp_micros())
+}
+
+pub(crate) fn optional_long(value: Option<i64>) -> Value {
+    match value {
+        Some(long) => Value::Union(1, Box::new(Value::Long(long))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+pub(crate) fn optional_string(value: Option<&str>) -> Value {
+    match value {
+        Some(string) => Value::Union(1, Box::new(Value::String(string.to_owned()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+pub(crate) fn symbol(index: u32, symbol: &str) -> Value {
+    Value::Enum(index, symbol.to_owned())
+}
+
+/// Takes the fields of a decoded record by name.
+pub(crate) struct RecordFields(Vec<(String, Value)>);
+
+impl RecordFields {
+    pub(crate) fn new(value: Value) -> Result<Self, DecodeError> {
+        match value {
+            Value::Record(fields) => Ok(Self(fields)),
+            other => Err(DecodeError::field(
+                "<record>",
+                format!("expected a record, found {other:?}"),
+            )),
+        }
+    }
+
+    fn take(&mut self, name: &'static str) -> Result<Value, DecodeError> {
+        let position = self
+            .0
+            .iter()
+            .position(|(field, _)| field == name)
+            .ok_or_else(|| DecodeError::field(name, "missing"))?;
+        Ok(self.0.swap_remove(position).1)
+    }
+
+    fn unwrap_union(value: Value) -> Value {
+        match value {
+            Value::Union(_, inner) => *inner,
+            other => other,
+        }
+    }
+
+    pub(crate) fn long(&mut self, name: &'static str) -> Result<i64, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Long(long) => Ok(long),
+            Value::Int(int) => Ok(i64::from(int)),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a long, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn int(&mut self, name: &'static str) -> Result<i32, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Int(int) => Ok(int),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected an int, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn optional_long(&mut self, name: &'static str) -> Result<Option<i64>, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Null => Ok(None),
+            Value::Long(long) => Ok(Some(long)),
+            Value::Int(int) => Ok(Some(i64::from(int))),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a long or null, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn string(&mut self, name: &'static str) -> Result<String, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::String(string) => Ok(string),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a string, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn optional_string(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<String>, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Null => Ok(None),
+            Value::String(string) => Ok(Some(string)),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a string or null, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn uuid(&mut self, name: &'static str) -> Result<Uuid, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Uuid(uuid) => Ok(uuid),
+            Value::String(string) => Uuid::parse_str(&string)
+                .map_err(|error| DecodeError::field(name, format!("not a UUID: {error}"))),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a UUID, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn timestamp(&mut self, name: &'static str) -> Result<DateTime<Utc>, DecodeError> {
+        let micros = match Self::unwrap_union(self.take(name)?) {
+            Value::TimestampMicros(micros) | Value::Long(micros) => micros,
+            Value::TimestampMillis(millis) => millis
+                .checked_mul(1_000)
+                .ok_or_else(|| DecodeError::field(name, "timestamp out of range"))?,
+            other => {
+                return Err(DecodeError::field(
+                    name,
+                    format!("expected a timestamp, found {other:?}"),
+                ));
+            }
+        };
+        DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| DecodeError::field(name, "timestamp out of range"))
+    }
+
+    pub(crate) fn symbol(&mut self, name: &'static str) -> Result<String, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Enum(_, symbol) => Ok(symbol),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected an enum symbol, found {other:?}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The records on the Kafka topics, as Rust types. Field docs live in `avro/*.avsc`.
+//!
+//! Timestamps travel as `timestamp-micros`: sub-microsecond precision is dropped on the
+//! wire, exactly as Postgres' `timestamptz` does.
+
+use apache_avro::types::Value;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec::{
+    AvroRecord, CompiledSchema, DecodeError, RecordFields, optional_long, optional_string, symbol,
+    timestamp,
+};
+use crate::ids::{ProductId, StoreId, SupplierId};
+
+pub const STOCK_MOVEMENT_SCHEMA: &str = include_str!("../avro/StockMovement.avsc");
+pub const LEDGER_ENTRY_SCHEMA: &str = include_str!("../avro/LedgerEntry.avsc");
+pub const BALANCE_SCHEMA: &str = include_str!("../avro/Balance.avsc");
+pub const STOCK_ALERT_SCHEMA: &str = include_str!("../avro/StockAlert.avsc");
+
+/// An Avro enum whose first symbol, `UNKNOWN`, is the schema's default: what a reader
+/// gets for a symbol added by a newer writer.
+macro_rules! avro_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $symbol:literal / $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            /// A symbol this build does not know (written by a newer schema).
+            Unknown,
+            $($variant),+
+        }
+
+        impl $name {
+            /// Every symbol this build knows, in schema order after `UNKNOWN`.
+            pub const KNOWN: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The Avro symbol.
+            pub const fn symbol(self) -> &'static str {
+                match self {
+                    Self::Unknown => "UNKNOWN",
+                    $(Self::$variant => $symbol),+
+                }
+            }
+
+            /// The lower-case name used in JSON and in Postgres.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    Self::Unknown => "unknown",
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            pub fn from_symbol(symbol: &str) -> Self {
+                match symbol {
+                    $($symbol => Self::$variant,)+
+                    _ => Self::Unknown,
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            fn to_avro(self) -> Value {
+                let index = match self {
+                    Self::Unknown => 0,
+                    other => 1 + Self::KNOWN.iter().position(|known| *known == other).unwrap_or(0) as u32,
+                };
+                symbol(index, self.symbol())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+avro_enum!(
+    /// What a movement does to stock.
+    MovementKind {
+        StockIn = "STOCK_IN" / "stock_in",
+        Sale = "SALE" / "sale",
+        Removal = "REMOVAL" / "removal",
+    }
+);
+
+impl MovementKind {
+    /// +1 for movements that add stock, -1 for those that take it, 0 for unknown kinds.
+    pub const fn sign(self) -> i64 {
+        match self {
+            Self::StockIn => 1,
+            Self::Sale | Self::Removal => -1,
+            Self::Unknown => 0,
+        }
+    }
+}
+
+avro_enum!(
+    /// The outcome of a movement.
+    LedgerStatus {
+        Applied = "APPLIED" / "applied",
+        Rejected = "REJECTED" / "rejected",
+        Duplicate = "DUPLICATE" / "duplicate",
+    }
+);
+
+avro_enum!(
+    /// A threshold a balance crossed.
+    AlertKind {
+        LowStock = "LOW_STOCK" / "low_stock",
+        OutOfStock = "OUT_OF_STOCK" / "out_of_stock",
+        Recovered = "RECOVERED" / "recovered",
+    }
+);
+
+/// A stock movement accepted by ingest (topic `inventory.movements.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockMovement {
+    pub movement_id: Uuid,
+    pub store_id: StoreId,
+    pub product_id: ProductId,
+    pub sku: String,
+    pub kind: MovementKind,
+    pub quantity: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub supplier_id: Option<SupplierId>,
+    pub unit_cost_paise: Option<i64>,
+    pub unit_price_paise: Option<i64>,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub actor: String,
+    pub device_id: Option<String>,
+}
+
+impl AvroRecord for StockMovement {
+    fn schema() -> &'static CompiledSchema {
+        static SCHEMA: std::sync::OnceLock<CompiledSchema> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| CompiledSchema::embedded(STOCK_MOVEMENT_SCHEMA))
+    }
+
+    fn to_avro(&self) -> Value {
+        Value::Record(vec![
+            ("movement_id".into(), Value::Uuid(self.movement_id)),
+            ("store_id".into(), Value::Long(self.store_id.get())),
+            ("product_id".into(), Value::Long(self.product_id.get())),
+            ("sku".into(), Value::String(self.sku.clone())),
+            ("kind".into(), self.kind.to_avro()),
+            ("quantity".into(), Value::Long(self.quantity)),
+            ("occurred_at".into(), timestamp(self.occurred_at)),
+            ("received_at".into(), timestamp(self.received_at)),
+            (
+                "supplier_id".into(),
+                optional_long(self.supplier_id.map(SupplierId::get)),
+            ),
+            (
+                "unit_cost_paise".into(),
+                optional_long(self.unit_cost_paise),
+            ),
+            (
+                "unit_price_paise".into(),
+                optional_long(self.unit_price_paise),
+            ),
+            ("reason".into(), optional_string(self.reason.as_deref())),
+            (
+                "reference".into(),
+                optional_string(self.reference.as_deref()),
+            ),
+            ("actor".into(), Value::String(self.actor.clone())),
+            (
+                "device_id".into(),
+                optional_string(self.device_id.as_deref()),
+            ),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, DecodeError> {
+        let mut fields = RecordFields::new(value)?;
+        Ok(Self {
+            movement_id: fields.uuid("movement_id")?,
+            store_id: StoreId(fields.long("store_id")?),
+            product_id: ProductId(fields.long("product_id")?),
+            sku: fields.string("sku")?,
+            kind: MovementKind::from_symbol(&fields.symbol("kind")?),
+            quantity: fields.long("quantity")?,
+            occurred_at: fields.timestamp("occurred_at")?,
+            received_at: fields.timestamp("received_at")?,
+            supplier_id: fields.optional_long("supplier_id")?.map(SupplierId),
+            unit_cost_paise: fields.optional_long("unit_cost_paise")?,
+            unit_price_paise: fields.optional_long("unit_price_paise")?,
+            reason: fields.optional_string("reason")?,
+            reference: fields.optional_string("reference")?,
+            actor: fields.string("actor")?,
+            device_id: fields.optional_string("device_id")?,
+        })
+    }
+}
+
+/// The outcome of one movement (topic `inventory.ledger.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub movement_id: Uuid,
+    pub store_id: StoreId,
+    pub product_id: ProductId,
+    pub sku: String,
+    pub kind: MovementKind,
+    pub quantity: i64,
+    pub status: LedgerStatus,
+    pub reject_reason: Option<String>,
+    pub available_quantity: Option<i64>,
+    pub balance_after: Option<i64>,
+    pub original_status: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub supplier_id: Option<SupplierId>,
+    pub unit_cost_paise: Option<i64>,
+    pub unit_price_paise: Option<i64>,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub actor: String,
+    pub device_id: Option<String>,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+impl AvroRecord for LedgerEntry {
+    fn schema() -> &'static CompiledSchema {
+        static SCHEMA: std::sync::OnceLock<CompiledSchema> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| CompiledSchema::embedded(LEDGER_ENTRY_SCHEMA))
+    }
+
+    fn to_avro(&self) -> Value {
+        Value::Record(vec![
+            ("movement_id".into(), Value::Uuid(self.movement_id)),
+            ("store_id".into(), Value::Long(self.store_id.get())),
+            ("product_id".into(), Value::Long(self.product_id.get())),
+            ("sku".into(), Value::String(self.sku.clone())),
+            ("kind".into(), self.kind.to_avro()),
+            ("quantity".into(), Value::Long(self.quantity)),
+            ("status".into(), self.status.to_avro()),
+            (
+                "reject_reason".into(),
+                optional_string(self.reject_reason.as_deref()),
+            ),
+            (
+                "available_quantity".into(),
+                optional_long(self.available_quantity),
+            ),
+            ("balance_after".into(), optional_long(self.balance_after)),
+            (
+                "original_status".into(),
+                optional_string(self.original_status.as_deref()),
+            ),
+            ("occurred_at".into(), timestamp(self.occurred_at)),
+            ("received_at".into(), timestamp(self.received_at)),
+            ("recorded_at".into(), timestamp(self.recorded_at)),
+            (
+                "supplier_id".into(),
+                optional_long(self.supplier_id.map(SupplierId::get)),
+            ),
+            (
+                "unit_cost_paise".into(),
+                optional_long(self.unit_cost_paise),
+            ),
+            (
+                "unit_price_paise".into(),
+                optional_long(self.unit_price_paise),
+            ),
+            ("reason".into(), optional_string(self.reason.as_deref())),
+            (
+                "reference".into(),
+                optional_string(self.reference.as_deref()),
+            ),
+            ("actor".into(), Value::String(self.actor.clone())),
+            (
+                "device_id".into(),
+                optional_string(self.device_id.as_deref()),
+            ),
+            ("source_partition".into(), Value::Int(self.source_partition)),
+            ("source_offset".into(), Value::Long(self.source_offset)),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, DecodeError> {
+        let mut fields = RecordFields::new(value)?;
+        Ok(Self {
+            movement_id: fields.uuid("movement_id")?,
+            store_id: StoreId(fields.long("store_id")?),
+            product_id: ProductId(fields.long("product_id")?),
+            sku: fields.string("sku")?,
+            kind: MovementKind::from_symbol(&fields.symbol("kind")?),
+            quantity: fields.long("quantity")?,
+            status: LedgerStatus::from_symbol(&fields.symbol("status")?),
+            reject_reason: fields.optional_string("reject_reason")?,
+            available_quantity: fields.optional_long("available_quantity")?,
+            balance_after: fields.optional_long("balance_after")?,
+            original_status: fields.optional_string("original_status")?,
+            occurred_at: fields.timestamp("occurred_at")?,
+            received_at: fields.timestamp("received_at")?,
+            recorded_at: fields.timestamp("recorded_at")?,
+            supplier_id: fields.optional_long("supplier_id")?.map(SupplierId),
+            unit_cost_paise: fields.optional_long("unit_cost_paise")?,
+            unit_price_paise: fields.optional_long("unit_price_paise")?,
+            reason: fields.optional_string("reason")?,
+            reference: fields.optional_string("reference")?,
+            actor: fields.string("actor")?,
+            device_id: fields.optional_string("device_id")?,
+            source_partition: fields.int("source_partition")?,
+            source_offset: fields.long("source_offset")?,
+        })
+    }
+}
+
+/// The current balance of one product in one store (compacted topic `inventory.balances.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    pub store_id: StoreId,
+    pub product_id: ProductId,
+    pub sku: String,
+    pub quantity: i64,
+    pub average_unit_cost_paise: Option<i64>,
+    pub last_movement_id: Uuid,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AvroRecord for Balance {
+    fn schema() -> &'static CompiledSchema {
+        static SCHEMA: std::sync::OnceLock<CompiledSchema> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| CompiledSchema::embedded(BALANCE_SCHEMA))
+    }
+
+    fn to_avro(&self) -> Value {
+        Value::Record(vec![
+            ("store_id".into(), Value::Long(self.store_id.get())),
+            ("product_id".into(), Value::Long(self.product_id.get())),
+            ("sku".into(), Value::String(self.sku.clone())),
+            ("quantity".into(), Value::Long(self.quantity)),
+            (
+                "average_unit_cost_paise".into(),
+                optional_long(self.average_unit_cost_paise),
+            ),
+            (
+                "last_movement_id".into(),
+                Value::Uuid(self.last_movement_id),
+            ),
+            ("updated_at".into(), timestamp(self.updated_at)),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, DecodeError> {
+        let mut fields = RecordFields::new(value)?;
+        Ok(Self {
+            store_id: StoreId(fields.long("store_id")?),
+            product_id: ProductId(fields.long("product_id")?),
+            sku: fields.string("sku")?,
+            quantity: fields.long("quantity")?,
+            average_unit_cost_paise: fields.optional_long("average_unit_cost_paise")?,
+            last_movement_id: fields.uuid("last_movement_id")?,
+            updated_at: fields.timestamp("updated_at")?,
+        })
+    }
+}
+
+/// A balance crossed a threshold (topic `inventory.alerts.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockAlert {
+    pub store_id: StoreId,
+    pub product_id: ProductId,
+    pub sku: String,
+    pub kind: AlertKind,
+    pub quantity: i64,
+    pub reorder_point: Option<i64>,
+    pub movement_id: Uuid,
+    pub raised_at: DateTime<Utc>,
+}
+
+impl AvroRecord for StockAlert {
+    fn schema() -> &'static CompiledSchema {
+        static SCHEMA: std::sync::OnceLock<CompiledSchema> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| CompiledSchema::embedded(STOCK_ALERT_SCHEMA))
+    }
+
+    fn to_avro(&self) -> Value {
+        Value::Record(vec![
+            ("store_id".into(), Value::Long(self.store_id.get())),
+            ("product_id".into(), Value::Long(self.product_id.get())),
+            ("sku".into(), Value::String(self.sku.clone())),
+            ("kind".into(), self.kind.to_avro()),
+            ("quantity".into(), Value::Long(self.quantity)),
+            ("reorder_point".into(), optional_long(self.reorder_point)),
+            ("movement_id".into(), Value::Uuid(self.movement_id)),
+            ("raised_at".into(), timestamp(self.raised_at)),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, DecodeError> {
+        let mut fields = RecordFields::new(value)?;
+        Ok(Self {
+            store_id: StoreId(fields.long("store_id")?),
+            product_id: ProductId(fields.long("product_id")?),
+            sku: fields.string("sku")?,
+            kind: AlertKind::from_symbol(&fields.symbol("kind")?),
+            quantity: fields.long("quantity")?,
+            reorder_point: fields.optional_long("reorder_point")?,
+            movement_id: fields.uuid("movement_id")?,
+            raised_at: fields.timestamp("raised_at")?,
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! The contracts of the Bazaar inventory pipeline.
+//!
+//! Everything two services (or a service and an outside consumer) must agree on lives
+//! here: the Avro value schemas of the Kafka topics (`avro/*.avsc`, embedded), their Rust
+//! types with single-object encoding, topic names and record keys, and the Postgres
+//! schema as an embedded `sqlx` migrator.
+
+pub mod codec;
+pub mod events;
+pub mod ids;
+pub mod migrations;
+pub mod topics;
+
+pub use codec::{AvroRecord, DecodeError, Decoder, EncodeError};
+pub use events::{
+    AlertKind, Balance, LedgerEntry, LedgerStatus, MovementKind, StockAlert, StockMovement,
+};
+pub use ids::{ProductId, StoreId, SupplierId};
+pub use topics::{TopicSpec, Topics};

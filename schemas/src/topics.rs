@@ -1,0 +1,110 @@
+//! Topic names, their layout, and record keys: defined here once.
+
+use crate::ids::{ProductId, StoreId};
+
+/// One topic of the pipeline and how it is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: &'static str,
+    /// Default partition count; movements' partitions are the unit of parallelism.
+    pub partitions: i32,
+    /// `cleanup.policy=compact`: only the latest record per key is kept.
+    pub compacted: bool,
+}
+
+pub const MOVEMENTS: TopicSpec = TopicSpec {
+    name: "inventory.movements.v1",
+    partitions: 12,
+    compacted: false,
+};
+pub const LEDGER: TopicSpec = TopicSpec {
+    name: "inventory.ledger.v1",
+    partitions: 12,
+    compacted: false,
+};
+pub const BALANCES: TopicSpec = TopicSpec {
+    name: "inventory.balances.v1",
+    partitions: 12,
+    compacted: true,
+};
+pub const ALERTS: TopicSpec = TopicSpec {
+    name: "inventory.alerts.v1",
+    partitions: 3,
+    compacted: false,
+};
+pub const MOVEMENTS_DLQ: TopicSpec = TopicSpec {
+    name: "inventory.movements.dlq.v1",
+    partitions: 3,
+    compacted: false,
+};
+
+/// Every topic of the pipeline.
+pub const ALL: [TopicSpec; 5] = [MOVEMENTS, LEDGER, BALANCES, ALERTS, MOVEMENTS_DLQ];
+
+/// The topic names in use, under an optional prefix (tests use a unique prefix each, so
+/// they never see each other's records).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn name(&self, spec: TopicSpec) -> String {
+        format!("{}{}", self.prefix, spec.name)
+    }
+
+    pub fn movements(&self) -> String {
+        self.name(MOVEMENTS)
+    }
+    pub fn ledger(&self) -> String {
+        self.name(LEDGER)
+    }
+    pub fn balances(&self) -> String {
+        self.name(BALANCES)
+    }
+    pub fn alerts(&self) -> String {
+        self.name(ALERTS)
+    }
+    pub fn movements_dlq(&self) -> String {
+        self.name(MOVEMENTS_DLQ)
+    }
+}
+
+/// Key of movements, ledger entries and alerts: the store id in decimal UTF-8, so every
+/// Kafka client hashes it to the same partition and tools show it readably.
+pub fn store_key(store_id: StoreId) -> String {
+    store_id.to_string()
+}
+
+/// Key of the compacted balances topic: `"{store_id}:{product_id}"`.
+pub fn balance_key(store_id: StoreId, product_id: ProductId) -> String {
+    format!("{store_id}:{product_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_carry_the_prefix() {
+        let topics = Topics::new("test-1.");
+        assert_eq!(topics.movements(), "test-1.inventory.movements.v1");
+        assert_eq!(Topics::default().balances(), "inventory.balances.v1");
+    }
+
+    #[test]
+    fn keys_are_readable_decimal_text() {
+        assert_eq!(store_key(StoreId(42)), "42");
+        assert_eq!(balance_key(StoreId(42), ProductId(7)), "42:7");
+    }
+}

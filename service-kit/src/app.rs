@@ -1,0 +1,40 @@
+//! What every service connects to at start-up, and how it serves.
+
+use sqlx::PgPool;
+
+use crate::health::Readiness;
+use crate::metrics::Metrics;
+use crate::postgres;
+use crate::redis::Redis;
+use crate::settings::Settings;
+
+/// The connections and registries every service starts with: the Postgres primary
+/// (migrated), Redis (lazy; a cache the service works without), a metrics registry and
+/// the readiness checks for both.
+#[derive(Debug)]
+pub struct Base {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub redis: Redis,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+}
+
+impl Base {
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let service = settings.service.name();
+        let pool = postgres::connect_and_migrate(&settings.database, service).await?;
+        let redis = Redis::new(&settings.redis)?;
+        let metrics = Metrics::new(service)?;
+        let readiness = Readiness::new()
+            .with_check("postgres", postgres::readiness_check(pool.clone()))
+            .with_optional_check("redis", redis.readiness_check());
+        Ok(Self {
+            settings,
+            pool,
+            redis,
+            metrics,
+            readiness,
+        })
+    }
+}

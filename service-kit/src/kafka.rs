@@ -1,0 +1,132 @@
+//! Kafka client configuration, in one place: durable idempotent producers, consumers that
+//! never commit on their own, and topic creation.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, Producer};
+use schemas::Topics;
+
+use crate::settings::KafkaSettings;
+
+/// Producer settings: every record is acknowledged by all in-sync replicas and written
+/// exactly once per send even when librdkafka retries (`enable.idempotence`), compressed,
+/// and briefly lingered so that concurrent requests share a batch.
+pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", client_id)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "2")
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout.as_millis().to_string(),
+        )
+        .set("socket.keepalive.enable", "true");
+    config
+}
+
+/// Consumer settings: offsets are committed by the application (into Postgres by the
+/// processors), never automatically; a new group starts from the beginning.
+pub fn consumer_config(settings: &KafkaSettings, client_id: &str, group_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", client_id)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("isolation.level", "read_committed");
+    config
+}
+
+pub fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer, KafkaError> {
+    producer_config(settings, client_id).create()
+}
+
+/// Creates every topic of the pipeline that does not exist yet. `partitions` overrides
+/// the default partition counts (tests use fewer).
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &Topics,
+    partitions: Option<i32>,
+) -> Result<(), KafkaError> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let names: Vec<String> = schemas::topics::ALL
+        .iter()
+        .map(|spec| topics.name(*spec))
+        .collect();
+    let new_topics: Vec<NewTopic<'_>> = schemas::topics::ALL
+        .iter()
+        .zip(&names)
+        .map(|(spec, name)| {
+            let topic = NewTopic::new(
+                name,
+                partitions.unwrap_or(spec.partitions),
+                TopicReplication::Fixed(settings.replication_factor),
+            );
+            if spec.compacted {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                tracing::error!(%topic, %code, "Creating a topic failed.");
+                return Err(KafkaError::AdminOp(code));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A readiness check: the broker answers a metadata request for `topic`.
+pub fn readiness_check(
+    producer: FutureProducer,
+    topic: String,
+) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
+    move || {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            // librdkafka's metadata call blocks; keep it off the async workers.
+            tokio::task::spawn_blocking(move || {
+                let metadata = producer
+                    .client()
+                    .fetch_metadata(Some(&topic), Duration::from_millis(1_500))
+                    .map_err(|error| error.to_string())?;
+                match metadata.topics().first() {
+                    Some(found) if found.error().is_none() && !found.partitions().is_empty() => {
+                        Ok(())
+                    }
+                    Some(found) => Err(format!(
+                        "topic {topic} is not available: {:?}",
+                        found.error()
+                    )),
+                    None => Err(format!("topic {topic} does not exist")),
+                }
+            })
+            .await
+            .map_err(|error| error.to_string())?
+        }
+        .boxed()
+    }
+}

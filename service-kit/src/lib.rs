@@ -1,0 +1,18 @@
+//! Plumbing shared by `ingest`, `processors` and `query-api`: nothing here knows about
+//! stock. Settings from the environment, telemetry, the health/metrics router, shutdown,
+//! and the construction of Postgres, Redis and Kafka clients.
+
+pub mod app;
+pub mod health;
+pub mod kafka;
+pub mod metrics;
+pub mod postgres;
+pub mod redis;
+pub mod server;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use settings::{Environment, Service, Settings};

@@ -1,0 +1,91 @@
+//! The Postgres pools: the primary for writes and current state, an optional replica for
+//! reports and history.
+
+use std::str::FromStr;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::settings::DatabaseSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error("the database URL is not valid: {0}")]
+    InvalidUrl(sqlx::Error),
+    #[error("cannot connect to PostgreSQL at {address} (locally: run `make up`): {source}")]
+    Unreachable {
+        address: String,
+        source: sqlx::Error,
+    },
+    #[error(transparent)]
+    Migration(#[from] schemas::migrations::MigrationError),
+}
+
+fn options(url: &SecretString, application: &str) -> Result<PgConnectOptions, PostgresError> {
+    PgConnectOptions::from_str(url.expose_secret())
+        .map(|options| options.application_name(application))
+        .map_err(PostgresError::InvalidUrl)
+}
+
+async fn pool(
+    settings: &DatabaseSettings,
+    url: &SecretString,
+    application: &str,
+) -> Result<PgPool, PostgresError> {
+    let options = options(url, application)?;
+    let address = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    );
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|source| PostgresError::Unreachable { address, source })
+}
+
+/// Connects to the primary and brings its schema up to date (safe when several services
+/// start at once).
+pub async fn connect_and_migrate(
+    settings: &DatabaseSettings,
+    application: &str,
+) -> Result<PgPool, PostgresError> {
+    let pool = pool(settings, &settings.url, application).await?;
+    schemas::migrations::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// The replica pool when `DATABASE_READ_URL` is set, else the primary's.
+pub async fn connect_read(
+    settings: &DatabaseSettings,
+    primary: &PgPool,
+    application: &str,
+) -> Result<PgPool, PostgresError> {
+    match &settings.read_url {
+        Some(url) => pool(settings, url, application).await,
+        None => Ok(primary.clone()),
+    }
+}
+
+/// A readiness check: the pool can run a query.
+pub fn readiness_check(
+    pool: PgPool,
+) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
+    move || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("SELECT 1")
+                .execute(&pool)
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
+        }
+        .boxed()
+    }
+}

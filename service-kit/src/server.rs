@@ -1,0 +1,62 @@
+//! Serving a router on a bound listener until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::health::Readiness;
+use crate::metrics::{self, Metrics};
+
+/// An HTTP server bound to its address (port 0 picks a free port, as tests do).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    readiness: Readiness,
+}
+
+impl Server {
+    /// Binds `addr` and wraps `router` with HTTP metrics and request tracing.
+    pub async fn bind(
+        addr: SocketAddr,
+        router: Router,
+        metrics: Metrics,
+        readiness: Readiness,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let router = router
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                metrics::track_http,
+            ))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        Ok(Self {
+            listener,
+            router,
+            readiness,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, reports not-ready and
+    /// lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let readiness = self.readiness.clone();
+        let address = self.listener.local_addr()?;
+        tracing::info!(%address, "Listening.");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                readiness.start_draining();
+            })
+            .await
+    }
+}

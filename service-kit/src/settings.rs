@@ -1,0 +1,314 @@
+//! Settings from environment variables (12-factor). Every variable has a default that
+//! works with `deploy/local`; those defaults are for development only, and a service
+//! started with `BAZAAR_ENV=production` refuses to run on any of them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Development-only defaults. They match `deploy/local` and are refused in production.
+pub mod defaults {
+    pub const DATABASE_URL: &str = "postgres://bazaar:bazaar-dev-only@127.0.0.1:55432/bazaar";
+    pub const REDIS_URL: &str = "redis://127.0.0.1:56379/0";
+    pub const KAFKA_BROKERS: &str = "127.0.0.1:59092";
+    pub const JWT_SECRET: &str = "bazaar-development-only-jwt-secret-do-not-deploy";
+    pub const REDIS_KEY_PREFIX: &str = "bazaar:";
+    pub const CONSUMER_GROUP: &str = "bazaar-processors";
+}
+
+/// The three services; each has its own listen address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Ingest,
+    Processors,
+    QueryApi,
+}
+
+impl Service {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Processors => "processors",
+            Self::QueryApi => "query-api",
+        }
+    }
+
+    /// The variable that sets this service's listen address.
+    pub const fn listen_var(self) -> &'static str {
+        match self {
+            Self::Ingest => "INGEST_LISTEN_ADDR",
+            Self::Processors => "PROCESSORS_LISTEN_ADDR",
+            Self::QueryApi => "QUERY_API_LISTEN_ADDR",
+        }
+    }
+
+    pub const fn default_listen_addr(self) -> &'static str {
+        match self {
+            Self::Ingest => "127.0.0.1:8081",
+            Self::QueryApi => "127.0.0.1:8082",
+            Self::Processors => "127.0.0.1:8083",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub service: Service,
+    pub environment: Environment,
+    pub listen_addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// The primary: every write and current state.
+    pub url: SecretString,
+    /// A read replica for reports and history, when there is one.
+    pub read_url: Option<SecretString>,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    /// Every key this deployment writes starts with it (tests use a unique one each).
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Prepended to every topic name (empty in deployments, unique per test).
+    pub topic_prefix: String,
+    pub consumer_group: String,
+    pub replication_factor: i32,
+    /// How long a produce may wait for the broker's acknowledgement.
+    pub message_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// HS256 signing secret.
+    pub jwt_secret: SecretString,
+    /// PEM public key for RS256/EdDSA tokens issued elsewhere (optional).
+    pub jwt_public_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{var}: {problem}")]
+    Invalid { var: &'static str, problem: String },
+    #[error("refusing to start in production with development defaults: {0}")]
+    DevelopmentDefaultsInProduction(String),
+}
+
+impl Settings {
+    /// Reads the settings of `service` from the process environment.
+    pub fn from_env(service: Service) -> Result<Self, SettingsError> {
+        Self::from_lookup(service, |var| std::env::var(var).ok())
+    }
+
+    /// Reads the settings from any source of variables (tests pass a map).
+    pub fn from_lookup(
+        service: Service,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let get = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
+
+        let environment = match get("BAZAAR_ENV").as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    var: "BAZAAR_ENV",
+                    problem: format!("expected `development` or `production`, got `{other}`"),
+                });
+            }
+        };
+
+        let listen_var = service.listen_var();
+        let listen_text =
+            get(listen_var).unwrap_or_else(|| service.default_listen_addr().to_owned());
+        let listen_addr = listen_text
+            .parse()
+            .map_err(|error| SettingsError::Invalid {
+                var: listen_var,
+                problem: format!("`{listen_text}` is not an address like 127.0.0.1:8081: {error}"),
+            })?;
+
+        let settings = Self {
+            service,
+            environment,
+            listen_addr,
+            database: DatabaseSettings {
+                url: secret(get("DATABASE_URL"), defaults::DATABASE_URL),
+                read_url: get("DATABASE_READ_URL").map(SecretString::from),
+                max_connections: parse_or(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+                acquire_timeout: Duration::from_millis(parse_or(
+                    &get,
+                    "DATABASE_ACQUIRE_TIMEOUT_MS",
+                    5_000,
+                )?),
+            },
+            redis: RedisSettings {
+                url: secret(get("REDIS_URL"), defaults::REDIS_URL),
+                key_prefix: get("REDIS_KEY_PREFIX")
+                    .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_owned()),
+            },
+            kafka: KafkaSettings {
+                brokers: get("KAFKA_BROKERS").unwrap_or_else(|| defaults::KAFKA_BROKERS.to_owned()),
+                topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
+                consumer_group: get("KAFKA_CONSUMER_GROUP")
+                    .unwrap_or_else(|| defaults::CONSUMER_GROUP.to_owned()),
+                replication_factor: parse_or(&get, "KAFKA_REPLICATION_FACTOR", 1)?,
+                message_timeout: Duration::from_millis(parse_or(
+                    &get,
+                    "KAFKA_MESSAGE_TIMEOUT_MS",
+                    5_000,
+                )?),
+            },
+            auth: AuthSettings {
+                jwt_secret: secret(get("JWT_SECRET"), defaults::JWT_SECRET),
+                jwt_public_key: get("JWT_PUBLIC_KEY"),
+            },
+        };
+        settings.refuse_development_defaults_in_production()?;
+        Ok(settings)
+    }
+
+    fn refuse_development_defaults_in_production(&self) -> Result<(), SettingsError> {
+        if self.environment != Environment::Production {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        if self.database.url.expose_secret() == defaults::DATABASE_URL {
+            problems.push("DATABASE_URL is the development default");
+        }
+        if self.redis.url.expose_secret() == defaults::REDIS_URL {
+            problems.push("REDIS_URL is the development default");
+        }
+        if self.kafka.brokers == defaults::KAFKA_BROKERS {
+            problems.push("KAFKA_BROKERS is the development default");
+        }
+        let secret = self.auth.jwt_secret.expose_secret();
+        if self.auth.jwt_public_key.is_none()
+            && (secret == defaults::JWT_SECRET || secret.len() < 32)
+        {
+            problems.push(
+                "JWT_SECRET must be set to a secret of at least 32 bytes (or JWT_PUBLIC_KEY given)",
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::DevelopmentDefaultsInProduction(
+                problems.join("; "),
+            ))
+        }
+    }
+
+    /// Topic names under this deployment's prefix.
+    pub fn topics(&self) -> schemas::Topics {
+        schemas::Topics::new(self.kafka.topic_prefix.clone())
+    }
+}
+
+fn secret(value: Option<String>, default: &str) -> SecretString {
+    SecretString::from(value.unwrap_or_else(|| default.to_owned()))
+}
+
+fn parse_or<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(var) {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|error| SettingsError::Invalid {
+            var,
+            problem: format!("`{text}`: {error}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::from_lookup(Service::Ingest, |var| vars.get(var).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_local_stack() {
+        let settings = settings(&[]).unwrap();
+        assert_eq!(settings.environment, Environment::Development);
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(settings.kafka.brokers, "127.0.0.1:59092");
+        assert!(settings.database.url.expose_secret().contains(":55432/"));
+        assert!(settings.redis.url.expose_secret().contains(":56379"));
+    }
+
+    #[test]
+    fn production_refuses_development_defaults() {
+        let error = settings(&[("BAZAAR_ENV", "production")]).unwrap_err();
+        let message = error.to_string();
+        for var in ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "JWT_SECRET"] {
+            assert!(message.contains(var), "{message}");
+        }
+    }
+
+    #[test]
+    fn production_starts_with_its_own_values() {
+        let settings = settings(&[
+            ("BAZAAR_ENV", "production"),
+            ("DATABASE_URL", "postgres://app:s3cret@db.internal/bazaar"),
+            ("REDIS_URL", "redis://cache.internal"),
+            ("KAFKA_BROKERS", "kafka-1:9092,kafka-2:9092"),
+            ("JWT_SECRET", "a-production-secret-of-more-than-32-bytes"),
+        ])
+        .unwrap();
+        assert_eq!(settings.environment, Environment::Production);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let error = settings(&[("INGEST_LISTEN_ADDR", "nowhere")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("INGEST_LISTEN_ADDR:"),
+            "{error}"
+        );
+        let error = settings(&[("DATABASE_MAX_CONNECTIONS", "many")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("DATABASE_MAX_CONNECTIONS:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_leak_into_debug_output() {
+        let settings = settings(&[("JWT_SECRET", "super-secret-value-for-the-test-1234")]).unwrap();
+        assert!(!format!("{settings:?}").contains("super-secret-value"));
+    }
+}

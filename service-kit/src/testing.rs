@@ -1,0 +1,454 @@
+//! Test support: every integration test gets its own database (created from the
+//! migrations), its own topics (a unique prefix), consumer group and Redis key prefix, on
+//! the stack started by `make up`. Tests never see each other's data and never skip: with
+//! the stack missing they fail and say how to start it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::settings::{Service, Settings};
+
+/// Partitions per topic in tests: enough to exercise several, cheap for the broker.
+pub const TEST_PARTITIONS: i32 = 3;
+
+/// Names one Postgres database per schema version; built once, copied per test.
+fn template_name() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for migration in schemas::migrations::MIGRATOR.iter() {
+        for byte in migration.checksum.iter() {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("bazaar_template_{hash:016x}")
+}
+
+fn stack_missing(what: &str, error: impl std::fmt::Display) -> ! {
+    panic!("the local stack is not reachable ({what}: {error}); run `make up` first")
+}
+
+/// An isolated slice of the local stack for one test.
+#[derive(Debug)]
+pub struct TestStack {
+    /// Settings pointing at this test's database, topics, group and Redis prefix, with
+    /// listen addresses on port 0.
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub database_name: String,
+    /// The environment variables behind `settings`, to start a service binary with.
+    env: HashMap<&'static str, String>,
+    admin_url: SecretString,
+    dropped: bool,
+}
+
+impl TestStack {
+    /// Creates the database, the topics and the prefixes. Panics with "run `make up`"
+    /// when the stack is not there.
+    pub async fn start() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let base = Settings::from_lookup(Service::Ingest, |var| std::env::var(var).ok())
+            .unwrap_or_else(|error| panic!("test settings: {error}"));
+        let admin_url = base.database.url.clone();
+        let database_name = format!("bazaar_test_{id}");
+        create_database(&admin_url, &database_name).await;
+
+        let mut overrides: HashMap<&'static str, String> = HashMap::new();
+        let test_url = with_database(&admin_url, &database_name);
+        overrides.insert("DATABASE_URL", test_url.clone());
+        overrides.insert("KAFKA_TOPIC_PREFIX", format!("test-{id}."));
+        overrides.insert("KAFKA_CONSUMER_GROUP", format!("test-{id}"));
+        overrides.insert("REDIS_KEY_PREFIX", format!("bazaar-test:{id}:"));
+        for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
+            overrides.insert(service.listen_var(), "127.0.0.1:0".into());
+        }
+        let settings = Settings::from_lookup(Service::Ingest, |var| {
+            overrides
+                .get(var)
+                .cloned()
+                .or_else(|| std::env::var(var).ok())
+        })
+        .unwrap_or_else(|error| panic!("test settings: {error}"));
+
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&test_url)
+            .await
+            .unwrap_or_else(|error| stack_missing("PostgreSQL", error));
+
+        if let Err(error) =
+            crate::kafka::ensure_topics(&settings.kafka, &settings.topics(), Some(TEST_PARTITIONS))
+                .await
+        {
+            stack_missing("Kafka-API broker", error);
+        }
+
+        Self {
+            settings,
+            pool,
+            database_name,
+            env: overrides,
+            admin_url,
+            dropped: false,
+        }
+    }
+
+    /// Environment variables that point a service binary at this test's slice of the
+    /// stack (listening on port 0).
+    pub fn env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(var, value)| (*var, value.as_str()))
+    }
+
+    /// The same settings, for another service.
+    pub fn settings_for(&self, service: Service) -> Settings {
+        let mut settings = self.settings.clone();
+        settings.service = service;
+        settings
+    }
+
+    /// Drops the database, the topics and the Redis keys. Also done on drop; calling it
+    /// explicitly surfaces errors.
+    pub async fn cleanup(mut self) {
+        self.dropped = true;
+        cleanup(&self.admin_url, &self.database_name, &self.settings).await;
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let admin_url = self.admin_url.clone();
+        let database_name = self.database_name.clone();
+        let settings = self.settings.clone();
+        // Drop cannot await; do it on a runtime of its own and wait, so nothing is left.
+        let cleaner = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(cleanup(&admin_url, &database_name, &settings));
+            }
+        });
+        let _ = cleaner.join();
+    }
+}
+
+async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Settings) {
+    if let Ok(mut admin) = PgConnection::connect(admin_url.expose_secret()).await {
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await;
+    }
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.kafka.brokers);
+    if let Ok(admin) = config.create::<AdminClient<DefaultClientContext>>() {
+        let topics = settings.topics();
+        let names: Vec<String> = schemas::topics::ALL
+            .iter()
+            .map(|spec| topics.name(*spec))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            admin.delete_topics(&names, &options),
+        )
+        .await;
+    }
+    if let Ok(redis) = crate::redis::Redis::new(&settings.redis) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), delete_prefix(&redis)).await;
+    }
+}
+
+async fn delete_prefix(redis: &crate::redis::Redis) -> redis::RedisResult<()> {
+    let mut connection = redis.connection().await?;
+    let pattern = format!("{}*", redis.key_prefix());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut connection)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The admin URL pointed at another database.
+fn with_database(admin_url: &SecretString, database: &str) -> String {
+    let url = admin_url.expose_secret();
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
+    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Creates `name` as a copy of the migrated template, building the template first if this
+/// schema version has none. Test processes run in parallel, so both steps hold an
+/// advisory lock.
+async fn create_database(admin_url: &SecretString, name: &str) {
+    let mut admin = PgConnection::connect(admin_url.expose_secret())
+        .await
+        .unwrap_or_else(|error| stack_missing("PostgreSQL", error));
+    let template = template_name();
+    sqlx::query("SELECT pg_advisory_lock(7212026)")
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("locking the test template: {error}"));
+
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap_or_else(|error| panic!("looking for the test template: {error}"));
+    if !exists {
+        let building = format!("{template}_building");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("dropping a half-built template: {error}"));
+        sqlx::query(&format!("CREATE DATABASE \"{building}\""))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|error| panic!("creating the test template: {error}"));
+        {
+            let options: PgConnectOptions = with_database(admin_url, &building)
+                .parse()
+                .unwrap_or_else(|error| panic!("template URL: {error}"));
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap_or_else(|error| panic!("connecting to the test template: {error}"));
+            schemas::migrations::migrate(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("migrating the test template: {error}"));
+            pool.close().await;
+        }
+        sqlx::query(&format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("publishing the test template: {error}"));
+    }
+    let created = sqlx::query(&format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+    ))
+    .execute(&mut admin)
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(7212026)")
+        .execute(&mut admin)
+        .await;
+    created.unwrap_or_else(|error| panic!("creating the test database: {error}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_repointed_at_another_database() {
+        let url = SecretString::from("postgres://u:p@127.0.0.1:55432/bazaar?sslmode=disable");
+        assert_eq!(
+            with_database(&url, "t1"),
+            "postgres://u:p@127.0.0.1:55432/t1?sslmode=disable"
+        );
+        let url = SecretString::from("postgres://u:p@127.0.0.1:55432/bazaar");
+        assert_eq!(
+            with_database(&url, "t1"),
+            "postgres://u:p@127.0.0.1:55432/t1"
+        );
+    }
+}
+
+/// A service binary started as a child process, as `make up` starts it.
+#[derive(Debug)]
+pub struct ChildService {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ChildService {
+    /// Starts `binary` with the test's environment and waits (bounded) until it logs the
+    /// address it listens on.
+    pub fn start(binary: &str, stack: &TestStack) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut child = Command::new(binary)
+            .envs(stack.env())
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {binary}: {error}"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("{binary} has no stdout"));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if event["message"] == "Listening." {
+                    let port = event["address"]
+                        .as_str()
+                        .and_then(|address| address.rsplit(':').next())
+                        .and_then(|port| port.parse::<u16>().ok());
+                    let _ = sender.send(port);
+                }
+            }
+        });
+        match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(port)) => Self { child, port },
+            other => {
+                let _ = child.kill();
+                panic!("{binary} did not report its address: {other:?}")
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "kill -TERM {pid} failed"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("process {pid} did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ChildService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks the operational routes of a running service: `/healthz` 200, `/readyz` 200
+/// with every dependency ok, `/metrics` in Prometheus text format.
+pub async fn assert_operational(port: u16, service: &str) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|error| panic!("HTTP client: {error}"));
+    let base = format!("http://127.0.0.1:{port}");
+
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/healthz: {e}"));
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("/healthz body: {e}"));
+    assert_eq!(body["service"], service);
+
+    let ready = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/readyz: {e}"));
+    let status = ready.status();
+    let body: serde_json::Value = ready
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("/readyz body: {e}"));
+    assert_eq!(status, 200, "/readyz: {body}");
+    for (dependency, state) in body["checks"].as_object().into_iter().flatten() {
+        assert_eq!(state, "ok", "{dependency} is not ok: {body}");
+    }
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/metrics: {e}"));
+    assert_eq!(metrics.status(), 200);
+    let text = metrics
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("/metrics body: {e}"));
+    assert!(text.contains("http_server_requests_total"), "{text}");
+    assert!(text.contains(&format!("service=\"{service}\"")), "{text}");
+}
+
+/// The operational tests every service binary must pass, against the real stack:
+/// in-process on port 0 it serves health, readiness and metrics and stops when asked;
+/// as a process it stops cleanly on SIGTERM.
+#[macro_export]
+macro_rules! operational_tests {
+    ($app:ty, $service:expr, $binary:expr) => {
+        #[tokio::test]
+        async fn serves_health_readiness_and_metrics_and_stops_when_asked() {
+            let stack = $crate::testing::TestStack::start().await;
+            let app = <$app>::build(stack.settings_for($service)).await.unwrap();
+            let port = app.port();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(app.run_until_stopped(async move {
+                let _ = stopped.await;
+            }));
+            $crate::testing::assert_operational(port, $service.name()).await;
+            stop.send(()).unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(30), server)
+                .await
+                .expect("the service stops within 30 s")
+                .unwrap()
+                .unwrap();
+            assert!(
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_err(),
+                "the port is released after shutdown"
+            );
+        }
+
+        #[tokio::test]
+        async fn the_binary_exits_cleanly_on_sigterm() {
+            let stack = $crate::testing::TestStack::start().await;
+            let child = $crate::testing::ChildService::start($binary, &stack);
+            $crate::testing::assert_operational(child.port, $service.name()).await;
+            let status = child.terminate();
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+        }
+    };
+}
