@@ -44,7 +44,7 @@ up() {
             say "$service already running on $(listen_addr "$service")"
             continue
         fi
-        nohup "$BIN/$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
+        setsid nohup "$BIN/$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
         echo $! >"$RUN/$service.pid"
         local deadline=$((SECONDS + 60))
         until ready "$service"; do

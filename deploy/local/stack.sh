@@ -223,39 +223,53 @@ redis_status() {
 TANSU_DIR="$LOCAL/tansu"
 tansu_up() {
     mkdir -p "$TANSU_DIR"
+    if running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null && ! tansu_answers; then
+        say "Tansu is running but does not answer; restarting it"
+        tansu_down
+    fi
     if running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null; then
         say "Tansu already running on 127.0.0.1:$KAFKA_PORT"
     else
         port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by something else; set BAZAAR_KAFKA_PORT"
         local engine
         case "$KAFKA_STORAGE" in
-            sqlite) engine="sqlite://$TANSU_DIR/tansu.db" ;;
+            # Tansu resolves the path against its working directory (started there below).
+            sqlite) engine="sqlite://tansu.db" ;;
             memory) engine="memory://tansu/" ;;
             *) die "BAZAAR_KAFKA_STORAGE must be sqlite or memory" ;;
         esac
-        nohup tansu broker \
+        (cd "$TANSU_DIR" && exec setsid nohup tansu broker \
             --cluster-id bazaar-local \
             --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
             --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
             --storage-engine "$engine" \
-            >>"$TANSU_DIR/tansu.log" 2>&1 </dev/null &
+            >>"$TANSU_DIR/tansu.log" 2>&1 </dev/null) &
         echo $! >"$TANSU_DIR/tansu.pid"
-        wait_for 60 "Tansu ($KAFKA_STORAGE) on 127.0.0.1:$KAFKA_PORT" port_open "$KAFKA_PORT" \
+        wait_for 60 "Tansu ($KAFKA_STORAGE) on 127.0.0.1:$KAFKA_PORT" tansu_answers \
             || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu did not start"; }
     fi
     create_topics
 }
 
+topic_list() { tansu topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null; }
+
 create_topics() {
     local existing name partitions policy
-    existing="$(tansu topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null || true)"
+    existing="$(topic_list)" || die "Tansu does not list its topics (see $TANSU_DIR/tansu.log)"
     while read -r name partitions policy; do
         case "$name" in ''|'#'*) continue ;; esac
-        if grep -q "\"$name\"\|\b$name\b" <<<"$existing"; then continue; fi
+        if grep -qF "\"name\":\"$name\"" <<<"$existing"; then continue; fi
         tansu topic create "$name" --broker "tcp://127.0.0.1:$KAFKA_PORT" \
             --partitions "$partitions" --config "cleanup.policy=$policy" >/dev/null 2>&1 || true
-        say "topic $name ($partitions partitions, $policy)"
+        topic_list | grep -qF "\"name\":\"$name\"" || die "creating topic $name failed (see $TANSU_DIR/tansu.log)"
+        say "topic $name created ($partitions partitions, $policy)"
     done <"$ROOT/deploy/local/topics.conf"
+}
+
+# Answers a Kafka request, or failed: a dead broker ends the wait at once.
+tansu_answers() {
+    running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null || { tail -n 5 "$TANSU_DIR/tansu.log" >&2; die "Tansu exited"; }
+    port_open "$KAFKA_PORT" && topic_list | grep -q '^\['
 }
 
 tansu_down() { stop_pid "$TANSU_DIR/tansu.pid" tansu "Tansu"; }
