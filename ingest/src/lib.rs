@@ -34,7 +34,12 @@ impl App {
             "kafka",
             kafka::readiness_check(producer.clone(), base.settings.topics().movements()),
         );
-        let router = health::router("ingest", readiness.clone(), base.metrics.clone());
+        let api = health::openapi(
+            "ingest",
+            "Write API: stock movements to Kafka, catalog and users to Postgres.",
+            None,
+        );
+        let router = health::router("ingest", readiness.clone(), base.metrics.clone(), &api);
         let server =
             Server::bind(base.settings.listen_addr, router, base.metrics, readiness).await?;
         let port = server.local_addr()?.port();

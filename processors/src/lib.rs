@@ -25,7 +25,12 @@ impl App {
             "kafka",
             kafka::readiness_check(producer, base.settings.topics().movements()),
         );
-        let router = health::router("processors", readiness.clone(), base.metrics.clone());
+        let api = health::openapi(
+            "processors",
+            "Stream processors: exact ledger, balances, rollups and alerts.",
+            None,
+        );
+        let router = health::router("processors", readiness.clone(), base.metrics.clone(), &api);
         let server =
             Server::bind(base.settings.listen_addr, router, base.metrics, readiness).await?;
         let port = server.local_addr()?.port();

@@ -25,7 +25,12 @@ impl App {
         let readiness = base
             .readiness
             .with_check("postgres_read", postgres::readiness_check(read_pool));
-        let router = health::router("query-api", readiness.clone(), base.metrics.clone());
+        let api = health::openapi(
+            "query-api",
+            "Read API: inventory, history and reports for dashboards.",
+            None,
+        );
+        let router = health::router("query-api", readiness.clone(), base.metrics.clone(), &api);
         let server =
             Server::bind(base.settings.listen_addr, router, base.metrics, readiness).await?;
         let port = server.local_addr()?.port();

@@ -11,7 +11,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::{BoxFuture, join_all};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::metrics::Metrics;
 
@@ -110,28 +112,103 @@ struct HealthState {
     service: &'static str,
     readiness: Readiness,
     metrics: Metrics,
+    openapi: Arc<String>,
 }
 
-/// The operational routes every service serves.
-pub fn router(service: &'static str, readiness: Readiness, metrics: Metrics) -> Router {
+/// The process answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    #[schema(example = "ingest")]
+    pub service: &'static str,
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+}
+
+/// Whether the service can do its work, and the state of each dependency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessReport {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    #[schema(example = "ingest")]
+    pub service: &'static str,
+    /// Per dependency: `ok`, `down: <reason>` (makes the service unready) or
+    /// `degraded: <reason>` (an optional dependency such as the Redis cache).
+    #[schema(value_type = std::collections::HashMap<String, String>,
+             example = json!({"postgres": "ok", "redis": "ok", "kafka": "ok"}))]
+    pub checks: Map<String, Value>,
+}
+
+/// The operational routes, documented once for every service.
+#[derive(OpenApi)]
+#[openapi(
+    paths(healthz, readyz, render_metrics),
+    components(schemas(Health, ReadinessReport)),
+    tags((name = "operations", description = "Health, readiness and metrics"))
+)]
+struct OperationalApi;
+
+/// The OpenAPI document of a service: its own routes merged with the operational ones.
+pub fn openapi(
+    service: &str,
+    description: &str,
+    routes: Option<utoipa::openapi::OpenApi>,
+) -> utoipa::openapi::OpenApi {
+    let mut api = OperationalApi::openapi();
+    if let Some(routes) = routes {
+        api.merge(routes);
+    }
+    api.info.title = format!("Bazaar {service}");
+    api.info.description = Some(description.to_owned());
+    api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    api
+}
+
+/// The operational routes every service serves, and `/openapi.json` with `api`.
+pub fn router(
+    service: &'static str,
+    readiness: Readiness,
+    metrics: Metrics,
+    api: &utoipa::openapi::OpenApi,
+) -> Router {
+    let openapi = Arc::new(api.to_pretty_json().unwrap_or_else(|error| {
+        tracing::error!(%error, "The OpenAPI document does not serialise.");
+        "{}".to_owned()
+    }));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(render_openapi))
         .with_state(HealthState {
             service,
             readiness,
             metrics,
+            openapi,
         })
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health)))]
 async fn healthz(State(state): State<HealthState>) -> Response {
-    axum::Json(
-        json!({"status": "ok", "service": state.service, "version": env!("CARGO_PKG_VERSION")}),
-    )
+    axum::Json(Health {
+        status: "ok",
+        service: state.service,
+        version: env!("CARGO_PKG_VERSION"),
+    })
     .into_response()
 }
 
+/// Readiness: every required dependency answers and the service is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = ReadinessReport),
+        (status = 503, description = "A required dependency is down, or the service is shutting down", body = ReadinessReport),
+    ))]
 async fn readyz(State(state): State<HealthState>) -> Response {
     let (ready, checks) = state.readiness.report().await;
     let status = if ready {
@@ -139,14 +216,17 @@ async fn readyz(State(state): State<HealthState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "service": state.service,
-        "checks": checks,
-    });
-    (status, axum::Json(body)).into_response()
+    let report = ReadinessReport {
+        status: if ready { "ready" } else { "not_ready" },
+        service: state.service,
+        checks,
+    };
+    (status, axum::Json(report)).into_response()
 }
 
+/// Metrics in Prometheus' text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 async fn render_metrics(State(state): State<HealthState>) -> Response {
     (
         [(
@@ -156,4 +236,55 @@ async fn render_metrics(State(state): State<HealthState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+async fn render_openapi(State(state): State<HealthState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_optional_dependency_degrades_without_making_the_service_unready() {
+        let readiness = Readiness::new()
+            .with_check("postgres", || async { Ok(()) }.boxed())
+            .with_optional_check("redis", || {
+                async { Err("connection refused".to_owned()) }.boxed()
+            });
+        let (ready, checks) = readiness.report().await;
+        assert!(ready);
+        assert_eq!(checks["redis"], "degraded: connection refused");
+    }
+
+    #[tokio::test]
+    async fn a_required_dependency_down_or_draining_makes_the_service_unready() {
+        let readiness =
+            Readiness::new().with_check("kafka", || async { Err("timed out".to_owned()) }.boxed());
+        let (ready, checks) = readiness.report().await;
+        assert!(!ready);
+        assert_eq!(checks["kafka"], "down: timed out");
+
+        let healthy = Readiness::new().with_check("postgres", || async { Ok(()) }.boxed());
+        assert!(healthy.report().await.0);
+        healthy.start_draining();
+        let (ready, checks) = healthy.report().await;
+        assert!(!ready);
+        assert_eq!(checks["shutdown"], "draining");
+    }
+
+    #[test]
+    fn the_openapi_document_lists_the_operational_routes() {
+        let api = openapi("ingest", "test", None);
+        let paths: Vec<&String> = api.paths.paths.keys().collect();
+        assert_eq!(paths, ["/healthz", "/metrics", "/readyz"]);
+        assert_eq!(api.info.title, "Bazaar ingest");
+    }
 }

@@ -395,6 +395,24 @@ pub async fn assert_operational(port: u16, service: &str) {
         .unwrap_or_else(|e| panic!("/metrics body: {e}"));
     assert!(text.contains("http_server_requests_total"), "{text}");
     assert!(text.contains(&format!("service=\"{service}\"")), "{text}");
+
+    let api = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/openapi.json: {e}"));
+    assert_eq!(api.status(), 200);
+    let api: serde_json::Value = api
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("/openapi.json body: {e}"));
+    assert_eq!(api["info"]["title"], format!("Bazaar {service}"));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert!(
+            api["paths"][path]["get"].is_object(),
+            "{path} is documented: {api}"
+        );
+    }
 }
 
 /// The operational tests every service binary must pass, against the real stack:
