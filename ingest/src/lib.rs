@@ -9,19 +9,18 @@ use std::future::Future;
 use rdkafka::producer::{FutureProducer, Producer};
 use service_kit::app::Base;
 use service_kit::server::Server;
-use service_kit::{Settings, health, kafka};
+use service_kit::{Settings, kafka};
 
 /// A built `ingest`, bound to its port and ready to serve.
 pub struct App {
     server: Server,
-    port: u16,
     producer: FutureProducer,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("port", &self.port)
+            .field("port", &self.port())
             .finish_non_exhaustive()
     }
 }
@@ -30,29 +29,19 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let base = Base::connect(settings).await?;
         let producer = kafka::producer(&base.settings.kafka, "ingest")?;
-        let readiness = base.readiness.with_check(
-            "kafka",
-            kafka::readiness_check(producer.clone(), base.settings.topics().movements()),
-        );
-        let api = health::openapi(
-            "ingest",
-            "Write API: stock movements to Kafka, catalog and users to Postgres.",
-            None,
-        );
-        let router = health::router("ingest", readiness.clone(), base.metrics.clone(), &api);
-        let server =
-            Server::bind(base.settings.listen_addr, router, base.metrics, readiness).await?;
-        let port = server.local_addr()?.port();
-        Ok(Self {
-            server,
-            port,
-            producer,
-        })
+        let movements = base.settings.topics().movements();
+        let readiness = base
+            .readiness
+            .clone()
+            .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
+        let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";
+        let server = base.serve(readiness, description).await?;
+        Ok(Self { server, producer })
     }
 
     /// The bound port (tests bind port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Serves until `shutdown`, then flushes what the producer still holds.

@@ -8,13 +8,12 @@ use std::future::Future;
 
 use service_kit::app::Base;
 use service_kit::server::Server;
-use service_kit::{Settings, health, postgres};
+use service_kit::{Settings, postgres};
 
 /// A built `query-api`, bound to its port and ready to serve.
 #[derive(Debug)]
 pub struct App {
     server: Server,
-    port: u16,
 }
 
 impl App {
@@ -24,22 +23,16 @@ impl App {
             postgres::connect_read(&base.settings.database, &base.pool, "query-api").await?;
         let readiness = base
             .readiness
+            .clone()
             .with_check("postgres_read", postgres::readiness_check(read_pool));
-        let api = health::openapi(
-            "query-api",
-            "Read API: inventory, history and reports for dashboards.",
-            None,
-        );
-        let router = health::router("query-api", readiness.clone(), base.metrics.clone(), &api);
-        let server =
-            Server::bind(base.settings.listen_addr, router, base.metrics, readiness).await?;
-        let port = server.local_addr()?.port();
-        Ok(Self { server, port })
+        let description = "Read API: inventory, history and reports for dashboards.";
+        let server = base.serve(readiness, description).await?;
+        Ok(Self { server })
     }
 
     /// The bound port (tests bind port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     pub async fn run_until_stopped(

@@ -148,7 +148,20 @@ impl AvroRecord for StockMovement {
     }
 
     fn to_avro(&self) -> Value {
-        Value::Record(vec![
+        Value::Record(self.avro_fields(15))
+    }
+
+    fn from_avro(value: Value) -> Result<Self, DecodeError> {
+        Self::read_fields(&mut RecordFields::new(value)?)
+    }
+}
+
+impl StockMovement {
+    /// The movement's fields in schema order; `capacity` leaves room for a record that
+    /// extends them (the ledger entry).
+    fn avro_fields(&self, capacity: usize) -> Vec<(String, Value)> {
+        let mut fields = Vec::with_capacity(capacity);
+        fields.extend([
             ("movement_id".into(), Value::Uuid(self.movement_id)),
             ("store_id".into(), Value::Long(self.store_id.get())),
             ("product_id".into(), Value::Long(self.product_id.get())),
@@ -179,11 +192,11 @@ impl AvroRecord for StockMovement {
                 "device_id".into(),
                 optional_string(self.device_id.as_deref()),
             ),
-        ])
+        ]);
+        fields
     }
 
-    fn from_avro(value: Value) -> Result<Self, DecodeError> {
-        let mut fields = RecordFields::new(value)?;
+    fn read_fields(fields: &mut RecordFields) -> Result<Self, DecodeError> {
         Ok(Self {
             movement_id: fields.uuid("movement_id")?,
             store_id: StoreId(fields.long("store_id")?),
@@ -204,30 +217,17 @@ impl AvroRecord for StockMovement {
     }
 }
 
-/// The outcome of one movement (topic `inventory.ledger.v1`).
+/// The outcome of one movement (topic `inventory.ledger.v1`): the movement, then what
+/// the processors decided. On the wire the record is flat, movement fields first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
-    pub movement_id: Uuid,
-    pub store_id: StoreId,
-    pub product_id: ProductId,
-    pub sku: String,
-    pub kind: MovementKind,
-    pub quantity: i64,
+    pub movement: StockMovement,
     pub status: LedgerStatus,
     pub reject_reason: Option<String>,
     pub available_quantity: Option<i64>,
     pub balance_after: Option<i64>,
     pub original_status: Option<String>,
-    pub occurred_at: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
-    pub supplier_id: Option<SupplierId>,
-    pub unit_cost_paise: Option<i64>,
-    pub unit_price_paise: Option<i64>,
-    pub reason: Option<String>,
-    pub reference: Option<String>,
-    pub actor: String,
-    pub device_id: Option<String>,
     pub source_partition: i32,
     pub source_offset: i64,
 }
@@ -239,13 +239,8 @@ impl AvroRecord for LedgerEntry {
     }
 
     fn to_avro(&self) -> Value {
-        Value::Record(vec![
-            ("movement_id".into(), Value::Uuid(self.movement_id)),
-            ("store_id".into(), Value::Long(self.store_id.get())),
-            ("product_id".into(), Value::Long(self.product_id.get())),
-            ("sku".into(), Value::String(self.sku.clone())),
-            ("kind".into(), self.kind.to_avro()),
-            ("quantity".into(), Value::Long(self.quantity)),
+        let mut fields = self.movement.avro_fields(23);
+        fields.extend([
             ("status".into(), self.status.to_avro()),
             (
                 "reject_reason".into(),
@@ -260,60 +255,23 @@ impl AvroRecord for LedgerEntry {
                 "original_status".into(),
                 optional_string(self.original_status.as_deref()),
             ),
-            ("occurred_at".into(), timestamp(self.occurred_at)),
-            ("received_at".into(), timestamp(self.received_at)),
             ("recorded_at".into(), timestamp(self.recorded_at)),
-            (
-                "supplier_id".into(),
-                optional_long(self.supplier_id.map(SupplierId::get)),
-            ),
-            (
-                "unit_cost_paise".into(),
-                optional_long(self.unit_cost_paise),
-            ),
-            (
-                "unit_price_paise".into(),
-                optional_long(self.unit_price_paise),
-            ),
-            ("reason".into(), optional_string(self.reason.as_deref())),
-            (
-                "reference".into(),
-                optional_string(self.reference.as_deref()),
-            ),
-            ("actor".into(), Value::String(self.actor.clone())),
-            (
-                "device_id".into(),
-                optional_string(self.device_id.as_deref()),
-            ),
             ("source_partition".into(), Value::Int(self.source_partition)),
             ("source_offset".into(), Value::Long(self.source_offset)),
-        ])
+        ]);
+        Value::Record(fields)
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
         let mut fields = RecordFields::new(value)?;
         Ok(Self {
-            movement_id: fields.uuid("movement_id")?,
-            store_id: StoreId(fields.long("store_id")?),
-            product_id: ProductId(fields.long("product_id")?),
-            sku: fields.string("sku")?,
-            kind: MovementKind::from_symbol(&fields.symbol("kind")?),
-            quantity: fields.long("quantity")?,
+            movement: StockMovement::read_fields(&mut fields)?,
             status: LedgerStatus::from_symbol(&fields.symbol("status")?),
             reject_reason: fields.optional_string("reject_reason")?,
             available_quantity: fields.optional_long("available_quantity")?,
             balance_after: fields.optional_long("balance_after")?,
             original_status: fields.optional_string("original_status")?,
-            occurred_at: fields.timestamp("occurred_at")?,
-            received_at: fields.timestamp("received_at")?,
             recorded_at: fields.timestamp("recorded_at")?,
-            supplier_id: fields.optional_long("supplier_id")?.map(SupplierId),
-            unit_cost_paise: fields.optional_long("unit_cost_paise")?,
-            unit_price_paise: fields.optional_long("unit_price_paise")?,
-            reason: fields.optional_string("reason")?,
-            reference: fields.optional_string("reference")?,
-            actor: fields.string("actor")?,
-            device_id: fields.optional_string("device_id")?,
             source_partition: fields.int("source_partition")?,
             source_offset: fields.long("source_offset")?,
         })

@@ -51,27 +51,17 @@ fn every_record_type_round_trips_through_single_object_encoding() {
     );
 
     let entry = LedgerEntry {
-        movement_id: movement.movement_id,
-        store_id: StoreId(7),
-        product_id: ProductId(1001),
-        sku: "ATTA-5KG".into(),
-        kind: MovementKind::Sale,
-        quantity: 2,
+        movement: StockMovement {
+            supplier_id: Some(SupplierId(3)),
+            unit_cost_paise: Some(100),
+            ..movement.clone()
+        },
         status: LedgerStatus::Rejected,
         reject_reason: Some("insufficient_stock".into()),
         available_quantity: Some(1),
         balance_after: None,
         original_status: None,
-        occurred_at: at(1_790_000_000),
-        received_at: at(1_790_000_003),
         recorded_at: at(1_790_000_004),
-        supplier_id: Some(SupplierId(3)),
-        unit_cost_paise: Some(100),
-        unit_price_paise: Some(28_500),
-        reason: None,
-        reference: None,
-        actor: "pos-7".into(),
-        device_id: None,
         source_partition: 5,
         source_offset: 123_456_789,
     };

@@ -2,10 +2,11 @@
 
 use sqlx::PgPool;
 
-use crate::health::Readiness;
+use crate::health::{self, Readiness};
 use crate::metrics::Metrics;
 use crate::postgres;
 use crate::redis::Redis;
+use crate::server::Server;
 use crate::settings::Settings;
 
 /// The connections and registries every service starts with: the Postgres primary
@@ -36,5 +37,22 @@ impl Base {
             metrics,
             readiness,
         })
+    }
+}
+
+impl Base {
+    /// Binds the service's listen address and serves the operational routes (health,
+    /// readiness with `readiness`, metrics, `/openapi.json`) there.
+    pub async fn serve(&self, readiness: Readiness, description: &str) -> anyhow::Result<Server> {
+        let service = self.settings.service.name();
+        let api = health::openapi(service, description, None);
+        let router = health::router(service, readiness.clone(), self.metrics.clone(), &api);
+        Ok(Server::bind(
+            self.settings.listen_addr,
+            router,
+            self.metrics.clone(),
+            readiness,
+        )
+        .await?)
     }
 }

@@ -43,6 +43,13 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The bound port (tests bind port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map_or(0, |address| address.port())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, reports not-ready and
     /// lets in-flight requests finish.
     pub async fn run_until_stopped(
