@@ -3,10 +3,13 @@
 //! and the construction of Postgres, Redis and Kafka clients.
 
 pub mod app;
+pub mod auth;
 pub mod health;
 pub mod kafka;
 pub mod metrics;
 pub mod postgres;
+pub mod problem;
+pub mod ratelimit;
 pub mod redis;
 pub mod server;
 pub mod settings;

@@ -59,7 +59,11 @@ impl Server {
         let readiness = self.readiness.clone();
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "Listening.");
-        axum::serve(self.listener, self.router)
+        // Connect info gives the rate limiter the client address.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 readiness.start_draining();

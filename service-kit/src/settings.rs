@@ -100,10 +100,18 @@ pub struct KafkaSettings {
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
+    /// `HS256` (default, with `JWT_SECRET`), `RS256` or `EdDSA` (with `JWT_PUBLIC_KEY`).
+    pub jwt_algorithm: String,
     /// HS256 signing secret.
     pub jwt_secret: SecretString,
-    /// PEM public key for RS256/EdDSA tokens issued elsewhere (optional).
+    /// PEM public key that verifies RS256/EdDSA tokens (from an identity provider, say).
     pub jwt_public_key: Option<String>,
+    /// PEM private key, where this deployment issues RS256/EdDSA tokens itself.
+    pub jwt_private_key: Option<SecretString>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// How long an issued token is valid.
+    pub jwt_lifetime: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +188,13 @@ impl Settings {
                 )?),
             },
             auth: AuthSettings {
+                jwt_algorithm: get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".to_owned()),
                 jwt_secret: secret(get("JWT_SECRET"), defaults::JWT_SECRET),
                 jwt_public_key: get("JWT_PUBLIC_KEY"),
+                jwt_private_key: get("JWT_PRIVATE_KEY").map(SecretString::from),
+                jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "bazaar".to_owned()),
+                jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "bazaar-api".to_owned()),
+                jwt_lifetime: Duration::from_secs(parse_or(&get, "JWT_TTL_SECONDS", 3_600)?),
             },
         };
         settings.refuse_development_defaults_in_production()?;

@@ -1,0 +1,636 @@
+//! Authentication and authorization shared by both services: JWT bearer tokens, the role
+//! matrix, and store scoping.
+//!
+//! Tokens are verified for signature, algorithm (exactly the configured one: no `none`,
+//! no switching from an asymmetric key to HMAC), expiry, issuer and audience. A token
+//! names the stores it may touch; touching another store is `403`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::Utc;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use schemas::{MovementKind, StoreId};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::problem::ApiError;
+use crate::settings::AuthSettings;
+
+/// Who a user is to the system. See ARCHITECTURE.md for the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, every store.
+    Admin,
+    /// Own stores: movements, reads, reports; catalog read.
+    Manager,
+    /// Own stores: movements and reads.
+    Staff,
+    /// A point-of-sale device: sales for its store.
+    Pos,
+    /// Read everything, write nothing.
+    Analyst,
+}
+
+impl Role {
+    pub const ALL: [Self; 5] = [
+        Self::Admin,
+        Self::Manager,
+        Self::Staff,
+        Self::Pos,
+        Self::Analyst,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Manager => "manager",
+            Self::Staff => "staff",
+            Self::Pos => "pos",
+            Self::Analyst => "analyst",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// Whether a user of this role may be given "all stores" (an empty store list).
+    pub const fn may_span_all_stores(self) -> bool {
+        matches!(self, Self::Admin | Self::Analyst)
+    }
+
+    /// The role matrix.
+    pub const fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Self::Admin => true,
+            Self::Manager => matches!(
+                permission,
+                CatalogRead | MovementWrite | InventoryRead | ReportRead
+            ),
+            Self::Staff => matches!(permission, CatalogRead | MovementWrite | InventoryRead),
+            Self::Pos => matches!(permission, CatalogRead | MovementWrite),
+            Self::Analyst => matches!(permission, CatalogRead | InventoryRead | ReportRead),
+        }
+    }
+
+    /// Which kinds of movement this role may post (with `MovementWrite`).
+    pub const fn may_post(self, kind: MovementKind) -> bool {
+        match self {
+            Self::Admin | Self::Manager | Self::Staff => !matches!(kind, MovementKind::Unknown),
+            Self::Pos => matches!(kind, MovementKind::Sale),
+            Self::Analyst => false,
+        }
+    }
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    CatalogRead,
+    CatalogWrite,
+    UserAdmin,
+    MovementWrite,
+    InventoryRead,
+    ReportRead,
+    AuditRead,
+}
+
+/// The registered and private claims of a Bazaar token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    /// Store ids the token may touch; empty means all (admin and analyst only).
+    pub stores: Vec<i64>,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+/// The stores a caller may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreScope {
+    All,
+    Only(BTreeSet<StoreId>),
+}
+
+/// The authenticated caller, extracted from `Authorization: Bearer …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub role: Role,
+    pub stores: StoreScope,
+}
+
+impl Principal {
+    pub fn from_claims(claims: Claims) -> Self {
+        let stores = if claims.stores.is_empty() && claims.role.may_span_all_stores() {
+            StoreScope::All
+        } else {
+            StoreScope::Only(claims.stores.into_iter().map(StoreId).collect())
+        };
+        Self {
+            subject: claims.sub,
+            role: claims.role,
+            stores,
+        }
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "role_forbidden",
+                format!("role {} may not do this", self.role.as_str()),
+            ))
+        }
+    }
+
+    pub fn may_access(&self, store: StoreId) -> bool {
+        match &self.stores {
+            StoreScope::All => true,
+            StoreScope::Only(stores) => stores.contains(&store),
+        }
+    }
+
+    pub fn require_store(&self, store: StoreId) -> Result<(), ApiError> {
+        if self.may_access(store) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "store_forbidden",
+                format!("this token may not touch store {store}"),
+            ))
+        }
+    }
+
+    /// For list queries: `None` when every store is visible, else the visible ones.
+    pub fn store_filter(&self) -> Option<Vec<i64>> {
+        match &self.stores {
+            StoreScope::All => None,
+            StoreScope::Only(stores) => Some(stores.iter().map(|store| store.get()).collect()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("JWT_ALGORITHM `{0}` is not supported (HS256, RS256 or EdDSA)")]
+    UnsupportedAlgorithm(String),
+    #[error("{0} is required for {1}")]
+    Missing(&'static str, &'static str),
+    #[error("{var} is not a valid PEM key: {source}")]
+    InvalidKey {
+        var: &'static str,
+        source: jsonwebtoken::errors::Error,
+    },
+}
+
+/// How tokens are signed and verified.
+pub struct TokenKeys {
+    algorithm: Algorithm,
+    /// Present where this service issues tokens (HS256 secret or private key).
+    encoding: Option<EncodingKey>,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("algorithm", &self.algorithm)
+            .field("issues_tokens", &self.encoding.is_some())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Clock skew tolerated on `exp`.
+const LEEWAY_SECONDS: u64 = 30;
+
+impl TokenKeys {
+    pub fn from_settings(settings: &AuthSettings) -> Result<Arc<Self>, AuthConfigError> {
+        let invalid = |var| move |source| AuthConfigError::InvalidKey { var, source };
+        let (algorithm, encoding, decoding) = match settings.jwt_algorithm.as_str() {
+            "HS256" => {
+                let secret = settings.jwt_secret.expose_secret().as_bytes();
+                (
+                    Algorithm::HS256,
+                    Some(EncodingKey::from_secret(secret)),
+                    DecodingKey::from_secret(secret),
+                )
+            }
+            name @ ("RS256" | "EdDSA") => {
+                let public = settings
+                    .jwt_public_key
+                    .as_deref()
+                    .ok_or(AuthConfigError::Missing(
+                        "JWT_PUBLIC_KEY",
+                        "asymmetric tokens",
+                    ))?;
+                let private = settings
+                    .jwt_private_key
+                    .as_ref()
+                    .map(|key| key.expose_secret().to_owned());
+                if name == "RS256" {
+                    let decoding = DecodingKey::from_rsa_pem(public.as_bytes())
+                        .map_err(invalid("JWT_PUBLIC_KEY"))?;
+                    let encoding = private
+                        .map(|key| {
+                            EncodingKey::from_rsa_pem(key.as_bytes())
+                                .map_err(invalid("JWT_PRIVATE_KEY"))
+                        })
+                        .transpose()?;
+                    (Algorithm::RS256, encoding, decoding)
+                } else {
+                    let decoding = DecodingKey::from_ed_pem(public.as_bytes())
+                        .map_err(invalid("JWT_PUBLIC_KEY"))?;
+                    let encoding = private
+                        .map(|key| {
+                            EncodingKey::from_ed_pem(key.as_bytes())
+                                .map_err(invalid("JWT_PRIVATE_KEY"))
+                        })
+                        .transpose()?;
+                    (Algorithm::EdDSA, encoding, decoding)
+                }
+            }
+            other => return Err(AuthConfigError::UnsupportedAlgorithm(other.to_owned())),
+        };
+        // Exactly one algorithm: a token whose header names another is refused.
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[settings.jwt_issuer.as_str()]);
+        validation.set_audience(&[settings.jwt_audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        Ok(Arc::new(Self {
+            algorithm,
+            encoding,
+            decoding,
+            validation,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            lifetime: settings.jwt_lifetime,
+        }))
+    }
+
+    /// Signs a token for `subject`; `None` when this deployment only verifies tokens
+    /// issued elsewhere (a public key without the private one).
+    pub fn issue(&self, subject: &str, role: Role, stores: &[StoreId]) -> Option<(String, Claims)> {
+        let encoding = self.encoding.as_ref()?;
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: subject.to_owned(),
+            role,
+            stores: stores.iter().map(|store| store.get()).collect(),
+            iat: now,
+            exp: now + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        let token = encode(&Header::new(self.algorithm), &claims, encoding).ok()?;
+        Some((token, claims))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
+            let (code, detail) = match error.kind() {
+                ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
+                ErrorKind::InvalidAudience => {
+                    ("invalid_token", "the token is for another audience")
+                }
+                ErrorKind::InvalidIssuer => ("invalid_token", "the token is from another issuer"),
+                ErrorKind::InvalidAlgorithm => (
+                    "invalid_token",
+                    "the token is signed with another algorithm",
+                ),
+                ErrorKind::InvalidSignature => {
+                    ("invalid_token", "the token's signature does not verify")
+                }
+                ErrorKind::MissingRequiredClaim(_) => {
+                    ("invalid_token", "the token lacks a required claim")
+                }
+                _ => ("invalid_token", "the token is malformed"),
+            };
+            ApiError::Unauthenticated {
+                code,
+                detail: detail.to_owned(),
+            }
+        })?;
+        Ok(Principal::from_claims(data.claims))
+    }
+}
+
+/// The state a router needs to authenticate its requests.
+#[derive(Clone, Debug)]
+pub struct Auth(pub Arc<TokenKeys>);
+
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    Auth: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Already verified by the rate-limit middleware.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let Auth(keys) = Auth::from_ref(state);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthenticated {
+                code: "missing_token",
+                detail: "send `Authorization: Bearer <token>` (POST /v1/auth/token issues one)"
+                    .into(),
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| ApiError::Unauthenticated {
+                code: "invalid_token",
+                detail: "the Authorization header is not `Bearer <token>`".into(),
+            })?;
+        keys.verify(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::extract::FromRequestParts;
+    use axum::http::Request;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::settings::{Service, Settings};
+
+    fn auth_settings(vars: &[(&str, &str)]) -> AuthSettings {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::from_lookup(Service::Ingest, |var| vars.get(var).cloned())
+            .unwrap()
+            .auth
+    }
+
+    fn hs256() -> Arc<TokenKeys> {
+        TokenKeys::from_settings(&auth_settings(&[])).unwrap()
+    }
+
+    fn sign_hs256(claims: &Claims, secret: &[u8]) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn claims(keys: &TokenKeys) -> Claims {
+        keys.issue("manager-1", Role::Manager, &[StoreId(7)])
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_its_principal() {
+        let keys = hs256();
+        let (token, claims) = keys.issue("pos-7", Role::Pos, &[StoreId(7)]).unwrap();
+        assert_eq!(claims.iss, "bazaar");
+        assert_eq!(claims.aud, "bazaar-api");
+        assert_eq!(claims.exp - claims.iat, 3_600);
+        let principal = keys.verify(&token).unwrap();
+        assert_eq!(principal.subject, "pos-7");
+        assert_eq!(principal.role, Role::Pos);
+        assert_eq!(principal.stores, StoreScope::Only([StoreId(7)].into()));
+    }
+
+    fn rejected_with(keys: &TokenKeys, token: &str) -> &'static str {
+        match keys.verify(token) {
+            Err(ApiError::Unauthenticated { code, .. }) => code,
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn expired_tokens_and_foreign_audiences_or_issuers_are_refused() {
+        let keys = hs256();
+        let secret = crate::settings::defaults::JWT_SECRET.as_bytes();
+        let mut expired = claims(&keys);
+        expired.exp = Utc::now().timestamp() - 120;
+        assert_eq!(
+            rejected_with(&keys, &sign_hs256(&expired, secret)),
+            "token_expired"
+        );
+
+        let mut foreign = claims(&keys);
+        foreign.aud = "another-api".into();
+        assert_eq!(
+            rejected_with(&keys, &sign_hs256(&foreign, secret)),
+            "invalid_token"
+        );
+
+        let mut foreign = claims(&keys);
+        foreign.iss = "someone-else".into();
+        assert_eq!(
+            rejected_with(&keys, &sign_hs256(&foreign, secret)),
+            "invalid_token"
+        );
+
+        let forged = sign_hs256(&claims(&keys), b"not-the-secret-not-the-secret-000");
+        assert_eq!(rejected_with(&keys, &forged), "invalid_token");
+    }
+
+    #[test]
+    fn a_tampered_payload_or_an_unsigned_token_is_refused() {
+        let keys = hs256();
+        let (token, _) = keys.issue("staff-1", Role::Staff, &[StoreId(7)]).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut admin = claims(&keys);
+        admin.role = Role::Admin;
+        let forged_payload = sign_hs256(&admin, b"whatever-key-whatever-key-whatever");
+        let forged_payload = forged_payload.split('.').nth(1).unwrap();
+        let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+        assert_eq!(rejected_with(&keys, &tampered), "invalid_token");
+
+        // {"alg":"none","typ":"JWT"} with the real payload and no signature.
+        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+        assert_eq!(rejected_with(&keys, &unsigned), "invalid_token");
+    }
+
+    /// An Ed25519 key pair from the openssl command line, PEM (private, public).
+    fn ed25519_keys() -> (String, String) {
+        let dir = std::env::temp_dir().join(format!("bazaar-jwt-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let private = dir.join("private.pem");
+        let public = dir.join("public.pem");
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new("openssl")
+                .args(args)
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            private.to_str().unwrap(),
+        ]);
+        run(&[
+            "pkey",
+            "-in",
+            private.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ]);
+        let keys = (
+            std::fs::read_to_string(&private).unwrap(),
+            std::fs::read_to_string(&public).unwrap(),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        keys
+    }
+
+    #[test]
+    fn eddsa_tokens_verify_and_hmac_tokens_keyed_with_the_public_key_do_not() {
+        let (private, public) = ed25519_keys();
+        let mut settings =
+            auth_settings(&[("JWT_ALGORITHM", "EdDSA"), ("JWT_PUBLIC_KEY", &public)]);
+        settings.jwt_private_key = Some(SecretString::from(private));
+        let issuer = TokenKeys::from_settings(&settings).unwrap();
+        let (token, claims) = issuer.issue("analyst-1", Role::Analyst, &[]).unwrap();
+        assert_eq!(issuer.verify(&token).unwrap().stores, StoreScope::All);
+
+        // A verifier with only the public key verifies, and cannot issue.
+        settings.jwt_private_key = None;
+        let verifier = TokenKeys::from_settings(&settings).unwrap();
+        assert!(verifier.verify(&token).is_ok());
+        assert!(verifier.issue("x", Role::Admin, &[]).is_none());
+
+        // The classic algorithm-switching attack: HS256 keyed with the public key.
+        let switched = sign_hs256(&claims, public.as_bytes());
+        assert_eq!(rejected_with(&verifier, &switched), "invalid_token");
+    }
+
+    #[test]
+    fn an_unknown_algorithm_or_a_missing_public_key_is_a_configuration_error() {
+        let error =
+            TokenKeys::from_settings(&auth_settings(&[("JWT_ALGORITHM", "none")])).unwrap_err();
+        assert!(matches!(error, AuthConfigError::UnsupportedAlgorithm(_)));
+        let error =
+            TokenKeys::from_settings(&auth_settings(&[("JWT_ALGORITHM", "RS256")])).unwrap_err();
+        assert!(matches!(
+            error,
+            AuthConfigError::Missing("JWT_PUBLIC_KEY", _)
+        ));
+    }
+
+    fn principal(role: Role, stores: &[i64]) -> Principal {
+        Principal::from_claims(Claims {
+            sub: "someone".into(),
+            role,
+            stores: stores.to_vec(),
+            iat: 0,
+            exp: 0,
+            iss: String::new(),
+            aud: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_token_for_one_store_is_refused_another() {
+        let manager = principal(Role::Manager, &[7]);
+        assert!(manager.require_store(StoreId(7)).is_ok());
+        let error = manager.require_store(StoreId(8)).unwrap_err();
+        assert_eq!(error.code(), "store_forbidden");
+        assert_eq!(manager.store_filter(), Some(vec![7]));
+
+        // Only admins and analysts span all stores with an empty list.
+        assert_eq!(principal(Role::Admin, &[]).store_filter(), None);
+        assert_eq!(principal(Role::Analyst, &[]).stores, StoreScope::All);
+        assert!(!principal(Role::Manager, &[]).may_access(StoreId(1)));
+    }
+
+    #[test]
+    fn the_role_matrix_holds() {
+        use Permission::*;
+        let admin = Role::Admin;
+        assert!(
+            [CatalogWrite, UserAdmin, AuditRead, ReportRead]
+                .iter()
+                .all(|p| admin.allows(*p))
+        );
+        assert!(!Role::Manager.allows(CatalogWrite) && Role::Manager.allows(CatalogRead));
+        assert!(!Role::Manager.allows(UserAdmin) && !Role::Manager.allows(AuditRead));
+        assert!(Role::Staff.allows(MovementWrite) && !Role::Staff.allows(ReportRead));
+        assert!(!Role::Analyst.allows(MovementWrite) && Role::Analyst.allows(ReportRead));
+        assert!(!Role::Pos.allows(InventoryRead));
+
+        assert!(Role::Pos.may_post(MovementKind::Sale));
+        assert!(
+            !Role::Pos.may_post(MovementKind::StockIn)
+                && !Role::Pos.may_post(MovementKind::Removal)
+        );
+        assert!(Role::Staff.may_post(MovementKind::Removal));
+        assert!(!Role::Analyst.may_post(MovementKind::Sale));
+        assert!(!Role::Admin.may_post(MovementKind::Unknown));
+        assert_eq!(
+            principal(Role::Pos, &[7])
+                .require(ReportRead)
+                .unwrap_err()
+                .code(),
+            "role_forbidden"
+        );
+    }
+
+    async fn extract(authorization: Option<&str>) -> Result<Principal, ApiError> {
+        let mut request = Request::builder().uri("/v1/anything");
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        Principal::from_request_parts(&mut parts, &Auth(hs256())).await
+    }
+
+    #[tokio::test]
+    async fn the_extractor_wants_a_bearer_token() {
+        let error = extract(None).await.unwrap_err();
+        assert_eq!(error.code(), "missing_token");
+        let error = extract(Some("Basic YWRtaW46YWRtaW4=")).await.unwrap_err();
+        assert_eq!(error.code(), "invalid_token");
+        let (token, _) = hs256()
+            .issue("staff-1", Role::Staff, &[StoreId(3)])
+            .unwrap();
+        let principal = extract(Some(&format!("Bearer {token}"))).await.unwrap();
+        assert_eq!(principal.subject, "staff-1");
+    }
+}
