@@ -13,9 +13,10 @@ SERVICES := deploy/local/services.sh
 up: stack build
 	@$(SERVICES) up
 	@echo
-	@echo "  ingest      http://127.0.0.1:8081   (/healthz /readyz /metrics)"
+	@echo "  ingest      http://127.0.0.1:8081   (/openapi.json /healthz /readyz /metrics)"
 	@echo "  query-api   http://127.0.0.1:8082"
 	@echo "  processors  http://127.0.0.1:8083"
+	@echo "  admin       user admin, password in .local/admin-password"
 	@echo "  logs        .local/logs/   status: make status   stop: make down"
 
 ## down: stop the services and the stack (only what `up` started)

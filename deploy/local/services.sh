@@ -36,8 +36,23 @@ running_pid() {
 
 ready() { curl -fsS -m 2 "http://$(listen_addr "$1")/readyz" >/dev/null 2>&1; }
 
+# The first admin: a random password, written once to .local/admin-password (git-ignored,
+# readable by you only) the way Jenkins hands out its initial password. Later `up`s keep
+# it; `ingest create-admin` never changes an existing user.
+bootstrap_admin() {
+    local password_file="$LOCAL/admin-password"
+    if [ ! -s "$password_file" ]; then
+        (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$password_file")
+        say "admin password generated in $password_file"
+    fi
+    "$BIN/ingest" create-admin --username admin --password-file "$password_file" >>"$LOGS/ingest.log" 2>&1 \
+        || { tail -n 5 "$LOGS/ingest.log" >&2; die "creating the admin user failed"; }
+}
+
 up() {
     mkdir -p "$RUN" "$LOGS"
+    [ -x "$BIN/ingest" ] || die "$BIN/ingest is not built: run \`cargo build --release --bins\`"
+    bootstrap_admin
     for service in "${SERVICES[@]}"; do
         [ -x "$BIN/$service" ] || die "$BIN/$service is not built: run \`cargo build --release --bins\`"
         if running_pid "$service" >/dev/null; then
@@ -90,8 +105,20 @@ status() {
     done
 }
 
+try_it() {
+    cat <<'TRY'
+
+  Try it:
+    curl -s localhost:8081/readyz
+    TOKEN=$(curl -s localhost:8081/v1/auth/token -H 'content-type: application/json' \
+      -d "{\"username\":\"admin\",\"password\":\"$(cat .local/admin-password)\"}" \
+      | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+    curl -s localhost:8081/openapi.json | head -n 20
+TRY
+}
+
 case "${1:-}" in
-    up) up ;;
+    up) up; try_it ;;
     down) down ;;
     status) status ;;
     *) echo "usage: $0 up|down|status" >&2; exit 2 ;;

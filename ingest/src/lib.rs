@@ -1,13 +1,19 @@
 //! `ingest`: the write side. Every change enters here: stock movements are validated and
 //! produced to Kafka; master data goes to Postgres.
 //!
-//! This version starts, connects to its dependencies and serves the operational routes;
-//! the write API arrives with the movement and catalog issues.
+//! Today: tokens (`POST /v1/auth/token`) and the first admin's bootstrap
+//! (`ingest create-admin`); movements and the catalog arrive with their issues.
 
 use std::future::Future;
 
+pub mod login;
+pub mod routes;
+pub mod users;
+
 use rdkafka::producer::{FutureProducer, Producer};
 use service_kit::app::Base;
+use service_kit::auth::TokenKeys;
+use service_kit::ratelimit::RateLimits;
 use service_kit::server::Server;
 use service_kit::{Settings, kafka};
 
@@ -34,8 +40,16 @@ impl App {
             .readiness
             .clone()
             .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
+        let keys = TokenKeys::from_settings(&base.settings.auth)?;
+        let limits = RateLimits::new(
+            base.settings.rate_limits.per_subject,
+            base.settings.rate_limits.per_address,
+            base.metrics.registry(),
+        )?;
+        let login = login::LoginState::new(base.pool.clone(), keys, base.metrics.registry())?;
+        let api = routes::api(login, limits);
         let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";
-        let server = base.serve(readiness, description).await?;
+        let server = base.serve(readiness, description, Some(api)).await?;
         Ok(Self { server, producer })
     }
 
@@ -56,4 +70,30 @@ impl App {
         tracing::info!("Stopped.");
         Ok(())
     }
+}
+
+/// `ingest create-admin --username NAME --password-file PATH`: the documented bootstrap
+/// of the first admin. Creates the user unless one of that name exists (then changes
+/// nothing), so running it again is harmless.
+pub async fn create_admin(settings: Settings, args: &[String]) -> anyhow::Result<()> {
+    let value = |flag: &str| {
+        args.windows(2)
+            .find(|pair| pair[0] == flag)
+            .map(|pair| pair[1].clone())
+            .ok_or_else(|| anyhow::anyhow!("usage: ingest create-admin --username NAME --password-file PATH (missing {flag})"))
+    };
+    let username = value("--username")?;
+    let password_file = value("--password-file")?;
+    let password = std::fs::read_to_string(&password_file)
+        .map_err(|error| anyhow::anyhow!("reading {password_file}: {error}"))?
+        .trim_end_matches(['\n', '\r'])
+        .to_owned();
+    let pool = service_kit::postgres::connect_and_migrate(&settings.database, "ingest").await?;
+    match users::ensure_admin(&pool, &username, password).await? {
+        users::Bootstrap::Created => tracing::info!(%username, "Admin created."),
+        users::Bootstrap::AlreadyThere => {
+            tracing::info!(%username, "A user of that name exists; left unchanged.")
+        }
+    }
+    Ok(())
 }

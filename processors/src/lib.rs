@@ -26,7 +26,7 @@ impl App {
             .clone()
             .with_check("kafka", kafka::readiness_check(producer, movements));
         let description = "Stream processors: exact ledger, balances, rollups and alerts.";
-        let server = base.serve(readiness, description).await?;
+        let server = base.serve(readiness, description, None).await?;
         Ok(Self { server })
     }
 

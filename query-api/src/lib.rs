@@ -26,7 +26,7 @@ impl App {
             .clone()
             .with_check("postgres_read", postgres::readiness_check(read_pool));
         let description = "Read API: inventory, history and reports for dashboards.";
-        let server = base.serve(readiness, description).await?;
+        let server = base.serve(readiness, description, None).await?;
         Ok(Self { server })
     }
 

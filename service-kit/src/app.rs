@@ -42,11 +42,24 @@ impl Base {
 
 impl Base {
     /// Binds the service's listen address and serves the operational routes (health,
-    /// readiness with `readiness`, metrics, `/openapi.json`) there.
-    pub async fn serve(&self, readiness: Readiness, description: &str) -> anyhow::Result<Server> {
+    /// readiness with `readiness`, metrics, `/openapi.json`) there, beside `api`.
+    ///
+    /// `api` is the service's own router with the OpenAPI description of its routes.
+    pub async fn serve(
+        &self,
+        readiness: Readiness,
+        description: &str,
+        api: Option<(axum::Router, utoipa::openapi::OpenApi)>,
+    ) -> anyhow::Result<Server> {
         let service = self.settings.service.name();
-        let api = health::openapi(service, description, None);
-        let router = health::router(service, readiness.clone(), self.metrics.clone(), &api);
+        let (routes, paths) =
+            api.map_or((None, None), |(routes, paths)| (Some(routes), Some(paths)));
+        let document = health::openapi(service, description, paths);
+        let mut router =
+            health::router(service, readiness.clone(), self.metrics.clone(), &document);
+        if let Some(routes) = routes {
+            router = router.merge(routes);
+        }
         Ok(Server::bind(
             self.settings.listen_addr,
             router,

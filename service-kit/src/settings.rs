@@ -67,6 +67,15 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
     pub auth: AuthSettings,
+    pub rate_limits: RateLimitSettings,
+}
+
+/// Requests per second and burst, per token subject and per client address (requests
+/// without a valid token).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitSettings {
+    pub per_subject: crate::ratelimit::Limit,
+    pub per_address: crate::ratelimit::Limit,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +205,22 @@ impl Settings {
                 jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "bazaar-api".to_owned()),
                 jwt_lifetime: Duration::from_secs(parse_or(&get, "JWT_TTL_SECONDS", 3_600)?),
             },
+            rate_limits: RateLimitSettings {
+                per_subject: limit(
+                    &get,
+                    "RATE_LIMIT_SUBJECT_PER_SECOND",
+                    2_000,
+                    "RATE_LIMIT_SUBJECT_BURST",
+                    4_000,
+                )?,
+                per_address: limit(
+                    &get,
+                    "RATE_LIMIT_ADDRESS_PER_SECOND",
+                    50,
+                    "RATE_LIMIT_ADDRESS_BURST",
+                    100,
+                )?,
+            },
         };
         settings.refuse_development_defaults_in_production()?;
         Ok(settings)
@@ -236,6 +261,21 @@ impl Settings {
     pub fn topics(&self) -> schemas::Topics {
         schemas::Topics::new(self.kafka.topic_prefix.clone())
     }
+}
+
+fn limit(
+    get: &impl Fn(&str) -> Option<String>,
+    rate_var: &'static str,
+    rate: u32,
+    burst_var: &'static str,
+    burst: u32,
+) -> Result<crate::ratelimit::Limit, SettingsError> {
+    let rate = parse_or(get, rate_var, rate)?;
+    let burst = parse_or(get, burst_var, burst)?;
+    crate::ratelimit::Limit::new(rate, burst).ok_or(SettingsError::Invalid {
+        var: rate_var,
+        problem: "rate and burst must be at least 1".into(),
+    })
 }
 
 fn secret(value: Option<String>, default: &str) -> SecretString {

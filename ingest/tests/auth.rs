@@ -1,0 +1,327 @@
+//! Tokens: the bootstrap admin logs in, wrong or disabled credentials are refused alike,
+//! guessing is throttled, and `ingest create-admin` is safe to run twice.
+
+use std::time::Duration;
+
+use ingest::users;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use service_kit::Service;
+use service_kit::auth::{Role, StoreScope, TokenKeys};
+use service_kit::testing::TestStack;
+
+struct Running {
+    base: String,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(stack: &TestStack) -> Running {
+    let app = ingest::App::build(stack.settings_for(Service::Ingest))
+        .await
+        .unwrap();
+    let port = app.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        _stop: stop,
+    }
+}
+
+async fn login(app: &Running, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = app
+        .client
+        .post(format!("{}/v1/auth/token", app.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn add_user(
+    stack: &TestStack,
+    username: &str,
+    password: &str,
+    role: &str,
+    stores: &[i64],
+    disabled: bool,
+) {
+    let hash = users::hash_password(password.to_owned()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (username, password_hash, role, store_ids, disabled_at)
+         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)",
+    )
+    .bind(username)
+    .bind(hash)
+    .bind(role)
+    .bind(stores)
+    .bind(disabled)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_bootstrap_admin_gets_a_token_that_verifies_and_the_bootstrap_is_audited() {
+    let stack = TestStack::start().await;
+    let created = users::ensure_admin(&stack.pool, "admin", "a-long-enough-password".into())
+        .await
+        .unwrap();
+    assert_eq!(created, users::Bootstrap::Created);
+    let app = start(&stack).await;
+
+    let (status, _, body) = login(
+        &app,
+        json!({"username": "admin", "password": "a-long-enough-password"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["role"], "admin");
+    assert_eq!(body["expires_in"], 3600);
+    let keys = TokenKeys::from_settings(&stack.settings.auth).unwrap();
+    let principal = keys.verify(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (principal.subject.as_str(), principal.role),
+        ("admin", Role::Admin)
+    );
+    assert_eq!(principal.stores, StoreScope::All);
+
+    let (actor, action, entity): (String, String, String) =
+        sqlx::query_as("SELECT actor, action, entity_type FROM audit_log")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (actor.as_str(), action.as_str(), entity.as_str()),
+        ("bootstrap", "create", "user")
+    );
+
+    // Bootstrapping again changes nothing.
+    let again = users::ensure_admin(&stack.pool, "admin", "another-long-password".into())
+        .await
+        .unwrap();
+    assert_eq!(again, users::Bootstrap::AlreadyThere);
+    let (status, _, _) = login(
+        &app,
+        json!({"username": "admin", "password": "a-long-enough-password"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_store_users_token_names_its_stores() {
+    let stack = TestStack::start().await;
+    add_user(
+        &stack,
+        "staff-7",
+        "staff-password-123",
+        "staff",
+        &[7, 9],
+        false,
+    )
+    .await;
+    let app = start(&stack).await;
+    let (status, _, body) = login(
+        &app,
+        json!({"username": "staff-7", "password": "staff-password-123"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["role"], "staff");
+    assert_eq!(body["stores"], json!([7, 9]));
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn wrong_unknown_and_disabled_credentials_are_refused_alike() {
+    let stack = TestStack::start().await;
+    add_user(&stack, "pos-1", "pos-password-12345", "pos", &[1], false).await;
+    add_user(&stack, "gone", "gone-password-12345", "staff", &[1], true).await;
+    let app = start(&stack).await;
+
+    for (username, password) in [
+        ("pos-1", "wrong-password-123"),
+        ("nobody", "whatever-password"),
+        ("gone", "gone-password-12345"),
+    ] {
+        let (status, headers, body) =
+            login(&app, json!({"username": username, "password": password})).await;
+        assert_eq!(status, 401, "{username}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(body["code"], "invalid_credentials");
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+    }
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_name_the_field_at_fault() {
+    let stack = TestStack::start().await;
+    let app = start(&stack).await;
+    let (status, _, body) = login(&app, json!({"username": "admin", "password": ""})).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "validation_failed");
+    assert_eq!(body["errors"][0]["field"], "password");
+
+    let (status, _, body) = login(&app, json!({"username": "admin"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["field"], "body");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{body}"
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn guessing_a_password_is_throttled_per_username() {
+    let stack = TestStack::start().await;
+    add_user(
+        &stack,
+        "victim",
+        "victim-password-123",
+        "manager",
+        &[1],
+        false,
+    )
+    .await;
+    let app = start(&stack).await;
+    for attempt in 1..=5 {
+        let (status, _, _) = login(
+            &app,
+            json!({"username": "victim", "password": format!("guess-{attempt}")}),
+        )
+        .await;
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, headers, body) = login(
+        &app,
+        json!({"username": "victim", "password": "victim-password-123"}),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    // Another username is not held back by the victim's budget.
+    let (status, _, _) = login(
+        &app,
+        json!({"username": "other", "password": "whatever-password"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bazaar_logins_total{outcome=\"throttled\",service=\"ingest\"} 1"),
+        "{metrics}"
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_token_route() {
+    let stack = TestStack::start().await;
+    let app = start(&stack).await;
+    let api: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let route = &api["paths"]["/v1/auth/token"]["post"];
+    for status in ["200", "400", "401", "429"] {
+        assert!(
+            route["responses"][status].is_object(),
+            "{status} documented: {route}"
+        );
+    }
+    assert!(api["components"]["schemas"]["TokenRequest"].is_object());
+    stack.cleanup().await;
+}
+
+#[test]
+fn create_admin_is_safe_to_run_twice() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stack = runtime.block_on(TestStack::start());
+    let dir = std::env::temp_dir().join(format!("bazaar-admin-{}", stack.database_name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password_file = dir.join("admin-password");
+    std::fs::write(&password_file, "generated-password-for-test\n").unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ingest"))
+            .args(["create-admin", "--username", "admin", "--password-file"])
+            .arg(&password_file)
+            .envs(stack.env())
+            .status()
+            .unwrap()
+    };
+    assert!(run().success());
+    let hash = |stack: &TestStack| {
+        runtime.block_on(
+            sqlx::query_scalar::<_, String>(
+                "SELECT password_hash FROM users WHERE username = 'admin'",
+            )
+            .fetch_one(&stack.pool),
+        )
+    };
+    let first = hash(&stack).unwrap();
+    std::fs::write(&password_file, "a-different-password-now\n").unwrap();
+    assert!(run().success());
+    assert_eq!(
+        hash(&stack).unwrap(),
+        first,
+        "the second run leaves the admin as it was"
+    );
+    let verifies = runtime
+        .block_on(users::verify_password(
+            "generated-password-for-test".into(),
+            first,
+        ))
+        .unwrap();
+    assert!(
+        verifies,
+        "the trailing newline of the file is not part of the password"
+    );
+
+    let usage = std::process::Command::new(env!("CARGO_BIN_EXE_ingest"))
+        .arg("create-admin")
+        .envs(stack.env())
+        .status()
+        .unwrap();
+    assert!(!usage.success(), "missing flags are an error");
+    let _ = std::fs::remove_dir_all(&dir);
+    runtime.block_on(stack.cleanup());
+}
