@@ -8,6 +8,7 @@ use std::future::Future;
 
 pub mod login;
 pub mod routes;
+pub mod user_admin;
 pub mod users;
 
 use rdkafka::producer::{FutureProducer, Producer};

@@ -1,76 +1,13 @@
 //! Tokens: the bootstrap admin logs in, wrong or disabled credentials are refused alike,
 //! guessing is throttled, and `ingest create-admin` is safe to run twice.
 
-use std::time::Duration;
+mod common;
 
+use common::{add_user, login, start};
 use ingest::users;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::Service;
 use service_kit::auth::{Role, StoreScope, TokenKeys};
 use service_kit::testing::TestStack;
-
-struct Running {
-    base: String,
-    client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start(stack: &TestStack) -> Running {
-    let app = ingest::App::build(stack.settings_for(Service::Ingest))
-        .await
-        .unwrap();
-    let port = app.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    Running {
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-        _stop: stop,
-    }
-}
-
-async fn login(app: &Running, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let response = app
-        .client
-        .post(format!("{}/v1/auth/token", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, headers, body)
-}
-
-async fn add_user(
-    stack: &TestStack,
-    username: &str,
-    password: &str,
-    role: &str,
-    stores: &[i64],
-    disabled: bool,
-) {
-    let hash = users::hash_password(password.to_owned()).await.unwrap();
-    sqlx::query(
-        "INSERT INTO users (username, password_hash, role, store_ids, disabled_at)
-         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)",
-    )
-    .bind(username)
-    .bind(hash)
-    .bind(role)
-    .bind(stores)
-    .bind(disabled)
-    .execute(&stack.pool)
-    .await
-    .unwrap();
-}
 
 #[tokio::test]
 async fn the_bootstrap_admin_gets_a_token_that_verifies_and_the_bootstrap_is_audited() {
@@ -269,6 +206,12 @@ async fn the_openapi_document_describes_the_token_route() {
         );
     }
     assert!(api["components"]["schemas"]["TokenRequest"].is_object());
+    assert!(api["paths"]["/v1/users"]["post"]["responses"]["409"].is_object());
+    assert!(api["paths"]["/v1/users/{id}"]["patch"]["responses"]["404"].is_object());
+    assert_eq!(
+        api["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     stack.cleanup().await;
 }
 

@@ -1,0 +1,318 @@
+//! User administration (admin only): create users, change their role, stores, password,
+//! or disable them. Every change writes an `audit_log` row in the same transaction.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRef, Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use service_kit::auth::{Auth, Permission, Principal, Role};
+use service_kit::problem::{ApiError, FieldError};
+use sqlx::{PgPool, Postgres, Transaction};
+use utoipa::ToSchema;
+
+use crate::users::{self, MIN_PASSWORD_LENGTH};
+
+#[derive(Clone, Debug)]
+pub struct UsersState {
+    pub pool: PgPool,
+    pub auth: Auth,
+}
+
+impl FromRef<UsersState> for Auth {
+    fn from_ref(state: &UsersState) -> Self {
+        state.auth.clone()
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewUser {
+    /// 3 to 64 characters: lower-case letters, digits, `.`, `_`, `-`.
+    #[schema(example = "manager.andheri")]
+    pub username: String,
+    /// At least 12 characters.
+    pub password: String,
+    pub role: String,
+    /// Store ids; empty means all stores (admin and analyst only).
+    #[serde(default)]
+    pub stores: Vec<i64>,
+}
+
+/// A partial update: only the fields present change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserChange {
+    pub role: Option<String>,
+    pub stores: Option<Vec<i64>>,
+    pub password: Option<String>,
+    /// `true` disables the user (its logins are refused); `false` enables it again.
+    pub disabled: Option<bool>,
+}
+
+/// A user as the API shows it (never its password hash).
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub stores: Vec<i64>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, username, role, store_ids AS stores, disabled_at IS NOT NULL AS disabled, created_at, updated_at";
+
+fn valid_username(username: &str) -> bool {
+    (3..=64).contains(&username.len())
+        && username.bytes().all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte)
+        })
+}
+
+/// Checks role and stores together; the stores must exist and not be deleted.
+async fn check_role_and_stores(
+    transaction: &mut Transaction<'_, Postgres>,
+    role: &str,
+    stores: &[i64],
+    problems: &mut Vec<FieldError>,
+) -> Result<Option<Role>, ApiError> {
+    let Some(role) = Role::parse(role) else {
+        problems.push(FieldError::new(
+            "role",
+            "invalid",
+            "one of admin, manager, staff, pos, analyst",
+        ));
+        return Ok(None);
+    };
+    if stores.is_empty() && !role.may_span_all_stores() {
+        problems.push(FieldError::new(
+            "stores",
+            "required",
+            format!("a {} needs at least one store", role.as_str()),
+        ));
+    }
+    let known: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM stores WHERE id = ANY($1) AND deleted_at IS NULL")
+            .bind(stores)
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(|error| ApiError::Internal(error.into()))?;
+    let unknown: Vec<String> = stores
+        .iter()
+        .filter(|store| !known.contains(store))
+        .map(ToString::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Unprocessable(vec![FieldError::new(
+            "stores",
+            "unknown",
+            format!("no such store: {}", unknown.join(", ")),
+        )]));
+    }
+    Ok(Some(role))
+}
+
+async fn audit(
+    transaction: &mut Transaction<'_, Postgres>,
+    actor: &str,
+    action: &str,
+    before: Option<&User>,
+    after: &User,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor, action, entity_type, entity_id, before, after)
+         VALUES ($1, $2, 'user', $3, $4, $5)",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(after.id.to_string())
+    .bind(before.map(|user| json!(user)))
+    .bind(json!(after))
+    .execute(&mut **transaction)
+    .await
+    .map_err(|error| ApiError::Internal(error.into()))?;
+    Ok(())
+}
+
+fn internal(error: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(error.into())
+}
+
+/// Create a user (admin only).
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = NewUser,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 400, description = "A field is invalid", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The username is taken (`duplicate_username`)", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A store does not exist", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject))]
+pub async fn create_user(
+    State(state): State<UsersState>,
+    principal: Principal,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    principal.require(Permission::UserAdmin)?;
+    let Json(new) = body
+        .map_err(|rejection| ApiError::validation("body", "invalid_json", rejection.body_text()))?;
+    let mut problems = Vec::new();
+    if !valid_username(&new.username) {
+        problems.push(FieldError::new(
+            "username",
+            "invalid_format",
+            "3 to 64 characters: lower-case letters, digits, '.', '_', '-'",
+        ));
+    }
+    if new.password.chars().count() < MIN_PASSWORD_LENGTH {
+        problems.push(FieldError::new(
+            "password",
+            "too_short",
+            format!("at least {MIN_PASSWORD_LENGTH} characters"),
+        ));
+    }
+    let mut transaction = state.pool.begin().await.map_err(internal)?;
+    let role =
+        check_role_and_stores(&mut transaction, &new.role, &new.stores, &mut problems).await?;
+    let (Some(role), true) = (role, problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let hash = users::hash_password(new.password).await.map_err(internal)?;
+    let created = sqlx::query_as::<_, User>(&format!(
+        "INSERT INTO users (username, password_hash, role, store_ids) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (username) DO NOTHING RETURNING {USER_COLUMNS}"
+    ))
+    .bind(&new.username)
+    .bind(hash)
+    .bind(role.as_str())
+    .bind(&new.stores)
+    .fetch_optional(&mut *transaction)
+    .await
+    .map_err(internal)?
+    .ok_or_else(|| ApiError::Conflict {
+        code: "duplicate_username",
+        detail: format!("a user named {} exists", new.username),
+        field: Some("username"),
+    })?;
+    audit(
+        &mut transaction,
+        &principal.subject,
+        "create",
+        None,
+        &created,
+    )
+    .await?;
+    transaction.commit().await.map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Change a user's role, stores, password, or disable it (admin only).
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", request_body = UserChange,
+    params(("id" = i64, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user after the change", body = User),
+        (status = 400, description = "A field is invalid", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin, or an admin disabling itself", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A store does not exist", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject, user_id = id))]
+pub async fn change_user(
+    State(state): State<UsersState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Result<Json<User>, ApiError> {
+    principal.require(Permission::UserAdmin)?;
+    let Json(change) = body
+        .map_err(|rejection| ApiError::validation("body", "invalid_json", rejection.body_text()))?;
+    let mut transaction = state.pool.begin().await.map_err(internal)?;
+    let before = sqlx::query_as::<_, User>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *transaction)
+    .await
+    .map_err(internal)?
+    .ok_or_else(|| ApiError::not_found("user", id))?;
+    if change.disabled == Some(true) && before.username == principal.subject {
+        return Err(ApiError::forbidden(
+            "cannot_disable_self",
+            "an admin cannot disable itself",
+        ));
+    }
+
+    let mut problems = Vec::new();
+    let role = change.role.clone().unwrap_or_else(|| before.role.clone());
+    let stores = change
+        .stores
+        .clone()
+        .unwrap_or_else(|| before.stores.clone());
+    check_role_and_stores(&mut transaction, &role, &stores, &mut problems).await?;
+    let hash = match change.password {
+        Some(password) if password.chars().count() < MIN_PASSWORD_LENGTH => {
+            problems.push(FieldError::new(
+                "password",
+                "too_short",
+                format!("at least {MIN_PASSWORD_LENGTH} characters"),
+            ));
+            None
+        }
+        Some(password) => Some(users::hash_password(password).await.map_err(internal)?),
+        None => None,
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+
+    let after = sqlx::query_as::<_, User>(&format!(
+        "UPDATE users SET role = $2, store_ids = $3, password_hash = COALESCE($4, password_hash),
+             disabled_at = CASE WHEN $5::boolean IS NULL THEN disabled_at
+                                WHEN $5 THEN COALESCE(disabled_at, now()) ELSE NULL END,
+             updated_at = now()
+         WHERE id = $1 RETURNING {USER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&role)
+    .bind(&stores)
+    .bind(hash)
+    .bind(change.disabled)
+    .fetch_one(&mut *transaction)
+    .await
+    .map_err(internal)?;
+    let action = match change.disabled {
+        Some(true) if !before.disabled => "disable",
+        Some(false) if before.disabled => "enable",
+        _ => "update",
+    };
+    audit(
+        &mut transaction,
+        &principal.subject,
+        action,
+        Some(&before),
+        &after,
+    )
+    .await?;
+    transaction.commit().await.map_err(internal)?;
+    Ok(Json(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_username;
+
+    #[test]
+    fn usernames_are_short_lower_case_words() {
+        for good in ["admin", "pos-7.till_2", "abc"] {
+            assert!(valid_username(good), "{good}");
+        }
+        for bad in ["ab", "Admin", "has space", "ünï", &"x".repeat(65)] {
+            assert!(!valid_username(bad), "{bad}");
+        }
+    }
+}
