@@ -6,6 +6,8 @@
 
 use std::future::Future;
 
+pub mod audit;
+pub mod catalog;
 pub mod login;
 pub mod routes;
 pub mod user_admin;

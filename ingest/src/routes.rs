@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{patch, post};
+
+use crate::catalog::{self, CatalogState};
 use service_kit::auth::Auth;
 use service_kit::ratelimit::{self, RateLimitState, RateLimits};
 use utoipa::OpenApi;
@@ -13,15 +15,21 @@ use crate::user_admin::{self, UsersState};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(login::issue_token, user_admin::create_user, user_admin::change_user),
+    paths(
+        login::issue_token, user_admin::create_user, user_admin::change_user,
+        catalog::create_store, catalog::change_store, catalog::delete_store,
+        catalog::create_product, catalog::change_product, catalog::delete_product
+    ),
     components(schemas(
         login::TokenRequest, login::TokenResponse, user_admin::NewUser, user_admin::UserChange, user_admin::User,
+        catalog::Store, catalog::NewStore, catalog::StoreChange, catalog::Product, catalog::NewProduct, catalog::ProductChange,
         service_kit::problem::Problem, service_kit::problem::FieldError
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Tokens for users and devices"),
-        (name = "users", description = "User administration (admin only)")
+        (name = "users", description = "User administration (admin only)"),
+        (name = "catalog", description = "Stores and products (writes: admin only)")
     )
 )]
 struct IngestApi;
@@ -54,6 +62,10 @@ pub fn api(login: LoginState, limits: Arc<RateLimits>) -> (Router, utoipa::opena
     };
     let users = UsersState {
         pool: login.pool.clone(),
+        auth: auth.clone(),
+    };
+    let catalog = CatalogState {
+        pool: login.pool.clone(),
         auth,
     };
     let router = Router::new()
@@ -64,6 +76,20 @@ pub fn api(login: LoginState, limits: Arc<RateLimits>) -> (Router, utoipa::opena
                 .route("/v1/users", post(user_admin::create_user))
                 .route("/v1/users/{id}", patch(user_admin::change_user))
                 .with_state(users),
+        )
+        .merge(
+            Router::new()
+                .route("/v1/stores", post(catalog::create_store))
+                .route(
+                    "/v1/stores/{id}",
+                    patch(catalog::change_store).delete(catalog::delete_store),
+                )
+                .route("/v1/products", post(catalog::create_product))
+                .route(
+                    "/v1/products/{id}",
+                    patch(catalog::change_product).delete(catalog::delete_product),
+                )
+                .with_state(catalog),
         )
         .layer(axum::middleware::from_fn_with_state(
             limiting,

@@ -7,7 +7,6 @@ use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use service_kit::auth::{Auth, Permission, Principal, Role};
 use service_kit::problem::{ApiError, FieldError};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -114,28 +113,6 @@ async fn check_role_and_stores(
     Ok(Some(role))
 }
 
-async fn audit(
-    transaction: &mut Transaction<'_, Postgres>,
-    actor: &str,
-    action: &str,
-    before: Option<&User>,
-    after: &User,
-) -> Result<(), ApiError> {
-    sqlx::query(
-        "INSERT INTO audit_log (actor, action, entity_type, entity_id, before, after)
-         VALUES ($1, $2, 'user', $3, $4, $5)",
-    )
-    .bind(actor)
-    .bind(action)
-    .bind(after.id.to_string())
-    .bind(before.map(|user| json!(user)))
-    .bind(json!(after))
-    .execute(&mut **transaction)
-    .await
-    .map_err(|error| ApiError::Internal(error.into()))?;
-    Ok(())
-}
-
 fn internal(error: impl Into<anyhow::Error>) -> ApiError {
     ApiError::Internal(error.into())
 }
@@ -198,12 +175,14 @@ pub async fn create_user(
         detail: format!("a user named {} exists", new.username),
         field: Some("username"),
     })?;
-    audit(
+    crate::audit::record(
         &mut transaction,
         &principal.subject,
         "create",
+        "user",
+        created.id,
         None,
-        &created,
+        Some(&created),
     )
     .await?;
     transaction.commit().await.map_err(internal)?;
@@ -290,12 +269,14 @@ pub async fn change_user(
         Some(false) if before.disabled => "enable",
         _ => "update",
     };
-    audit(
+    crate::audit::record(
         &mut transaction,
         &principal.subject,
         action,
+        "user",
+        after.id,
         Some(&before),
-        &after,
+        Some(&after),
     )
     .await?;
     transaction.commit().await.map_err(internal)?;
