@@ -25,15 +25,6 @@ impl FromRef<CatalogState> for Auth {
     }
 }
 
-fn internal(error: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(error.into())
-}
-
-fn parse_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value)
-        .map_err(|rejection| ApiError::validation("body", "invalid_json", rejection.body_text()))
-}
-
 /// Maps a unique violation of `constraint` to a 409 naming `field`.
 fn conflict_on(
     constraint: &'static str,
@@ -50,8 +41,28 @@ fn conflict_on(
             detail,
             field: Some(field),
         },
-        _ => internal(error),
+        _ => ApiError::from(error),
     }
+}
+
+/// The live (not deleted) row `id` of `table`, locked for the rest of the transaction.
+async fn lock_live<T>(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+    columns: &str,
+    entity: &'static str,
+    id: i64,
+) -> Result<T, ApiError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, T>(&format!(
+        "SELECT {columns} FROM {table} WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **transaction)
+    .await?
+    .ok_or_else(|| ApiError::not_found(entity, id))
 }
 
 fn check_text(problems: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
@@ -150,8 +161,7 @@ async fn check_store(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
             .bind(timezone)
             .fetch_one(pool)
-            .await
-            .map_err(internal)?;
+            .await?;
     if !known {
         problems.push(FieldError::new(
             "timezone",
@@ -177,7 +187,7 @@ pub async fn create_store(
     body: Result<Json<NewStore>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Store>), ApiError> {
     principal.require(Permission::CatalogWrite)?;
-    let new = parse_body(body)?;
+    let new = body?.0;
     let timezone = new.timezone.unwrap_or_else(|| "Asia/Kolkata".to_owned());
     let policy = new
         .negative_stock_policy
@@ -188,7 +198,7 @@ pub async fn create_store(
     check_store(&state.pool, &mut problems, &timezone, &policy).await?;
     done(problems)?;
 
-    let mut transaction = state.pool.begin().await.map_err(internal)?;
+    let mut transaction = state.pool.begin().await?;
     let store = sqlx::query_as::<_, Store>(&format!(
         "INSERT INTO stores (code, name, city, timezone, negative_stock_policy) VALUES ($1, $2, $3, $4, $5)
          RETURNING {STORE_COLUMNS}"
@@ -211,7 +221,7 @@ pub async fn create_store(
         Some(&store),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok((StatusCode::CREATED, Json(store)))
 }
 
@@ -232,16 +242,9 @@ pub async fn change_store(
     body: Result<Json<StoreChange>, JsonRejection>,
 ) -> Result<Json<Store>, ApiError> {
     principal.require(Permission::CatalogWrite)?;
-    let change = parse_body(body)?;
-    let mut transaction = state.pool.begin().await.map_err(internal)?;
-    let before = sqlx::query_as::<_, Store>(&format!(
-        "SELECT {STORE_COLUMNS} FROM stores WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *transaction)
-    .await
-    .map_err(internal)?
-    .ok_or_else(|| ApiError::not_found("store", id))?;
+    let change = body?.0;
+    let mut transaction = state.pool.begin().await?;
+    let before: Store = lock_live(&mut transaction, "stores", STORE_COLUMNS, "store", id).await?;
     let code = change.code.unwrap_or_else(|| before.code.clone());
     let name = change.name.unwrap_or_else(|| before.name.clone());
     let city = change.city.or_else(|| before.city.clone());
@@ -278,7 +281,7 @@ pub async fn change_store(
         Some(&after),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok(Json(after))
 }
 
@@ -306,15 +309,14 @@ async fn soft_delete(
     entity: &'static str,
     id: i64,
 ) -> Result<StatusCode, ApiError> {
-    let mut transaction = pool.begin().await.map_err(internal)?;
+    let mut transaction = pool.begin().await?;
     let deleted: Option<serde_json::Value> = sqlx::query_scalar(&format!(
         "UPDATE {table} SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL
          RETURNING to_jsonb({table}.*)"
     ))
     .bind(id)
     .fetch_optional(&mut *transaction)
-    .await
-    .map_err(internal)?;
+    .await?;
     let after = deleted.ok_or_else(|| ApiError::not_found(entity, id))?;
     crate::audit::record(
         &mut transaction,
@@ -326,7 +328,7 @@ async fn soft_delete(
         Some(&after),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -411,7 +413,7 @@ pub async fn create_product(
     body: Result<Json<NewProduct>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
     principal.require(Permission::CatalogWrite)?;
-    let new = parse_body(body)?;
+    let new = body?.0;
     let mut problems = Vec::new();
     check_product(
         &mut problems,
@@ -421,7 +423,7 @@ pub async fn create_product(
         new.barcode.as_deref(),
     );
     done(problems)?;
-    let mut transaction = state.pool.begin().await.map_err(internal)?;
+    let mut transaction = state.pool.begin().await?;
     let product = sqlx::query_as::<_, Product>(&format!(
         "INSERT INTO products (sku, name, category, unit, barcode) VALUES ($1, $2, $3, $4, $5) RETURNING {PRODUCT_COLUMNS}"
     ))
@@ -443,7 +445,7 @@ pub async fn create_product(
         Some(&product),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -464,16 +466,10 @@ pub async fn change_product(
     body: Result<Json<ProductChange>, JsonRejection>,
 ) -> Result<Json<Product>, ApiError> {
     principal.require(Permission::CatalogWrite)?;
-    let change = parse_body(body)?;
-    let mut transaction = state.pool.begin().await.map_err(internal)?;
-    let before = sqlx::query_as::<_, Product>(&format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *transaction)
-    .await
-    .map_err(internal)?
-    .ok_or_else(|| ApiError::not_found("product", id))?;
+    let change = body?.0;
+    let mut transaction = state.pool.begin().await?;
+    let before: Product =
+        lock_live(&mut transaction, "products", PRODUCT_COLUMNS, "product", id).await?;
     let sku = change.sku.unwrap_or_else(|| before.sku.clone());
     let name = change.name.unwrap_or_else(|| before.name.clone());
     let category = change.category.or_else(|| before.category.clone());
@@ -505,7 +501,7 @@ pub async fn change_product(
         Some(&after),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok(Json(after))
 }
 

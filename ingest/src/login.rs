@@ -138,8 +138,7 @@ pub async fn issue_token(
     address: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Json<TokenRequest>, JsonRejection>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let Json(request) = body
-        .map_err(|rejection| ApiError::validation("body", "invalid_json", rejection.body_text()))?;
+    let Json(request) = body?;
     let mut problems = Vec::new();
     if request.username.trim().is_empty() {
         problems.push(FieldError::new("username", "required", "must not be empty"));
@@ -169,16 +168,12 @@ pub async fn issue_token(
         });
     }
 
-    let found = users::find_credentials(&state.pool, &request.username)
-        .await
-        .map_err(|error| ApiError::Internal(error.into()))?;
+    let found = users::find_credentials(&state.pool, &request.username).await?;
     let hash = found.as_ref().map_or_else(
         || decoy_hash().to_owned(),
         |user| user.password_hash.clone(),
     );
-    let matches = users::verify_password(request.password, hash)
-        .await
-        .map_err(|error| ApiError::Internal(error.into()))?;
+    let matches = users::verify_password(request.password, hash).await?;
     let user: Credentials = match found {
         Some(user) if matches && !user.disabled => user,
         _ => {

@@ -12,7 +12,7 @@ use service_kit::problem::{ApiError, FieldError};
 use sqlx::{PgPool, Postgres, Transaction};
 use utoipa::ToSchema;
 
-use crate::users::{self, MIN_PASSWORD_LENGTH};
+use crate::users::{self, MIN_PASSWORD_LENGTH, password_is_long_enough};
 
 #[derive(Clone, Debug)]
 pub struct UsersState {
@@ -63,6 +63,16 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, username, role, store_ids AS stores, disabled_at IS NOT NULL AS disabled, created_at, updated_at";
 
+fn check_password(problems: &mut Vec<FieldError>, password: &str) {
+    if !password_is_long_enough(password) {
+        problems.push(FieldError::new(
+            "password",
+            "too_short",
+            format!("at least {MIN_PASSWORD_LENGTH} characters"),
+        ));
+    }
+}
+
 fn valid_username(username: &str) -> bool {
     (3..=64).contains(&username.len())
         && username.bytes().all(|byte| {
@@ -96,8 +106,7 @@ async fn check_role_and_stores(
         sqlx::query_scalar("SELECT id FROM stores WHERE id = ANY($1) AND deleted_at IS NULL")
             .bind(stores)
             .fetch_all(&mut **transaction)
-            .await
-            .map_err(|error| ApiError::Internal(error.into()))?;
+            .await?;
     let unknown: Vec<String> = stores
         .iter()
         .filter(|store| !known.contains(store))
@@ -111,10 +120,6 @@ async fn check_role_and_stores(
         )]));
     }
     Ok(Some(role))
-}
-
-fn internal(error: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(error.into())
 }
 
 /// Create a user (admin only).
@@ -135,8 +140,7 @@ pub async fn create_user(
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     principal.require(Permission::UserAdmin)?;
-    let Json(new) = body
-        .map_err(|rejection| ApiError::validation("body", "invalid_json", rejection.body_text()))?;
+    let Json(new) = body?;
     let mut problems = Vec::new();
     if !valid_username(&new.username) {
         problems.push(FieldError::new(
@@ -145,20 +149,14 @@ pub async fn create_user(
             "3 to 64 characters: lower-case letters, digits, '.', '_', '-'",
         ));
     }
-    if new.password.chars().count() < MIN_PASSWORD_LENGTH {
-        problems.push(FieldError::new(
-            "password",
-            "too_short",
-            format!("at least {MIN_PASSWORD_LENGTH} characters"),
-        ));
-    }
-    let mut transaction = state.pool.begin().await.map_err(internal)?;
+    check_password(&mut problems, &new.password);
+    let mut transaction = state.pool.begin().await?;
     let role =
         check_role_and_stores(&mut transaction, &new.role, &new.stores, &mut problems).await?;
     let (Some(role), true) = (role, problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
-    let hash = users::hash_password(new.password).await.map_err(internal)?;
+    let hash = users::hash_password(new.password).await?;
     let created = sqlx::query_as::<_, User>(&format!(
         "INSERT INTO users (username, password_hash, role, store_ids) VALUES ($1, $2, $3, $4)
          ON CONFLICT (username) DO NOTHING RETURNING {USER_COLUMNS}"
@@ -168,8 +166,7 @@ pub async fn create_user(
     .bind(role.as_str())
     .bind(&new.stores)
     .fetch_optional(&mut *transaction)
-    .await
-    .map_err(internal)?
+    .await?
     .ok_or_else(|| ApiError::Conflict {
         code: "duplicate_username",
         detail: format!("a user named {} exists", new.username),
@@ -185,7 +182,7 @@ pub async fn create_user(
         Some(&created),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -208,16 +205,14 @@ pub async fn change_user(
     body: Result<Json<UserChange>, JsonRejection>,
 ) -> Result<Json<User>, ApiError> {
     principal.require(Permission::UserAdmin)?;
-    let Json(change) = body
-        .map_err(|rejection| ApiError::validation("body", "invalid_json", rejection.body_text()))?;
-    let mut transaction = state.pool.begin().await.map_err(internal)?;
+    let Json(change) = body?;
+    let mut transaction = state.pool.begin().await?;
     let before = sqlx::query_as::<_, User>(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE"
     ))
     .bind(id)
     .fetch_optional(&mut *transaction)
-    .await
-    .map_err(internal)?
+    .await?
     .ok_or_else(|| ApiError::not_found("user", id))?;
     if change.disabled == Some(true) && before.username == principal.subject {
         return Err(ApiError::forbidden(
@@ -234,15 +229,11 @@ pub async fn change_user(
         .unwrap_or_else(|| before.stores.clone());
     check_role_and_stores(&mut transaction, &role, &stores, &mut problems).await?;
     let hash = match change.password {
-        Some(password) if password.chars().count() < MIN_PASSWORD_LENGTH => {
-            problems.push(FieldError::new(
-                "password",
-                "too_short",
-                format!("at least {MIN_PASSWORD_LENGTH} characters"),
-            ));
+        Some(password) if !password_is_long_enough(&password) => {
+            check_password(&mut problems, &password);
             None
         }
-        Some(password) => Some(users::hash_password(password).await.map_err(internal)?),
+        Some(password) => Some(users::hash_password(password).await?),
         None => None,
     };
     if !problems.is_empty() {
@@ -262,8 +253,7 @@ pub async fn change_user(
     .bind(hash)
     .bind(change.disabled)
     .fetch_one(&mut *transaction)
-    .await
-    .map_err(internal)?;
+    .await?;
     let action = match change.disabled {
         Some(true) if !before.disabled => "disable",
         Some(false) if before.disabled => "enable",
@@ -279,7 +269,7 @@ pub async fn change_user(
         Some(&after),
     )
     .await?;
-    transaction.commit().await.map_err(internal)?;
+    transaction.commit().await?;
     Ok(Json(after))
 }
 

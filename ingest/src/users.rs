@@ -24,6 +24,18 @@ pub enum UserError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// The one password rule: long enough.
+pub fn password_is_long_enough(password: &str) -> bool {
+    password.chars().count() >= MIN_PASSWORD_LENGTH
+}
+
+/// Failures here are never the client's fault once input was validated.
+impl From<UserError> for service_kit::problem::ApiError {
+    fn from(error: UserError) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
 /// A user as the login needs it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credentials {
@@ -37,7 +49,7 @@ pub struct Credentials {
 
 /// Hashes with argon2id and a random salt; CPU-heavy, so off the async workers.
 pub async fn hash_password(password: String) -> Result<String, UserError> {
-    if password.chars().count() < MIN_PASSWORD_LENGTH {
+    if !password_is_long_enough(&password) {
         return Err(UserError::WeakPassword);
     }
     tokio::task::spawn_blocking(move || {

@@ -3,21 +3,10 @@
 
 mod common;
 
-use common::{Running, send, start, token};
-use ingest::users;
+use common::{send, token, with_admin};
 use reqwest::Method;
 use serde_json::json;
 use service_kit::testing::TestStack;
-
-async fn with_admin() -> (TestStack, Running, String) {
-    let stack = TestStack::start().await;
-    users::ensure_admin(&stack.pool, "admin", "the-admins-password".into())
-        .await
-        .unwrap();
-    let app = start(&stack).await;
-    let admin = token(&app, "admin", "the-admins-password").await;
-    (stack, app, admin)
-}
 
 async fn audit_actions(stack: &TestStack, entity: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT action FROM audit_log WHERE entity_type = $1 ORDER BY id")

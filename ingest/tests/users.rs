@@ -3,23 +3,10 @@
 
 mod common;
 
-use common::{Running, add_store, login, send, start, token};
-use ingest::users;
+use common::{add_store, login, send, token, with_admin};
 use reqwest::Method;
 use serde_json::{Value, json};
 use service_kit::testing::TestStack;
-
-const ADMIN_PASSWORD: &str = "the-admins-password";
-
-async fn with_admin() -> (TestStack, Running, String) {
-    let stack = TestStack::start().await;
-    users::ensure_admin(&stack.pool, "admin", ADMIN_PASSWORD.into())
-        .await
-        .unwrap();
-    let app = start(&stack).await;
-    let admin = token(&app, "admin", ADMIN_PASSWORD).await;
-    (stack, app, admin)
-}
 
 async fn audit_rows(stack: &TestStack) -> Vec<(String, String, String, Option<Value>, Value)> {
     sqlx::query_as("SELECT actor, action, entity_id, before, after FROM audit_log WHERE actor <> 'bootstrap' ORDER BY id")

@@ -335,6 +335,15 @@ impl TokenKeys {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme is
+/// case-insensitive, RFC 7235), if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The state a router needs to authenticate its requests.
 #[derive(Clone, Debug)]
 pub struct Auth(pub Arc<TokenKeys>);
@@ -352,28 +361,17 @@ where
             return Ok(principal.clone());
         }
         let Auth(keys) = Auth::from_ref(state);
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Err(ApiError::Unauthenticated {
                 code: "missing_token",
                 detail: "send `Authorization: Bearer <token>` (POST /v1/auth/token issues one)"
                     .into(),
-            })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::Unauthenticated {
-                code: "invalid_token",
-                detail: "the Authorization header is not `Bearer <token>`".into(),
-            })?;
+            });
+        }
+        let token = bearer_token(&parts.headers).ok_or_else(|| ApiError::Unauthenticated {
+            code: "invalid_token",
+            detail: "the Authorization header is not `Bearer <token>`".into(),
+        })?;
         keys.verify(token)
     }
 }
@@ -619,6 +617,20 @@ mod tests {
         }
         let (mut parts, ()) = request.body(()).unwrap().into_parts();
         Principal::from_request_parts(&mut parts, &Auth(hs256())).await
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        let headers = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert_eq!(bearer_token(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&headers("Basic abc")), None);
+        assert_eq!(bearer_token(&headers("Bearer ")), None);
+        assert_eq!(bearer_token(&axum::http::HeaderMap::new()), None);
     }
 
     #[tokio::test]

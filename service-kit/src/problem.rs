@@ -204,6 +204,21 @@ fn retry_after_seconds(wait: Duration) -> u64 {
     rounded_up.max(1)
 }
 
+/// A body that is not the expected JSON: 400, with the parser's words.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        Self::validation("body", "invalid_json", rejection.body_text())
+    }
+}
+
+/// A database error nobody expected: an opaque 500 (constraint violations that mean
+/// something to the client are mapped where they can happen).
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(error) = &self {

@@ -71,6 +71,19 @@ pub async fn add_user(
     .unwrap();
 }
 
+pub const ADMIN_PASSWORD: &str = "the-admins-password";
+
+/// A test's stack, the app running on it, and a token of its bootstrap admin.
+pub async fn with_admin() -> (TestStack, Running, String) {
+    let stack = TestStack::start().await;
+    users::ensure_admin(&stack.pool, "admin", ADMIN_PASSWORD.into())
+        .await
+        .unwrap();
+    let app = start(&stack).await;
+    let admin = token(&app, "admin", ADMIN_PASSWORD).await;
+    (stack, app, admin)
+}
+
 /// A bearer token for `username`, through the real login route.
 pub async fn token(app: &Running, username: &str, password: &str) -> String {
     let (status, _, body) = login(
