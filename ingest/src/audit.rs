@@ -11,7 +11,7 @@ pub async fn record<T: Serialize>(
     actor: &str,
     action: &str,
     entity_type: &str,
-    entity_id: i64,
+    entity_id: impl std::fmt::Display,
     before: Option<&T>,
     after: Option<&T>,
 ) -> Result<(), ApiError> {

@@ -1,13 +1,17 @@
 //! `POST /v1/auth/token`: username and password in, signed JWT out.
 //!
-//! Login attempts are throttled per username and per client address (before the password
-//! is even checked), so guessing is slow whichever one an attacker varies. Unknown users,
-//! wrong passwords and disabled users get the same answer, in about the same time.
+//! Failed logins are throttled per username and per client address, so guessing is slow
+//! whichever one an attacker varies, while successful logins (many POS devices sharing a
+//! user, say) are never held back. Once a key has used its allowance of failures, its
+//! next attempts are refused before the password is even checked until the allowance
+//! refills. Unknown users, wrong passwords and disabled users get the same answer, in
+//! about the same time.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
@@ -46,13 +50,14 @@ pub struct TokenResponse {
     pub stores: Vec<i64>,
 }
 
-/// Login attempts per username: a burst of 5, then one every 10 s.
+/// Failed logins per username: the 5th locks it, then one more every 10 s.
 const PER_USERNAME: (u32, Duration) = (5, Duration::from_secs(10));
-/// Login attempts per client address: a burst of 30, then one every 2 s.
+/// Failed logins per client address: the 30th locks it, then one more every 2 s.
 const PER_ADDRESS: (u32, Duration) = (30, Duration::from_secs(2));
 
-fn quota((burst, every): (u32, Duration)) -> Quota {
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+/// The limiter that refuses (and so locks) the `failures`-th failure in a row.
+fn quota((failures, every): (u32, Duration)) -> Quota {
+    let burst = NonZeroU32::new(failures.saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(every)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(burst)
@@ -72,9 +77,64 @@ impl std::fmt::Debug for LoginState {
     }
 }
 
+/// Counts failures with governor's GCRA; a key whose failure is refused by its limiter
+/// is locked until the limiter would allow the next one.
 struct Throttle {
     per_username: DefaultKeyedRateLimiter<String>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    locked: Mutex<HashMap<Locked, Instant>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Locked {
+    Username(String),
+    Address(IpAddr),
+}
+
+/// Beyond this many locked keys, expired locks are swept on the next lock.
+const SWEEP_ABOVE: usize = 10_000;
+
+impl Throttle {
+    /// How long `username` from `address` must still wait, if either is locked.
+    fn wait(&self, username: &str, address: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        let locked = self.locked.lock().unwrap_or_else(PoisonError::into_inner);
+        [
+            Locked::Address(address),
+            Locked::Username(username.to_owned()),
+        ]
+        .iter()
+        .filter_map(|key| locked.get(key))
+        .map(|until| until.saturating_duration_since(now))
+        .filter(|wait| !wait.is_zero())
+        .max()
+    }
+
+    /// Counts a failure against both keys; locks those that ran out.
+    fn failed(&self, username: &str, address: IpAddr) {
+        let clock = DefaultClock::default();
+        let by_address = self.per_address.check_key(&address).err();
+        let by_username = self.per_username.check_key(&username.to_owned()).err();
+        let now = Instant::now();
+        let mut locked = self.locked.lock().unwrap_or_else(PoisonError::into_inner);
+        if locked.len() > SWEEP_ABOVE {
+            locked.retain(|_, until| *until > now);
+            self.per_address.retain_recent();
+            self.per_username.retain_recent();
+        }
+        if let Some(not_until) = by_address {
+            locked.insert(
+                Locked::Address(address),
+                now + not_until.wait_time_from(clock.now()),
+            );
+        }
+        if let Some(not_until) = by_username {
+            locked.insert(
+                Locked::Username(username.to_owned()),
+                now + not_until.wait_time_from(clock.now()),
+            );
+        }
+    }
 }
 
 impl LoginState {
@@ -94,6 +154,7 @@ impl LoginState {
             throttle: Arc::new(Throttle {
                 per_username: RateLimiter::keyed(quota(PER_USERNAME)),
                 per_address: RateLimiter::keyed(quota(PER_ADDRESS)),
+                locked: Mutex::default(),
             }),
             logins,
         })
@@ -151,21 +212,13 @@ pub async fn issue_token(
     }
     tracing::Span::current().record("username", request.username.as_str());
 
-    let clock = DefaultClock::default();
     let address = address.map_or(
         IpAddr::from([0, 0, 0, 0]),
         |Extension(ConnectInfo(address))| address.ip(),
     );
-    let throttled = state
-        .throttle
-        .per_address
-        .check_key(&address)
-        .and_then(|()| state.throttle.per_username.check_key(&request.username));
-    if let Err(not_until) = throttled {
+    if let Some(retry_after) = state.throttle.wait(&request.username, address) {
         state.logins.with_label_values(&["throttled"]).inc();
-        return Err(ApiError::RateLimited {
-            retry_after: not_until.wait_time_from(clock.now()),
-        });
+        return Err(ApiError::RateLimited { retry_after });
     }
 
     let found = users::find_credentials(&state.pool, &request.username).await?;
@@ -177,6 +230,7 @@ pub async fn issue_token(
     let user: Credentials = match found {
         Some(user) if matches && !user.disabled => user,
         _ => {
+            state.throttle.failed(&request.username, address);
             state.logins.with_label_values(&["refused"]).inc();
             return Err(invalid_credentials());
         }

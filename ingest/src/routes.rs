@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{patch, post};
 
-use crate::catalog::{self, CatalogState};
+use crate::catalog::{CatalogState, products, store_products, stores, supplier_prices, suppliers};
 use service_kit::auth::Auth;
 use service_kit::ratelimit::{self, RateLimitState, RateLimits};
 use utoipa::OpenApi;
@@ -17,19 +17,25 @@ use crate::user_admin::{self, UsersState};
 #[openapi(
     paths(
         login::issue_token, user_admin::create_user, user_admin::change_user,
-        catalog::create_store, catalog::change_store, catalog::delete_store,
-        catalog::create_product, catalog::change_product, catalog::delete_product
+        stores::create_store, stores::change_store, stores::delete_store,
+        products::create_product, products::change_product, products::delete_product,
+        suppliers::create_supplier, suppliers::change_supplier, suppliers::delete_supplier,
+        supplier_prices::create_supplier_price, supplier_prices::change_supplier_price, supplier_prices::delete_supplier_price,
+        store_products::create_store_product, store_products::change_store_product, store_products::delete_store_product
     ),
     components(schemas(
         login::TokenRequest, login::TokenResponse, user_admin::NewUser, user_admin::UserChange, user_admin::User,
-        catalog::Store, catalog::NewStore, catalog::StoreChange, catalog::Product, catalog::NewProduct, catalog::ProductChange,
+        stores::Store, stores::NewStore, stores::StoreChange, products::Product, products::NewProduct, products::ProductChange,
+        suppliers::Supplier, suppliers::NewSupplier, suppliers::SupplierChange,
+        supplier_prices::SupplierPrice, supplier_prices::NewSupplierPrice, supplier_prices::SupplierPriceChange,
+        store_products::StoreProduct, store_products::NewStoreProduct, store_products::StoreProductChange,
         service_kit::problem::Problem, service_kit::problem::FieldError
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Tokens for users and devices"),
         (name = "users", description = "User administration (admin only)"),
-        (name = "catalog", description = "Stores and products (writes: admin only)")
+        (name = "catalog", description = "Stores, products, suppliers, supplier prices and per-store product settings (admin only; reads are in query-api)")
     )
 )]
 struct IngestApi;
@@ -79,15 +85,38 @@ pub fn api(login: LoginState, limits: Arc<RateLimits>) -> (Router, utoipa::opena
         )
         .merge(
             Router::new()
-                .route("/v1/stores", post(catalog::create_store))
+                .route("/v1/stores", post(stores::create_store))
                 .route(
                     "/v1/stores/{id}",
-                    patch(catalog::change_store).delete(catalog::delete_store),
+                    patch(stores::change_store).delete(stores::delete_store),
                 )
-                .route("/v1/products", post(catalog::create_product))
+                .route("/v1/products", post(products::create_product))
                 .route(
                     "/v1/products/{id}",
-                    patch(catalog::change_product).delete(catalog::delete_product),
+                    patch(products::change_product).delete(products::delete_product),
+                )
+                .route("/v1/suppliers", post(suppliers::create_supplier))
+                .route(
+                    "/v1/suppliers/{id}",
+                    patch(suppliers::change_supplier).delete(suppliers::delete_supplier),
+                )
+                .route(
+                    "/v1/supplier-prices",
+                    post(supplier_prices::create_supplier_price),
+                )
+                .route(
+                    "/v1/supplier-prices/{id}",
+                    patch(supplier_prices::change_supplier_price)
+                        .delete(supplier_prices::delete_supplier_price),
+                )
+                .route(
+                    "/v1/store-products",
+                    post(store_products::create_store_product),
+                )
+                .route(
+                    "/v1/store-products/{store_id}/{product_id}",
+                    patch(store_products::change_store_product)
+                        .delete(store_products::delete_store_product),
                 )
                 .with_state(catalog),
         )
