@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{patch, post};
 
 use crate::catalog::{CatalogState, products, store_products, stores, supplier_prices, suppliers};
-use service_kit::auth::Auth;
+use service_kit::auth::{Auth, BearerSecurity};
 use service_kit::ratelimit::{self, RateLimitState, RateLimits};
 use utoipa::OpenApi;
 
@@ -31,7 +31,7 @@ use crate::user_admin::{self, UsersState};
         store_products::StoreProduct, store_products::NewStoreProduct, store_products::StoreProductChange,
         service_kit::problem::Problem, service_kit::problem::FieldError
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerSecurity),
     tags(
         (name = "auth", description = "Tokens for users and devices"),
         (name = "users", description = "User administration (admin only)"),
@@ -39,25 +39,6 @@ use crate::user_admin::{self, UsersState};
     )
 )]
 struct IngestApi;
-
-/// Declares the `bearer` security scheme the routes refer to.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// The `/v1` routes, rate-limited, with their OpenAPI paths.
 pub fn api(login: LoginState, limits: Arc<RateLimits>) -> (Router, utoipa::openapi::OpenApi) {

@@ -5,12 +5,14 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::auth::{Auth, Permission, Principal, Role};
 use service_kit::problem::{ApiError, FieldError};
 use sqlx::{PgPool, Postgres, Transaction};
 use utoipa::ToSchema;
+
+use schemas::catalog::USER_COLUMNS;
+pub use schemas::catalog::User;
 
 use crate::users::{self, MIN_PASSWORD_LENGTH, password_is_long_enough};
 
@@ -48,20 +50,6 @@ pub struct UserChange {
     /// `true` disables the user (its logins are refused); `false` enables it again.
     pub disabled: Option<bool>,
 }
-
-/// A user as the API shows it (never its password hash).
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub role: String,
-    pub stores: Vec<i64>,
-    pub disabled: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const USER_COLUMNS: &str = "id, username, role, store_ids AS stores, disabled_at IS NOT NULL AS disabled, created_at, updated_at";
 
 fn check_password(problems: &mut Vec<FieldError>, password: &str) {
     if !password_is_long_enough(password) {

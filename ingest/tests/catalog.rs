@@ -530,3 +530,27 @@ async fn a_product_is_set_up_once_per_store_and_comes_back_after_removal() {
     );
     stack.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_body_of_the_wrong_shape_names_the_field_at_fault() {
+    let (stack, app, admin) = with_admin().await;
+    let cases = [
+        ("/v1/products", json!({"sku": "X-1", "name": "x"}), "unit"),
+        (
+            "/v1/supplier-prices",
+            json!({"store_id": 1, "supplier_id": 1, "product_id": 1, "unit_cost_paise": "ten"}),
+            "unit_cost_paise",
+        ),
+        (
+            "/v1/stores",
+            json!({"code": "X-1", "name": "x", "colour": "red"}),
+            "colour",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, problem) = send(&app, Method::POST, path, Some(&admin), &body).await;
+        assert_eq!(status, 400, "{path}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+    }
+    stack.cleanup().await;
+}

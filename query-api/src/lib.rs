@@ -1,12 +1,18 @@
 //! `query-api`: the read side. Every question is answered here, from Redis (hot balances)
 //! and Postgres (a replica for reports and history when `DATABASE_READ_URL` is set).
 //!
-//! This version starts, connects to its dependencies and serves the operational routes;
-//! the read API arrives with the catalog and query issues.
+//! Today: catalog and user reads; inventory, history and reports arrive with their issue.
 
 use std::future::Future;
 
+pub mod catalog;
+pub mod pagination;
+pub mod routes;
+pub mod users;
+
 use service_kit::app::Base;
+use service_kit::auth::{Auth, TokenKeys};
+use service_kit::ratelimit::RateLimits;
 use service_kit::server::Server;
 use service_kit::{Settings, postgres};
 
@@ -25,8 +31,20 @@ impl App {
             .readiness
             .clone()
             .with_check("postgres_read", postgres::readiness_check(read_pool));
-        let description = "Read API: inventory, history and reports for dashboards.";
-        let server = base.serve(readiness, description, None).await?;
+        let keys = TokenKeys::from_settings(&base.settings.auth)?;
+        let limits = RateLimits::new(
+            base.settings.rate_limits.per_subject,
+            base.settings.rate_limits.per_address,
+            base.metrics.registry(),
+        )?;
+        // The catalog is small and read right after it is written: from the primary.
+        let catalog = catalog::CatalogState {
+            pool: base.pool.clone(),
+            auth: Auth(keys),
+        };
+        let api = routes::api(catalog, limits);
+        let description = "Read API: catalog, inventory, history and reports for dashboards.";
+        let server = base.serve(readiness, description, Some(api)).await?;
         Ok(Self { server })
     }
 

@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod postgres;
 pub mod problem;
+pub mod query;
 pub mod ratelimit;
 pub mod redis;
 pub mod server;

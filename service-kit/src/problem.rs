@@ -204,10 +204,36 @@ fn retry_after_seconds(wait: Duration) -> u64 {
     rounded_up.max(1)
 }
 
-/// A body that is not the expected JSON: 400, with the parser's words.
+/// A body that is not the expected JSON: 400, with the parser's words and, when the
+/// body is JSON of the wrong shape, the field at fault.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        Self::validation("body", "invalid_json", rejection.body_text())
+        use axum::extract::rejection::JsonRejection;
+        let text = rejection.body_text();
+        let field = match &rejection {
+            JsonRejection::JsonDataError(_) => field_of_data_error(&text),
+            _ => None,
+        };
+        Self::validation(
+            field.unwrap_or("body").to_owned(),
+            "invalid_json",
+            text.clone(),
+        )
+    }
+}
+
+/// axum words a data error "…target type: <path>: <serde's message>", without the path
+/// when the fault is at the top (a missing or unknown field, which serde names).
+fn field_of_data_error(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("target type: ")?;
+    if rest.starts_with("missing field") || rest.starts_with("unknown field") {
+        return crate::query::field_named_in(rest);
+    }
+    let (path, message) = rest.split_once(": ")?;
+    if path == "." {
+        crate::query::field_named_in(message)
+    } else {
+        Some(path)
     }
 }
 

@@ -4,35 +4,20 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
-use super::{CatalogState, Checks, Record, Unique, merged, present, push_id, trimmed};
+use schemas::catalog::PRODUCT_COLUMNS;
+pub use schemas::catalog::Product;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Product {
-    pub id: i64,
-    #[schema(example = "ATTA-5KG")]
-    pub sku: String,
-    pub name: String,
-    pub category: Option<String>,
-    /// `pc`, `g` or `ml`: quantities are integers in this unit.
-    #[schema(example = "pc")]
-    pub unit: String,
-    pub barcode: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
+use super::{CatalogState, Checks, Record, Unique, merged, present, push_id, trimmed};
 
 impl Record for Product {
     const TABLE: &'static str = "products";
-    const COLUMNS: &'static str =
-        "id, sku, name, category, unit, barcode, created_at, updated_at, deleted_at";
+    const COLUMNS: &'static str = PRODUCT_COLUMNS;
     const ENTITY: &'static str = "product";
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "products_sku_key",

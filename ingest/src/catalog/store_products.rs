@@ -7,30 +7,19 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
+use schemas::catalog::STORE_PRODUCT_COLUMNS;
+pub use schemas::catalog::StoreProduct;
+
 use super::{CatalogState, Checks, Record, Reference, Unique, merged, present, require_live};
 
 /// The largest reorder point or quantity accepted, in the product's unit.
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
-
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct StoreProduct {
-    pub store_id: i64,
-    pub product_id: i64,
-    /// A low-stock alert fires when the balance falls below this (in the product's unit).
-    pub reorder_point: Option<i64>,
-    /// How much to order when it does.
-    pub reorder_quantity: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
 
 /// A store × product pair, shown as `store_id:product_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +36,7 @@ impl fmt::Display for StoreProductKey {
 
 impl Record for StoreProduct {
     const TABLE: &'static str = "store_products";
-    const COLUMNS: &'static str =
-        "store_id, product_id, reorder_point, reorder_quantity, created_at, updated_at, deleted_at";
+    const COLUMNS: &'static str = STORE_PRODUCT_COLUMNS;
     const ENTITY: &'static str = "store_product";
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "store_products_pkey",

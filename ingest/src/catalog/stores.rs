@@ -4,36 +4,20 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
-use super::{CatalogState, Checks, Record, Unique, merged, present, push_id, trimmed};
+use schemas::catalog::STORE_COLUMNS;
+pub use schemas::catalog::Store;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Store {
-    pub id: i64,
-    #[schema(example = "MUM-AND-01")]
-    pub code: String,
-    pub name: String,
-    pub city: Option<String>,
-    #[schema(example = "Asia/Kolkata")]
-    pub timezone: String,
-    /// `reject` (default): a sale larger than the balance is refused; `allow`: stock may go negative.
-    #[schema(example = "reject")]
-    pub negative_stock_policy: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
+use super::{CatalogState, Checks, Record, Unique, merged, present, push_id, trimmed};
 
 impl Record for Store {
     const TABLE: &'static str = "stores";
-    const COLUMNS: &'static str =
-        "id, code, name, city, timezone, negative_stock_policy, created_at, updated_at, deleted_at";
+    const COLUMNS: &'static str = STORE_COLUMNS;
     const ENTITY: &'static str = "store";
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "stores_code_key",

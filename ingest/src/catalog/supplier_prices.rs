@@ -4,37 +4,24 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::NaiveDate;
+use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
+
+use schemas::catalog::SUPPLIER_PRICE_COLUMNS;
+pub use schemas::catalog::SupplierPrice;
 
 use super::{CatalogState, Checks, Record, Reference, Unique, push_id, require_live};
 
 /// The largest unit cost accepted: ₹1 crore.
 pub const MAX_UNIT_COST_PAISE: i64 = 1_000_000_000;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct SupplierPrice {
-    pub id: i64,
-    pub store_id: i64,
-    pub supplier_id: i64,
-    pub product_id: i64,
-    /// Cost of one unit of the product (in its unit: piece, gram, millilitre), in paise.
-    #[schema(example = 25_500)]
-    pub unit_cost_paise: i64,
-    /// The first day (in the store's time zone) this price applies.
-    pub effective_from: NaiveDate,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
 impl Record for SupplierPrice {
     const TABLE: &'static str = "supplier_prices";
-    const COLUMNS: &'static str = "id, store_id, supplier_id, product_id, unit_cost_paise, effective_from, created_at, updated_at, deleted_at";
+    const COLUMNS: &'static str = SUPPLIER_PRICE_COLUMNS;
     const ENTITY: &'static str = "supplier_price";
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "supplier_prices_key",

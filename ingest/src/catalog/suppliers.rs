@@ -4,31 +4,20 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
-use super::{CatalogState, Checks, Record, merged, present, push_id, trimmed};
+use schemas::catalog::SUPPLIER_COLUMNS;
+pub use schemas::catalog::Supplier;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Supplier {
-    pub id: i64,
-    #[schema(example = "Sharma Wholesale")]
-    pub name: String,
-    #[schema(example = "+91 98200 12345")]
-    pub phone: Option<String>,
-    pub city: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
+use super::{CatalogState, Checks, Record, merged, present, push_id, trimmed};
 
 impl Record for Supplier {
     const TABLE: &'static str = "suppliers";
-    const COLUMNS: &'static str = "id, name, phone, city, created_at, updated_at, deleted_at";
+    const COLUMNS: &'static str = SUPPLIER_COLUMNS;
     const ENTITY: &'static str = "supplier";
     type Key = i64;
 
