@@ -196,7 +196,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_subject_over_its_burst_gets_429_with_retry_after_and_others_do_not() {
+    async fn a_subject_over_its_burst_gets_429_with_retry_after_then_recovers_and_others_do_not() {
         let registry = Registry::new();
         let limits = RateLimits::new(
             Limit::new(1, 3).unwrap(),
@@ -223,6 +223,10 @@ mod tests {
             refused.headers()[header::CONTENT_TYPE],
             crate::problem::PROBLEM_JSON
         );
+
+        // The budget refills at its rate: after Retry-After the subject is served again.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(call(&app, Some(&busy)).await.status(), StatusCode::OK);
 
         // Another subject has its own budget, and the handler sees who it is.
         let response = call(&app, Some(&calm)).await;
