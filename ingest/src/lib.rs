@@ -1,14 +1,17 @@
 //! `ingest`: the write side. Every change enters here: stock movements are validated and
 //! produced to Kafka; master data goes to Postgres.
 //!
-//! Today: tokens (`POST /v1/auth/token`) and the first admin's bootstrap
-//! (`ingest create-admin`); movements and the catalog arrive with their issues.
+//! Movements (`POST /v1/movements`, `/v1/movements/batch`), the catalog and users,
+//! tokens (`POST /v1/auth/token`) and the first admin's bootstrap (`ingest create-admin`).
 
 use std::future::Future;
 
 pub mod audit;
 pub mod catalog;
+pub mod catalog_cache;
 pub mod login;
+pub mod metrics;
+pub mod movements;
 pub mod routes;
 pub mod user_admin;
 pub mod users;
@@ -24,6 +27,8 @@ use service_kit::{Settings, kafka};
 pub struct App {
     server: Server,
     producer: FutureProducer,
+    /// Stops the catalog cache's refresh loop.
+    stop_cache: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for App {
@@ -49,11 +54,35 @@ impl App {
             base.settings.rate_limits.per_address,
             base.metrics.registry(),
         )?;
-        let login = login::LoginState::new(base.pool.clone(), keys, base.metrics.registry())?;
-        let api = routes::api(login, limits);
+        let login =
+            login::LoginState::new(base.pool.clone(), keys.clone(), base.metrics.registry())?;
+        let cache = catalog_cache::CatalogCache::load(&base.pool).await?;
+        let stop_cache = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(cache.clone().follow(
+            base.pool.clone(),
+            base.settings.movements.catalog_refresh,
+            stop_cache.clone(),
+        ));
+        let metrics = metrics::MovementMetrics::register(base.metrics.registry())?;
+        let movements = movements::MovementsState {
+            auth: service_kit::auth::Auth(keys),
+            cache,
+            producer: movements::producer::MovementProducer::new(
+                producer.clone(),
+                base.settings.topics().movements(),
+                metrics.clone(),
+            ),
+            settings: base.settings.movements,
+            metrics,
+        };
+        let api = routes::api(login, movements, limits);
         let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";
         let server = base.serve(readiness, description, Some(api)).await?;
-        Ok(Self { server, producer })
+        Ok(Self {
+            server,
+            producer,
+            stop_cache,
+        })
     }
 
     /// The bound port (tests bind port 0).
@@ -67,6 +96,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.server.run_until_stopped(shutdown).await?;
+        self.stop_cache.cancel();
         let producer = self.producer;
         tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(10)))
             .await??;

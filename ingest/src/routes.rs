@@ -11,11 +11,13 @@ use service_kit::ratelimit::{self, RateLimitState, RateLimits};
 use utoipa::OpenApi;
 
 use crate::login::{self, LoginState};
+use crate::movements::{self, MovementsState};
 use crate::user_admin::{self, UsersState};
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
+        movements::post_movement, movements::post_batch,
         login::issue_token, user_admin::create_user, user_admin::change_user,
         stores::create_store, stores::change_store, stores::delete_store,
         products::create_product, products::change_product, products::delete_product,
@@ -24,6 +26,7 @@ use crate::user_admin::{self, UsersState};
         store_products::create_store_product, store_products::change_store_product, store_products::delete_store_product
     ),
     components(schemas(
+        movements::validate::MovementRequest, movements::Accepted, movements::BatchRequest, movements::BatchResult, movements::LineResult,
         login::TokenRequest, login::TokenResponse, user_admin::NewUser, user_admin::UserChange, user_admin::User,
         stores::Store, stores::NewStore, stores::StoreChange, products::Product, products::NewProduct, products::ProductChange,
         suppliers::Supplier, suppliers::NewSupplier, suppliers::SupplierChange,
@@ -33,6 +36,7 @@ use crate::user_admin::{self, UsersState};
     )),
     modifiers(&BearerSecurity),
     tags(
+        (name = "movements", description = "Stock movements from POS and staff apps, to Kafka"),
         (name = "auth", description = "Tokens for users and devices"),
         (name = "users", description = "User administration (admin only)"),
         (name = "catalog", description = "Stores, products, suppliers, supplier prices and per-store product settings (admin only; reads are in query-api)")
@@ -41,7 +45,11 @@ use crate::user_admin::{self, UsersState};
 struct IngestApi;
 
 /// The `/v1` routes, rate-limited, with their OpenAPI paths.
-pub fn api(login: LoginState, limits: Arc<RateLimits>) -> (Router, utoipa::openapi::OpenApi) {
+pub fn api(
+    login: LoginState,
+    movements: MovementsState,
+    limits: Arc<RateLimits>,
+) -> (Router, utoipa::openapi::OpenApi) {
     let auth = Auth(login.keys.clone());
     let limiting = RateLimitState {
         limits,
@@ -58,6 +66,12 @@ pub fn api(login: LoginState, limits: Arc<RateLimits>) -> (Router, utoipa::opena
     let router = Router::new()
         .route("/v1/auth/token", post(login::issue_token))
         .with_state(login)
+        .merge(
+            Router::new()
+                .route("/v1/movements", post(movements::post_movement))
+                .route("/v1/movements/batch", post(movements::post_batch))
+                .with_state(movements),
+        )
         .merge(
             Router::new()
                 .route("/v1/users", post(user_admin::create_user))

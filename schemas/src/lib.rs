@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod consistency;
 pub mod events;
 pub mod ids;
 pub mod migrations;

@@ -68,6 +68,19 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub auth: AuthSettings,
     pub rate_limits: RateLimitSettings,
+    pub movements: MovementSettings,
+}
+
+/// What ingest accepts of a movement's event time, and how fresh its catalog stays.
+#[derive(Debug, Clone, Copy)]
+pub struct MovementSettings {
+    /// Oldest `occurred_at` accepted (POS devices go offline): `MOVEMENT_MAX_AGE_DAYS`, 30.
+    pub max_age: Duration,
+    /// How far in the future `occurred_at` may be (device clocks drift):
+    /// `MOVEMENT_MAX_FUTURE_SKEW_SECONDS`, 300.
+    pub max_future_skew: Duration,
+    /// How often ingest's catalog cache reads catalog changes: `CATALOG_REFRESH_MS`, 250.
+    pub catalog_refresh: Duration,
 }
 
 /// Requests per second and burst, per token subject and per client address (requests
@@ -220,6 +233,17 @@ impl Settings {
                     "RATE_LIMIT_ADDRESS_BURST",
                     100,
                 )?,
+            },
+            movements: MovementSettings {
+                max_age: Duration::from_secs(
+                    86_400 * parse_or::<u64>(&get, "MOVEMENT_MAX_AGE_DAYS", 30)?,
+                ),
+                max_future_skew: Duration::from_secs(parse_or(
+                    &get,
+                    "MOVEMENT_MAX_FUTURE_SKEW_SECONDS",
+                    300,
+                )?),
+                catalog_refresh: Duration::from_millis(parse_or(&get, "CATALOG_REFRESH_MS", 250)?),
             },
         };
         settings.refuse_development_defaults_in_production()?;

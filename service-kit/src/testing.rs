@@ -31,6 +31,15 @@ fn stack_missing(what: &str, error: impl std::fmt::Display) -> ! {
     panic!("the local stack is not reachable ({what}: {error}); run `make up` first")
 }
 
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
 /// An isolated slice of the local stack for one test.
 #[derive(Debug)]
 pub struct TestStack {
@@ -107,6 +116,50 @@ impl TestStack {
         let mut settings = self.settings.clone();
         settings.service = service;
         settings
+    }
+
+    /// Reads `count` records of `topic` from the beginning of every partition (without
+    /// joining a group), or panics after `within`.
+    pub async fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        within: std::time::Duration,
+    ) -> Vec<TopicRecord> {
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let settings = &self.settings.kafka;
+        let consumer: StreamConsumer = crate::kafka::consumer_config(
+            settings,
+            "test-reader",
+            &format!("{}-reader", settings.consumer_group),
+        )
+        .create()
+        .unwrap_or_else(|error| panic!("a reader of {topic}: {error}"));
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..TEST_PARTITIONS {
+            partitions
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap_or_else(|error| panic!("assigning {topic}: {error}"));
+        }
+        consumer
+            .assign(&partitions)
+            .unwrap_or_else(|error| panic!("assigning {topic}: {error}"));
+        let mut records = Vec::with_capacity(count);
+        let deadline = tokio::time::Instant::now() + within;
+        while records.len() < count {
+            let message = tokio::time::timeout_at(deadline, consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} records on {topic}", records.len()))
+                .unwrap_or_else(|error| panic!("reading {topic}: {error}"));
+            records.push(TopicRecord {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            });
+        }
+        records
     }
 
     /// Drops the database and the Redis keys (topics stay; see `cleanup`). Also done on drop; calling it

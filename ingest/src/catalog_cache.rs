@@ -1,0 +1,154 @@
+//! The catalog as ingest validates movements against it, held in memory so that the hot
+//! path never waits for Postgres. Postgres stays the source: the cache loads everything at
+//! start, then every `CATALOG_REFRESH_MS` reads the rows changed since it last looked
+//! (soft deletes are changes too), so a new product is usable — and a deleted one refused —
+//! well within a second on every ingest instance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// Rows are re-read for this long after their change: a transaction that commits after a
+/// read may carry an `updated_at` from before it.
+const OVERLAP: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductEntry {
+    pub sku: Arc<str>,
+    pub live: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct CatalogCache {
+    /// Store id → live.
+    stores: RwLock<HashMap<i64, bool>>,
+    products: RwLock<HashMap<i64, ProductEntry>>,
+    /// SKU → product id, live products only.
+    skus: RwLock<HashMap<Arc<str>, i64>>,
+    /// Supplier id → live.
+    suppliers: RwLock<HashMap<i64, bool>>,
+    /// The latest `updated_at` read.
+    watermark: RwLock<Option<DateTime<Utc>>>,
+}
+
+type Changes<T> = Vec<T>;
+
+impl CatalogCache {
+    /// Loads the whole catalog.
+    pub async fn load(pool: &PgPool) -> Result<Arc<Self>, sqlx::Error> {
+        let cache = Arc::new(Self::default());
+        cache.refresh(pool).await?;
+        Ok(cache)
+    }
+
+    pub fn store_is_live(&self, store: i64) -> bool {
+        read(&self.stores).get(&store).copied().unwrap_or(false)
+    }
+
+    pub fn supplier_is_live(&self, supplier: i64) -> bool {
+        read(&self.suppliers)
+            .get(&supplier)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    pub fn product(&self, product: i64) -> Option<ProductEntry> {
+        read(&self.products).get(&product).cloned()
+    }
+
+    /// The live product with this SKU.
+    pub fn product_by_sku(&self, sku: &str) -> Option<(i64, Arc<str>)> {
+        let skus = read(&self.skus);
+        let (sku, id) = skus.get_key_value(sku)?;
+        Some((*id, sku.clone()))
+    }
+
+    /// Reads the rows changed since the last refresh (all of them the first time).
+    pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let since = read(&self.watermark).map(|watermark| watermark - OVERLAP);
+        let stores: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE $1::timestamptz IS NULL OR updated_at > $1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+        let products: Changes<(i64, String, bool, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, sku, deleted_at IS NULL, updated_at FROM products WHERE $1::timestamptz IS NULL OR updated_at > $1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+        let suppliers: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, deleted_at IS NULL, updated_at FROM suppliers WHERE $1::timestamptz IS NULL OR updated_at > $1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+
+        let mut latest = read(&self.watermark).to_owned();
+        let mut seen =
+            |at: DateTime<Utc>| latest = Some(latest.map_or(at, |latest| latest.max(at)));
+        if !stores.is_empty() {
+            let mut map = write(&self.stores);
+            for (id, live, at) in stores {
+                map.insert(id, live);
+                seen(at);
+            }
+        }
+        if !suppliers.is_empty() {
+            let mut map = write(&self.suppliers);
+            for (id, live, at) in suppliers {
+                map.insert(id, live);
+                seen(at);
+            }
+        }
+        if !products.is_empty() {
+            let mut map = write(&self.products);
+            let mut skus = write(&self.skus);
+            for (id, sku, live, at) in products {
+                seen(at);
+                let sku: Arc<str> = Arc::from(sku);
+                if let Some(before) = map.get(&id)
+                    && skus.get(&before.sku) == Some(&id)
+                {
+                    skus.remove(&before.sku);
+                }
+                if live {
+                    skus.insert(sku.clone(), id);
+                }
+                map.insert(id, ProductEntry { sku, live });
+            }
+        }
+        *write(&self.watermark) = latest;
+        Ok(())
+    }
+
+    /// Refreshes every `every` until `stop`; a failed refresh is logged and retried on the
+    /// next tick (the cache keeps serving what it has).
+    pub async fn follow(self: Arc<Self>, pool: PgPool, every: Duration, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {
+                    if let Err(error) = self.refresh(&pool).await {
+                        tracing::warn!(%error, "Refreshing the catalog cache failed; it serves what it has and retries.");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}

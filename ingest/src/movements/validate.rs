@@ -1,0 +1,324 @@
+//! A movement request, parsed and checked against the token and the cached catalog,
+//! becomes a `StockMovement` — or the problem that says what is wrong, with every field
+//! at fault: 403 for a store or kind the token may not post, 400 for a malformed field,
+//! 422 for a store, product or supplier that does not exist (or is deleted).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+use serde::Deserialize;
+use service_kit::auth::Principal;
+use service_kit::problem::{ApiError, FieldError};
+use service_kit::settings::MovementSettings;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::catalog_cache::CatalogCache;
+
+/// Largest quantity of one movement, in the product's unit (a tonne in grams is 10⁶).
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+/// Largest unit cost or price: ₹1 crore.
+pub const MAX_PAISE: i64 = 1_000_000_000;
+pub const REMOVAL_REASONS: [&str; 5] = ["damaged", "expired", "lost", "theft", "other"];
+const MAX_TEXT: usize = 100;
+
+/// One stock movement as a POS or staff app reports it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MovementRequest {
+    /// The idempotency key (or send an `Idempotency-Key` header). Generated, and returned,
+    /// only when neither is given — then a retry cannot be recognised.
+    pub movement_id: Option<Uuid>,
+    pub store_id: i64,
+    /// The product, by id or by SKU (one is enough; if both are given they must agree).
+    pub product_id: Option<i64>,
+    pub sku: Option<String>,
+    /// `stock_in`, `sale` or `removal`.
+    #[schema(example = "sale")]
+    pub kind: String,
+    /// Positive, in the product's unit (pieces, grams, millilitres).
+    #[schema(example = 2)]
+    pub quantity: i64,
+    /// When it happened on the device (RFC 3339); default now. Not more than a few minutes
+    /// ahead, not older than 30 days.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Stock-in only, required: a live supplier.
+    pub supplier_id: Option<i64>,
+    /// Stock-in only, required: cost of one unit, in paise.
+    pub unit_cost_paise: Option<i64>,
+    /// Sale only, required: selling price of one unit, in paise.
+    pub unit_price_paise: Option<i64>,
+    /// Removal only, required: `damaged`, `expired`, `lost`, `theft` or `other`.
+    pub reason: Option<String>,
+    /// Invoice or bill number (up to 100 characters).
+    pub reference: Option<String>,
+    pub device_id: Option<String>,
+}
+
+/// Checks requests against one moment's view of the clock, the catalog and the settings.
+#[derive(Debug)]
+pub struct Validator<'a> {
+    pub cache: &'a CatalogCache,
+    pub settings: &'a MovementSettings,
+    pub now: DateTime<Utc>,
+}
+
+fn field(problems: &mut Vec<FieldError>, field: &str, code: &str, message: impl Into<String>) {
+    problems.push(FieldError::new(field, code, message));
+}
+
+fn duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Checks that `value` is given exactly when `wanted`.
+fn only_for<T>(
+    problems: &mut Vec<FieldError>,
+    name: &str,
+    value: &Option<T>,
+    wanted: bool,
+    kind: MovementKind,
+) {
+    match (value.is_some(), wanted) {
+        (false, true) => field(problems, name, "required", format!("required for a {kind}")),
+        (true, false) => field(
+            problems,
+            name,
+            "not_allowed",
+            format!("not part of a {kind}"),
+        ),
+        _ => {}
+    }
+}
+
+fn paise(problems: &mut Vec<FieldError>, name: &str, value: Option<i64>) {
+    if value.is_some_and(|value| !(0..=MAX_PAISE).contains(&value)) {
+        field(
+            problems,
+            name,
+            "out_of_range",
+            format!("0 to {MAX_PAISE} paise"),
+        );
+    }
+}
+
+fn text(problems: &mut Vec<FieldError>, name: &str, value: &Option<String>) {
+    if value
+        .as_ref()
+        .is_some_and(|value| value.is_empty() || value.chars().count() > MAX_TEXT)
+    {
+        field(
+            problems,
+            name,
+            "invalid_length",
+            format!("1 to {MAX_TEXT} characters"),
+        );
+    }
+}
+
+impl Validator<'_> {
+    /// `header_id` is the request's `Idempotency-Key`, if any.
+    pub fn validate(
+        &self,
+        request: MovementRequest,
+        principal: &Principal,
+        header_id: Option<Uuid>,
+    ) -> Result<StockMovement, ApiError> {
+        principal.require_store(StoreId(request.store_id))?;
+        let mut problems = Vec::new();
+        let kind = MovementKind::parse(&request.kind);
+        let kind = match kind {
+            Some(kind) if !principal.role.may_post(kind) => {
+                return Err(ApiError::forbidden(
+                    "kind_forbidden",
+                    format!("a {} token may not post a {kind}", principal.role.as_str()),
+                ));
+            }
+            Some(kind) => kind,
+            None => {
+                field(
+                    &mut problems,
+                    "kind",
+                    "invalid",
+                    "`stock_in`, `sale` or `removal`",
+                );
+                MovementKind::Unknown
+            }
+        };
+        let movement_id = match (request.movement_id, header_id) {
+            (Some(body), Some(header)) if body != header => {
+                field(
+                    &mut problems,
+                    "movement_id",
+                    "conflict",
+                    "differs from the Idempotency-Key header",
+                );
+                body
+            }
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => Uuid::now_v7(),
+        };
+        if !(1..=MAX_QUANTITY).contains(&request.quantity) {
+            field(
+                &mut problems,
+                "quantity",
+                "out_of_range",
+                format!("1 to {MAX_QUANTITY}"),
+            );
+        }
+        let occurred_at = request.occurred_at.unwrap_or(self.now);
+        if occurred_at > self.now + duration(self.settings.max_future_skew) {
+            field(
+                &mut problems,
+                "occurred_at",
+                "in_the_future",
+                "later than now (beyond the allowed clock skew)",
+            );
+        } else if occurred_at < self.now - duration(self.settings.max_age) {
+            field(
+                &mut problems,
+                "occurred_at",
+                "too_old",
+                format!(
+                    "older than {} days",
+                    self.settings.max_age.as_secs() / 86_400
+                ),
+            );
+        }
+        if kind != MovementKind::Unknown {
+            only_for(
+                &mut problems,
+                "supplier_id",
+                &request.supplier_id,
+                kind == MovementKind::StockIn,
+                kind,
+            );
+            only_for(
+                &mut problems,
+                "unit_cost_paise",
+                &request.unit_cost_paise,
+                kind == MovementKind::StockIn,
+                kind,
+            );
+            only_for(
+                &mut problems,
+                "unit_price_paise",
+                &request.unit_price_paise,
+                kind == MovementKind::Sale,
+                kind,
+            );
+            only_for(
+                &mut problems,
+                "reason",
+                &request.reason,
+                kind == MovementKind::Removal,
+                kind,
+            );
+        }
+        paise(&mut problems, "unit_cost_paise", request.unit_cost_paise);
+        paise(&mut problems, "unit_price_paise", request.unit_price_paise);
+        if let Some(reason) = &request.reason
+            && !REMOVAL_REASONS.contains(&reason.as_str())
+        {
+            field(
+                &mut problems,
+                "reason",
+                "invalid",
+                "`damaged`, `expired`, `lost`, `theft` or `other`",
+            );
+        }
+        text(&mut problems, "reference", &request.reference);
+        text(&mut problems, "device_id", &request.device_id);
+        if request.product_id.is_none() && request.sku.is_none() {
+            field(
+                &mut problems,
+                "product_id",
+                "required",
+                "a `product_id` or a `sku`",
+            );
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::Validation(problems));
+        }
+
+        // References, from the cached catalog.
+        if !self.cache.store_is_live(request.store_id) {
+            field(
+                &mut problems,
+                "store_id",
+                "unknown",
+                format!("no such store: {}", request.store_id),
+            );
+        }
+        let product = match (request.product_id, request.sku.as_deref()) {
+            (Some(id), sku) => match self.cache.product(id) {
+                Some(product) if product.live && sku.is_none_or(|sku| sku == &*product.sku) => {
+                    Some((id, product.sku))
+                }
+                Some(product) if product.live => {
+                    field(
+                        &mut problems,
+                        "sku",
+                        "mismatch",
+                        format!("product {id} has SKU {}", product.sku),
+                    );
+                    None
+                }
+                _ => {
+                    field(
+                        &mut problems,
+                        "product_id",
+                        "unknown",
+                        format!("no such product: {id}"),
+                    );
+                    None
+                }
+            },
+            (None, Some(sku)) => {
+                let found = self.cache.product_by_sku(sku);
+                if found.is_none() {
+                    field(
+                        &mut problems,
+                        "sku",
+                        "unknown",
+                        format!("no product has SKU {sku}"),
+                    );
+                }
+                found
+            }
+            (None, None) => None,
+        };
+        if let Some(supplier) = request.supplier_id
+            && !self.cache.supplier_is_live(supplier)
+        {
+            field(
+                &mut problems,
+                "supplier_id",
+                "unknown",
+                format!("no such supplier: {supplier}"),
+            );
+        }
+        let Some((product_id, sku)) = product.filter(|_| problems.is_empty()) else {
+            return Err(ApiError::Unprocessable(problems));
+        };
+
+        Ok(StockMovement {
+            movement_id,
+            store_id: StoreId(request.store_id),
+            product_id: ProductId(product_id),
+            sku: sku.to_string(),
+            kind,
+            quantity: request.quantity,
+            occurred_at,
+            received_at: self.now,
+            supplier_id: request.supplier_id.map(SupplierId),
+            unit_cost_paise: request.unit_cost_paise,
+            unit_price_paise: request.unit_price_paise,
+            reason: request.reason,
+            reference: request.reference,
+            actor: principal.subject.clone(),
+            device_id: request.device_id,
+        })
+    }
+}
