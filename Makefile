@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build test lint fmt
+.PHONY: up down status stack build test lint fmt bench
 
 ## up: the stack, the migrations and the three services, in the background
 up: stack build
@@ -42,6 +42,10 @@ test: lint stack
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+## bench: the benchmark suite on a separate stack (broker on memory://); prints a table
+bench:
+	@deploy/local/bench.sh
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -1,0 +1,261 @@
+//! The ingest benchmark: seeds a catalog of stores and products, starts the release
+//! `ingest` binary against the benchmark stack, and loads it over loopback with POS
+//! tokens (one per store, as devices have): single movements at several concurrencies and
+//! at a fixed rate, then batches.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use rand::Rng;
+use schemas::StoreId;
+use service_kit::auth::{Role, TokenKeys};
+use service_kit::{Service, Settings};
+
+use crate::load::{self, Shot};
+use crate::report::{Report, Row};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub binary: std::path::PathBuf,
+    pub port: u16,
+    pub stores: i64,
+    pub products: i64,
+    pub seconds: u64,
+    pub concurrencies: Vec<usize>,
+    pub steady_rate: u64,
+    pub batch_size: usize,
+    pub batch_concurrencies: Vec<usize>,
+}
+
+/// Stops the child service when the benchmark ends, however it ends.
+struct Service_(Child);
+
+impl Drop for Service_ {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn seed(settings: &Settings, stores: i64, products: i64) -> anyhow::Result<sqlx::PgPool> {
+    let pool =
+        service_kit::postgres::connect_and_migrate(&settings.database, "bazaar-bench").await?;
+    sqlx::query(
+        "INSERT INTO stores (code, name, city) SELECT 'BENCH-' || n, 'Bench store ' || n, 'Pune'
+         FROM generate_series(1, $1) AS n ON CONFLICT (code) DO NOTHING",
+    )
+    .bind(stores)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO products (sku, name, unit) SELECT 'BENCH-SKU-' || n, 'Bench product ' || n, 'pc'
+         FROM generate_series(1, $1) AS n ON CONFLICT (sku) DO NOTHING",
+    )
+    .bind(products)
+    .execute(&pool)
+    .await?;
+    Ok(pool)
+}
+
+async fn ids(
+    pool: &sqlx::PgPool,
+    table: &str,
+    prefix: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let column = if table == "stores" { "code" } else { "sku" };
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT id FROM {table} WHERE {column} LIKE $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(format!("{prefix}%"))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+async fn wait_ready(port: u16) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream
+                .write_all(b"GET /readyz HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+                .await?;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            if answer.starts_with(b"HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("ingest did not become ready on port {port}")
+}
+
+/// Peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches(" kB")
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn sale(store: i64, product: i64) -> String {
+    format!(
+        r#"{{"movement_id":"{}","store_id":{store},"product_id":{product},"kind":"sale","quantity":1,"unit_price_paise":2500,"device_id":"till-1"}}"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let settings = Settings::from_lookup(Service::Ingest, |var| std::env::var(var).ok())?;
+    let pool = seed(&settings, options.stores, options.products).await?;
+    let stores = ids(&pool, "stores", "BENCH-", options.stores).await?;
+    let products = Arc::new(ids(&pool, "products", "BENCH-SKU-", options.products).await?);
+    let keys = TokenKeys::from_settings(&settings.auth)?;
+    let tokens: Arc<Vec<(i64, Arc<str>)>> = Arc::new(
+        stores
+            .iter()
+            .map(|&store| {
+                let (token, _) = keys
+                    .issue(&format!("pos-{store}"), Role::Pos, &[StoreId(store)])
+                    .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
+                anyhow::Ok((store, Arc::from(token)))
+            })
+            .collect::<Result<_, _>>()?,
+    );
+
+    let child = Command::new(&options.binary)
+        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{}", options.port))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| anyhow::anyhow!("starting {}: {error}", options.binary.display()))?;
+    let pid = child.id();
+    let _service = Service_(child);
+    wait_ready(options.port).await?;
+    let address: SocketAddr = ([127, 0, 0, 1], options.port).into();
+
+    let single = {
+        let tokens = tokens.clone();
+        let products = products.clone();
+        move |_worker: usize, _sequence: u64| {
+            let mut rng = rand::rng();
+            let (store, token) = &tokens[rng.random_range(0..tokens.len())];
+            let product = products[rng.random_range(0..products.len())];
+            Shot {
+                path: "/v1/movements",
+                token: token.clone(),
+                body: Bytes::from(sale(*store, product)),
+                movements: 1,
+            }
+        }
+    };
+    let batch_size = options.batch_size;
+    let batch = {
+        let tokens = tokens.clone();
+        let products = products.clone();
+        move |_worker: usize, _sequence: u64| {
+            let mut rng = rand::rng();
+            let (store, token) = &tokens[rng.random_range(0..tokens.len())];
+            let mut body = String::with_capacity(batch_size * 170 + 16);
+            body.push_str(r#"{"movements":["#);
+            for line in 0..batch_size {
+                if line > 0 {
+                    body.push(',');
+                }
+                body.push_str(&sale(*store, products[rng.random_range(0..products.len())]));
+            }
+            body.push_str("]}");
+            Shot {
+                path: "/v1/movements/batch",
+                token: token.clone(),
+                body: Bytes::from(body),
+                movements: batch_size as u64,
+            }
+        }
+    };
+
+    let seconds = Duration::from_secs(options.seconds);
+    let mut rows = Vec::new();
+    // Warm-up: connections, the producer's metadata, the allocator.
+    load::closed_loop(
+        address,
+        64,
+        Duration::from_secs(2),
+        StatusCode::ACCEPTED,
+        single.clone(),
+    )
+    .await?;
+    for &connections in &options.concurrencies {
+        let outcome = load::closed_loop(
+            address,
+            connections,
+            seconds,
+            StatusCode::ACCEPTED,
+            single.clone(),
+        )
+        .await?;
+        rows.push(Row::new(
+            "POST /v1/movements, max throughput",
+            connections,
+            &outcome,
+        ));
+    }
+    let outcome = load::open_loop(
+        address,
+        64,
+        options.steady_rate,
+        seconds,
+        StatusCode::ACCEPTED,
+        single.clone(),
+    )
+    .await?;
+    rows.push(Row::new(
+        format!("POST /v1/movements, steady {}/s", options.steady_rate),
+        64,
+        &outcome,
+    ));
+    for &connections in &options.batch_concurrencies {
+        let outcome =
+            load::closed_loop(address, connections, seconds, StatusCode::OK, batch.clone()).await?;
+        rows.push(Row::new(
+            format!("POST /v1/movements/batch ({batch_size} lines)"),
+            connections,
+            &outcome,
+        ));
+    }
+    let mut notes = vec![format!(
+        "catalog: {} stores × {} products; one POS token per store; broker: {}",
+        stores.len(),
+        products.len(),
+        settings.kafka.brokers
+    )];
+    if let Some(peak) = peak_rss_mib(pid) {
+        notes.push(format!(
+            "ingest peak resident memory (VmHWM): {peak:.0} MiB"
+        ));
+    }
+    Ok(Report {
+        suite: "ingest".into(),
+        started_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        machine: crate::report::machine(),
+        rows,
+        notes,
+    })
+}

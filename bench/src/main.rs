@@ -1,0 +1,67 @@
+//! `bazaar-bench`: load benchmarks of the services over HTTP on loopback. `make bench`
+//! starts a separate benchmark stack (broker on its memory:// engine) and runs this.
+//!
+//!   bazaar-bench ingest [--seconds N] [--binary PATH] [--port P] [--out DIR]
+
+mod ingest;
+mod load;
+mod report;
+
+use std::path::PathBuf;
+
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> anyhow::Result<T> {
+    match args.windows(2).find(|pair| pair[0] == name) {
+        Some(pair) => pair[1]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}: cannot parse `{}`", pair[1])),
+        None => Ok(default),
+    }
+}
+
+fn list(args: &[String], name: &str, default: &[usize]) -> anyhow::Result<Vec<usize>> {
+    match args.windows(2).find(|pair| pair[0] == name) {
+        Some(pair) => pair[1]
+            .split(',')
+            .map(|item| {
+                item.trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{name}: `{item}`"))
+            })
+            .collect(),
+        None => Ok(default.to_vec()),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The load generator gets one thread of its own; the service gets the rest.
+    let threads = flag(&args, "--threads", 1_usize)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    let out: PathBuf = flag(&args, "--out", PathBuf::from(".local/bench/results"))?;
+    match args.first().map(String::as_str) {
+        Some("ingest") => {
+            let options = ingest::Options {
+                binary: flag(&args, "--binary", PathBuf::from("target/release/ingest"))?,
+                port: flag(&args, "--port", 58_081)?,
+                stores: flag(&args, "--stores", 1_000)?,
+                products: flag(&args, "--products", 1_000)?,
+                seconds: flag(&args, "--seconds", 10)?,
+                concurrencies: list(&args, "--connections", &[64, 256, 512])?,
+                steady_rate: flag(&args, "--steady-rate", 10_000)?,
+                batch_size: flag(&args, "--batch-size", 1_000)?,
+                batch_concurrencies: list(&args, "--batch-connections", &[4, 16])?,
+            };
+            let report = runtime.block_on(ingest::run(options))?;
+            report.print();
+            let saved = report.save(&out)?;
+            eprintln!("saved {}", saved.display());
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "usage: bazaar-bench ingest [--seconds N] [--connections 64,256,512] [--binary PATH]"
+        ),
+    }
+}

@@ -1,0 +1,119 @@
+//! One table on the terminal, the same figures as JSON for comparing runs.
+
+use serde::Serialize;
+
+use crate::load::Outcome;
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub connections: usize,
+    pub movements_per_second: f64,
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub requests: u64,
+    pub failures: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
+}
+
+impl Row {
+    pub fn new(scenario: impl Into<String>, connections: usize, outcome: &Outcome) -> Self {
+        Self {
+            scenario: scenario.into(),
+            connections,
+            movements_per_second: outcome.per_second().round(),
+            requests_per_second: outcome.requests_per_second().round(),
+            p50_ms: outcome.percentile_ms(0.50),
+            p99_ms: outcome.percentile_ms(0.99),
+            requests: outcome.requests,
+            failures: outcome.failures,
+            first_failure: outcome.first_failure.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub suite: String,
+    pub started_at: String,
+    pub machine: String,
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+}
+
+/// This machine in one line: CPU model, cores, memory.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "?".into(),
+            |kib| format!("{:.0} GiB", kib as f64 / 1_048_576.0),
+        );
+    format!("{model}, {cores} cores, {memory}")
+}
+
+impl Report {
+    pub fn print(&self) {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "\n{} — {}\n{}\n\n",
+            self.suite, self.started_at, self.machine
+        ));
+        out.push_str(&format!(
+            "{:<44} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9}\n",
+            "scenario", "conns", "movements/s", "requests/s", "p50 ms", "p99 ms", "failures"
+        ));
+        for row in &self.rows {
+            out.push_str(&format!(
+                "{:<44} {:>6} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9}\n",
+                row.scenario,
+                row.connections,
+                row.movements_per_second,
+                row.requests_per_second,
+                row.p50_ms,
+                row.p99_ms,
+                row.failures
+            ));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("{note}\n"));
+        }
+        for row in self.rows.iter().filter(|row| row.first_failure.is_some()) {
+            out.push_str(&format!(
+                "first failure in {}: {}\n",
+                row.scenario,
+                row.first_failure.as_deref().unwrap_or_default()
+            ));
+        }
+        // The report is this program's output.
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{out}");
+        }
+    }
+
+    pub fn save(&self, directory: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(directory)?;
+        let path = directory.join(format!(
+            "{}-{}.json",
+            self.suite,
+            self.started_at.replace(':', "")
+        ));
+        std::fs::write(&path, serde_json::to_vec_pretty(self)?)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmark suite on a stack of its own — PostgreSQL, Redis and a Tansu
+# broker on its memory:// engine, on ports next to the development stack's (which keeps
+# running untouched) — then the release services loaded over loopback. Prints one table;
+# the JSON lands in .local/bench/results/ for comparing runs.
+#
+#   deploy/local/bench.sh [ingest] [-- extra bazaar-bench flags]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+export BAZAAR_LOCAL_DIR="$ROOT/.local/bench"
+export BAZAAR_PG_PORT="${BAZAAR_BENCH_PG_PORT:-55433}"
+export BAZAAR_REDIS_PORT="${BAZAAR_BENCH_REDIS_PORT:-56380}"
+export BAZAAR_KAFKA_PORT="${BAZAAR_BENCH_KAFKA_PORT:-59093}"
+export BAZAAR_KAFKA_STORAGE=memory
+
+say() { printf '\033[1m[bench]\033[0m %s\n' "$*"; }
+
+suites=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do suites+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ ${#suites[@]} -eq 0 ] && suites=(ingest)
+
+deploy/local/stack.sh up
+trap 'deploy/local/stack.sh down >/dev/null' EXIT
+
+say "building the release binaries"
+cargo build --release --bins --quiet
+
+# Everything below points at the benchmark stack; the secret exists for this run only.
+export DATABASE_URL="postgres://bazaar:bazaar-dev-only@127.0.0.1:$BAZAAR_PG_PORT/bazaar"
+export REDIS_URL="redis://127.0.0.1:$BAZAAR_REDIS_PORT"
+export KAFKA_BROKERS="127.0.0.1:$BAZAAR_KAFKA_PORT"
+JWT_SECRET="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export JWT_SECRET
+
+for suite in "${suites[@]}"; do
+    say "suite $suite"
+    target/release/bazaar-bench "$suite" "$@"
+done
