@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
+use hyper::header::HeaderValue;
 use rand::Rng;
 use schemas::StoreId;
 use service_kit::auth::{Role, TokenKeys};
@@ -26,7 +27,8 @@ pub struct Options {
     pub products: i64,
     pub seconds: u64,
     pub concurrencies: Vec<usize>,
-    pub steady_rate: u64,
+    pub steady_rates: Vec<usize>,
+    pub steady_connections: usize,
     pub batch_size: usize,
     pub batch_concurrencies: Vec<usize>,
 }
@@ -124,14 +126,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let stores = ids(&pool, "stores", "BENCH-", options.stores).await?;
     let products = Arc::new(ids(&pool, "products", "BENCH-SKU-", options.products).await?);
     let keys = TokenKeys::from_settings(&settings.auth)?;
-    let tokens: Arc<Vec<(i64, Arc<str>)>> = Arc::new(
+    let tokens: Arc<Vec<(i64, HeaderValue)>> = Arc::new(
         stores
             .iter()
             .map(|&store| {
                 let (token, _) = keys
                     .issue(&format!("pos-{store}"), Role::Pos, &[StoreId(store)])
                     .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
-                anyhow::Ok((store, Arc::from(token)))
+                anyhow::Ok((store, HeaderValue::from_str(&format!("Bearer {token}"))?))
             })
             .collect::<Result<_, _>>()?,
     );
@@ -159,8 +161,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             let (store, token) = &tokens[rng.random_range(0..tokens.len())];
             let product = products[rng.random_range(0..products.len())];
             Shot {
-                path: "/v1/movements",
-                token: token.clone(),
+                path: if std::env::var("BENCH_HEALTHZ").is_ok() {
+                    "/healthz"
+                } else {
+                    "/v1/movements"
+                },
+                authorization: token.clone(),
                 body: Bytes::from(sale(*store, product)),
                 movements: 1,
             }
@@ -184,7 +190,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             body.push_str("]}");
             Shot {
                 path: "/v1/movements/batch",
-                token: token.clone(),
+                authorization: token.clone(),
                 body: Bytes::from(body),
                 movements: batch_size as u64,
             }
@@ -217,20 +223,22 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             &outcome,
         ));
     }
-    let outcome = load::open_loop(
-        address,
-        64,
-        options.steady_rate,
-        seconds,
-        StatusCode::ACCEPTED,
-        single.clone(),
-    )
-    .await?;
-    rows.push(Row::new(
-        format!("POST /v1/movements, steady {}/s", options.steady_rate),
-        64,
-        &outcome,
-    ));
+    for &rate in &options.steady_rates {
+        let outcome = load::open_loop(
+            address,
+            options.steady_connections,
+            rate as u64,
+            seconds,
+            StatusCode::ACCEPTED,
+            single.clone(),
+        )
+        .await?;
+        rows.push(Row::new(
+            format!("POST /v1/movements, steady {rate}/s"),
+            options.steady_connections,
+            &outcome,
+        ));
+    }
     for &connections in &options.batch_concurrencies {
         let outcome =
             load::closed_loop(address, connections, seconds, StatusCode::OK, batch.clone()).await?;

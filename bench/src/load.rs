@@ -11,15 +11,17 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// One request to send: path, bearer token, JSON body, and how many movements it holds.
+/// One request to send: path, `Authorization` value, JSON body, and how many movements
+/// it holds.
 #[derive(Debug, Clone)]
 pub struct Shot {
     pub path: &'static str,
-    pub token: std::sync::Arc<str>,
+    pub authorization: HeaderValue,
     pub body: Bytes,
     pub movements: u64,
 }
@@ -82,7 +84,7 @@ async fn connect(address: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>
 
 async fn fire(
     sender: &mut SendRequest<Full<Bytes>>,
-    address: SocketAddr,
+    host: &HeaderValue,
     shot: Shot,
     expected: StatusCode,
     outcome: &mut Outcome,
@@ -90,12 +92,12 @@ async fn fire(
 ) -> anyhow::Result<()> {
     sender.ready().await?;
     let request = Request::post(shot.path)
-        .header(hyper::header::HOST, address.to_string())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::HOST, host.clone())
         .header(
-            hyper::header::AUTHORIZATION,
-            format!("Bearer {}", shot.token),
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
         )
+        .header(hyper::header::AUTHORIZATION, shot.authorization)
         .body(Full::new(shot.body))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
@@ -133,13 +135,14 @@ pub async fn closed_loop(
         workers.push(tokio::spawn(async move {
             let mut outcome = Outcome::new();
             let mut sender = connect(address).await?;
+            let host = HeaderValue::from_str(&address.to_string())?;
             let mut sequence = 0;
             while Instant::now() < deadline {
                 let shot = shots(worker, sequence);
                 sequence += 1;
                 fire(
                     &mut sender,
-                    address,
+                    &host,
                     shot,
                     expected,
                     &mut outcome,
@@ -179,11 +182,12 @@ pub async fn open_loop(
         workers.push(tokio::spawn(async move {
             let mut outcome = Outcome::new();
             let mut sender = connect(address).await?;
+            let host = HeaderValue::from_str(&address.to_string())?;
             for sequence in 0..total_per_worker {
                 let due = started + offset + interval.mul_f64(sequence as f64);
                 tokio::time::sleep_until(due.into()).await;
                 let shot = shots(worker, sequence);
-                fire(&mut sender, address, shot, expected, &mut outcome, due).await?;
+                fire(&mut sender, &host, shot, expected, &mut outcome, due).await?;
             }
             anyhow::Ok(outcome)
         }));

@@ -3,6 +3,10 @@
 //!
 //!   bazaar-bench ingest [--seconds N] [--binary PATH] [--port P] [--out DIR]
 
+/// The load generator shares the cores with what it measures: keep its allocations cheap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod ingest;
 mod load;
 mod report;
@@ -50,7 +54,8 @@ fn main() -> anyhow::Result<()> {
                 products: flag(&args, "--products", 1_000)?,
                 seconds: flag(&args, "--seconds", 10)?,
                 concurrencies: list(&args, "--connections", &[64, 256, 512])?,
-                steady_rate: flag(&args, "--steady-rate", 10_000)?,
+                steady_rates: list(&args, "--steady-rates", &[5_000, 10_000])?,
+                steady_connections: flag(&args, "--steady-connections", 256)?,
                 batch_size: flag(&args, "--batch-size", 1_000)?,
                 batch_concurrencies: list(&args, "--batch-connections", &[4, 16])?,
             };

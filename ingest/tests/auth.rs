@@ -121,7 +121,10 @@ async fn malformed_requests_name_the_field_at_fault() {
 
     let (status, _, body) = login(&app, json!({"username": "admin"})).await;
     assert_eq!(status, 400);
-    assert_eq!(body["errors"][0]["field"], "body");
+    assert_eq!(
+        body["errors"][0]["field"], "password",
+        "a missing field is named"
+    );
     assert!(
         body["errors"][0]["message"]
             .as_str()

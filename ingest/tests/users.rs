@@ -82,7 +82,7 @@ async fn invalid_users_are_refused_with_the_field_at_fault_and_nothing_is_writte
             422,
             "stores",
         ),
-        (json!({"username": "someone"}), 400, "body"),
+        (json!({"username": "someone"}), 400, "password"),
     ];
     for (body, status, field) in cases {
         let (got, problem) = send(&app, Method::POST, "/v1/users", Some(&admin), &body).await;

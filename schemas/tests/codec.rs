@@ -361,6 +361,15 @@ proptest! {
     }
 
     #[test]
+    fn the_direct_movement_encoder_writes_the_bytes_of_apache_avros_generic_writer(movement in arbitrary_movement()) {
+        let mut direct = Vec::new();
+        movement.write_body(&mut direct).unwrap();
+        let mut generic = Vec::new();
+        schemas::codec::write_body_generically(&movement, &mut generic).unwrap();
+        prop_assert_eq!(direct, generic);
+    }
+
+    #[test]
     fn arbitrary_bodies_are_refused_without_panicking(body in prop::collection::vec(any::<u8>(), 0..256)) {
         let mut framed = MAGIC.to_vec();
         framed.extend_from_slice(&StockMovement::schema().fingerprint.0);

@@ -207,7 +207,13 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     lifetime: Duration,
+    /// Tokens that verified, with their expiry: a device presents the same token for
+    /// its whole lifetime, so its signature and claims are checked once, not per request.
+    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, (Principal, i64)>>,
 }
+
+/// Most verified tokens remembered; beyond it, expired ones are dropped (all, if none is).
+const VERIFIED_CAPACITY: usize = 50_000;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -285,6 +291,7 @@ impl TokenKeys {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             lifetime: settings.jwt_lifetime,
+            verified: std::sync::Mutex::default(),
         }))
     }
 
@@ -307,6 +314,36 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let now = Utc::now().timestamp();
+        let leeway = LEEWAY_SECONDS as i64;
+        {
+            let verified = self
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((principal, exp)) = verified.get(token)
+                && now <= exp.saturating_add(leeway)
+            {
+                return Ok(principal.clone());
+            }
+        }
+        let principal = self.verify_signed(token)?;
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, (_, exp)| now <= exp.saturating_add(leeway));
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(token.into(), principal.clone());
+        Ok(principal.0)
+    }
+
+    /// Checks signature, algorithm, expiry, issuer and audience.
+    fn verify_signed(&self, token: &str) -> Result<(Principal, i64), ApiError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
             let (code, detail) = match error.kind() {
                 ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
@@ -331,7 +368,8 @@ impl TokenKeys {
                 detail: detail.to_owned(),
             }
         })?;
-        Ok(Principal::from_claims(data.claims))
+        let exp = data.claims.exp;
+        Ok((Principal::from_claims(data.claims), exp))
     }
 }
 

@@ -24,8 +24,8 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
         .set("client.id", client_id)
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "2")
+        .set("compression.type", &settings.compression)
+        .set("linger.ms", settings.linger.as_millis().to_string())
         .set(
             "message.timeout.ms",
             settings.message_timeout.as_millis().to_string(),

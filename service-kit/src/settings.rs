@@ -118,6 +118,10 @@ pub struct KafkaSettings {
     pub replication_factor: i32,
     /// How long a produce may wait for the broker's acknowledgement.
     pub message_timeout: Duration,
+    /// How long the producer waits to fill a batch: `KAFKA_LINGER_MS`, 5.
+    pub linger: Duration,
+    /// `KAFKA_COMPRESSION`: `lz4` (default), `zstd`, `snappy`, `gzip` or `none`.
+    pub compression: String,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +212,8 @@ impl Settings {
                     "KAFKA_MESSAGE_TIMEOUT_MS",
                     5_000,
                 )?),
+                linger: Duration::from_millis(parse_or(&get, "KAFKA_LINGER_MS", 5)?),
+                compression: get("KAFKA_COMPRESSION").unwrap_or_else(|| "lz4".to_owned()),
             },
             auth: AuthSettings {
                 jwt_algorithm: get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".to_owned()),
