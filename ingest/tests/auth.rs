@@ -198,18 +198,42 @@ async fn failed_logins_lock_the_username_but_successful_ones_are_never_throttled
 }
 
 #[tokio::test]
-async fn the_openapi_document_describes_the_token_route() {
+async fn the_openapi_document_validates_and_describes_every_write_route() {
     let stack = TestStack::start().await;
     let app = start(&stack).await;
-    let api: Value = app
+    let text = app
         .client
         .get(format!("{}/openapi.json", app.base))
         .send()
         .await
         .unwrap()
-        .json()
+        .text()
         .await
         .unwrap();
+    service_kit::testing::assert_valid_openapi(&text);
+    let api: Value = serde_json::from_str(&text).unwrap();
+    for (path, method) in [
+        ("/v1/movements", "post"),
+        ("/v1/movements/batch", "post"),
+        ("/v1/stores", "post"),
+        ("/v1/stores/{id}", "patch"),
+        ("/v1/stores/{id}", "delete"),
+        ("/v1/products", "post"),
+        ("/v1/products/{id}", "patch"),
+        ("/v1/suppliers", "post"),
+        ("/v1/suppliers/{id}", "delete"),
+        ("/v1/supplier-prices", "post"),
+        ("/v1/supplier-prices/{id}", "patch"),
+        ("/v1/store-products", "post"),
+        ("/v1/store-products/{store_id}/{product_id}", "patch"),
+        ("/v1/users", "post"),
+    ] {
+        assert!(
+            api["paths"][path][method].is_object(),
+            "{method} {path} is not described"
+        );
+    }
+    assert!(api["paths"]["/v1/movements"]["post"]["responses"]["503"].is_object());
     let route = &api["paths"]["/v1/auth/token"]["post"];
     for status in ["200", "400", "401", "429"] {
         assert!(

@@ -135,6 +135,56 @@ async fn an_accepted_sale_is_on_the_topic_keyed_by_store_at_the_position_reporte
     w.stack.cleanup().await;
 }
 
+/// Kafka's Java partitioner: `toPositive(murmur2(key)) % partitions`.
+fn java_partition(key: &[u8], partitions: u32) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut hash: u32 = 0x9747_b28c ^ key.len() as u32;
+    let mut chunks = key.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        hash = hash.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (index, byte) in rest.iter().enumerate().rev() {
+            hash ^= u32::from(*byte) << (8 * index);
+        }
+        hash = hash.wrapping_mul(M);
+    }
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(M);
+    hash ^= hash >> 15;
+    ((hash & 0x7fff_ffff) % partitions) as i32
+}
+
+#[tokio::test]
+async fn each_store_lands_on_the_partition_any_kafka_client_would_choose() {
+    let w = world().await;
+    let mut stores = vec![w.store, w.other_store];
+    for index in 0..6 {
+        stores.push(add_store(&w.stack, &format!("PART-{index}")).await);
+    }
+    for store in stores {
+        let sale = json!({"store_id": store, "product_id": w.product, "kind": "sale", "quantity": 1, "unit_price_paise": 100});
+        // The cache loaded before the new stores existed: wait until it sees them.
+        let (status, accepted) = eventually(&w, &sale, 202).await;
+        assert_eq!(status, 202, "{accepted}");
+        let expected = java_partition(
+            store.to_string().as_bytes(),
+            service_kit::testing::TEST_PARTITIONS as u32,
+        );
+        assert_eq!(
+            accepted["partition"].as_i64(),
+            Some(i64::from(expected)),
+            "store {store}"
+        );
+    }
+    w.stack.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_idempotency_key_comes_from_the_body_or_the_header_and_is_generated_only_without_both()
 {
@@ -183,49 +233,101 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
     let now = chrono::Utc::now();
     let base = json!({"store_id": w.store, "product_id": w.product, "kind": "stock_in", "quantity": 10,
                       "supplier_id": w.supplier, "unit_cost_paise": 9000});
-    let cases: Vec<(Value, u16, Vec<&str>)> = vec![
-        (json!({"quantity": 0}), 400, vec!["quantity"]),
+    let cases: Vec<(Value, u16, Vec<&str>, &str)> = vec![
+        (
+            json!({"quantity": 0}),
+            400,
+            vec!["quantity"],
+            "out_of_range",
+        ),
         (
             json!({"quantity": -5, "unit_cost_paise": -1}),
             400,
             vec!["quantity", "unit_cost_paise"],
+            "out_of_range",
         ),
-        (json!({"kind": "return"}), 400, vec!["kind"]),
+        (json!({"kind": "return"}), 400, vec!["kind"], "invalid"),
         (
             json!({"occurred_at": (now + chrono::Duration::hours(1)).to_rfc3339()}),
             400,
             vec!["occurred_at"],
+            "in_the_future",
         ),
         (
             json!({"occurred_at": (now - chrono::Duration::days(31)).to_rfc3339()}),
             400,
             vec!["occurred_at"],
+            "too_old",
         ),
         (
             json!({"occurred_at": "yesterday"}),
             400,
             vec!["occurred_at"],
+            "invalid_json",
         ),
-        (json!({"supplier_id": null}), 400, vec!["supplier_id"]),
+        (
+            json!({"supplier_id": null}),
+            400,
+            vec!["supplier_id"],
+            "required",
+        ),
         (
             json!({"kind": "sale"}),
             400,
             vec!["supplier_id", "unit_cost_paise", "unit_price_paise"],
+            "not_allowed",
         ),
         (
             json!({"kind": "removal", "supplier_id": null, "unit_cost_paise": null, "reason": "eaten"}),
             400,
             vec!["reason"],
+            "invalid",
         ),
-        (json!({"product_id": null}), 400, vec!["product_id"]),
-        (json!({"product_id": 999_999}), 422, vec!["product_id"]),
-        (json!({"product_id": null, "sku": "NOPE"}), 422, vec!["sku"]),
-        (json!({"sku": "OTHER"}), 422, vec!["sku"]),
-        (json!({"supplier_id": 999_999}), 422, vec!["supplier_id"]),
-        (json!({"store_id": 999_999}), 422, vec!["store_id"]),
-        (json!({"colour": "red"}), 400, vec!["colour"]),
+        (
+            json!({"reference": ""}),
+            400,
+            vec!["reference"],
+            "invalid_length",
+        ),
+        (
+            json!({"product_id": null}),
+            400,
+            vec!["product_id"],
+            "required",
+        ),
+        (
+            json!({"product_id": 999_999}),
+            422,
+            vec!["product_id"],
+            "unknown",
+        ),
+        (
+            json!({"product_id": null, "sku": "NOPE"}),
+            422,
+            vec!["sku"],
+            "unknown",
+        ),
+        (json!({"sku": "OTHER"}), 422, vec!["sku"], "mismatch"),
+        (
+            json!({"supplier_id": 999_999}),
+            422,
+            vec!["supplier_id"],
+            "unknown",
+        ),
+        (
+            json!({"store_id": 999_999}),
+            422,
+            vec!["store_id"],
+            "unknown",
+        ),
+        (
+            json!({"colour": "red"}),
+            400,
+            vec!["colour"],
+            "invalid_json",
+        ),
     ];
-    for (change, status, expected) in cases {
+    for (change, status, expected, code) in cases {
         let mut body = base.clone();
         for (key, value) in change.as_object().unwrap() {
             if value.is_null() {
@@ -238,6 +340,7 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
             send(&w.app, Method::POST, "/v1/movements", Some(&w.admin), &body).await;
         assert_eq!(got.as_u16(), status, "{change}: {problem}");
         assert_eq!(fields(&problem), expected, "{change}: {problem}");
+        assert_eq!(problem["errors"][0]["code"], code, "{change}: {problem}");
         assert_eq!(
             problem["type"]
                 .as_str()

@@ -354,11 +354,20 @@ async fn every_role_reads_the_catalog_but_only_admins_read_users() {
 }
 
 #[tokio::test]
-async fn the_openapi_document_describes_every_read_route() {
+async fn the_openapi_document_validates_and_describes_every_read_route() {
     let stack = TestStack::start().await;
     let app = start(&stack).await;
-    let (status, document) = app.get("/openapi.json", None).await;
-    assert_eq!(status, 200);
+    let text = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    service_kit::testing::assert_valid_openapi(&text);
+    let document: Value = serde_json::from_str(&text).unwrap();
     for path in [
         "/v1/stores",
         "/v1/stores/{id}",

@@ -24,6 +24,9 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
         .set("client.id", client_id)
         .set("acks", "all")
         .set("enable.idempotence", "true")
+        // The Java client's partitioner: a store lands on the same partition whichever
+        // Kafka client (or language) produces it.
+        .set("partitioner", "murmur2_random")
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger.as_millis().to_string())
         .set(
