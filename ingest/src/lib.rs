@@ -18,8 +18,6 @@ pub mod users;
 
 use rdkafka::producer::{FutureProducer, Producer};
 use service_kit::app::Base;
-use service_kit::auth::TokenKeys;
-use service_kit::ratelimit::RateLimits;
 use service_kit::server::Server;
 use service_kit::{Settings, kafka};
 
@@ -48,12 +46,7 @@ impl App {
             .readiness
             .clone()
             .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
-        let keys = TokenKeys::from_settings(&base.settings.auth)?;
-        let limits = RateLimits::new(
-            base.settings.rate_limits.per_subject,
-            base.settings.rate_limits.per_address,
-            base.metrics.registry(),
-        )?;
+        let (keys, limits) = base.auth_and_limits()?;
         let login =
             login::LoginState::new(base.pool.clone(), keys.clone(), base.metrics.registry())?;
         let cache = catalog_cache::CatalogCache::load(&base.pool).await?;

@@ -11,8 +11,7 @@ pub mod routes;
 pub mod users;
 
 use service_kit::app::Base;
-use service_kit::auth::{Auth, TokenKeys};
-use service_kit::ratelimit::RateLimits;
+use service_kit::auth::Auth;
 use service_kit::server::Server;
 use service_kit::{Settings, postgres};
 
@@ -31,12 +30,7 @@ impl App {
             .readiness
             .clone()
             .with_check("postgres_read", postgres::readiness_check(read_pool));
-        let keys = TokenKeys::from_settings(&base.settings.auth)?;
-        let limits = RateLimits::new(
-            base.settings.rate_limits.per_subject,
-            base.settings.rate_limits.per_address,
-            base.metrics.registry(),
-        )?;
+        let (keys, limits) = base.auth_and_limits()?;
         // The catalog is small and read right after it is written: from the primary.
         let catalog = catalog::CatalogState {
             pool: base.pool.clone(),

@@ -41,6 +41,22 @@ impl Base {
 }
 
 impl Base {
+    /// The token keys and rate limiters of the API, from the settings.
+    pub fn auth_and_limits(
+        &self,
+    ) -> anyhow::Result<(
+        std::sync::Arc<crate::auth::TokenKeys>,
+        std::sync::Arc<crate::ratelimit::RateLimits>,
+    )> {
+        let keys = crate::auth::TokenKeys::from_settings(&self.settings.auth)?;
+        let limits = crate::ratelimit::RateLimits::new(
+            self.settings.rate_limits.per_subject,
+            self.settings.rate_limits.per_address,
+            self.metrics.registry(),
+        )?;
+        Ok((keys, limits))
+    }
+
     /// Binds the service's listen address and serves the operational routes (health,
     /// readiness with `readiness`, metrics, `/openapi.json`) there, beside `api`.
     ///
