@@ -63,7 +63,14 @@ impl Server {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        // Answers go out at once rather than waiting on Nagle's algorithm for the
+        // client's delayed ACK: one response per request, latency is what counts.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "Could not set TCP_NODELAY on a connection.");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 readiness.start_draining();
