@@ -9,6 +9,7 @@ use std::future::Future;
 pub mod audit;
 pub mod catalog;
 pub mod catalog_cache;
+pub mod checks;
 pub mod login;
 pub mod metrics;
 pub mod movements;

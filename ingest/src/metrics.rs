@@ -56,8 +56,8 @@ impl MovementMetrics {
             .inc();
     }
 
-    pub fn refused(&self, kind: &str, reason: &str) {
-        let kind = schemas::MovementKind::parse(kind).map_or("unknown", |kind| kind.as_str());
+    pub fn refused(&self, kind: Option<schemas::MovementKind>, reason: &str) {
+        let kind = kind.map_or("unknown", |kind| kind.as_str());
         self.movements
             .with_label_values(&[kind, "refused", reason])
             .inc();

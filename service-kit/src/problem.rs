@@ -213,13 +213,38 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         let field = match &rejection {
             JsonRejection::JsonDataError(_) => field_of_data_error(&text),
             _ => None,
-        };
-        Self::validation(
-            field.unwrap_or("body").to_owned(),
-            "invalid_json",
-            text.clone(),
-        )
+        }
+        .unwrap_or("body")
+        .to_owned();
+        Self::validation(field, "invalid_json", text)
     }
+}
+
+impl ApiError {
+    /// A serde failure located by `serde_path_to_error`: `400` with `code`, naming the
+    /// field at fault (the path, or the field serde names when the fault is at the top),
+    /// else `whole` (`"body"`, `"query"`).
+    pub fn from_located<E: std::fmt::Display>(
+        error: serde_path_to_error::Error<E>,
+        code: &str,
+        whole: &str,
+    ) -> Self {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let field = if path == "." {
+            field_named_in(&message).unwrap_or(whole).to_owned()
+        } else {
+            path
+        };
+        Self::validation(field, code, message)
+    }
+}
+
+/// The field serde names in "missing field `x`" or "unknown field `x`, …".
+pub fn field_named_in(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let length = message[start..].find('`')?;
+    Some(&message[start..start + length])
 }
 
 /// axum words a data error "…target type: <path>: <serde's message>", without the path
@@ -227,11 +252,11 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 fn field_of_data_error(text: &str) -> Option<&str> {
     let (_, rest) = text.split_once("target type: ")?;
     if rest.starts_with("missing field") || rest.starts_with("unknown field") {
-        return crate::query::field_named_in(rest);
+        return field_named_in(rest);
     }
     let (path, message) = rest.split_once(": ")?;
     if path == "." {
-        crate::query::field_named_in(message)
+        field_named_in(message)
     } else {
         Some(path)
     }

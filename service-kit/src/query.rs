@@ -16,24 +16,8 @@ impl<T: DeserializeOwned> Query<T> {
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(Query)
-            .map_err(|error| {
-                let path = error.path().to_string();
-                let inner = error.into_inner().to_string();
-                let field = if path == "." {
-                    field_named_in(&inner).unwrap_or("query")
-                } else {
-                    path.as_str()
-                };
-                ApiError::validation(field.to_owned(), "invalid", inner)
-            })
+            .map_err(|error| ApiError::from_located(error, "invalid", "query"))
     }
-}
-
-/// The parameter serde names in "missing field `x`" or "unknown field `x`, …".
-pub fn field_named_in(message: &str) -> Option<&str> {
-    let start = message.find('`')? + 1;
-    let length = message[start..].find('`')?;
-    Some(&message[start..start + length])
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {

@@ -18,6 +18,8 @@ use axum::extract::FromRef;
 use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::auth::{Auth, Principal};
 use service_kit::problem::{ApiError, FieldError};
+
+pub use crate::checks::Checks;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
@@ -242,71 +244,6 @@ pub async fn require_live(
         Ok(())
     } else {
         Err(ApiError::Unprocessable(problems))
-    }
-}
-
-/// Field checks collect every problem of a request before answering.
-#[derive(Debug, Default)]
-pub struct Checks(Vec<FieldError>);
-
-impl Checks {
-    pub fn text(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
-        let length = value.trim().chars().count();
-        if length == 0 || length > max {
-            self.fail(field, "invalid_length", format!("1 to {max} characters"));
-        }
-        self
-    }
-
-    pub fn optional_text(&mut self, field: &str, value: Option<&str>, max: usize) -> &mut Self {
-        if let Some(value) = value {
-            self.text(field, value, max);
-        }
-        self
-    }
-
-    /// Upper-case letters, digits, '-' and the `extra` bytes; 1 to 64 of them.
-    pub fn code(&mut self, field: &str, value: &str, extra: &[u8]) -> &mut Self {
-        let valid = (1..=64).contains(&value.len())
-            && value.bytes().all(|byte| {
-                byte.is_ascii_uppercase()
-                    || byte.is_ascii_digit()
-                    || byte == b'-'
-                    || extra.contains(&byte)
-            });
-        if !valid {
-            let extra: String = extra
-                .iter()
-                .map(|&byte| format!(", '{}'", byte as char))
-                .collect();
-            self.fail(
-                field,
-                "invalid_format",
-                format!("1 to 64 characters: upper-case letters, digits, '-'{extra}"),
-            );
-        }
-        self
-    }
-
-    pub fn fail(&mut self, field: &str, code: &str, detail: impl Into<String>) -> &mut Self {
-        self.0.push(FieldError::new(field, code, detail));
-        self
-    }
-
-    pub fn done(&mut self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(std::mem::take(&mut self.0)))
-        }
-    }
-
-    #[cfg(test)]
-    pub fn fields(&self) -> Vec<&str> {
-        self.0
-            .iter()
-            .map(|problem| problem.field.as_str())
-            .collect()
     }
 }
 

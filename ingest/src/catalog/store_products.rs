@@ -84,20 +84,9 @@ pub struct StoreProductChange {
 
 fn check(reorder_point: Option<i64>, reorder_quantity: Option<i64>) -> Checks {
     let mut checks = Checks::default();
-    if reorder_point.is_some_and(|point| !(0..=MAX_QUANTITY).contains(&point)) {
-        checks.fail(
-            "reorder_point",
-            "out_of_range",
-            format!("0 to {MAX_QUANTITY}"),
-        );
-    }
-    if reorder_quantity.is_some_and(|quantity| !(1..=MAX_QUANTITY).contains(&quantity)) {
-        checks.fail(
-            "reorder_quantity",
-            "out_of_range",
-            format!("1 to {MAX_QUANTITY}"),
-        );
-    }
+    checks
+        .range("reorder_point", reorder_point, 0..=MAX_QUANTITY, "")
+        .range("reorder_quantity", reorder_quantity, 1..=MAX_QUANTITY, "");
     checks
 }
 

@@ -61,13 +61,12 @@ pub struct SupplierPriceChange {
 }
 
 fn check_cost(checks: &mut Checks, unit_cost_paise: i64) {
-    if !(0..=MAX_UNIT_COST_PAISE).contains(&unit_cost_paise) {
-        checks.fail(
-            "unit_cost_paise",
-            "out_of_range",
-            format!("0 to {MAX_UNIT_COST_PAISE} paise"),
-        );
-    }
+    checks.range(
+        "unit_cost_paise",
+        Some(unit_cost_paise),
+        0..=MAX_UNIT_COST_PAISE,
+        " paise",
+    );
 }
 
 /// Create a supplier price (admin only).

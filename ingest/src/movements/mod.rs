@@ -14,6 +14,7 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use futures::future::join_all;
+use schemas::MovementKind;
 use schemas::consistency::ConsistencyToken;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -92,7 +93,7 @@ pub async fn post_movement(
     principal.require(Permission::MovementWrite)?;
     let header_id = idempotency_key(&headers)?;
     let request = body?.0;
-    let kind = request.kind.clone();
+    let kind = MovementKind::parse(&request.kind);
     let validator = Validator {
         cache: &state.cache,
         settings: &state.settings,
@@ -121,7 +122,7 @@ pub async fn post_movement(
             ))
         }
         Err(problem) => {
-            state.metrics.refused(&kind, problem.code());
+            state.metrics.refused(kind, problem.code());
             Err(problem)
         }
     }
@@ -193,16 +194,22 @@ pub async fn post_batch(
         settings: &state.settings,
         now: Utc::now(),
     };
-    let checked: Vec<(String, Result<schemas::StockMovement, ApiError>)> = lines
+    let checked: Vec<(
+        Option<MovementKind>,
+        Result<schemas::StockMovement, ApiError>,
+    )> = lines
         .iter()
         .map(|line| {
             let mut deserializer = serde_json::Deserializer::from_str(line.get());
             match serde_path_to_error::deserialize::<_, MovementRequest>(&mut deserializer) {
                 Ok(request) => {
-                    let kind = request.kind.clone();
+                    let kind = MovementKind::parse(&request.kind);
                     (kind, validator.validate(request, &principal, None))
                 }
-                Err(error) => (String::new(), Err(line_shape_error(error))),
+                Err(error) => (
+                    None,
+                    Err(ApiError::from_located(error, "invalid_json", "body")),
+                ),
             }
         })
         .collect();
@@ -239,7 +246,7 @@ pub async fn post_batch(
                 }
             }
             Err(problem) => {
-                state.metrics.refused(&kind, problem.code());
+                state.metrics.refused(kind, problem.code());
                 LineResult {
                     index,
                     status: problem.status().as_u16(),
@@ -257,18 +264,4 @@ pub async fn post_batch(
         consistency_token: (!token.is_empty()).then(|| token.encode()),
         results,
     }))
-}
-
-/// A line that is not a movement's JSON: 400 naming the field serde stumbled on.
-fn line_shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = error.path().to_string();
-    let message = error.into_inner().to_string();
-    let field = if path == "." {
-        service_kit::query::field_named_in(&message)
-            .unwrap_or("body")
-            .to_owned()
-    } else {
-        path
-    };
-    ApiError::validation(field, "invalid_json", message)
 }

@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId};
 use serde::Deserialize;
 use service_kit::auth::Principal;
-use service_kit::problem::{ApiError, FieldError};
+use service_kit::problem::ApiError;
 use service_kit::settings::MovementSettings;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::catalog_cache::CatalogCache;
+use crate::checks::Checks;
 
 /// Largest quantity of one movement, in the product's unit (a tonne in grams is 10⁶).
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
@@ -64,52 +65,36 @@ pub struct Validator<'a> {
     pub now: DateTime<Utc>,
 }
 
-fn field(problems: &mut Vec<FieldError>, field: &str, code: &str, message: impl Into<String>) {
-    problems.push(FieldError::new(field, code, message));
-}
-
 fn duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Checks that `value` is given exactly when `wanted`.
 fn only_for<T>(
-    problems: &mut Vec<FieldError>,
+    checks: &mut Checks,
     name: &str,
     value: &Option<T>,
     wanted: bool,
     kind: MovementKind,
 ) {
     match (value.is_some(), wanted) {
-        (false, true) => field(problems, name, "required", format!("required for a {kind}")),
-        (true, false) => field(
-            problems,
-            name,
-            "not_allowed",
-            format!("not part of a {kind}"),
-        ),
+        (false, true) => {
+            checks.fail(name, "required", format!("required for a {kind}"));
+        }
+        (true, false) => {
+            checks.fail(name, "not_allowed", format!("not part of a {kind}"));
+        }
         _ => {}
     }
 }
 
-fn paise(problems: &mut Vec<FieldError>, name: &str, value: Option<i64>) {
-    if value.is_some_and(|value| !(0..=MAX_PAISE).contains(&value)) {
-        field(
-            problems,
-            name,
-            "out_of_range",
-            format!("0 to {MAX_PAISE} paise"),
-        );
-    }
-}
-
-fn text(problems: &mut Vec<FieldError>, name: &str, value: &Option<String>) {
+/// Optional text of 1 to 100 characters, taken as sent (no trimming: it is the client's).
+fn text(checks: &mut Checks, name: &str, value: &Option<String>) {
     if value
         .as_ref()
         .is_some_and(|value| value.is_empty() || value.chars().count() > MAX_TEXT)
     {
-        field(
-            problems,
+        checks.fail(
             name,
             "invalid_length",
             format!("1 to {MAX_TEXT} characters"),
@@ -126,7 +111,7 @@ impl Validator<'_> {
         header_id: Option<Uuid>,
     ) -> Result<StockMovement, ApiError> {
         principal.require_store(StoreId(request.store_id))?;
-        let mut problems = Vec::new();
+        let mut checks = Checks::default();
         let kind = MovementKind::parse(&request.kind);
         let kind = match kind {
             Some(kind) if !principal.role.may_post(kind) => {
@@ -137,19 +122,13 @@ impl Validator<'_> {
             }
             Some(kind) => kind,
             None => {
-                field(
-                    &mut problems,
-                    "kind",
-                    "invalid",
-                    "`stock_in`, `sale` or `removal`",
-                );
+                checks.fail("kind", "invalid", "`stock_in`, `sale` or `removal`");
                 MovementKind::Unknown
             }
         };
         let movement_id = match (request.movement_id, header_id) {
             (Some(body), Some(header)) if body != header => {
-                field(
-                    &mut problems,
+                checks.fail(
                     "movement_id",
                     "conflict",
                     "differs from the Idempotency-Key header",
@@ -159,25 +138,16 @@ impl Validator<'_> {
             (Some(id), _) | (None, Some(id)) => id,
             (None, None) => Uuid::now_v7(),
         };
-        if !(1..=MAX_QUANTITY).contains(&request.quantity) {
-            field(
-                &mut problems,
-                "quantity",
-                "out_of_range",
-                format!("1 to {MAX_QUANTITY}"),
-            );
-        }
+        checks.range("quantity", Some(request.quantity), 1..=MAX_QUANTITY, "");
         let occurred_at = request.occurred_at.unwrap_or(self.now);
         if occurred_at > self.now + duration(self.settings.max_future_skew) {
-            field(
-                &mut problems,
+            checks.fail(
                 "occurred_at",
                 "in_the_future",
                 "later than now (beyond the allowed clock skew)",
             );
         } else if occurred_at < self.now - duration(self.settings.max_age) {
-            field(
-                &mut problems,
+            checks.fail(
                 "occurred_at",
                 "too_old",
                 format!(
@@ -188,64 +158,66 @@ impl Validator<'_> {
         }
         if kind != MovementKind::Unknown {
             only_for(
-                &mut problems,
+                &mut checks,
                 "supplier_id",
                 &request.supplier_id,
                 kind == MovementKind::StockIn,
                 kind,
             );
             only_for(
-                &mut problems,
+                &mut checks,
                 "unit_cost_paise",
                 &request.unit_cost_paise,
                 kind == MovementKind::StockIn,
                 kind,
             );
             only_for(
-                &mut problems,
+                &mut checks,
                 "unit_price_paise",
                 &request.unit_price_paise,
                 kind == MovementKind::Sale,
                 kind,
             );
             only_for(
-                &mut problems,
+                &mut checks,
                 "reason",
                 &request.reason,
                 kind == MovementKind::Removal,
                 kind,
             );
         }
-        paise(&mut problems, "unit_cost_paise", request.unit_cost_paise);
-        paise(&mut problems, "unit_price_paise", request.unit_price_paise);
+        checks
+            .range(
+                "unit_cost_paise",
+                request.unit_cost_paise,
+                0..=MAX_PAISE,
+                " paise",
+            )
+            .range(
+                "unit_price_paise",
+                request.unit_price_paise,
+                0..=MAX_PAISE,
+                " paise",
+            );
         if let Some(reason) = &request.reason
             && !REMOVAL_REASONS.contains(&reason.as_str())
         {
-            field(
-                &mut problems,
+            checks.fail(
                 "reason",
                 "invalid",
                 "`damaged`, `expired`, `lost`, `theft` or `other`",
             );
         }
-        text(&mut problems, "reference", &request.reference);
-        text(&mut problems, "device_id", &request.device_id);
+        text(&mut checks, "reference", &request.reference);
+        text(&mut checks, "device_id", &request.device_id);
         if request.product_id.is_none() && request.sku.is_none() {
-            field(
-                &mut problems,
-                "product_id",
-                "required",
-                "a `product_id` or a `sku`",
-            );
+            checks.fail("product_id", "required", "a `product_id` or a `sku`");
         }
-        if !problems.is_empty() {
-            return Err(ApiError::Validation(problems));
-        }
+        checks.done()?;
 
         // References, from the cached catalog.
         if !self.cache.store_is_live(request.store_id) {
-            field(
-                &mut problems,
+            checks.fail(
                 "store_id",
                 "unknown",
                 format!("no such store: {}", request.store_id),
@@ -257,8 +229,7 @@ impl Validator<'_> {
                     Some((id, product.sku))
                 }
                 Some(product) if product.live => {
-                    field(
-                        &mut problems,
+                    checks.fail(
                         "sku",
                         "mismatch",
                         format!("product {id} has SKU {}", product.sku),
@@ -266,24 +237,14 @@ impl Validator<'_> {
                     None
                 }
                 _ => {
-                    field(
-                        &mut problems,
-                        "product_id",
-                        "unknown",
-                        format!("no such product: {id}"),
-                    );
+                    checks.fail("product_id", "unknown", format!("no such product: {id}"));
                     None
                 }
             },
             (None, Some(sku)) => {
                 let found = self.cache.product_by_sku(sku);
                 if found.is_none() {
-                    field(
-                        &mut problems,
-                        "sku",
-                        "unknown",
-                        format!("no product has SKU {sku}"),
-                    );
+                    checks.fail("sku", "unknown", format!("no product has SKU {sku}"));
                 }
                 found
             }
@@ -292,15 +253,17 @@ impl Validator<'_> {
         if let Some(supplier) = request.supplier_id
             && !self.cache.supplier_is_live(supplier)
         {
-            field(
-                &mut problems,
+            checks.fail(
                 "supplier_id",
                 "unknown",
                 format!("no such supplier: {supplier}"),
             );
         }
-        let Some((product_id, sku)) = product.filter(|_| problems.is_empty()) else {
-            return Err(ApiError::Unprocessable(problems));
+        checks.done_unprocessable()?;
+        let Some((product_id, sku)) = product else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "a movement passed its checks without a product"
+            )));
         };
 
         Ok(StockMovement {
