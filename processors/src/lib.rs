@@ -1,33 +1,69 @@
 //! `processors`: consume movements, decide their outcomes, persist the ledger, balances,
-//! rollups and offsets in one Postgres transaction per batch, publish the outcomes.
-//!
-//! This version starts, connects to its dependencies and serves health and metrics; the
-//! processing loop arrives with the processors issue.
+//! rollups, alerts and offsets in one Postgres transaction per batch, publish the
+//! outcomes to Kafka and Redis. "Processing guarantees" in ARCHITECTURE.md is the
+//! specification; `consumer` explains how the loop keeps it.
+
+pub mod consumer;
+pub mod decide;
+pub mod ledger;
+pub mod metrics;
+pub mod notify;
+pub mod outputs;
 
 use std::future::Future;
 
 use service_kit::app::Base;
 use service_kit::server::Server;
 use service_kit::{Settings, kafka};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
-/// A built `processors`, bound to its port and ready to serve.
+/// A built `processors`, bound to its port, consuming.
 #[derive(Debug)]
 pub struct App {
     server: Server,
+    stop: CancellationToken,
+    stopped: oneshot::Receiver<()>,
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let base = Base::connect(settings).await?;
         let producer = kafka::producer(&base.settings.kafka, "processors")?;
-        let movements = base.settings.topics().movements();
-        let readiness = base
-            .readiness
-            .clone()
-            .with_check("kafka", kafka::readiness_check(producer, movements));
-        let description = "Stream processors: exact ledger, balances, rollups and alerts.";
+        let topics = base.settings.topics();
+        let readiness = base.readiness.clone().with_check(
+            "kafka",
+            kafka::readiness_check(producer.clone(), topics.movements()),
+        );
+        let metrics = metrics::ProcessorMetrics::register(base.metrics.registry())?;
+        let description = "Stream processors: exact ledger, balances, rollups and alerts. \
+            Only operational routes: health, readiness and metrics.";
         let server = base.serve(readiness, description, None).await?;
-        Ok(Self { server })
+
+        let stop = CancellationToken::new();
+        let processor = consumer::Processor {
+            settings: base.settings.clone(),
+            pool: base.pool.clone(),
+            redis: base.redis.clone(),
+            outputs: outputs::Outputs::new(producer, topics),
+            metrics,
+            runtime: tokio::runtime::Handle::current(),
+            shutdown: stop.clone(),
+        };
+        let (done, stopped) = oneshot::channel();
+        // librdkafka's poll blocks; the loop gets a thread of its own and enters the
+        // runtime only to await Postgres, Kafka acks and Redis.
+        std::thread::Builder::new()
+            .name("processor".into())
+            .spawn(move || {
+                processor.run();
+                let _ = done.send(());
+            })?;
+        Ok(Self {
+            server,
+            stop,
+            stopped,
+        })
     }
 
     /// The bound port (tests bind port 0).
@@ -35,11 +71,21 @@ impl App {
         self.server.port()
     }
 
+    /// Serves and processes until `shutdown`; then the batch in flight is finished and
+    /// committed and the consumer leaves its group.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.server.run_until_stopped(shutdown).await?;
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+        self.server
+            .run_until_stopped(self.stop.clone().cancelled_owned())
+            .await?;
+        let _ = self.stopped.await;
         tracing::info!("Stopped.");
         Ok(())
     }

@@ -292,6 +292,21 @@ impl AvroRecord for LedgerEntry {
         Value::Record(fields)
     }
 
+    fn write_body(&self, buffer: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let mut writer = BodyWriter(buffer);
+        self.movement.write_fields(&mut writer);
+        writer
+            .long(i64::from(self.status.avro_index()))
+            .optional_string(self.reject_reason.as_deref())
+            .optional_long(self.available_quantity)
+            .optional_long(self.balance_after)
+            .optional_string(self.original_status.as_deref())
+            .timestamp(self.recorded_at)
+            .long(i64::from(self.source_partition))
+            .long(self.source_offset);
+        Ok(())
+    }
+
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
         let mut fields = RecordFields::new(value)?;
         Ok(Self {
@@ -342,6 +357,18 @@ impl AvroRecord for Balance {
             ),
             ("updated_at".into(), timestamp(self.updated_at)),
         ])
+    }
+
+    fn write_body(&self, buffer: &mut Vec<u8>) -> Result<(), EncodeError> {
+        BodyWriter(buffer)
+            .long(self.store_id.get())
+            .long(self.product_id.get())
+            .string(&self.sku)
+            .long(self.quantity)
+            .optional_long(self.average_unit_cost_paise)
+            .uuid(self.last_movement_id)
+            .timestamp(self.updated_at);
+        Ok(())
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {

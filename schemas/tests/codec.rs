@@ -370,6 +370,45 @@ proptest! {
     }
 
     #[test]
+    fn the_direct_ledger_and_balance_encoders_write_the_bytes_of_the_generic_writer(
+        movement in arbitrary_movement(),
+        status in prop::sample::select(LedgerStatus::KNOWN),
+        numbers in (prop::option::of(any::<i64>()), prop::option::of(any::<i64>()), any::<i32>(), any::<i64>()),
+        texts in (prop::option::of(arbitrary_text()), prop::option::of(arbitrary_text())),
+        recorded_at in arbitrary_time(),
+    ) {
+        let (available_quantity, balance_after, source_partition, source_offset) = numbers;
+        let entry = LedgerEntry {
+            movement: movement.clone(),
+            status,
+            reject_reason: texts.0,
+            available_quantity,
+            balance_after,
+            original_status: texts.1,
+            recorded_at,
+            source_partition,
+            source_offset,
+        };
+        let balance = Balance {
+            store_id: movement.store_id,
+            product_id: movement.product_id,
+            sku: movement.sku.clone(),
+            quantity: source_offset,
+            average_unit_cost_paise: balance_after,
+            last_movement_id: movement.movement_id,
+            updated_at: recorded_at,
+        };
+        let (mut direct, mut generic) = (Vec::new(), Vec::new());
+        entry.write_body(&mut direct).unwrap();
+        schemas::codec::write_body_generically(&entry, &mut generic).unwrap();
+        prop_assert_eq!(&direct, &generic);
+        let (mut direct, mut generic) = (Vec::new(), Vec::new());
+        balance.write_body(&mut direct).unwrap();
+        schemas::codec::write_body_generically(&balance, &mut generic).unwrap();
+        prop_assert_eq!(direct, generic);
+    }
+
+    #[test]
     fn arbitrary_bodies_are_refused_without_panicking(body in prop::collection::vec(any::<u8>(), 0..256)) {
         let mut framed = MAGIC.to_vec();
         framed.extend_from_slice(&StockMovement::schema().fingerprint.0);

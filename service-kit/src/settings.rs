@@ -69,6 +69,17 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limits: RateLimitSettings,
     pub movements: MovementSettings,
+    pub processor: ProcessorSettings,
+}
+
+/// How the processors cut their input into batches.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessorSettings {
+    /// Most movements in one batch (one Postgres transaction): `PROCESSOR_BATCH_MAX`, 5000.
+    pub batch_max: usize,
+    /// Longest a batch waits to fill once its first movement arrived:
+    /// `PROCESSOR_BATCH_WAIT_MS`, 20.
+    pub batch_wait: Duration,
 }
 
 /// What ingest accepts of a movement's event time, and how fresh its catalog stays.
@@ -250,6 +261,10 @@ impl Settings {
                     300,
                 )?),
                 catalog_refresh: Duration::from_millis(parse_or(&get, "CATALOG_REFRESH_MS", 250)?),
+            },
+            processor: ProcessorSettings {
+                batch_max: parse_or(&get, "PROCESSOR_BATCH_MAX", 5_000)?.max(1),
+                batch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_BATCH_WAIT_MS", 20)?),
             },
         };
         settings.refuse_development_defaults_in_production()?;

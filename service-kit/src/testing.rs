@@ -330,11 +330,17 @@ impl ChildService {
     /// Starts `binary` with the test's environment and waits (bounded) until it logs the
     /// address it listens on.
     pub fn start(binary: &str, stack: &TestStack) -> Self {
+        Self::start_with(binary, stack, &[])
+    }
+
+    /// [`ChildService::start`] with more environment variables.
+    pub fn start_with(binary: &str, stack: &TestStack, extra: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
         let mut child = Command::new(binary)
             .envs(stack.env())
+            .envs(extra.iter().copied())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -367,6 +373,12 @@ impl ChildService {
                 panic!("{binary} did not report its address: {other:?}")
             }
         }
+    }
+
+    /// SIGKILL: no graceful path at all.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.

@@ -1,0 +1,580 @@
+//! The processing loop. One thread owns the Kafka consumer and runs batch after batch:
+//! poll (bounded by count and time) → read what the batch needs from Postgres → decide in
+//! memory → produce the outputs and wait for their acks → commit the batch and the
+//! partitions' next offsets in one Postgres statement → update Redis.
+//!
+//! Rebalances are handled inside `poll`, so between batches: a batch in flight is always
+//! finished (or failed) before its partitions can be revoked. On assignment the consumer
+//! seeks to the offsets stored in Postgres, never to Kafka's. A commit that finds another
+//! processor moved an offset first is refused by Postgres, so even a processor that missed
+//! its revocation cannot write a batch twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
+use service_kit::Settings;
+use service_kit::redis::Redis;
+use sqlx::PgPool;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::decide::{self, Balances, Holding};
+use crate::ledger::{self, CommitError, Progress, Record};
+use crate::metrics::ProcessorMetrics;
+use crate::notify::{CachedBalance, Notifier};
+use crate::outputs::{DeadLetter, Outputs};
+
+/// How long an idle poll blocks before the loop looks at the shutdown signal again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// What a rebalance changed, for the loop to apply between batches.
+#[derive(Debug)]
+enum Assignment {
+    /// Partitions now ours, with the next offsets stored in Postgres.
+    Assigned(HashMap<i32, i64>),
+    Revoked(Vec<i32>),
+}
+
+/// Reads the stored offsets when partitions are assigned (inside `poll`, on the
+/// processing thread) and hands the change to the loop.
+struct RebalanceContext {
+    pool: PgPool,
+    runtime: Handle,
+    group: String,
+    topic: String,
+    changes: Mutex<Vec<Assignment>>,
+    shutdown: CancellationToken,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions: Vec<i32> = list
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|element| element.partition())
+                    .collect();
+                let offsets = self.stored_offsets(&partitions);
+                for mut element in list.elements() {
+                    if let Some(offset) = offsets.get(&element.partition())
+                        && let Err(error) = element.set_offset(Offset::Offset(*offset))
+                    {
+                        tracing::error!(%error, "Setting a start offset failed.");
+                    }
+                }
+                tracing::info!(
+                    ?offsets,
+                    "Partitions assigned; starting at the offsets stored in Postgres."
+                );
+                self.push(Assignment::Assigned(offsets));
+            }
+            Rebalance::Revoke(list) => {
+                let partitions: Vec<i32> = list
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|element| element.partition())
+                    .collect();
+                tracing::info!(?partitions, "Partitions revoked.");
+                self.push(Assignment::Revoked(partitions));
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "Rebalance error."),
+        }
+    }
+}
+
+impl RebalanceContext {
+    fn push(&self, change: Assignment) {
+        self.changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(change);
+    }
+
+    fn take(&self) -> Vec<Assignment> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Postgres is the only place offsets are kept; without it the processor cannot
+    /// start a partition, so it waits (until shutdown).
+    fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, i64> {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let claim = ledger::claim_offsets(&self.pool, &self.group, &self.topic, partitions);
+            match self.runtime.block_on(claim) {
+                Ok(offsets) => return offsets,
+                Err(error) if !self.shutdown.is_cancelled() => {
+                    tracing::warn!(%error, "Reading the stored offsets failed; retrying.");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(_) => return HashMap::new(),
+            }
+        }
+    }
+}
+
+type Kafka = BaseConsumer<RebalanceContext>;
+
+/// What the processor holds between batches.
+#[derive(Debug, Default)]
+struct State {
+    balances: Balances,
+    /// The partition each held store's movements come from.
+    partition_of: HashMap<StoreId, i32>,
+    /// Next offset to process per owned partition (as stored in Postgres).
+    positions: HashMap<i32, i64>,
+}
+
+impl State {
+    fn drop_partitions(&mut self, partitions: &[i32]) {
+        let partition_of = &self.partition_of;
+        self.balances.retain(|store, _| {
+            partition_of
+                .get(store)
+                .is_none_or(|partition| !partitions.contains(partition))
+        });
+        self.partition_of
+            .retain(|_, partition| !partitions.contains(partition));
+        for partition in partitions {
+            self.positions.remove(partition);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Processor {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub redis: Redis,
+    pub outputs: Outputs,
+    pub metrics: ProcessorMetrics,
+    pub runtime: Handle,
+    pub shutdown: CancellationToken,
+}
+
+impl Processor {
+    fn group(&self) -> &str {
+        &self.settings.kafka.consumer_group
+    }
+
+    fn topic(&self) -> String {
+        self.settings.topics().movements()
+    }
+
+    /// Runs until `shutdown`: finishes the batch in flight, commits it and leaves the
+    /// group. A consumer that fails is dropped and a new one joins.
+    pub fn run(self) {
+        let mut notifier = Notifier::new(
+            self.redis.clone(),
+            self.pool.clone(),
+            self.group().to_owned(),
+            self.topic(),
+            self.metrics.clone(),
+        );
+        while !self.shutdown.is_cancelled() {
+            let mut state = State::default();
+            match self.consume(&mut state, &mut notifier) {
+                Ok(()) => break,
+                Err(error) => {
+                    self.metrics.error("kafka");
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "The consumer failed; joining again."
+                    );
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        tracing::info!("The processing loop stopped.");
+    }
+
+    fn consumer(&self) -> anyhow::Result<Arc<Kafka>> {
+        let context = RebalanceContext {
+            pool: self.pool.clone(),
+            runtime: self.runtime.clone(),
+            group: self.group().to_owned(),
+            topic: self.topic(),
+            changes: Mutex::new(Vec::new()),
+            shutdown: self.shutdown.clone(),
+        };
+        let mut config =
+            service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
+        // Fetches return as soon as there is anything: latency, not fetch size, matters.
+        config.set("fetch.wait.max.ms", "10");
+        let consumer: Kafka = config.create_with_context(context)?;
+        consumer.subscribe(&[&self.topic()])?;
+        Ok(Arc::new(consumer))
+    }
+
+    fn consume(&self, state: &mut State, notifier: &mut Notifier) -> anyhow::Result<()> {
+        let consumer = self.consumer()?;
+        let mut lag_measured = Instant::now();
+        let result = loop {
+            if self.shutdown.is_cancelled() {
+                break Ok(());
+            }
+            if lag_measured.elapsed() >= Duration::from_secs(1) {
+                self.measure_lag(&consumer, &state.positions);
+                lag_measured = Instant::now();
+            }
+            let messages = match self.poll_batch(&consumer) {
+                Ok(messages) => messages,
+                Err(error) => break Err(error),
+            };
+            for change in consumer.context().take() {
+                match change {
+                    Assignment::Assigned(offsets) => state.positions.extend(offsets),
+                    Assignment::Revoked(partitions) => state.drop_partitions(&partitions),
+                }
+            }
+            let batch = in_order(messages, &state.positions);
+            if batch.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            let partitions: Vec<i32> = batch.keys().copied().collect();
+            let run = self.process(state, notifier, &consumer, batch);
+            match self.runtime.block_on(run) {
+                Ok(count) => {
+                    self.metrics.batch_size.observe(count as f64);
+                    self.metrics
+                        .batch_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                Err(error) => {
+                    let fenced = matches!(error.downcast_ref(), Some(CommitError::Fenced));
+                    self.metrics
+                        .error(if fenced { "fenced" } else { component(&error) });
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        ?partitions,
+                        "A batch failed; reloading its partitions from Postgres and trying again."
+                    );
+                    if let Err(error) = self.rewind(&consumer, state, &partitions) {
+                        break Err(error);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        };
+        // Leave the group now (the partitions move at once), not after a session timeout.
+        consumer.unsubscribe();
+        for change in consumer.context().take() {
+            if let Assignment::Revoked(partitions) = change {
+                state.drop_partitions(&partitions);
+            }
+        }
+        result
+    }
+
+    /// Up to `batch_max` messages: waits up to `IDLE_POLL` for the first one, then at most
+    /// `batch_wait` for the rest.
+    fn poll_batch(&self, consumer: &Kafka) -> anyhow::Result<Vec<OwnedMessage>> {
+        let limits = self.settings.processor;
+        let mut messages = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        while messages.len() < limits.batch_max {
+            let wait = match deadline {
+                None => IDLE_POLL,
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            };
+            match consumer.poll(wait) {
+                Some(Ok(message)) => {
+                    messages.push(message.detach());
+                    deadline.get_or_insert_with(|| Instant::now() + limits.batch_wait);
+                }
+                Some(Err(error)) => {
+                    self.metrics.error("kafka");
+                    tracing::warn!(%error, "Polling failed.");
+                    if messages.is_empty() {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    break;
+                }
+                None => break,
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                break;
+            }
+        }
+        Ok(messages)
+    }
+
+    /// After a failed batch: forget the held state of its partitions and go back to the
+    /// offsets Postgres holds for them.
+    fn rewind(
+        &self,
+        consumer: &Kafka,
+        state: &mut State,
+        partitions: &[i32],
+    ) -> anyhow::Result<()> {
+        state.drop_partitions(partitions);
+        let offsets = consumer.context().stored_offsets(partitions);
+        let topic = self.topic();
+        for (partition, offset) in offsets {
+            consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            )?;
+            state.positions.insert(partition, offset);
+        }
+        Ok(())
+    }
+
+    /// One batch, start to finish. Returns how many records it covered.
+    async fn process(
+        &self,
+        state: &mut State,
+        notifier: &mut Notifier,
+        consumer: &Kafka,
+        batch: BTreeMap<i32, Vec<OwnedMessage>>,
+    ) -> anyhow::Result<usize> {
+        let mut records = Vec::new();
+        let mut dead = Vec::new();
+        let mut progress = Vec::with_capacity(batch.len());
+        let mut count = 0;
+        for (partition, messages) in batch {
+            let expected = state.positions.get(&partition).copied().unwrap_or(0);
+            let next = messages.last().map_or(expected, |last| last.offset() + 1);
+            progress.push(Progress {
+                partition,
+                expected,
+                next,
+            });
+            count += messages.len();
+            for message in messages {
+                match read(message) {
+                    Ok(record) => records.push(record),
+                    Err(letter) => dead.push(letter),
+                }
+            }
+        }
+
+        // What the batch needs from Postgres, read concurrently.
+        let mut ids: Vec<uuid::Uuid> = records.iter().map(|r| r.movement.movement_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
+        let products: Vec<i64> = unique(records.iter().map(|r| r.movement.product_id.get()));
+        let missing: Vec<i64> = stores
+            .iter()
+            .copied()
+            .filter(|store| !state.balances.contains_key(&StoreId(*store)))
+            .collect();
+        let (mut seen, catalog, stored) = tokio::try_join!(
+            ledger::seen(&self.pool, &ids),
+            ledger::catalog(&self.pool, &stores, &products),
+            ledger::balances(&self.pool, &missing),
+        )?;
+        let loaded = hold(state, &missing, stored);
+        for record in &records {
+            state
+                .partition_of
+                .insert(record.movement.store_id, record.partition);
+        }
+
+        let outcomes = decide::decide(
+            &mut state.balances,
+            &mut seen,
+            &catalog,
+            records.iter().map(|record| &record.movement),
+        );
+        let changed = ledger::changed_balances(&records, &outcomes);
+        let alerts = ledger::raised_alerts(&records, &outcomes, &catalog);
+        self.outputs
+            .publish(&records, &outcomes, &changed, &alerts, &dead)
+            .await?;
+        let decided = ledger::Decided {
+            records: &records,
+            outcomes: &outcomes,
+            changed: &changed,
+            alerts: &alerts,
+            progress: &progress,
+        };
+        ledger::commit(&self.pool, self.group(), &self.topic(), &decided).await?;
+
+        // Committed: the batch is done whatever happens next.
+        for step in &progress {
+            state.positions.insert(step.partition, step.next);
+        }
+        self.observe(consumer, &records, &outcomes, &dead, &progress);
+        notifier
+            .after_commit(&records, &outcomes, &changed, &progress, &loaded, || {
+                state.balances.keys().copied().collect()
+            })
+            .await;
+        Ok(count)
+    }
+
+    fn observe(
+        &self,
+        consumer: &Kafka,
+        records: &[Record],
+        outcomes: &[decide::Outcome],
+        dead: &[DeadLetter],
+        progress: &[Progress],
+    ) {
+        let now = Utc::now();
+        for (record, outcome) in records.iter().zip(outcomes) {
+            self.metrics
+                .outcomes
+                .with_label_values(&[record.movement.kind.as_str(), outcome.status().as_str()])
+                .inc();
+            let seconds = (now - record.movement.received_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            self.metrics
+                .end_to_end_seconds
+                .observe(seconds.max(0) as f64 / 1e6);
+        }
+        if !dead.is_empty() {
+            self.metrics
+                .outcomes
+                .with_label_values(&["unknown", "dead_lettered"])
+                .inc_by(dead.len() as u64);
+        }
+        let topic = self.topic();
+        let mut offsets = TopicPartitionList::new();
+        for step in progress {
+            let _ = offsets.add_partition_offset(&topic, step.partition, Offset::Offset(step.next));
+        }
+        // Postgres holds the truth; Kafka's copy lets standard tools show the group's lag.
+        if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
+            tracing::debug!(%error, "Committing offsets to Kafka (for tooling) failed.");
+        }
+    }
+}
+
+impl Processor {
+    /// `bazaar_processor_lag`: the partitions' high watermarks (one broker round trip
+    /// each, so at most once a second) minus the positions committed.
+    fn measure_lag(&self, consumer: &Kafka, positions: &HashMap<i32, i64>) {
+        let topic = self.topic();
+        for (partition, next) in positions {
+            if let Ok((_, high)) =
+                consumer.fetch_watermarks(&topic, *partition, Duration::from_millis(500))
+            {
+                self.metrics
+                    .lag
+                    .with_label_values(&[&partition.to_string()])
+                    .set((high - next).max(0));
+            }
+        }
+    }
+}
+
+/// The messages of owned partitions, in offset order, from each partition's position on
+/// (a message before it was committed already, or was fetched twice around a rebalance).
+fn in_order(
+    messages: Vec<OwnedMessage>,
+    positions: &HashMap<i32, i64>,
+) -> BTreeMap<i32, Vec<OwnedMessage>> {
+    let mut cursor: HashMap<i32, i64> = HashMap::new();
+    let mut batch: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
+    for message in messages {
+        let partition = message.partition();
+        let Some(position) = positions.get(&partition) else {
+            continue;
+        };
+        let next = cursor.entry(partition).or_insert(*position);
+        if message.offset() < *next {
+            continue;
+        }
+        *next = message.offset() + 1;
+        batch.entry(partition).or_default().push(message);
+    }
+    batch
+}
+
+/// A movement, or the dead letter it becomes.
+fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
+    let payload = message.payload().unwrap_or_default();
+    let dead = |error, detail: String| DeadLetter {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: payload.to_vec(),
+        error,
+        detail,
+    };
+    let movement = match StockMovement::decode(payload) {
+        Ok(movement) => movement,
+        Err(error) => return Err(dead("undecodable", error.to_string())),
+    };
+    if let Some(problem) = decide::invalid(&movement) {
+        return Err(dead(problem, format!("movement {}", movement.movement_id)));
+    }
+    let recorded_at = message
+        .timestamp()
+        .to_millis()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or(movement.received_at);
+    Ok(Record {
+        partition: message.partition(),
+        offset: message.offset(),
+        recorded_at,
+        movement,
+    })
+}
+
+/// Adds freshly loaded stores to the held state; returns them as the cache writes them.
+fn hold(
+    state: &mut State,
+    missing: &[i64],
+    stored: Vec<ledger::StoredBalance>,
+) -> Vec<(StoreId, Vec<(ProductId, CachedBalance)>)> {
+    let mut loaded: HashMap<StoreId, Vec<(ProductId, CachedBalance)>> = missing
+        .iter()
+        .map(|store| (StoreId(*store), Vec::new()))
+        .collect();
+    for row in stored {
+        let (store, product) = (StoreId(row.store_id), ProductId(row.product_id));
+        state.balances.entry(store).or_default().insert(
+            product,
+            Holding {
+                quantity: row.quantity,
+                average_cost: row.average_unit_cost_paise,
+            },
+        );
+        loaded.entry(store).or_default().push((
+            product,
+            CachedBalance {
+                quantity: row.quantity,
+                average_unit_cost_paise: row.average_unit_cost_paise,
+                last_movement_id: row.last_movement_id,
+                updated_at: row.updated_at,
+            },
+        ));
+    }
+    for store in missing {
+        state.balances.entry(StoreId(*store)).or_default();
+    }
+    loaded.into_iter().collect()
+}
+
+fn unique(values: impl Iterator<Item = i64>) -> Vec<i64> {
+    let set: HashSet<i64> = values.collect();
+    set.into_iter().collect()
+}
+
+/// Which dependency an error came from, for the errors metric.
+fn component(error: &anyhow::Error) -> &'static str {
+    if error.downcast_ref::<sqlx::Error>().is_some()
+        || matches!(error.downcast_ref(), Some(CommitError::Database(_)))
+    {
+        "postgres"
+    } else {
+        "kafka"
+    }
+}

@@ -1,0 +1,526 @@
+//! The decision core: what each movement of a batch does, given the balances held in
+//! memory and what the catalog says. Pure — no I/O, no clock — so the same batch from the
+//! same state always gets the same outcomes, which is what makes a replay after a crash
+//! write identical ledger rows and output records.
+
+use std::collections::{HashMap, HashSet};
+
+use schemas::{AlertKind, LedgerStatus, MovementKind, ProductId, StockMovement, StoreId};
+use uuid::Uuid;
+
+/// What a store does with a sale or removal larger than its balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse it (`rejected: insufficient_stock`); the default.
+    Reject,
+    /// Apply it; the balance goes negative.
+    Allow,
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Self {
+        if text == "allow" {
+            Self::Allow
+        } else {
+            Self::Reject
+        }
+    }
+}
+
+/// One product's stock in one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Holding {
+    pub quantity: i64,
+    /// Moving-average cost per unit, in paise, over the stock-ins that carried a cost.
+    pub average_cost: Option<i64>,
+}
+
+/// The balances a processor holds: store → product → holding.
+pub type Balances = HashMap<StoreId, HashMap<ProductId, Holding>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    InsufficientStock,
+    UnknownStore,
+    UnknownProduct,
+    /// The balance would leave the range of a 64-bit integer.
+    BalanceOverflow,
+}
+
+impl RejectReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InsufficientStock => "insufficient_stock",
+            Self::UnknownStore => "unknown_store",
+            Self::UnknownProduct => "unknown_product",
+            Self::BalanceOverflow => "balance_overflow",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::InsufficientStock,
+            Self::UnknownStore,
+            Self::UnknownProduct,
+            Self::BalanceOverflow,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+    }
+}
+
+/// The first outcome of a movement id: what a duplicate refers back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Original {
+    /// `Applied` or `Rejected`.
+    pub status: LedgerStatus,
+    pub reject_reason: Option<RejectReason>,
+    pub balance_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied {
+        balance_after: i64,
+        average_cost: Option<i64>,
+        /// A sale's cost of goods at the moving-average cost before it.
+        cost_of_goods: Option<i64>,
+        /// A threshold the balance crossed.
+        alert: Option<AlertKind>,
+    },
+    Rejected {
+        reason: RejectReason,
+        /// The balance at the time, for `insufficient_stock`.
+        available: Option<i64>,
+    },
+    Duplicate(Original),
+}
+
+impl Outcome {
+    pub const fn status(&self) -> LedgerStatus {
+        match self {
+            Self::Applied { .. } => LedgerStatus::Applied,
+            Self::Rejected { .. } => LedgerStatus::Rejected,
+            Self::Duplicate(_) => LedgerStatus::Duplicate,
+        }
+    }
+
+    /// What a later duplicate of this movement refers to (`None` for a duplicate).
+    pub const fn original(&self) -> Option<Original> {
+        match *self {
+            Self::Applied { balance_after, .. } => Some(Original {
+                status: LedgerStatus::Applied,
+                reject_reason: None,
+                balance_after: Some(balance_after),
+            }),
+            Self::Rejected { reason, .. } => Some(Original {
+                status: LedgerStatus::Rejected,
+                reject_reason: Some(reason),
+                balance_after: None,
+            }),
+            Self::Duplicate(_) => None,
+        }
+    }
+}
+
+/// What the catalog says about the stores and products of a batch.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogView {
+    /// Live stores and their negative-stock policy.
+    pub stores: HashMap<StoreId, Policy>,
+    pub live_products: HashSet<ProductId>,
+    pub reorder_points: HashMap<(StoreId, ProductId), i64>,
+}
+
+/// Why a record cannot be decided at all (it goes to the dead-letter topic).
+pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
+    if movement.kind == MovementKind::Unknown {
+        Some("unknown_kind")
+    } else if movement.quantity <= 0 {
+        Some("non_positive_quantity")
+    } else {
+        None
+    }
+}
+
+/// Decides `movements` in order against `balances`, which it updates. `seen` holds the
+/// first outcome of every movement id known so far (from Postgres for this batch's ids);
+/// the batch's own first outcomes are added to it, so a repeat inside the batch is a
+/// duplicate too. Every movement must have passed [`invalid`].
+pub fn decide<'a>(
+    balances: &mut Balances,
+    seen: &mut HashMap<Uuid, Original>,
+    catalog: &CatalogView,
+    movements: impl IntoIterator<Item = &'a StockMovement>,
+) -> Vec<Outcome> {
+    movements
+        .into_iter()
+        .map(|movement| {
+            if let Some(original) = seen.get(&movement.movement_id) {
+                return Outcome::Duplicate(*original);
+            }
+            let outcome = decide_one(balances, catalog, movement);
+            if let Some(original) = outcome.original() {
+                seen.insert(movement.movement_id, original);
+            }
+            outcome
+        })
+        .collect()
+}
+
+fn decide_one(balances: &mut Balances, catalog: &CatalogView, movement: &StockMovement) -> Outcome {
+    let rejected = |reason, available| Outcome::Rejected { reason, available };
+    let Some(&policy) = catalog.stores.get(&movement.store_id) else {
+        return rejected(RejectReason::UnknownStore, None);
+    };
+    if !catalog.live_products.contains(&movement.product_id) {
+        return rejected(RejectReason::UnknownProduct, None);
+    }
+    let holdings = balances.entry(movement.store_id).or_default();
+    let previous = holdings.get(&movement.product_id).copied();
+    let held = previous.unwrap_or_default();
+    let delta = movement.kind.sign() * movement.quantity;
+    let Some(quantity) = held.quantity.checked_add(delta) else {
+        return rejected(RejectReason::BalanceOverflow, None);
+    };
+    if delta < 0 && quantity < 0 && policy == Policy::Reject {
+        return rejected(RejectReason::InsufficientStock, Some(held.quantity.max(0)));
+    }
+    let average_cost = match (movement.kind, movement.unit_cost_paise) {
+        (MovementKind::StockIn, Some(cost)) => Some(moving_average(held, movement.quantity, cost)),
+        _ => held.average_cost,
+    };
+    let cost_of_goods = match movement.kind {
+        MovementKind::Sale => held
+            .average_cost
+            .map(|cost| cost.saturating_mul(movement.quantity)),
+        _ => None,
+    };
+    let reorder_point = catalog
+        .reorder_points
+        .get(&(movement.store_id, movement.product_id))
+        .copied();
+    // A product seen for the first time was not in any alert state before.
+    let before = previous.map_or(Level::Normal, |held| {
+        Level::of(held.quantity, reorder_point)
+    });
+    let alert = before.crossing(Level::of(quantity, reorder_point));
+    holdings.insert(
+        movement.product_id,
+        Holding {
+            quantity,
+            average_cost,
+        },
+    );
+    Outcome::Applied {
+        balance_after: quantity,
+        average_cost,
+        cost_of_goods,
+        alert,
+    }
+}
+
+/// The new average cost after `quantity` units at `cost` join `held`, rounded half up.
+/// Stock at or below zero carries no cost: the new units set it.
+fn moving_average(held: Holding, quantity: i64, cost: i64) -> i64 {
+    match held.average_cost {
+        Some(average) if held.quantity > 0 => {
+            let total = i128::from(held.quantity) * i128::from(average)
+                + i128::from(quantity) * i128::from(cost);
+            let units = i128::from(held.quantity) + i128::from(quantity);
+            i64::try_from((2 * total + units) / (2 * units)).unwrap_or(i64::MAX)
+        }
+        _ => cost,
+    }
+}
+
+/// Where a balance stands against its thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Normal,
+    /// At or below the reorder point, above zero.
+    Low,
+    /// Zero or less.
+    Out,
+}
+
+impl Level {
+    fn of(quantity: i64, reorder_point: Option<i64>) -> Self {
+        if quantity <= 0 {
+            Self::Out
+        } else if reorder_point.is_some_and(|point| quantity <= point) {
+            Self::Low
+        } else {
+            Self::Normal
+        }
+    }
+
+    fn crossing(self, now: Self) -> Option<AlertKind> {
+        match (self, now) {
+            (before, now) if before == now => None,
+            (_, Self::Out) => Some(AlertKind::OutOfStock),
+            (_, Self::Low) => Some(AlertKind::LowStock),
+            (_, Self::Normal) => Some(AlertKind::Recovered),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+    use schemas::SupplierId;
+
+    use super::*;
+
+    const STORES: i64 = 3;
+    const PRODUCTS: i64 = 4;
+
+    fn movement(
+        id: u128,
+        store: i64,
+        product: i64,
+        kind: MovementKind,
+        quantity: i64,
+    ) -> StockMovement {
+        StockMovement {
+            movement_id: Uuid::from_u128(id),
+            store_id: StoreId(store),
+            product_id: ProductId(product),
+            sku: format!("SKU-{product}"),
+            kind,
+            quantity,
+            occurred_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+            received_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+            supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(1)),
+            unit_cost_paise: (kind == MovementKind::StockIn).then_some(100 + quantity % 7),
+            unit_price_paise: (kind == MovementKind::Sale).then_some(150),
+            reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
+            reference: None,
+            actor: "tester".into(),
+            device_id: None,
+        }
+    }
+
+    /// Store 1 rejects negative stock, store 2 allows it, store 3 is unknown; product
+    /// 4 is unknown; every product has reorder point 5 in store 1.
+    fn catalog() -> CatalogView {
+        CatalogView {
+            stores: HashMap::from([(StoreId(1), Policy::Reject), (StoreId(2), Policy::Allow)]),
+            live_products: (1..PRODUCTS).map(ProductId).collect(),
+            reorder_points: (1..=PRODUCTS)
+                .map(|product| ((StoreId(1), ProductId(product)), 5))
+                .collect(),
+        }
+    }
+
+    /// Movements over few stores, products and ids, so that duplicates, rejections and
+    /// unknown references all happen.
+    fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
+        prop::collection::vec(
+            (
+                0u128..40,
+                1..=STORES,
+                1..=PRODUCTS,
+                prop::sample::select(MovementKind::KNOWN),
+                1i64..=20,
+            )
+                .prop_map(|(id, store, product, kind, quantity)| {
+                    movement(id, store, product, kind, quantity)
+                }),
+            0..120,
+        )
+    }
+
+    fn total(balances: &Balances) -> HashMap<(StoreId, ProductId), i64> {
+        balances
+            .iter()
+            .flat_map(|(store, holdings)| {
+                holdings
+                    .iter()
+                    .map(|(product, held)| ((*store, *product), held.quantity))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn balances_are_the_sum_of_applied_deltas_and_never_negative_under_reject(batch in movements()) {
+            let mut balances = Balances::new();
+            let outcomes = decide(&mut balances, &mut HashMap::new(), &catalog(), &batch);
+            let mut expected: HashMap<(StoreId, ProductId), i64> = HashMap::new();
+            for (movement, outcome) in batch.iter().zip(&outcomes) {
+                if let Outcome::Applied { balance_after, .. } = outcome {
+                    let sum = expected.entry((movement.store_id, movement.product_id)).or_default();
+                    *sum += movement.kind.sign() * movement.quantity;
+                    prop_assert_eq!(*sum, *balance_after);
+                    if movement.store_id == StoreId(1) {
+                        prop_assert!(*balance_after >= 0);
+                    }
+                }
+            }
+            for (key, quantity) in total(&balances) {
+                prop_assert_eq!(expected.get(&key).copied().unwrap_or_default(), quantity);
+            }
+        }
+
+        #[test]
+        fn replaying_any_prefix_changes_nothing(batch in movements(), cut in 0usize..120) {
+            let catalog = catalog();
+            let mut balances = Balances::new();
+            let mut seen = HashMap::new();
+            let outcomes = decide(&mut balances, &mut seen, &catalog, &batch);
+            let after = total(&balances);
+            let prefix = &batch[..cut.min(batch.len())];
+            let replayed = decide(&mut balances, &mut seen, &catalog, prefix);
+            prop_assert_eq!(total(&balances), after);
+            for (movement, outcome) in prefix.iter().zip(&replayed) {
+                let Outcome::Duplicate(original) = outcome else {
+                    return Err(TestCaseError::fail(format!("{outcome:?} on replay")));
+                };
+                // The original is the first outcome of that id in the first pass.
+                let first = batch
+                    .iter()
+                    .zip(&outcomes)
+                    .find(|(first, _)| first.movement_id == movement.movement_id)
+                    .and_then(|(_, outcome)| outcome.original());
+                prop_assert_eq!(Some(*original), first);
+            }
+        }
+
+        #[test]
+        fn the_same_batch_from_the_same_state_gets_the_same_outcomes(batch in movements()) {
+            // What a replay after a crash does: the state is reloaded as committed before
+            // the batch, and the whole batch is decided again.
+            let catalog = catalog();
+            let first = decide(&mut Balances::new(), &mut HashMap::new(), &catalog, &batch);
+            let again = decide(&mut Balances::new(), &mut HashMap::new(), &catalog, &batch);
+            prop_assert_eq!(first, again);
+        }
+    }
+
+    #[test]
+    fn a_sale_beyond_the_balance_is_rejected_with_the_available_quantity() {
+        let mut balances = Balances::new();
+        let outcomes = decide(
+            &mut balances,
+            &mut HashMap::new(),
+            &catalog(),
+            &[
+                movement(1, 1, 1, MovementKind::StockIn, 3),
+                movement(2, 1, 1, MovementKind::Sale, 4),
+                movement(3, 2, 1, MovementKind::Sale, 4),
+            ],
+        );
+        assert_eq!(
+            outcomes[1],
+            Outcome::Rejected {
+                reason: RejectReason::InsufficientStock,
+                available: Some(3)
+            }
+        );
+        assert!(
+            matches!(
+                outcomes[2],
+                Outcome::Applied {
+                    balance_after: -4,
+                    ..
+                }
+            ),
+            "store 2 allows negative stock: {:?}",
+            outcomes[2]
+        );
+    }
+
+    #[test]
+    fn unknown_stores_and_products_are_rejected() {
+        let outcomes = decide(
+            &mut Balances::new(),
+            &mut HashMap::new(),
+            &catalog(),
+            &[
+                movement(1, 3, 1, MovementKind::StockIn, 3),
+                movement(2, 1, 4, MovementKind::StockIn, 3),
+            ],
+        );
+        let reasons: Vec<_> = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Rejected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                Some(RejectReason::UnknownStore),
+                Some(RejectReason::UnknownProduct)
+            ]
+        );
+    }
+
+    #[test]
+    fn stock_ins_move_the_average_cost_and_sales_are_costed_at_it() {
+        let stock_in = |id, quantity, cost| {
+            let mut movement = movement(id, 1, 1, MovementKind::StockIn, quantity);
+            movement.unit_cost_paise = Some(cost);
+            movement
+        };
+        let batch = [
+            stock_in(1, 10, 100),
+            stock_in(2, 30, 200),
+            movement(3, 1, 1, MovementKind::Sale, 4),
+        ];
+        let outcomes = decide(
+            &mut Balances::new(),
+            &mut HashMap::new(),
+            &catalog(),
+            &batch,
+        );
+        // (10 × 100 + 30 × 200) / 40 = 175.
+        assert!(matches!(
+            outcomes[2],
+            Outcome::Applied {
+                balance_after: 36,
+                average_cost: Some(175),
+                cost_of_goods: Some(700),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn alerts_fire_when_a_threshold_is_crossed_and_only_then() {
+        let batch = [
+            movement(1, 1, 1, MovementKind::StockIn, 10), // above 5: none
+            movement(2, 1, 1, MovementKind::Sale, 5),     // 5: low
+            movement(3, 1, 1, MovementKind::Sale, 1),     // 4: still low, none
+            movement(4, 1, 1, MovementKind::Removal, 4),  // 0: out
+            movement(5, 1, 1, MovementKind::StockIn, 3),  // 3: low again
+            movement(6, 1, 1, MovementKind::StockIn, 10), // 13: recovered
+        ];
+        let alerts: Vec<_> = decide(
+            &mut Balances::new(),
+            &mut HashMap::new(),
+            &catalog(),
+            &batch,
+        )
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Applied { alert, .. } => alert,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+        assert_eq!(
+            alerts,
+            [
+                None,
+                Some(AlertKind::LowStock),
+                None,
+                Some(AlertKind::OutOfStock),
+                Some(AlertKind::LowStock),
+                Some(AlertKind::Recovered),
+            ]
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! The processors' metrics. Labels are bounded: partition numbers, kinds, statuses and
+//! component names — never ids.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Debug, Clone)]
+pub struct ProcessorMetrics {
+    /// `bazaar_processor_lag{partition}`: records on the partition not yet committed.
+    pub lag: IntGaugeVec,
+    pub batch_size: Histogram,
+    pub batch_seconds: Histogram,
+    /// `bazaar_processor_movements_total{kind, status}`; status `dead_lettered` for DLQ.
+    pub outcomes: IntCounterVec,
+    /// Received by ingest → committed to Postgres.
+    pub end_to_end_seconds: Histogram,
+    /// `bazaar_processor_errors_total{component="postgres"|"kafka"|"redis"}`.
+    pub errors: IntCounterVec,
+}
+
+impl ProcessorMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    "bazaar_processor_lag",
+                    "Movements on the partition after the last committed offset.",
+                ),
+                &["partition"],
+            )?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("bazaar_processor_batch_size", "Movements per batch.").buckets(
+                    vec![
+                        1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+                    ],
+                ),
+            )?,
+            batch_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "bazaar_processor_batch_duration_seconds",
+                    "Time to decide, publish and commit one batch.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+            outcomes: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_processor_movements_total",
+                    "Movements processed, by kind and outcome.",
+                ),
+                &["kind", "status"],
+            )?,
+            end_to_end_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "bazaar_processor_end_to_end_seconds",
+                    "From ingest receiving a movement to its outcome committed in Postgres.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ]),
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_processor_errors_total",
+                    "Failures talking to a dependency, by component.",
+                ),
+                &["component"],
+            )?,
+        };
+        registry.register(Box::new(metrics.lag.clone()))?;
+        registry.register(Box::new(metrics.batch_size.clone()))?;
+        registry.register(Box::new(metrics.batch_seconds.clone()))?;
+        registry.register(Box::new(metrics.outcomes.clone()))?;
+        registry.register(Box::new(metrics.end_to_end_seconds.clone()))?;
+        registry.register(Box::new(metrics.errors.clone()))?;
+        Ok(metrics)
+    }
+
+    pub fn error(&self, component: &str) {
+        self.errors.with_label_values(&[component]).inc();
+    }
+}

@@ -1,0 +1,241 @@
+//! Redis after each commit: the current balances of the stores this processor holds (for
+//! hot reads), every movement's outcome (for ingest's `?wait`), and how far each partition
+//! has been committed (for read-your-writes). Redis is a cache: a failure here never fails
+//! or slows a batch for long. The processor marks the cache stale, goes on, and rebuilds
+//! what it holds from Postgres once Redis answers again.
+
+use std::time::{Duration, Instant};
+
+use schemas::StoreId;
+use serde::Serialize;
+use service_kit::redis::Redis;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::decide::{Holding, Outcome};
+use crate::ledger::{Progress, Record};
+use crate::metrics::ProcessorMetrics;
+
+/// The longest a batch waits on Redis.
+const REDIS_WAIT: Duration = Duration::from_millis(500);
+/// How often a stale cache tries Redis again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// A balance as cached in `{prefix}balances:{store_id}` (field: product id).
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CachedBalance {
+    pub quantity: i64,
+    pub average_unit_cost_paise: Option<i64>,
+    pub last_movement_id: Uuid,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What `{prefix}outcome:{movement_id}` carries.
+#[derive(Debug, Serialize)]
+pub struct OutcomeMessage<'a> {
+    pub movement_id: Uuid,
+    pub partition: i32,
+    pub offset: i64,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_quantity: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_after: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_status: Option<&'static str>,
+    pub sku: &'a str,
+}
+
+impl<'a> OutcomeMessage<'a> {
+    pub fn new(record: &'a Record, outcome: &Outcome) -> Self {
+        let (reject_reason, available_quantity, balance_after, original_status) = match *outcome {
+            Outcome::Applied { balance_after, .. } => (None, None, Some(balance_after), None),
+            Outcome::Rejected { reason, available } => {
+                (Some(reason.as_str()), available, None, None)
+            }
+            Outcome::Duplicate(original) => (
+                original.reject_reason.map(|reason| reason.as_str()),
+                None,
+                original.balance_after,
+                Some(original.status.as_str()),
+            ),
+        };
+        Self {
+            movement_id: record.movement.movement_id,
+            partition: record.partition,
+            offset: record.offset,
+            status: outcome.status().as_str(),
+            reject_reason,
+            available_quantity,
+            balance_after,
+            original_status,
+            sku: &record.movement.sku,
+        }
+    }
+}
+
+pub fn balances_key(redis: &Redis, store: StoreId) -> String {
+    redis.key(&format!("balances:{store}"))
+}
+
+pub fn outcome_channel(redis: &Redis, movement_id: Uuid) -> String {
+    redis.key(&format!("outcome:{movement_id}"))
+}
+
+pub fn progress_key(redis: &Redis, topic: &str) -> String {
+    redis.key(&format!("progress:{topic}"))
+}
+
+#[derive(Debug)]
+pub struct Notifier {
+    redis: Redis,
+    pool: PgPool,
+    group: String,
+    topic: String,
+    metrics: ProcessorMetrics,
+    /// The cache missed writes: rebuild before trusting it again.
+    stale: bool,
+    last_try: Option<Instant>,
+}
+
+impl Notifier {
+    pub fn new(
+        redis: Redis,
+        pool: PgPool,
+        group: String,
+        topic: String,
+        metrics: ProcessorMetrics,
+    ) -> Self {
+        Self {
+            redis,
+            pool,
+            group,
+            topic,
+            metrics,
+            // The first batch writes whole stores anyway; nothing to rebuild at start.
+            stale: false,
+            last_try: None,
+        }
+    }
+
+    /// After a commit: `loaded` are stores whose whole state this batch loaded (their
+    /// cache entry is written whole), `held` every store this processor holds.
+    pub async fn after_commit(
+        &mut self,
+        records: &[Record],
+        outcomes: &[Outcome],
+        changed: &[(&Record, Holding)],
+        progress: &[Progress],
+        loaded: &[(StoreId, Vec<(schemas::ProductId, CachedBalance)>)],
+        held: impl FnOnce() -> Vec<StoreId>,
+    ) {
+        if self.stale {
+            if self
+                .last_try
+                .is_some_and(|last| last.elapsed() < RETRY_EVERY)
+            {
+                return;
+            }
+            self.last_try = Some(Instant::now());
+            match self.rebuild(&held()).await {
+                Ok(()) => {
+                    tracing::info!(
+                        "Redis answers again; the balance cache was rebuilt from Postgres."
+                    );
+                    self.stale = false;
+                }
+                Err(error) => {
+                    self.metrics.error("redis");
+                    tracing::debug!(%error, "Redis is still unavailable.");
+                    return;
+                }
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (store, balances) in loaded {
+            let key = balances_key(&self.redis, *store);
+            pipe.del(&key).ignore();
+            for (product, balance) in balances {
+                pipe.hset(&key, product.get(), json(balance)).ignore();
+            }
+        }
+        for (record, holding) in changed {
+            let movement = &record.movement;
+            let balance = CachedBalance {
+                quantity: holding.quantity,
+                average_unit_cost_paise: holding.average_cost,
+                last_movement_id: movement.movement_id,
+                updated_at: record.recorded_at,
+            };
+            pipe.hset(
+                balances_key(&self.redis, movement.store_id),
+                movement.product_id.get(),
+                json(&balance),
+            )
+            .ignore();
+        }
+        let progress_key = progress_key(&self.redis, &self.topic);
+        for step in progress {
+            pipe.hset(&progress_key, step.partition, step.next).ignore();
+        }
+        for (record, outcome) in records.iter().zip(outcomes) {
+            pipe.publish(
+                outcome_channel(&self.redis, record.movement.movement_id),
+                json(&OutcomeMessage::new(record, outcome)),
+            )
+            .ignore();
+        }
+        if let Err(error) = self.run(&pipe).await {
+            self.metrics.error("redis");
+            tracing::warn!(%error, "Redis is unavailable; processing goes on, the cache will be rebuilt.");
+            self.stale = true;
+            self.last_try = Some(Instant::now());
+        }
+    }
+
+    async fn run(&self, pipe: &redis::Pipeline) -> anyhow::Result<()> {
+        let mut connection = tokio::time::timeout(REDIS_WAIT, self.redis.connection()).await??;
+        tokio::time::timeout(REDIS_WAIT, pipe.query_async::<()>(&mut connection)).await??;
+        Ok(())
+    }
+
+    /// Rewrites the cached balances of `stores` and the progress from Postgres.
+    async fn rebuild(&self, stores: &[StoreId]) -> anyhow::Result<()> {
+        self.run(redis::pipe().cmd("PING")).await?;
+        let ids: Vec<i64> = stores.iter().map(|store| store.get()).collect();
+        let rows = crate::ledger::balances(&self.pool, &ids).await?;
+        let offsets: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT partition, next_offset FROM processor_offsets WHERE consumer_group = $1 AND topic = $2",
+        )
+        .bind(&self.group)
+        .bind(&self.topic)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pipe = redis::pipe();
+        for store in stores {
+            pipe.del(balances_key(&self.redis, *store)).ignore();
+        }
+        for row in rows {
+            let balance = CachedBalance {
+                quantity: row.quantity,
+                average_unit_cost_paise: row.average_unit_cost_paise,
+                last_movement_id: row.last_movement_id,
+                updated_at: row.updated_at,
+            };
+            let key = balances_key(&self.redis, StoreId(row.store_id));
+            pipe.hset(key, row.product_id, json(&balance)).ignore();
+        }
+        let progress_key = progress_key(&self.redis, &self.topic);
+        for (partition, next) in offsets {
+            pipe.hset(&progress_key, partition, next).ignore();
+        }
+        self.run(&pipe).await
+    }
+}
+
+fn json(value: &impl Serialize) -> String {
+    // Plain structs of numbers, strings and UUIDs always serialize.
+    serde_json::to_string(value).unwrap_or_default()
+}

@@ -1,0 +1,239 @@
+//! Movements in → ledger, balances, rollups, alerts, output topics and Redis out, exactly
+//! as an independent model computes them; poison records go to the dead-letter topic.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::message::Headers;
+use schemas::{AvroRecord, Balance, LedgerEntry};
+use service_kit::testing::TestStack;
+use support::*;
+
+#[tokio::test]
+async fn movements_become_the_ledger_balances_rollups_and_alerts_the_model_computes() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let topic = stack.settings.topics().movements();
+    let producer = producer(&stack);
+    let movements = movements(1_500, 7);
+    let model = Model::of(&movements);
+    assert!(
+        model.outcomes.iter().any(|o| o.status == "rejected")
+            && model.outcomes.iter().any(|o| o.status == "duplicate"),
+        "the stream exercises rejections and duplicates"
+    );
+
+    // Some movements wait on the topic before the processor starts, some arrive while it runs.
+    produce(&producer, &topic, &movements[..500]).await;
+    let stop = start_processor(&stack).await;
+    produce(&producer, &topic, &movements[500..]).await;
+    wait_committed(&stack, movements.len() as i64, Duration::from_secs(60)).await;
+
+    // The ledger: one row per record, each with the model's outcome, in each store's order.
+    let rows = ledger_rows(&stack.pool).await;
+    assert_eq!(rows.len(), movements.len());
+    let mut actual: HashMap<i64, Vec<(uuid::Uuid, Expected)>> = HashMap::new();
+    let store_of: HashMap<uuid::Uuid, i64> = movements
+        .iter()
+        .map(|m| (m.movement_id, m.store_id.get()))
+        .collect();
+    for (id, status, reason, balance_after, ..) in &rows {
+        let status: &'static str = match status.as_str() {
+            "applied" => "applied",
+            "rejected" => "rejected",
+            _ => "duplicate",
+        };
+        let reject_reason = reason.as_ref().map(|_| "insufficient_stock");
+        actual.entry(store_of[id]).or_default().push((
+            *id,
+            Expected {
+                status,
+                reject_reason,
+                balance_after: *balance_after,
+            },
+        ));
+    }
+    assert_eq!(actual, expected_by_store(&movements, &model));
+    assert_state_matches(&stack.pool, &model).await;
+
+    // The ledger topic carries every outcome; the balances topic ends at the model.
+    let ledger = stack
+        .read_topic(
+            &stack.settings.topics().ledger(),
+            movements.len(),
+            Duration::from_secs(30),
+        )
+        .await;
+    let statuses: HashMap<&str, usize> =
+        ledger.iter().fold(HashMap::new(), |mut counts, record| {
+            let entry = LedgerEntry::decode(&record.payload).unwrap();
+            *counts.entry(entry.status.as_str()).or_default() += 1;
+            counts
+        });
+    let expected_statuses: HashMap<&str, usize> =
+        model.outcomes.iter().fold(HashMap::new(), |mut counts, o| {
+            *counts.entry(o.status).or_default() += 1;
+            counts
+        });
+    assert_eq!(statuses, expected_statuses);
+    let balance_records = read_available(&stack, &stack.settings.topics().balances()).await;
+    let mut last: HashMap<(i64, i64), i64> = HashMap::new();
+    for record in balance_records {
+        let balance = Balance::decode(&record.payload).unwrap();
+        let key = String::from_utf8(record.key.unwrap()).unwrap();
+        assert_eq!(key, format!("{}:{}", balance.store_id, balance.product_id));
+        last.insert(
+            (balance.store_id.get(), balance.product_id.get()),
+            balance.quantity,
+        );
+    }
+    let model_quantities: HashMap<(i64, i64), i64> = model
+        .balances
+        .iter()
+        .map(|(key, (quantity, _))| (*key, *quantity))
+        .collect();
+    assert_eq!(last, model_quantities);
+
+    // Redis holds the same balances for hot reads.
+    assert_redis_balances(&stack, &model).await;
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn a_poison_record_goes_to_the_dead_letter_topic_and_the_partition_goes_on() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let topic = stack.settings.topics().movements();
+    let producer = producer(&stack);
+    let good = movements(3, 11);
+    let stop = start_processor(&stack).await;
+    // The poison records sit between good ones.
+    produce(&producer, &topic, &good[..1]).await;
+    produce_raw(&producer, &topic, "1", b"not avro at all").await;
+    let mut negative = good[1].clone();
+    negative.quantity = -5;
+    produce_raw(&producer, &topic, "1", &negative.encode().unwrap()).await;
+    produce(&producer, &topic, &good[2..]).await;
+    let total = 4;
+    wait_committed(&stack, total, Duration::from_secs(30)).await;
+
+    let dead = stack
+        .read_topic(
+            &stack.settings.topics().movements_dlq(),
+            2,
+            Duration::from_secs(20),
+        )
+        .await;
+    let mut reasons = Vec::new();
+    for record in &dead {
+        let consumer_record = read_headers(
+            &stack,
+            &stack.settings.topics().movements_dlq(),
+            record.partition,
+            record.offset,
+        )
+        .await;
+        reasons.push(consumer_record["bazaar.error"].clone());
+        assert_eq!(consumer_record["bazaar.source.topic"], topic);
+        assert!(consumer_record.contains_key("bazaar.source.offset"));
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["non_positive_quantity", "undecodable"]);
+    assert!(
+        dead.iter()
+            .any(|record| record.payload == b"not avro at all")
+    );
+    let rows = ledger_rows(&stack.pool).await;
+    assert_eq!(
+        rows.len(),
+        2,
+        "the good movements are in the ledger: {rows:?}"
+    );
+    let _ = stop.send(());
+}
+
+/// Every record currently on `topic` (all partitions), read without a group.
+async fn read_available(stack: &TestStack, topic: &str) -> Vec<service_kit::testing::TopicRecord> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = service_kit::kafka::consumer_config(
+        &stack.settings.kafka,
+        "test-reader",
+        &format!("{}-available", stack.settings.kafka.consumer_group),
+    )
+    .create()
+    .unwrap();
+    let mut total = 0;
+    for partition in 0..service_kit::testing::TEST_PARTITIONS {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(5))
+            .unwrap();
+        total += (high - low) as usize;
+    }
+    stack
+        .read_topic(topic, total, Duration::from_secs(20))
+        .await
+}
+
+/// The headers of one record.
+async fn read_headers(
+    stack: &TestStack,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> HashMap<String, String> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: StreamConsumer = service_kit::kafka::consumer_config(
+        &stack.settings.kafka,
+        "test-reader",
+        &format!("{}-headers", stack.settings.kafka.consumer_group),
+    )
+    .create()
+    .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&list).unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut headers = HashMap::new();
+    if let Some(all) = message.headers() {
+        for header in all.iter() {
+            headers.insert(
+                header.key.to_owned(),
+                String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+            );
+        }
+    }
+    headers
+}
+
+async fn assert_redis_balances(stack: &TestStack, model: &Model) {
+    let redis = service_kit::redis::Redis::new(&stack.settings.redis).unwrap();
+    let mut connection = redis.connection().await.unwrap();
+    let mut cached: HashMap<(i64, i64), i64> = HashMap::new();
+    for (store, ..) in STORES {
+        let entries: HashMap<i64, String> = redis::cmd("HGETALL")
+            .arg(processors::notify::balances_key(
+                &redis,
+                schemas::StoreId(store),
+            ))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        for (product, json) in entries {
+            let balance: processors::notify::CachedBalance = serde_json::from_str(&json).unwrap();
+            cached.insert((store, product), balance.quantity);
+        }
+    }
+    let expected: HashMap<(i64, i64), i64> = model
+        .balances
+        .iter()
+        .map(|(key, (quantity, _))| (*key, *quantity))
+        .collect();
+    assert_eq!(cached, expected, "Redis balances");
+}
