@@ -13,6 +13,7 @@ pub mod checks;
 pub mod login;
 pub mod metrics;
 pub mod movements;
+pub mod outcomes;
 pub mod routes;
 pub mod user_admin;
 pub mod users;
@@ -68,6 +69,7 @@ impl App {
             ),
             settings: base.settings.movements,
             metrics,
+            outcomes: outcomes::Outcomes::new(base.redis.clone()),
         };
         let api = routes::api(login, movements, limits);
         let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";

@@ -238,6 +238,8 @@ impl Processor {
             }
             let batch = in_order(messages, &state.positions);
             if batch.is_empty() {
+                let held = || state.balances.keys().copied().collect();
+                self.runtime.block_on(notifier.recover(held));
                 continue;
             }
             let started = Instant::now();

@@ -21,71 +21,44 @@ const REDIS_WAIT: Duration = Duration::from_millis(500);
 /// How often a stale cache tries Redis again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
-/// A balance as cached in `{prefix}balances:{store_id}` (field: product id).
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CachedBalance {
-    pub quantity: i64,
-    pub average_unit_cost_paise: Option<i64>,
-    pub last_movement_id: Uuid,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
+pub use schemas::cache::{CachedBalance, OutcomeNotice};
 
-/// What `{prefix}outcome:{movement_id}` carries.
-#[derive(Debug, Serialize)]
-pub struct OutcomeMessage<'a> {
-    pub movement_id: Uuid,
-    pub partition: i32,
-    pub offset: i64,
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reject_reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub available_quantity: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub balance_after: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub original_status: Option<&'static str>,
-    pub sku: &'a str,
-}
-
-impl<'a> OutcomeMessage<'a> {
-    pub fn new(record: &'a Record, outcome: &Outcome) -> Self {
-        let (reject_reason, available_quantity, balance_after, original_status) = match *outcome {
-            Outcome::Applied { balance_after, .. } => (None, None, Some(balance_after), None),
-            Outcome::Rejected { reason, available } => {
-                (Some(reason.as_str()), available, None, None)
-            }
-            Outcome::Duplicate(original) => (
-                original.reject_reason.map(|reason| reason.as_str()),
-                None,
-                original.balance_after,
-                Some(original.status.as_str()),
-            ),
-        };
-        Self {
-            movement_id: record.movement.movement_id,
-            partition: record.partition,
-            offset: record.offset,
-            status: outcome.status().as_str(),
-            reject_reason,
-            available_quantity,
-            balance_after,
-            original_status,
-            sku: &record.movement.sku,
-        }
+fn notice(record: &Record, outcome: &Outcome) -> OutcomeNotice {
+    let owned = |text: &str| Some(text.to_owned());
+    let (reject_reason, available_quantity, balance_after, original_status) = match *outcome {
+        Outcome::Applied { balance_after, .. } => (None, None, Some(balance_after), None),
+        Outcome::Rejected { reason, available } => (owned(reason.as_str()), available, None, None),
+        Outcome::Duplicate(original) => (
+            original
+                .reject_reason
+                .and_then(|reason| owned(reason.as_str())),
+            None,
+            original.balance_after,
+            owned(original.status.as_str()),
+        ),
+    };
+    OutcomeNotice {
+        movement_id: record.movement.movement_id,
+        partition: record.partition,
+        offset: record.offset,
+        status: outcome.status().as_str().to_owned(),
+        reject_reason,
+        available_quantity,
+        balance_after,
+        original_status,
     }
 }
 
 pub fn balances_key(redis: &Redis, store: StoreId) -> String {
-    redis.key(&format!("balances:{store}"))
+    redis.key(&schemas::cache::balances_key(store))
 }
 
 pub fn outcome_channel(redis: &Redis, movement_id: Uuid) -> String {
-    redis.key(&format!("outcome:{movement_id}"))
+    redis.key(&schemas::cache::outcome_channel(movement_id))
 }
 
 pub fn progress_key(redis: &Redis, topic: &str) -> String {
-    redis.key(&format!("progress:{topic}"))
+    redis.key(&schemas::cache::progress_key(topic))
 }
 
 #[derive(Debug)]
@@ -131,27 +104,8 @@ impl Notifier {
         loaded: &[(StoreId, Vec<(schemas::ProductId, CachedBalance)>)],
         held: impl FnOnce() -> Vec<StoreId>,
     ) {
-        if self.stale {
-            if self
-                .last_try
-                .is_some_and(|last| last.elapsed() < RETRY_EVERY)
-            {
-                return;
-            }
-            self.last_try = Some(Instant::now());
-            match self.rebuild(&held()).await {
-                Ok(()) => {
-                    tracing::info!(
-                        "Redis answers again; the balance cache was rebuilt from Postgres."
-                    );
-                    self.stale = false;
-                }
-                Err(error) => {
-                    self.metrics.error("redis");
-                    tracing::debug!(%error, "Redis is still unavailable.");
-                    return;
-                }
-            }
+        if !self.recover(held).await {
+            return;
         }
         let mut pipe = redis::pipe();
         for (store, balances) in loaded {
@@ -183,7 +137,7 @@ impl Notifier {
         for (record, outcome) in records.iter().zip(outcomes) {
             pipe.publish(
                 outcome_channel(&self.redis, record.movement.movement_id),
-                json(&OutcomeMessage::new(record, outcome)),
+                json(&notice(record, outcome)),
             )
             .ignore();
         }
@@ -192,6 +146,34 @@ impl Notifier {
             tracing::warn!(%error, "Redis is unavailable; processing goes on, the cache will be rebuilt.");
             self.stale = true;
             self.last_try = Some(Instant::now());
+        }
+    }
+
+    /// Whether the cache is usable: if it went stale, tries (at most once a second) to
+    /// rebuild `held`'s balances from Postgres. Also called while idle, so the cache
+    /// catches up without waiting for traffic.
+    pub async fn recover(&mut self, held: impl FnOnce() -> Vec<StoreId>) -> bool {
+        if !self.stale {
+            return true;
+        }
+        if self
+            .last_try
+            .is_some_and(|last| last.elapsed() < RETRY_EVERY)
+        {
+            return false;
+        }
+        self.last_try = Some(Instant::now());
+        match self.rebuild(&held()).await {
+            Ok(()) => {
+                tracing::info!("Redis answers again; the balance cache was rebuilt from Postgres.");
+                self.stale = false;
+                true
+            }
+            Err(error) => {
+                self.metrics.error("redis");
+                tracing::debug!(%error, "Redis is still unavailable.");
+                false
+            }
         }
     }
 

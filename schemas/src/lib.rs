@@ -5,6 +5,7 @@
 //! types with single-object encoding, topic names and record keys, and the Postgres
 //! schema as an embedded `sqlx` migrator.
 
+pub mod cache;
 pub mod catalog;
 pub mod codec;
 pub mod consistency;

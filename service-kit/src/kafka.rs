@@ -49,7 +49,10 @@ pub fn consumer_config(settings: &KafkaSettings, client_id: &str, group_id: &str
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout.as_millis().to_string(),
+        )
         .set("isolation.level", "read_committed");
     config
 }

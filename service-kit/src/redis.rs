@@ -56,6 +56,11 @@ impl Redis {
         Ok(manager.clone())
     }
 
+    /// A dedicated connection for SUBSCRIBE (pub/sub cannot share the multiplexed one).
+    pub async fn pubsub(&self) -> anyhow::Result<redis::aio::PubSub> {
+        Ok(tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub()).await??)
+    }
+
     /// `prefix + suffix`: every key this deployment writes.
     pub fn key(&self, suffix: &str) -> String {
         let mut key = String::with_capacity(self.key_prefix.len() + suffix.len());

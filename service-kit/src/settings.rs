@@ -133,6 +133,9 @@ pub struct KafkaSettings {
     pub linger: Duration,
     /// `KAFKA_COMPRESSION`: `lz4` (default), `zstd`, `snappy`, `gzip` or `none`.
     pub compression: String,
+    /// How long a silent consumer keeps its partitions before the group moves them:
+    /// `KAFKA_SESSION_TIMEOUT_MS`, 10000.
+    pub session_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +228,11 @@ impl Settings {
                 )?),
                 linger: Duration::from_millis(parse_or(&get, "KAFKA_LINGER_MS", 5)?),
                 compression: get("KAFKA_COMPRESSION").unwrap_or_else(|| "lz4".to_owned()),
+                session_timeout: Duration::from_millis(parse_or(
+                    &get,
+                    "KAFKA_SESSION_TIMEOUT_MS",
+                    10_000,
+                )?),
             },
             auth: AuthSettings {
                 jwt_algorithm: get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".to_owned()),

@@ -39,6 +39,7 @@ pub struct MovementsState {
     pub producer: MovementProducer,
     pub settings: MovementSettings,
     pub metrics: MovementMetrics,
+    pub outcomes: crate::outcomes::Outcomes,
 }
 
 impl FromRef<MovementsState> for Auth {
@@ -47,7 +48,7 @@ impl FromRef<MovementsState> for Auth {
     }
 }
 
-/// A movement on the topic.
+/// A movement on the topic, and — with `?wait` — what the processors decided.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub movement_id: Uuid,
@@ -56,6 +57,103 @@ pub struct Accepted {
     pub offset: i64,
     /// Give it to query-api (`consistency_token`) to read your own write.
     pub consistency_token: String,
+    /// `accepted` (on the topic, outcome not known yet), `applied` or `duplicate`.
+    #[schema(example = "applied")]
+    pub status: &'static str,
+    /// The product's balance after this movement (`applied`), or after the original
+    /// (`duplicate` of an applied movement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_after: Option<i64>,
+    /// For a duplicate: what happened to the original (`applied` or `rejected`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_status: Option<String>,
+    /// For a duplicate of a rejected movement: why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+}
+
+/// `?wait=`: how long to wait for the processors' outcome.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Wait up to this long for the outcome (`500ms`, `2s`; at most `10s`): `201` applied,
+    /// `409` rejected, `200` duplicate, or `202` if the wait runs out.
+    #[param(example = "2s")]
+    pub wait: Option<String>,
+}
+
+/// The longest `?wait` honoured.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl WaitParams {
+    fn duration(&self) -> Result<Option<std::time::Duration>, ApiError> {
+        let Some(text) = self.wait.as_deref() else {
+            return Ok(None);
+        };
+        let parsed = text
+            .trim()
+            .parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .or_else(|_| humantime::parse_duration(text.trim()));
+        match parsed {
+            Ok(wait) if wait <= MAX_WAIT => Ok((!wait.is_zero()).then_some(wait)),
+            _ => Err(ApiError::validation(
+                "wait",
+                "invalid",
+                "a duration such as `500ms` or `2s`, at most `10s`",
+            )),
+        }
+    }
+}
+
+/// `409` for a movement the processors rejected: problem+json with the reason as `code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedProblem {
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub movement_id: Uuid,
+    /// The balance when it was rejected (`insufficient_stock`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_quantity: Option<i64>,
+    pub partition: i32,
+    pub offset: i64,
+    pub consistency_token: String,
+}
+
+/// The answer to a movement: `202` on the topic, or its decided outcome.
+#[derive(Debug)]
+pub enum MovementAnswer {
+    Decided(StatusCode, Accepted),
+    Rejected(RejectedProblem),
+}
+
+impl axum::response::IntoResponse for MovementAnswer {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Self::Decided(status, body) => (status, Json(body)).into_response(),
+            Self::Rejected(problem) => {
+                let status = StatusCode::CONFLICT;
+                let mut response = (status, Json(problem)).into_response();
+                response.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/problem+json"),
+                );
+                response
+            }
+        }
+    }
+}
+
+/// The stable codes a rejection can carry.
+fn reject_code(reason: Option<&str>) -> &'static str {
+    match reason {
+        Some("insufficient_stock") => "insufficient_stock",
+        Some("unknown_store") => "unknown_store",
+        Some("unknown_product") => "unknown_product",
+        Some("balance_overflow") => "balance_overflow",
+        _ => "rejected",
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
@@ -72,12 +170,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
 
 /// Report one stock movement.
 #[utoipa::path(post, path = "/v1/movements", tag = "movements", request_body = MovementRequest, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The movement's UUID, instead of `movement_id` in the body")),
+    params(WaitParams, ("Idempotency-Key" = Option<String>, Header, description = "The movement's UUID, instead of `movement_id` in the body")),
     responses(
-        (status = 202, description = "On the topic; the processors will decide its outcome", body = Accepted),
+        (status = 201, description = "With `?wait`: applied; `balance_after` is the new balance", body = Accepted),
+        (status = 200, description = "With `?wait`: a duplicate of an earlier movement; the original outcome is in the body", body = Accepted),
+        (status = 202, description = "On the topic; the processors will decide its outcome (also when `?wait` runs out)", body = Accepted),
         (status = 400, description = "A field is invalid (`errors` names each)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another store's movement (`store_forbidden`), or a kind this role may not post (`kind_forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`)", body = RejectedProblem, content_type = "application/problem+json"),
         (status = 422, description = "The store, product or supplier does not exist or is deleted", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The broker did not acknowledge it: not accepted, retry with the same movement_id after Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -86,11 +187,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
 pub async fn post_movement(
     State(state): State<MovementsState>,
     principal: Principal,
+    params: service_kit::query::Query<WaitParams>,
     headers: HeaderMap,
     body: Result<Json<MovementRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<MovementAnswer, ApiError> {
     let _in_flight = state.metrics.in_flight();
     principal.require(Permission::MovementWrite)?;
+    let wait = params.0.duration()?;
     let header_id = idempotency_key(&headers)?;
     let request = body?.0;
     let kind = MovementKind::parse(&request.kind);
@@ -99,33 +202,82 @@ pub async fn post_movement(
         settings: &state.settings,
         now: Utc::now(),
     };
-    let result = match validator.validate(request, &principal, header_id) {
-        Ok(movement) => state
-            .producer
-            .produce(&movement)
-            .await
-            .map(|position| (movement, position)),
-        Err(problem) => Err(problem),
-    };
-    match result {
-        Ok((movement, position)) => {
-            state.metrics.accepted(movement.kind);
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(Accepted {
-                    movement_id: movement.movement_id,
-                    partition: position.partition,
-                    offset: position.offset,
-                    consistency_token: ConsistencyToken::at(position.partition, position.offset)
-                        .encode(),
-                }),
-            ))
-        }
+    let movement = match validator.validate(request, &principal, header_id) {
+        Ok(movement) => movement,
         Err(problem) => {
             state.metrics.refused(kind, problem.code());
-            Err(problem)
+            return Err(problem);
         }
-    }
+    };
+    // Subscribed before the record exists, so the outcome cannot slip past.
+    let watch = match wait {
+        Some(_) => state.outcomes.watch(movement.movement_id).await,
+        None => None,
+    };
+    let position = match state.producer.produce(&movement).await {
+        Ok(position) => position,
+        Err(problem) => {
+            state.metrics.refused(kind, problem.code());
+            return Err(problem);
+        }
+    };
+    state.metrics.accepted(movement.kind);
+    let consistency_token = ConsistencyToken::at(position.partition, position.offset).encode();
+    let mut accepted = Accepted {
+        movement_id: movement.movement_id,
+        partition: position.partition,
+        offset: position.offset,
+        consistency_token,
+        status: "accepted",
+        balance_after: None,
+        original_status: None,
+        reject_reason: None,
+    };
+    let (Some(wait), Some(mut watch)) = (wait, watch) else {
+        return Ok(MovementAnswer::Decided(StatusCode::ACCEPTED, accepted));
+    };
+    let decided = tokio::time::timeout(wait, watch.outcome_of(position.partition, position.offset));
+    let Ok(Some(notice)) = decided.await else {
+        return Ok(MovementAnswer::Decided(StatusCode::ACCEPTED, accepted));
+    };
+    Ok(match notice.status.as_str() {
+        "applied" => {
+            accepted.status = "applied";
+            accepted.balance_after = notice.balance_after;
+            MovementAnswer::Decided(StatusCode::CREATED, accepted)
+        }
+        "duplicate" => {
+            accepted.status = "duplicate";
+            accepted.balance_after = notice.balance_after;
+            accepted.original_status = notice.original_status;
+            accepted.reject_reason = notice.reject_reason;
+            MovementAnswer::Decided(StatusCode::OK, accepted)
+        }
+        _ => {
+            let code = reject_code(notice.reject_reason.as_deref());
+            let detail = match notice.available_quantity {
+                Some(available) => {
+                    format!("the processors rejected it ({code}); {available} available")
+                }
+                None => format!("the processors rejected it ({code})"),
+            };
+            MovementAnswer::Rejected(RejectedProblem {
+                problem: Problem {
+                    kind: format!("/problems/{code}"),
+                    title: "The movement was rejected",
+                    status: StatusCode::CONFLICT.as_u16(),
+                    detail: Some(detail),
+                    code,
+                    errors: Vec::new(),
+                },
+                movement_id: accepted.movement_id,
+                available_quantity: notice.available_quantity,
+                partition: accepted.partition,
+                offset: accepted.offset,
+                consistency_token: accepted.consistency_token,
+            })
+        }
+    })
 }
 
 /// Up to 1,000 movements, each validated on its own.

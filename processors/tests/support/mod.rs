@@ -151,6 +151,18 @@ pub async fn produce_raw(producer: &FutureProducer, topic: &str, key: &str, payl
         .unwrap();
 }
 
+/// How many records of the input topic the group has committed.
+pub async fn committed(stack: &TestStack) -> i64 {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(next_offset)::int8 FROM processor_offsets WHERE consumer_group = $1",
+    )
+    .bind(&stack.settings.kafka.consumer_group)
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap()
+    .unwrap_or(0)
+}
+
 /// Waits until the committed offsets cover `records` records of the input topic.
 pub async fn wait_committed(stack: &TestStack, records: i64, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;

@@ -1,0 +1,129 @@
+//! The processor is killed abruptly (SIGKILL: no graceful path) many times at random
+//! points while movements flow, and restarted. At the end every record of the input topic
+//! has exactly one ledger row and every balance, rollup and alert equals the model. Then
+//! the same with two processors sharing the partitions and one of them killed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use service_kit::testing::{ChildService, TestStack};
+use support::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_processors");
+/// Small batches and a short session: many batches to interrupt, quick rebalances.
+const ENV: [(&str, &str); 2] = [
+    ("PROCESSOR_BATCH_MAX", "400"),
+    ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+];
+
+/// A pause between `low` and `high` milliseconds, different every run.
+fn random_pause(state: &mut u64, low: u64, high: u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    Duration::from_millis(low + *state % (high - low))
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos) | 1
+}
+
+/// Produces `movements` in chunks spread over a few seconds, as a stream.
+fn stream(
+    stack: &TestStack,
+    movements: Vec<schemas::StockMovement>,
+) -> tokio::task::JoinHandle<()> {
+    let producer = producer(stack);
+    let topic = stack.settings.topics().movements();
+    tokio::spawn(async move {
+        for chunk in movements.chunks(1_000) {
+            produce(&producer, &topic, chunk).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    })
+}
+
+async fn assert_exactly_once(stack: &TestStack, movements: &[schemas::StockMovement]) {
+    let model = Model::of(movements);
+    let rows = ledger_rows(&stack.pool).await;
+    let mut positions: HashMap<(i32, i64), usize> = HashMap::new();
+    for row in &rows {
+        *positions.entry((row.4, row.5)).or_default() += 1;
+    }
+    assert!(
+        positions.values().all(|count| *count == 1),
+        "a record of the input topic has more than one ledger row"
+    );
+    assert_eq!(rows.len(), movements.len(), "one ledger row per record");
+    let mut actual: HashMap<i64, Vec<(uuid::Uuid, Expected)>> = HashMap::new();
+    let store_of: HashMap<uuid::Uuid, i64> = movements
+        .iter()
+        .map(|m| (m.movement_id, m.store_id.get()))
+        .collect();
+    for (id, status, reason, balance_after, ..) in rows {
+        let status: &'static str = match status.as_str() {
+            "applied" => "applied",
+            "rejected" => "rejected",
+            _ => "duplicate",
+        };
+        actual.entry(store_of[&id]).or_default().push((
+            id,
+            Expected {
+                status,
+                reject_reason: reason.map(|_| "insufficient_stock"),
+                balance_after,
+            },
+        ));
+    }
+    assert_eq!(actual, expected_by_store(movements, &model));
+    assert_state_matches(&stack.pool, &model).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_again_and_again_the_processor_writes_every_movement_exactly_once() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let movements = movements(20_000, 42);
+    let producing = stream(&stack, movements.clone());
+    let mut random = seed();
+    for _ in 0..8 {
+        let child = ChildService::start_with(BINARY, &stack, &ENV);
+        tokio::time::sleep(random_pause(&mut random, 300, 2_000)).await;
+        child.kill();
+    }
+    producing.await.unwrap();
+    let before_last = committed(&stack).await;
+    assert!(
+        before_last > 0,
+        "the killed processors committed batches between kills"
+    );
+    let last = ChildService::start_with(BINARY, &stack, &ENV);
+    wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
+    assert_exactly_once(&stack, &movements).await;
+    drop(last);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_processors_sharing_the_partitions_one_killed_again_and_again() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let movements = movements(15_000, 43);
+    let survivor = ChildService::start_with(BINARY, &stack, &ENV);
+    let producing = stream(&stack, movements.clone());
+    let mut random = seed();
+    for _ in 0..5 {
+        let victim = ChildService::start_with(BINARY, &stack, &ENV);
+        tokio::time::sleep(random_pause(&mut random, 500, 2_500)).await;
+        victim.kill();
+    }
+    producing.await.unwrap();
+    wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
+    assert_exactly_once(&stack, &movements).await;
+    drop(survivor);
+}

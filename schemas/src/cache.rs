@@ -1,0 +1,54 @@
+//! What the processors write to Redis and the APIs read: key names (under the
+//! deployment's `REDIS_KEY_PREFIX`) and values. Redis is a cache; Postgres holds the same
+//! facts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::StoreId;
+
+/// Hash of a store's current balances: field = product id, value = [`CachedBalance`]
+/// JSON. Written whole when a processor takes the store on, then field by field; absent
+/// while nobody has written it (readers then ask Postgres).
+pub fn balances_key(store: StoreId) -> String {
+    format!("balances:{store}")
+}
+
+/// Channel on which the outcome of `movement_id` is published ([`OutcomeNotice`] JSON).
+pub fn outcome_channel(movement_id: Uuid) -> String {
+    format!("outcome:{movement_id}")
+}
+
+/// Hash of the next offset to process per partition of `topic` (committed in Postgres).
+pub fn progress_key(topic: &str) -> String {
+    format!("progress:{topic}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedBalance {
+    pub quantity: i64,
+    pub average_unit_cost_paise: Option<i64>,
+    pub last_movement_id: Uuid,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A movement's outcome, published after the batch that decided it committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeNotice {
+    pub movement_id: Uuid,
+    /// Position of the record it decides on `inventory.movements.v1`.
+    pub partition: i32,
+    pub offset: i64,
+    /// `applied`, `rejected` or `duplicate`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_quantity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_after: Option<i64>,
+    /// For a duplicate: the status of the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_status: Option<String>,
+}
