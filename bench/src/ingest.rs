@@ -34,7 +34,7 @@ pub struct Options {
 }
 
 /// Stops the child service when the benchmark ends, however it ends.
-struct Service_(Child);
+pub struct Service_(pub Child);
 
 impl Drop for Service_ {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ impl Drop for Service_ {
     }
 }
 
-async fn seed(settings: &Settings, stores: i64, products: i64) -> anyhow::Result<sqlx::PgPool> {
+pub async fn seed(settings: &Settings, stores: i64, products: i64) -> anyhow::Result<sqlx::PgPool> {
     let pool =
         service_kit::postgres::connect_and_migrate(&settings.database, "bazaar-bench").await?;
     sqlx::query(
@@ -66,7 +66,7 @@ async fn seed(settings: &Settings, stores: i64, products: i64) -> anyhow::Result
     Ok(pool)
 }
 
-async fn ids(
+pub async fn ids(
     pool: &sqlx::PgPool,
     table: &str,
     prefix: &str,
@@ -80,6 +80,20 @@ async fn ids(
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// `GET path` on a loopback port, the whole answer as text (headers included).
+pub async fn get_text(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 async fn wait_ready(port: u16) -> anyhow::Result<()> {
@@ -101,7 +115,7 @@ async fn wait_ready(port: u16) -> anyhow::Result<()> {
 }
 
 /// Peak resident memory of a process, in MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
         .lines()

@@ -2,6 +2,7 @@
 //! starts a separate benchmark stack (broker on its memory:// engine) and runs this.
 //!
 //!   bazaar-bench ingest [--seconds N] [--binary PATH] [--port P] [--out DIR]
+//!   bazaar-bench processors [--backlog N] [--steady-rate R] [--seconds N]
 
 /// The load generator shares the cores with what it measures: keep its allocations cheap.
 #[global_allocator]
@@ -9,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod ingest;
 mod load;
+mod processors;
 mod report;
 
 use std::path::PathBuf;
@@ -65,8 +67,28 @@ fn main() -> anyhow::Result<()> {
             eprintln!("saved {}", saved.display());
             Ok(())
         }
+        Some("processors") => {
+            let options = processors::Options {
+                binary: flag(
+                    &args,
+                    "--binary",
+                    PathBuf::from("target/release/processors"),
+                )?,
+                port: flag(&args, "--port", 58_083)?,
+                stores: flag(&args, "--stores", 1_000)?,
+                products: flag(&args, "--products", 1_000)?,
+                backlog: flag(&args, "--backlog", 300_000)?,
+                steady_rate: flag(&args, "--steady-rate", 5_000)?,
+                seconds: flag(&args, "--seconds", 10)?,
+            };
+            let report = runtime.block_on(processors::run(options))?;
+            report.print();
+            let saved = report.save(&out)?;
+            eprintln!("saved {}", saved.display());
+            Ok(())
+        }
         _ => anyhow::bail!(
-            "usage: bazaar-bench ingest [--seconds N] [--connections 64,256,512] [--binary PATH]"
+            "usage: bazaar-bench ingest|processors [--seconds N] [--binary PATH] (see the module docs)"
         ),
     }
 }

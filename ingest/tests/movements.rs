@@ -7,27 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{add_store, add_user, send, token};
+use common::{add_product, add_store, add_supplier, add_user, send, token};
 use reqwest::Method;
 use schemas::consistency::ConsistencyToken;
 use schemas::{AvroRecord, MovementKind, StockMovement};
 use serde_json::{Value, json};
 use service_kit::testing::TestStack;
-
-async fn add_product(stack: &TestStack, sku: &str) -> i64 {
-    sqlx::query_scalar("INSERT INTO products (sku, name, unit) VALUES ($1, $1, 'pc') RETURNING id")
-        .bind(sku)
-        .fetch_one(&stack.pool)
-        .await
-        .unwrap()
-}
-
-async fn add_supplier(stack: &TestStack) -> i64 {
-    sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Metro') RETURNING id")
-        .fetch_one(&stack.pool)
-        .await
-        .unwrap()
-}
 
 /// A stack with two stores, a product and a supplier, created before ingest starts, and a
 /// POS user of the first store.

@@ -7,27 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{add_store, send, with_admin};
+use common::{add_product, add_store, add_supplier, send, with_admin};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use service_kit::Service;
 use service_kit::testing::TestStack;
-
-async fn add_product(stack: &TestStack) -> i64 {
-    sqlx::query_scalar(
-        "INSERT INTO products (sku, name, unit) VALUES ('RICE-1KG', 'Rice', 'pc') RETURNING id",
-    )
-    .fetch_one(&stack.pool)
-    .await
-    .unwrap()
-}
-
-async fn add_supplier(stack: &TestStack) -> i64 {
-    sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Metro') RETURNING id")
-        .fetch_one(&stack.pool)
-        .await
-        .unwrap()
-}
 
 async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> {
     let app = processors::App::build(stack.settings_for(Service::Processors))
@@ -44,7 +28,7 @@ async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> 
 async fn with_wait_the_answer_is_the_outcome_applied_rejected_or_duplicate() {
     let (stack, app, admin) = with_admin().await;
     let store = add_store(&stack, "WAIT-01").await;
-    let product = add_product(&stack).await;
+    let product = add_product(&stack, "RICE-1KG").await;
     let supplier = add_supplier(&stack).await;
     // The catalog cache picks the rows up within its refresh interval.
     tokio::time::sleep(Duration::from_millis(600)).await;

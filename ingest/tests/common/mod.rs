@@ -125,3 +125,20 @@ pub async fn add_store(stack: &TestStack, code: &str) -> i64 {
     .await
     .unwrap()
 }
+
+/// A product row.
+pub async fn add_product(stack: &TestStack, sku: &str) -> i64 {
+    sqlx::query_scalar("INSERT INTO products (sku, name, unit) VALUES ($1, $1, 'pc') RETURNING id")
+        .bind(sku)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap()
+}
+
+/// A supplier row.
+pub async fn add_supplier(stack: &TestStack) -> i64 {
+    sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Metro') RETURNING id")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap()
+}

@@ -1,0 +1,318 @@
+//! The processors benchmark: a backlog of movements over many stores and products is put
+//! on the input topic, then the release `processors` binary is started and timed until
+//! Postgres has committed all of it (sustained throughput, topic → committed state). Then
+//! movements arrive at a fixed rate and the processors' own end-to-end histogram
+//! (received by ingest → committed) gives p50/p99. Finally the memory of one million
+//! balances held the way the processors hold them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+use service_kit::{Service, Settings};
+
+use crate::report::{Report, Row};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub binary: std::path::PathBuf,
+    pub port: u16,
+    pub stores: i64,
+    pub products: i64,
+    pub backlog: usize,
+    pub steady_rate: usize,
+    pub seconds: u64,
+}
+
+use crate::ingest::Service_ as Child;
+
+fn movement(rng: &mut impl Rng, stores: &[i64], products: &[i64], supplier: i64) -> StockMovement {
+    let kind = match rng.random_range(0..20) {
+        0..=3 => MovementKind::StockIn,
+        4 => MovementKind::Removal,
+        _ => MovementKind::Sale,
+    };
+    let now = chrono::Utc::now();
+    StockMovement {
+        movement_id: uuid::Uuid::new_v4(),
+        store_id: StoreId(stores[rng.random_range(0..stores.len())]),
+        product_id: ProductId(products[rng.random_range(0..products.len())]),
+        sku: "BENCH".into(),
+        kind,
+        quantity: rng.random_range(1..=(if kind == MovementKind::StockIn { 50 } else { 5 })),
+        occurred_at: now,
+        received_at: now,
+        supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(supplier)),
+        unit_cost_paise: (kind == MovementKind::StockIn).then_some(1_800),
+        unit_price_paise: (kind == MovementKind::Sale).then_some(2_500),
+        reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
+        reference: None,
+        actor: "bench".into(),
+        device_id: Some("till-1".into()),
+    }
+}
+
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    movements: Vec<StockMovement>,
+) -> anyhow::Result<()> {
+    let encoded: Vec<(String, Vec<u8>)> = movements
+        .iter()
+        .map(|m| Ok((schemas::topics::store_key(m.store_id), m.encode()?)))
+        .collect::<anyhow::Result<_>>()?;
+    let sends = encoded.iter().map(|(key, payload)| {
+        producer.send(
+            FutureRecord::to(topic)
+                .key(key.as_str())
+                .payload(payload.as_slice()),
+            Duration::from_secs(30),
+        )
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(error, _)| error)?;
+    }
+    Ok(())
+}
+
+async fn committed(pool: &sqlx::PgPool, group: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(next_offset)::int8 FROM processor_offsets WHERE consumer_group = $1",
+    )
+    .bind(group)
+    .fetch_one(pool)
+    .await?
+    .unwrap_or(0))
+}
+
+/// The cumulative buckets of the end-to-end histogram on /metrics.
+async fn end_to_end_buckets(port: u16) -> anyhow::Result<Vec<(f64, f64)>> {
+    let text = crate::ingest::get_text(port, "/metrics").await?;
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with("bazaar_processor_end_to_end_seconds_bucket{"))
+        .filter_map(|line| line.split_once("le=\"").map(|(_, rest)| rest))
+        .filter_map(|rest| {
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+/// A quantile of the observations between two scrapes, interpolated within its bucket.
+fn quantile_ms(before: &[(f64, f64)], after: &[(f64, f64)], quantile: f64) -> f64 {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(bound, count)| {
+            let earlier = before
+                .iter()
+                .find(|(b, _)| b == bound)
+                .map_or(0.0, |(_, c)| *c);
+            (*bound, count - earlier)
+        })
+        .collect();
+    let total = counts.last().map_or(0.0, |(_, count)| *count);
+    let target = total * quantile;
+    let mut lower = (0.0, 0.0);
+    for (bound, count) in counts {
+        if count >= target {
+            if bound.is_infinite() {
+                return lower.0 * 1_000.0;
+            }
+            let share = if count > lower.1 {
+                (target - lower.1) / (count - lower.1)
+            } else {
+                1.0
+            };
+            return (lower.0 + share * (bound - lower.0)) * 1_000.0;
+        }
+        lower = (bound, count);
+    }
+    f64::NAN
+}
+
+fn resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches(" kB").parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let prefix = format!("bench-{run_id}.");
+    let group = format!("bench-processors-{run_id}");
+    let settings = Settings::from_lookup(Service::Processors, |var| match var {
+        "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
+        "KAFKA_CONSUMER_GROUP" => Some(group.clone()),
+        _ => std::env::var(var).ok(),
+    })?;
+    let pool = crate::ingest::seed(&settings, options.stores, options.products).await?;
+    let stores = crate::ingest::ids(&pool, "stores", "BENCH-", options.stores).await?;
+    let products = crate::ingest::ids(&pool, "products", "BENCH-SKU-", options.products).await?;
+    let supplier: i64 =
+        sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Bench supplier') RETURNING id")
+            .fetch_one(&pool)
+            .await?;
+    let topics = settings.topics();
+    service_kit::kafka::ensure_topics(&settings.kafka, &topics, None).await?;
+    let topic = topics.movements();
+    let producer = service_kit::kafka::producer(&settings.kafka, "bazaar-bench")?;
+
+    eprintln!("putting {} movements on {topic}", options.backlog);
+    let mut rng = rand::rng();
+    for _ in 0..options.backlog.div_ceil(10_000) {
+        let chunk: Vec<StockMovement> = (0..10_000)
+            .map(|_| movement(&mut rng, &stores, &products, supplier))
+            .collect();
+        send(&producer, &topic, chunk).await?;
+    }
+    let backlog = options.backlog.div_ceil(10_000) * 10_000;
+
+    let child = Child(
+        Command::new(&options.binary)
+            .env("KAFKA_TOPIC_PREFIX", &prefix)
+            .env("KAFKA_CONSUMER_GROUP", &group)
+            .env(
+                Service::Processors.listen_var(),
+                format!("127.0.0.1:{}", options.port),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let pid = child.0.id();
+    let started = Instant::now();
+    let mut first: Option<(Instant, i64)> = None;
+    loop {
+        let done = committed(&pool, &group).await?;
+        if first.is_none() && done > 0 {
+            first = Some((Instant::now(), done));
+        }
+        if done >= backlog as i64 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {done} of {backlog} committed after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (first_at, first_done) = first.unwrap_or((started, 0));
+    let sustained = (backlog as i64 - first_done) as f64 / first_at.elapsed().as_secs_f64();
+    let mut rows = vec![Row {
+        scenario: format!("backlog topic → committed Postgres ({backlog})"),
+        connections: 0,
+        movements_per_second: sustained.round(),
+        requests_per_second: 0.0,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        requests: backlog as u64,
+        failures: 0,
+        first_failure: None,
+    }];
+
+    // A fixed rate: every 10 ms a slice of movements stamped with the time they are sent.
+    let before = end_to_end_buckets(options.port).await?;
+    let per_tick = (options.steady_rate / 100).max(1);
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sends = Vec::new();
+    let until = Instant::now() + Duration::from_secs(options.seconds);
+    let mut sent = 0;
+    while Instant::now() < until {
+        ticker.tick().await;
+        let slice: Vec<StockMovement> = (0..per_tick)
+            .map(|_| movement(&mut rng, &stores, &products, supplier))
+            .collect();
+        sent += slice.len();
+        let producer = producer.clone();
+        let topic = topic.clone();
+        sends.push(tokio::spawn(
+            async move { send(&producer, &topic, slice).await },
+        ));
+    }
+    for send in sends {
+        send.await??;
+    }
+    let target = backlog as i64 + sent as i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed(&pool, &group).await? < target {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the steady load was not committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = end_to_end_buckets(options.port).await?;
+    rows.push(Row {
+        scenario: format!(
+            "steady {} movements/s, received → committed",
+            options.steady_rate
+        ),
+        connections: 0,
+        movements_per_second: (sent as f64 / options.seconds as f64).round(),
+        requests_per_second: 0.0,
+        p50_ms: quantile_ms(&before, &after, 0.50),
+        p99_ms: quantile_ms(&before, &after, 0.99),
+        requests: sent as u64,
+        failures: 0,
+        first_failure: None,
+    });
+    let peak = crate::ingest::peak_rss_mib(pid);
+    drop(child);
+
+    // One million balances, held as the processors hold them.
+    let baseline = resident_mib();
+    let mut balances = processors::decide::Balances::new();
+    for store in 0..1_000 {
+        let holdings = balances.entry(StoreId(store)).or_default();
+        for product in 0..1_000 {
+            holdings.insert(
+                ProductId(product),
+                processors::decide::Holding {
+                    quantity: product,
+                    average_cost: Some(1_800),
+                },
+            );
+        }
+    }
+    let held = resident_mib() - baseline;
+    let count: usize = balances.values().map(std::collections::HashMap::len).sum();
+
+    let mut notes = vec![
+        format!(
+            "catalog: {} stores × {} products; broker: {} ({} engine)",
+            stores.len(),
+            products.len(),
+            settings.kafka.brokers,
+            std::env::var("BAZAAR_KAFKA_STORAGE").unwrap_or_else(|_| "?".into())
+        ),
+        format!("{count} balances held in memory: {held:.0} MiB"),
+    ];
+    if let Some(peak) = peak {
+        notes.push(format!(
+            "processors peak resident memory (VmHWM): {peak:.0} MiB"
+        ));
+    }
+    drop(balances);
+    Ok(Report {
+        suite: "processors".into(),
+        started_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        machine: crate::report::machine(),
+        rows,
+        notes,
+    })
+}
