@@ -153,6 +153,8 @@ impl State {
 #[derive(Debug)]
 pub struct Processor {
     pub settings: Settings,
+    /// The input topic's name.
+    pub topic: String,
     pub pool: PgPool,
     pub redis: Redis,
     pub outputs: Outputs,
@@ -166,10 +168,6 @@ impl Processor {
         &self.settings.kafka.consumer_group
     }
 
-    fn topic(&self) -> String {
-        self.settings.topics().movements()
-    }
-
     /// Runs until `shutdown`: finishes the batch in flight, commits it and leaves the
     /// group. A consumer that fails is dropped and a new one joins.
     pub fn run(self) {
@@ -177,7 +175,7 @@ impl Processor {
             self.redis.clone(),
             self.pool.clone(),
             self.group().to_owned(),
-            self.topic(),
+            self.topic.clone(),
             self.metrics.clone(),
         );
         while !self.shutdown.is_cancelled() {
@@ -202,7 +200,7 @@ impl Processor {
             pool: self.pool.clone(),
             runtime: self.runtime.clone(),
             group: self.group().to_owned(),
-            topic: self.topic(),
+            topic: self.topic.clone(),
             changes: Mutex::new(Vec::new()),
             shutdown: self.shutdown.clone(),
         };
@@ -211,7 +209,7 @@ impl Processor {
         // Fetches return as soon as there is anything: latency, not fetch size, matters.
         config.set("fetch.wait.max.ms", "10");
         let consumer: Kafka = config.create_with_context(context)?;
-        consumer.subscribe(&[&self.topic()])?;
+        consumer.subscribe(&[&self.topic])?;
         Ok(Arc::new(consumer))
     }
 
@@ -321,10 +319,10 @@ impl Processor {
     ) -> anyhow::Result<()> {
         state.drop_partitions(partitions);
         let offsets = consumer.context().stored_offsets(partitions);
-        let topic = self.topic();
+        let topic = &self.topic;
         for (partition, offset) in offsets {
             consumer.seek(
-                &topic,
+                topic,
                 partition,
                 Offset::Offset(offset),
                 Duration::from_secs(5),
@@ -404,7 +402,7 @@ impl Processor {
             alerts: &alerts,
             progress: &progress,
         };
-        ledger::commit(&self.pool, self.group(), &self.topic(), &decided).await?;
+        ledger::commit(&self.pool, self.group(), &self.topic, &decided).await?;
 
         // Committed: the batch is done whatever happens next.
         for step in &progress {
@@ -446,10 +444,10 @@ impl Processor {
                 .with_label_values(&["unknown", "dead_lettered"])
                 .inc_by(dead.len() as u64);
         }
-        let topic = self.topic();
+        let topic = &self.topic;
         let mut offsets = TopicPartitionList::new();
         for step in progress {
-            let _ = offsets.add_partition_offset(&topic, step.partition, Offset::Offset(step.next));
+            let _ = offsets.add_partition_offset(topic, step.partition, Offset::Offset(step.next));
         }
         // Postgres holds the truth; Kafka's copy lets standard tools show the group's lag.
         if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
@@ -462,10 +460,10 @@ impl Processor {
     /// `bazaar_processor_lag`: the partitions' high watermarks (one broker round trip
     /// each, so at most once a second) minus the positions committed.
     fn measure_lag(&self, consumer: &Kafka, positions: &HashMap<i32, i64>) {
-        let topic = self.topic();
+        let topic = &self.topic;
         for (partition, next) in positions {
             if let Ok((_, high)) =
-                consumer.fetch_watermarks(&topic, *partition, Duration::from_millis(500))
+                consumer.fetch_watermarks(topic, *partition, Duration::from_millis(500))
             {
                 self.metrics
                     .lag

@@ -105,6 +105,33 @@ impl Outcome {
         }
     }
 
+    /// What the ledger, its topic and the outcome notice record beside the status.
+    pub const fn recorded(&self) -> Recorded {
+        match *self {
+            Self::Applied { balance_after, .. } => Recorded {
+                reject_reason: None,
+                available_quantity: None,
+                balance_after: Some(balance_after),
+                original_status: None,
+            },
+            Self::Rejected { reason, available } => Recorded {
+                reject_reason: Some(reason.as_str()),
+                available_quantity: available,
+                balance_after: None,
+                original_status: None,
+            },
+            Self::Duplicate(original) => Recorded {
+                reject_reason: match original.reject_reason {
+                    Some(reason) => Some(reason.as_str()),
+                    None => None,
+                },
+                available_quantity: None,
+                balance_after: original.balance_after,
+                original_status: Some(original.status.as_str()),
+            },
+        }
+    }
+
     /// What a later duplicate of this movement refers to (`None` for a duplicate).
     pub const fn original(&self) -> Option<Original> {
         match *self {
@@ -121,6 +148,16 @@ impl Outcome {
             Self::Duplicate(_) => None,
         }
     }
+}
+
+/// An outcome's details as recorded: a duplicate carries its original's reason and
+/// balance, and names the original's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub reject_reason: Option<&'static str>,
+    pub available_quantity: Option<i64>,
+    pub balance_after: Option<i64>,
+    pub original_status: Option<&'static str>,
 }
 
 /// What the catalog says about the stores and products of a batch.

@@ -262,18 +262,7 @@ impl<'a> LedgerColumns<'a> {
 
     fn push(&mut self, record: &'a Record, outcome: &Outcome) {
         let movement = &record.movement;
-        let (reject_reason, available, balance_after, original) = match *outcome {
-            Outcome::Applied { balance_after, .. } => (None, None, Some(balance_after), None),
-            Outcome::Rejected { reason, available } => {
-                (Some(reason.as_str()), available, None, None)
-            }
-            Outcome::Duplicate(original) => (
-                original.reject_reason.map(RejectReason::as_str),
-                None,
-                original.balance_after,
-                Some(original.status.as_str()),
-            ),
-        };
+        let recorded = outcome.recorded();
         self.movement_id.push(movement.movement_id);
         self.store_id.push(movement.store_id.get());
         self.product_id.push(movement.product_id.get());
@@ -281,10 +270,10 @@ impl<'a> LedgerColumns<'a> {
         self.kind.push(movement.kind.as_str());
         self.quantity.push(movement.quantity);
         self.status.push(outcome.status().as_str());
-        self.reject_reason.push(reject_reason);
-        self.available_quantity.push(available);
-        self.balance_after.push(balance_after);
-        self.original_status.push(original);
+        self.reject_reason.push(recorded.reject_reason);
+        self.available_quantity.push(recorded.available_quantity);
+        self.balance_after.push(recorded.balance_after);
+        self.original_status.push(recorded.original_status);
         self.occurred_at.push(movement.occurred_at);
         self.received_at.push(movement.received_at);
         self.recorded_at.push(record.recorded_at);

@@ -43,6 +43,7 @@ impl App {
         let stop = CancellationToken::new();
         let processor = consumer::Processor {
             settings: base.settings.clone(),
+            topic: topics.movements(),
             pool: base.pool.clone(),
             redis: base.redis.clone(),
             outputs: outputs::Outputs::new(producer, topics),

@@ -24,28 +24,16 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 pub use schemas::cache::{CachedBalance, OutcomeNotice};
 
 fn notice(record: &Record, outcome: &Outcome) -> OutcomeNotice {
-    let owned = |text: &str| Some(text.to_owned());
-    let (reject_reason, available_quantity, balance_after, original_status) = match *outcome {
-        Outcome::Applied { balance_after, .. } => (None, None, Some(balance_after), None),
-        Outcome::Rejected { reason, available } => (owned(reason.as_str()), available, None, None),
-        Outcome::Duplicate(original) => (
-            original
-                .reject_reason
-                .and_then(|reason| owned(reason.as_str())),
-            None,
-            original.balance_after,
-            owned(original.status.as_str()),
-        ),
-    };
+    let recorded = outcome.recorded();
     OutcomeNotice {
         movement_id: record.movement.movement_id,
         partition: record.partition,
         offset: record.offset,
         status: outcome.status().as_str().to_owned(),
-        reject_reason,
-        available_quantity,
-        balance_after,
-        original_status,
+        reject_reason: recorded.reject_reason.map(str::to_owned),
+        available_quantity: recorded.available_quantity,
+        balance_after: recorded.balance_after,
+        original_status: recorded.original_status.map(str::to_owned),
     }
 }
 

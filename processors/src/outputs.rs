@@ -32,33 +32,44 @@ pub struct DeadLetter {
 #[derive(Clone)]
 pub struct Outputs {
     producer: FutureProducer,
-    topics: Topics,
+    names: Names,
+}
+
+/// The topic names, built once.
+#[derive(Debug, Clone)]
+struct Names {
     source: String,
+    ledger: String,
+    balances: String,
+    alerts: String,
+    dead_letters: String,
 }
 
 impl std::fmt::Debug for Outputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outputs")
-            .field("topics", &self.topics)
+            .field("topics", &self.names)
             .finish_non_exhaustive()
     }
 }
 
 /// One encoded record, ready to send.
-struct Encoded {
-    topic: String,
+struct Encoded<'a> {
+    topic: &'a str,
     key: String,
     payload: Vec<u8>,
 }
 
 impl Outputs {
     pub fn new(producer: FutureProducer, topics: Topics) -> Self {
-        let source = topics.movements();
-        Self {
-            producer,
-            topics,
-            source,
-        }
+        let names = Names {
+            source: topics.movements(),
+            ledger: topics.ledger(),
+            balances: topics.balances(),
+            alerts: topics.alerts(),
+            dead_letters: topics.movements_dlq(),
+        };
+        Self { producer, names }
     }
 
     /// Produces every output of a decided batch and waits for all acknowledgements.
@@ -71,15 +82,14 @@ impl Outputs {
         dead: &[DeadLetter],
     ) -> anyhow::Result<()> {
         let mut encoded = Vec::with_capacity(records.len() + balances.len() + alerts.len());
-        let ledger_topic = self.topics.ledger();
+        let names = &self.names;
         for (record, outcome) in records.iter().zip(outcomes) {
             encoded.push(Encoded {
-                topic: ledger_topic.clone(),
+                topic: &names.ledger,
                 key: store_key(record.movement.store_id),
                 payload: encode(&ledger_entry(record, outcome))?,
             });
         }
-        let balances_topic = self.topics.balances();
         for (record, holding) in balances {
             let movement = &record.movement;
             let balance = Balance {
@@ -92,12 +102,11 @@ impl Outputs {
                 updated_at: record.recorded_at,
             };
             encoded.push(Encoded {
-                topic: balances_topic.clone(),
+                topic: &names.balances,
                 key: balance_key(movement.store_id, movement.product_id),
                 payload: encode(&balance)?,
             });
         }
-        let alerts_topic = self.topics.alerts();
         for alert in alerts {
             let movement = &alert.record.movement;
             let record = StockAlert {
@@ -111,13 +120,13 @@ impl Outputs {
                 raised_at: alert.record.recorded_at,
             };
             encoded.push(Encoded {
-                topic: alerts_topic.clone(),
+                topic: &names.alerts,
                 key: store_key(movement.store_id),
                 payload: encode(&record)?,
             });
         }
         let sends = encoded.iter().map(|record| async move {
-            let message = FutureRecord::to(&record.topic)
+            let message = FutureRecord::to(record.topic)
                 .key(record.key.as_str())
                 .payload(record.payload.as_slice());
             self.producer
@@ -125,17 +134,16 @@ impl Outputs {
                 .await
                 .map_err(|(error, _)| error)
         });
-        let dlq_topic = self.topics.movements_dlq();
+        let dlq_topic = &names.dead_letters;
         let dead_sends = dead.iter().map(|letter| {
             let partition = letter.partition.to_string();
             let offset = letter.offset.to_string();
             let headers = OwnedHeaders::new()
                 .insert(header("bazaar.error", letter.error))
                 .insert(header("bazaar.error.detail", &letter.detail))
-                .insert(header("bazaar.source.topic", &self.source))
+                .insert(header("bazaar.source.topic", &names.source))
                 .insert(header("bazaar.source.partition", &partition))
                 .insert(header("bazaar.source.offset", &offset));
-            let dlq_topic = &dlq_topic;
             async move {
                 let mut message = FutureRecord::to(dlq_topic)
                     .payload(letter.payload.as_slice())
@@ -167,27 +175,14 @@ fn encode(record: &impl AvroRecord) -> anyhow::Result<Vec<u8>> {
 
 /// The ledger entry of one decided movement.
 pub fn ledger_entry(record: &Record, outcome: &Outcome) -> LedgerEntry {
-    let (reject_reason, available_quantity, balance_after, original_status) = match *outcome {
-        Outcome::Applied { balance_after, .. } => (None, None, Some(balance_after), None),
-        Outcome::Rejected { reason, available } => {
-            (Some(reason.as_str().to_owned()), available, None, None)
-        }
-        Outcome::Duplicate(original) => (
-            original
-                .reject_reason
-                .map(|reason| reason.as_str().to_owned()),
-            None,
-            original.balance_after,
-            Some(original.status.as_str().to_owned()),
-        ),
-    };
+    let recorded = outcome.recorded();
     LedgerEntry {
         movement: record.movement.clone(),
         status: outcome.status(),
-        reject_reason,
-        available_quantity,
-        balance_after,
-        original_status,
+        reject_reason: recorded.reject_reason.map(str::to_owned),
+        available_quantity: recorded.available_quantity,
+        balance_after: recorded.balance_after,
+        original_status: recorded.original_status.map(str::to_owned),
         recorded_at: record.recorded_at,
         source_partition: record.partition,
         source_offset: record.offset,
