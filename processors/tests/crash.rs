@@ -15,7 +15,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_processors");
 /// Small batches and a short session: many batches to interrupt, quick rebalances.
 const ENV: [(&str, &str); 2] = [
     ("PROCESSOR_BATCH_MAX", "400"),
-    ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+    ("KAFKA_SESSION_TIMEOUT_MS", "3000"),
 ];
 
 /// A pause between `low` and `high` milliseconds, different every run.
@@ -34,19 +34,33 @@ fn seed() -> u64 {
     u64::from(nanos) | 1
 }
 
-/// Produces `movements` in chunks spread over a few seconds, as a stream.
+/// Produces `movements` as a stream: `chunk` of them every `every`.
 fn stream(
     stack: &TestStack,
     movements: Vec<schemas::StockMovement>,
+    chunk: usize,
+    every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let producer = producer(stack);
     let topic = stack.settings.topics().movements();
     tokio::spawn(async move {
-        for chunk in movements.chunks(1_000) {
+        for chunk in movements.chunks(chunk) {
             produce(&producer, &topic, chunk).await;
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            tokio::time::sleep(every).await;
         }
     })
+}
+
+/// Waits (bounded) until the group has committed more than `than`.
+async fn progress_beyond(stack: &TestStack, than: i64, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if committed(stack).await > than {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 async fn assert_exactly_once(stack: &TestStack, movements: &[schemas::StockMovement]) {
@@ -61,26 +75,7 @@ async fn assert_exactly_once(stack: &TestStack, movements: &[schemas::StockMovem
         "a record of the input topic has more than one ledger row"
     );
     assert_eq!(rows.len(), movements.len(), "one ledger row per record");
-    let mut actual: HashMap<i64, Vec<(uuid::Uuid, Expected)>> = HashMap::new();
-    let store_of: HashMap<uuid::Uuid, i64> = movements
-        .iter()
-        .map(|m| (m.movement_id, m.store_id.get()))
-        .collect();
-    for (id, status, reason, balance_after, ..) in rows {
-        let status: &'static str = match status.as_str() {
-            "applied" => "applied",
-            "rejected" => "rejected",
-            _ => "duplicate",
-        };
-        actual.entry(store_of[&id]).or_default().push((
-            id,
-            Expected {
-                status,
-                reject_reason: reason.map(|_| "insufficient_stock"),
-                balance_after,
-            },
-        ));
-    }
+    let actual = actual_by_store(&rows, movements);
     assert_eq!(actual, expected_by_store(movements, &model));
     assert_state_matches(&stack.pool, &model).await;
 }
@@ -90,19 +85,28 @@ async fn killed_again_and_again_the_processor_writes_every_movement_exactly_once
     let stack = TestStack::start().await;
     seed_catalog(&stack.pool).await;
     let movements = movements(20_000, 42);
-    let producing = stream(&stack, movements.clone());
+    // About 40 s of traffic: each restarted processor rejoins the group once the dead
+    // member's 3 s session has timed out (~3.5 s here), commits, and is killed mid-stream.
+    let producing = stream(&stack, movements.clone(), 500, Duration::from_secs(1));
     let mut random = seed();
-    for _ in 0..8 {
+    let mut killed_mid_stream = 0;
+    for _ in 0..6 {
+        let before = committed(&stack).await;
         let child = ChildService::start_with(BINARY, &stack, &ENV);
-        tokio::time::sleep(random_pause(&mut random, 300, 2_000)).await;
+        // Kill only once this processor is committing: between or inside its batches.
+        if progress_beyond(&stack, before, Duration::from_secs(30)).await {
+            tokio::time::sleep(random_pause(&mut random, 50, 1_500)).await;
+            if !producing.is_finished() {
+                killed_mid_stream += 1;
+            }
+        }
         child.kill();
     }
-    producing.await.unwrap();
-    let before_last = committed(&stack).await;
     assert!(
-        before_last > 0,
-        "the killed processors committed batches between kills"
+        killed_mid_stream >= 3,
+        "only {killed_mid_stream} kills landed while the processor was committing a stream"
     );
+    producing.await.unwrap();
     let last = ChildService::start_with(BINARY, &stack, &ENV);
     wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
     assert_exactly_once(&stack, &movements).await;
@@ -115,7 +119,7 @@ async fn with_two_processors_sharing_the_partitions_one_killed_again_and_again()
     seed_catalog(&stack.pool).await;
     let movements = movements(15_000, 43);
     let survivor = ChildService::start_with(BINARY, &stack, &ENV);
-    let producing = stream(&stack, movements.clone());
+    let producing = stream(&stack, movements.clone(), 1_000, Duration::from_millis(150));
     let mut random = seed();
     for _ in 0..5 {
         let victim = ChildService::start_with(BINARY, &stack, &ENV);

@@ -34,27 +34,7 @@ async fn movements_become_the_ledger_balances_rollups_and_alerts_the_model_compu
     // The ledger: one row per record, each with the model's outcome, in each store's order.
     let rows = ledger_rows(&stack.pool).await;
     assert_eq!(rows.len(), movements.len());
-    let mut actual: HashMap<i64, Vec<(uuid::Uuid, Expected)>> = HashMap::new();
-    let store_of: HashMap<uuid::Uuid, i64> = movements
-        .iter()
-        .map(|m| (m.movement_id, m.store_id.get()))
-        .collect();
-    for (id, status, reason, balance_after, ..) in &rows {
-        let status: &'static str = match status.as_str() {
-            "applied" => "applied",
-            "rejected" => "rejected",
-            _ => "duplicate",
-        };
-        let reject_reason = reason.as_ref().map(|_| "insufficient_stock");
-        actual.entry(store_of[id]).or_default().push((
-            *id,
-            Expected {
-                status,
-                reject_reason,
-                balance_after: *balance_after,
-            },
-        ));
-    }
+    let actual = actual_by_store(&rows, &movements);
     assert_eq!(actual, expected_by_store(&movements, &model));
     assert_state_matches(&stack.pool, &model).await;
 

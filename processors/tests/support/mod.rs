@@ -419,6 +419,38 @@ pub async fn assert_state_matches(pool: &PgPool, model: &Model) {
     );
 }
 
+/// The ledger rows' outcomes per store, in ledger order, in the model's terms.
+pub fn actual_by_store(
+    rows: &[(Uuid, String, Option<String>, Option<i64>, i32, i64)],
+    movements: &[StockMovement],
+) -> HashMap<i64, Vec<(Uuid, Expected)>> {
+    fn known(text: &str) -> &'static str {
+        match text {
+            "applied" => "applied",
+            "rejected" => "rejected",
+            "duplicate" => "duplicate",
+            "insufficient_stock" => "insufficient_stock",
+            _ => "unexpected",
+        }
+    }
+    let store_of: HashMap<Uuid, i64> = movements
+        .iter()
+        .map(|m| (m.movement_id, m.store_id.get()))
+        .collect();
+    let mut by_store: HashMap<i64, Vec<(Uuid, Expected)>> = HashMap::new();
+    for (id, status, reason, balance_after, ..) in rows {
+        by_store.entry(store_of[id]).or_default().push((
+            *id,
+            Expected {
+                status: known(status),
+                reject_reason: reason.as_deref().map(known),
+                balance_after: *balance_after,
+            },
+        ));
+    }
+    by_store
+}
+
 /// The model's outcome per movement, in the order each store posted them.
 pub fn expected_by_store(
     movements: &[StockMovement],
