@@ -60,10 +60,12 @@ up() {
             continue
         fi
         setsid nohup "$BIN/$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
-        echo $! >"$RUN/$service.pid"
+        local pid=$!
+        echo "$pid" >"$RUN/$service.pid"
         local deadline=$((SECONDS + 60))
         until ready "$service"; do
-            if ! running_pid "$service" >/dev/null; then
+            # By pid: until the child has exec'd, its command line is still this script's.
+            if ! kill -0 "$pid" 2>/dev/null; then
                 tail -n 20 "$LOGS/$service.log" >&2
                 die "$service exited during start-up (log: $LOGS/$service.log)"
             fi

@@ -244,9 +244,19 @@ tansu_up() {
             --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
             --storage-engine "$engine" \
             >>"$TANSU_DIR/tansu.log" 2>&1 </dev/null) &
-        echo $! >"$TANSU_DIR/tansu.pid"
-        wait_for 60 "Tansu ($KAFKA_STORAGE) on 127.0.0.1:$KAFKA_PORT" tansu_answers \
-            || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu did not start"; }
+        local pid=$!
+        echo "$pid" >"$TANSU_DIR/tansu.pid"
+        # Liveness by pid, not by program name: until the subshell has exec'd, its command
+        # line is still this script's, and a loaded machine gets there after the first check.
+        local deadline=$((SECONDS + 60))
+        until tansu_answers; do
+            kill -0 "$pid" 2>/dev/null \
+                || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu exited (log: $TANSU_DIR/tansu.log)"; }
+            [ "$SECONDS" -lt "$deadline" ] \
+                || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu did not answer within 60 s"; }
+            sleep 0.2
+        done
+        say "Tansu ($KAFKA_STORAGE) on 127.0.0.1:$KAFKA_PORT is up"
     fi
     create_topics
 }
@@ -266,9 +276,8 @@ create_topics() {
     done <"$ROOT/deploy/local/topics.conf"
 }
 
-# Answers a Kafka request, or failed: a dead broker ends the wait at once.
+# Answers a Kafka request (lists its topics).
 tansu_answers() {
-    running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null || { tail -n 5 "$TANSU_DIR/tansu.log" >&2; die "Tansu exited"; }
     port_open "$KAFKA_PORT" && topic_list | grep -q '^\['
 }
 
