@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
 /// Rows are re-read for this long after their change: a transaction that commits after a
 /// read may carry an `updated_at` from before it.
@@ -125,23 +124,6 @@ impl CatalogCache {
         }
         *write(&self.watermark) = latest;
         Ok(())
-    }
-
-    /// Refreshes every `every` until `stop`; a failed refresh is logged and retried on the
-    /// next tick (the cache keeps serving what it has).
-    pub async fn follow(self: Arc<Self>, pool: PgPool, every: Duration, stop: CancellationToken) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticks.tick() => {
-                    if let Err(error) = self.refresh(&pool).await {
-                        tracing::warn!(%error, "Refreshing the catalog cache failed; it serves what it has and retries.");
-                    }
-                }
-            }
-        }
     }
 }
 

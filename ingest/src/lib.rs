@@ -53,11 +53,18 @@ impl App {
             login::LoginState::new(base.pool.clone(), keys.clone(), base.metrics.registry())?;
         let cache = catalog_cache::CatalogCache::load(&base.pool).await?;
         let stop_cache = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(cache.clone().follow(
-            base.pool.clone(),
-            base.settings.movements.catalog_refresh,
-            stop_cache.clone(),
-        ));
+        tokio::spawn({
+            let (cache, pool) = (cache.clone(), base.pool.clone());
+            service_kit::postgres::follow(
+                "catalog cache",
+                base.settings.movements.catalog_refresh,
+                stop_cache.clone(),
+                move || {
+                    let (cache, pool) = (cache.clone(), pool.clone());
+                    async move { cache.refresh(&pool).await }
+                },
+            )
+        });
         let metrics = metrics::MovementMetrics::register(base.metrics.registry())?;
         let movements = movements::MovementsState {
             auth: service_kit::auth::Auth(keys),

@@ -17,7 +17,7 @@ use service_kit::query::Query;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use utoipa::IntoParams;
 
-use crate::pagination::{Page, PageParams, contains_pattern};
+use crate::pagination::{self, Order, Page, PageParams, contains_pattern};
 
 #[derive(Clone, Debug)]
 pub struct CatalogState {
@@ -87,25 +87,16 @@ fn scoped(query: &mut QueryBuilder<'static, Postgres>, principal: &Principal, co
     }
 }
 
-/// Appends the keyset condition and order for an `id`-keyed list and fetches a page.
 async fn page_by_id<T>(
     pool: &PgPool,
-    mut query: QueryBuilder<'static, Postgres>,
+    query: QueryBuilder<'static, Postgres>,
     page: &PageParams,
     id: fn(&T) -> i64,
 ) -> Result<Page<T>, ApiError>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    let limit = page.limit()?;
-    if let Some(after) = page.after::<i64>()? {
-        query.push(" AND id > ").push_bind(after);
-    }
-    query
-        .push(" ORDER BY id LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    let rows = query.build_query_as().fetch_all(pool).await?;
-    Ok(Page::from_rows(rows, limit, id))
+    pagination::page_by_id(pool, query, page, Order::Ascending, id).await
 }
 
 async fn by_id<T>(

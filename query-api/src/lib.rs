@@ -1,24 +1,61 @@
 //! `query-api`: the read side. Every question is answered here, from Redis (hot balances)
 //! and Postgres (a replica for reports and history when `DATABASE_READ_URL` is set).
 //!
-//! Today: catalog and user reads; inventory, history and reports arrive with their issue.
+//! Inventory (current balances beside the catalog), movement history, reports, alerts,
+//! the audit log, and catalog and user reads; read-your-writes with ingest's consistency
+//! token.
 
 use std::future::Future;
+use std::sync::Arc;
 
+pub mod alerts;
+pub mod audit;
+pub mod balances;
 pub mod catalog;
+pub mod consistency;
+pub mod etag;
+pub mod history;
+pub mod inventory;
+pub mod metrics;
 pub mod pagination;
+pub mod reports;
 pub mod routes;
 pub mod users;
+pub mod view;
 
+use axum::extract::FromRef;
 use service_kit::app::Base;
 use service_kit::auth::Auth;
 use service_kit::server::Server;
 use service_kit::{Settings, postgres};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// What the inventory, history and report routes read from.
+#[derive(Clone, Debug)]
+pub struct ReadState {
+    /// The primary: current state, and history asked for with a consistency token.
+    pub pool: PgPool,
+    /// The replica (`DATABASE_READ_URL`) or the primary: history and rollups.
+    pub read_pool: PgPool,
+    pub balances: balances::Balances,
+    pub view: Arc<view::CatalogView>,
+    pub auth: Auth,
+    pub metrics: metrics::QueryMetrics,
+}
+
+impl FromRef<ReadState> for Auth {
+    fn from_ref(state: &ReadState) -> Self {
+        state.auth.clone()
+    }
+}
 
 /// A built `query-api`, bound to its port and ready to serve.
 #[derive(Debug)]
 pub struct App {
     server: Server,
+    /// Stops the catalog view's refresh loop.
+    stop_view: CancellationToken,
 }
 
 impl App {
@@ -26,20 +63,49 @@ impl App {
         let base = Base::connect(settings).await?;
         let read_pool =
             postgres::connect_read(&base.settings.database, &base.pool, "query-api").await?;
-        let readiness = base
-            .readiness
-            .clone()
-            .with_check("postgres_read", postgres::readiness_check(read_pool));
+        let readiness = base.readiness.clone().with_check(
+            "postgres_read",
+            postgres::readiness_check(read_pool.clone()),
+        );
         let (keys, limits) = base.auth_and_limits()?;
         // The catalog is small and read right after it is written: from the primary.
         let catalog = catalog::CatalogState {
             pool: base.pool.clone(),
-            auth: Auth(keys),
+            auth: Auth(keys.clone()),
         };
-        let api = routes::api(catalog, limits);
-        let description = "Read API: catalog, inventory, history and reports for dashboards.";
+        let metrics = metrics::QueryMetrics::register(base.metrics.registry())?;
+        let view = view::CatalogView::load(&base.pool).await?;
+        let stop_view = CancellationToken::new();
+        tokio::spawn({
+            let (view, pool) = (view.clone(), base.pool.clone());
+            postgres::follow(
+                "catalog view",
+                base.settings.movements.catalog_refresh,
+                stop_view.clone(),
+                move || {
+                    let (view, pool) = (view.clone(), pool.clone());
+                    async move { view.refresh(&pool).await }
+                },
+            )
+        });
+        let reads = ReadState {
+            balances: balances::Balances::new(
+                base.redis.clone(),
+                base.pool.clone(),
+                &base.settings.kafka.consumer_group,
+                &base.settings.topics().movements(),
+                metrics.clone(),
+            ),
+            pool: base.pool.clone(),
+            read_pool,
+            view,
+            auth: Auth(keys),
+            metrics,
+        };
+        let api = routes::api(catalog, reads, limits);
+        let description = "Read API: inventory, movement history, reports, alerts, audit log and catalog reads for dashboards.";
         let server = base.serve(readiness, description, Some(api)).await?;
-        Ok(Self { server })
+        Ok(Self { server, stop_view })
     }
 
     /// The bound port (tests bind port 0).
@@ -51,7 +117,9 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.server.run_until_stopped(shutdown).await?;
+        let served = self.server.run_until_stopped(shutdown).await;
+        self.stop_view.cancel();
+        served?;
         tracing::info!("Stopped.");
         Ok(())
     }

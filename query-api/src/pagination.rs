@@ -23,10 +23,15 @@ pub struct PageParams {
 
 impl PageParams {
     pub fn limit(&self) -> Result<u32, ApiError> {
+        self.limit_or(DEFAULT_LIMIT, MAX_LIMIT)
+    }
+
+    /// The limit for a list whose pages are `default` rows long and at most `max`.
+    pub fn limit_or(&self, default: u32, max: u32) -> Result<u32, ApiError> {
         match self.limit {
             Some(0) => Err(ApiError::validation("limit", "out_of_range", "at least 1")),
-            Some(limit) => Ok(limit.min(MAX_LIMIT)),
-            None => Ok(DEFAULT_LIMIT),
+            Some(limit) => Ok(limit.min(max)),
+            None => Ok(default),
         }
     }
 
@@ -103,6 +108,39 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
+}
+
+/// The order of an `id`-keyed list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Oldest first (catalog lists).
+    Ascending,
+    /// Newest first (logs).
+    Descending,
+}
+
+/// Appends the keyset condition and order for an `id`-keyed list and fetches a page.
+pub async fn page_by_id<T>(
+    pool: &sqlx::PgPool,
+    mut query: sqlx::QueryBuilder<'static, sqlx::Postgres>,
+    page: &PageParams,
+    order: Order,
+    id: fn(&T) -> i64,
+) -> Result<Page<T>, ApiError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let limit = page.limit()?;
+    let (after, direction) = match order {
+        Order::Ascending => (" AND id > ", " ORDER BY id LIMIT "),
+        Order::Descending => (" AND id < ", " ORDER BY id DESC LIMIT "),
+    };
+    if let Some(cursor) = page.after::<i64>()? {
+        query.push(after).push_bind(cursor);
+    }
+    query.push(direction).push_bind(i64::from(limit) + 1);
+    let rows = query.build_query_as().fetch_all(pool).await?;
+    Ok(Page::from_rows(rows, limit, id))
 }
 
 /// `text` as a case-insensitive `LIKE` pattern matching it anywhere.

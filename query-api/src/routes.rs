@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use crate::catalog::{self, CatalogState};
 use crate::pagination::Page;
-use crate::users;
+use crate::{ReadState, alerts, audit, balances, history, inventory, reports, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,23 +21,48 @@ use crate::users;
         catalog::list_suppliers, catalog::get_supplier,
         catalog::list_supplier_prices, catalog::get_supplier_price,
         catalog::list_store_products,
-        users::list_users, users::get_user
+        users::list_users, users::get_user,
+        inventory::store_inventory, inventory::store_product, inventory::product_inventory,
+        history::list_movements, history::get_movement,
+        reports::stock_summary, reports::valuation, reports::sales, reports::sourcing,
+        alerts::list_alerts, audit::list_audit
     ),
     components(schemas(
         Store, Product, Supplier, SupplierPrice, StoreProduct, User,
         Page<Store>, Page<Product>, Page<Supplier>, Page<SupplierPrice>, Page<StoreProduct>, Page<User>,
+        balances::Freshness, balances::Source,
+        inventory::InventoryItem, inventory::InventoryPage, inventory::InventoryResponse, inventory::StockStatus,
+        inventory::StoreItem, inventory::StoreItemResponse,
+        inventory::ProductStock, inventory::ProductInventory, inventory::ProductInventoryResponse,
+        history::LedgerRow, history::MovementOutcome, history::MovementKind, history::MovementStatus, history::TimeField,
+        Page<history::LedgerRow>,
+        reports::StockSummary, reports::StockSummaryResponse, reports::Valuation, reports::ValuationRow,
+        reports::ValuationResponse, reports::ValuationGroup,
+        reports::SalesReport, reports::SalesRow, reports::SalesFigures, reports::SalesGroup,
+        reports::SourcingReport, reports::SourcingRow, reports::SourcingGroup,
+        alerts::Alert, alerts::AlertKind, Page<alerts::Alert>,
+        audit::AuditEntry, Page<audit::AuditEntry>,
         service_kit::problem::Problem, service_kit::problem::FieldError
     )),
     modifiers(&BearerSecurity),
     tags(
         (name = "catalog", description = "Stores, products, suppliers, prices and per-store settings (writes are in ingest)"),
-        (name = "users", description = "Users (admin only; changes are in ingest)")
+        (name = "users", description = "Users (admin only; changes are in ingest)"),
+        (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
+        (name = "movements", description = "The ledger: every movement's outcome"),
+        (name = "reports", description = "Stock summary and valuation (current balances), sales and supplier sourcing (daily rollups, local days)"),
+        (name = "alerts", description = "Low-stock and out-of-stock alerts"),
+        (name = "audit", description = "Who changed what in master data and users (admin only)")
     )
 )]
 struct QueryApi;
 
 /// The `/v1` routes, rate-limited, with their OpenAPI paths.
-pub fn api(catalog: CatalogState, limits: Arc<RateLimits>) -> (Router, utoipa::openapi::OpenApi) {
+pub fn api(
+    catalog: CatalogState,
+    reads: ReadState,
+    limits: Arc<RateLimits>,
+) -> (Router, utoipa::openapi::OpenApi) {
     let limiting = RateLimitState {
         limits,
         auth: catalog.auth.clone(),
@@ -59,6 +84,32 @@ pub fn api(catalog: CatalogState, limits: Arc<RateLimits>) -> (Router, utoipa::o
         .route("/v1/users", get(users::list_users))
         .route("/v1/users/{id}", get(users::get_user))
         .with_state(catalog)
+        .merge(
+            Router::new()
+                .route("/v1/stores/{id}/inventory", get(inventory::store_inventory))
+                .route(
+                    "/v1/stores/{id}/inventory/{product_id}",
+                    get(inventory::store_product),
+                )
+                .route(
+                    "/v1/products/{id}/inventory",
+                    get(inventory::product_inventory),
+                )
+                .route("/v1/movements", get(history::list_movements))
+                .route("/v1/movements/{movement_id}", get(history::get_movement))
+                .route(
+                    "/v1/stores/{id}/reports/stock-summary",
+                    get(reports::stock_summary),
+                )
+                .route("/v1/stores/{id}/reports/valuation", get(reports::valuation))
+                .route("/v1/stores/{id}/reports/sales", get(reports::sales))
+                .route("/v1/stores/{id}/reports/suppliers", get(reports::sourcing))
+                .route("/v1/alerts", get(alerts::list_alerts))
+                .route("/v1/audit", get(audit::list_audit))
+                .with_state(reads),
+        )
+        // Only for clients that ask (`Accept-Encoding`); a full inventory shrinks ~10×.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             limiting,
             ratelimit::limit,

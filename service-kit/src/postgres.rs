@@ -89,3 +89,29 @@ pub fn readiness_check(
         .boxed()
     }
 }
+
+/// Calls `refresh` every `every` until `stop`: an in-memory copy of Postgres rows (a
+/// catalog cache) follows their changes. A failed refresh is logged and retried on the
+/// next tick; the copy keeps serving what it has.
+pub async fn follow<F, Fut>(
+    what: &'static str,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+    mut refresh: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                if let Err(error) = refresh().await {
+                    tracing::warn!(%error, what, "Refreshing an in-memory copy of Postgres rows failed; it serves what it has and retries.");
+                }
+            }
+        }
+    }
+}

@@ -88,6 +88,8 @@ pub enum ApiError {
     /// 503: a dependency (broker, database) is down or overloaded; try again later.
     #[error("unavailable: {detail}")]
     Unavailable {
+        /// `unavailable`, or a more precise reason (`not_yet_consistent`).
+        code: &'static str,
         detail: String,
         retry_after: Duration,
     },
@@ -139,11 +141,11 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Unauthenticated { code, .. }
             | Self::Forbidden { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::NotFound { .. } => "not_found",
             Self::Unprocessable(_) => "unprocessable",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -337,6 +339,7 @@ mod tests {
     #[tokio::test]
     async fn overload_answers_503_with_a_whole_second_retry_after() {
         let (status, headers, body) = render(ApiError::Unavailable {
+            code: "unavailable",
             detail: "the broker did not acknowledge in time".into(),
             retry_after: Duration::from_millis(200),
         })

@@ -208,6 +208,14 @@ async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Setti
     }
 }
 
+impl TestStack {
+    /// Deletes every Redis key of this test (as if Redis had restarted empty).
+    pub async fn delete_redis_keys(&self) {
+        let redis = crate::redis::Redis::new(&self.settings.redis).unwrap();
+        delete_prefix(&redis).await.unwrap();
+    }
+}
+
 async fn delete_prefix(redis: &crate::redis::Redis) -> redis::RedisResult<()> {
     let mut connection = redis.connection().await?;
     let pattern = format!("{}*", redis.key_prefix());

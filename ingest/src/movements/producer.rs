@@ -72,6 +72,7 @@ impl MovementProducer {
             Err((error, _)) => {
                 tracing::warn!(%error, "The broker did not acknowledge a movement; the client is told to retry.");
                 Err(ApiError::Unavailable {
+                    code: "unavailable",
                     detail: "the broker did not acknowledge the movement, so it was not accepted; retry with the same movement_id".into(),
                     retry_after: RETRY_AFTER,
                 })

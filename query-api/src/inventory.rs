@@ -1,0 +1,453 @@
+//! Current inventory: a store's balances beside the catalog (SKU, name, category, unit,
+//! reorder point), one product in a store, and one product across the caller's stores.
+//! Balances come from Redis when it holds them and Postgres otherwise (see
+//! [`crate::balances`]); every answer says how fresh it is and carries an `ETag`.
+//!
+//! A store's inventory lists each product it has a balance for (it moved there at least
+//! once) and each product it has live settings for (stock 0 until it moves).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use schemas::StoreId;
+use serde::{Deserialize, Serialize};
+use service_kit::auth::{Permission, Principal};
+use service_kit::problem::{ApiError, Problem};
+use service_kit::query::Query;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::ReadState;
+use crate::balances::{Balance, Freshness};
+use crate::consistency::ConsistencyParams;
+use crate::etag;
+use crate::pagination::{Page, PageParams};
+use crate::view::{Catalog, ProductMeta};
+
+/// A page of inventory holds this many products unless `limit` says otherwise…
+pub const DEFAULT_ITEMS: u32 = 1_000;
+/// …and at most this many.
+pub const MAX_ITEMS: u32 = 5_000;
+
+/// Where a product stands against its reorder point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StockStatus {
+    /// Above the reorder point (or none is set).
+    InStock,
+    /// At or below the reorder point, above zero.
+    Low,
+    /// Zero (or below, under the `allow` policy).
+    Out,
+}
+
+impl StockStatus {
+    /// The same levels the processors raise alerts on.
+    pub fn of(quantity: i64, reorder_point: Option<i64>) -> Self {
+        if quantity <= 0 {
+            Self::Out
+        } else if reorder_point.is_some_and(|point| quantity <= point) {
+            Self::Low
+        } else {
+            Self::InStock
+        }
+    }
+}
+
+/// Stock value at moving-average cost; nothing is worth less than zero.
+pub fn value_paise(quantity: i64, average_unit_cost_paise: Option<i64>) -> Option<i64> {
+    let cost = average_unit_cost_paise?;
+    let value = i128::from(quantity.max(0)) * i128::from(cost);
+    Some(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// One product in one store.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryItem<'a> {
+    pub product_id: i64,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub category: Option<&'a str>,
+    /// `pc`, `g` or `ml`: the unit `quantity` counts.
+    pub unit: &'a str,
+    pub quantity: i64,
+    /// Moving-average cost of the stock-ins with a cost; absent until the first.
+    pub average_unit_cost_paise: Option<i64>,
+    /// `quantity × average_unit_cost_paise` (0 when out of stock).
+    pub value_paise: Option<i64>,
+    pub reorder_point: Option<i64>,
+    pub stock_status: StockStatus,
+    /// Absent until the product first moves in the store.
+    pub last_movement_id: Option<Uuid>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> InventoryItem<'a> {
+    pub fn new(
+        product_id: i64,
+        meta: &'a ProductMeta,
+        balance: Option<&Balance>,
+        reorder_point: Option<i64>,
+    ) -> Self {
+        let quantity = balance.map_or(0, |balance| balance.quantity);
+        let average_unit_cost_paise = balance.and_then(|balance| balance.average_unit_cost_paise);
+        Self {
+            product_id,
+            sku: &meta.sku,
+            name: &meta.name,
+            category: meta.category.as_deref(),
+            unit: &meta.unit,
+            quantity,
+            average_unit_cost_paise,
+            value_paise: value_paise(quantity, average_unit_cost_paise),
+            reorder_point,
+            stock_status: StockStatus::of(quantity, reorder_point),
+            last_movement_id: balance.map(|balance| balance.last_movement_id),
+            updated_at: balance.map(|balance| balance.updated_at),
+        }
+    }
+}
+
+/// Every item of `store`, in product id order: its balances and its live settings merged.
+pub fn store_items<'a>(
+    catalog: &'a Catalog,
+    store: i64,
+    balances: &[(i64, Balance)],
+) -> impl Iterator<Item = InventoryItem<'a>> {
+    let empty = std::collections::BTreeMap::new();
+    let settings = catalog.settings.get(&store).unwrap_or(&empty);
+    let mut merged: Vec<(i64, Option<&Balance>)> = balances
+        .iter()
+        .map(|(product, balance)| (*product, Some(balance)))
+        .collect();
+    merged.extend(
+        settings
+            .keys()
+            .filter(|product| {
+                balances
+                    .binary_search_by_key(*product, |(id, _)| *id)
+                    .is_err()
+            })
+            .map(|product| (*product, None)),
+    );
+    merged.sort_unstable_by_key(|(product, _)| *product);
+    let items: Vec<InventoryItem<'a>> = merged
+        .into_iter()
+        .filter_map(|(product, balance)| {
+            let meta = catalog.products.get(&product)?;
+            let reorder_point = catalog.reorder_point(store, product);
+            Some(InventoryItem::new(product, meta, balance, reorder_point))
+        })
+        .collect();
+    items.into_iter()
+}
+
+/// The store must exist (deleted ones too: their stock is history) and be the caller's.
+pub fn require_store(state: &ReadState, principal: &Principal, store: i64) -> Result<(), ApiError> {
+    principal.require_store(StoreId(store))?;
+    if state.view.read().stores.contains_key(&store) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("store", store))
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryFilter {
+    /// Exact category.
+    pub category: Option<String>,
+    /// Exact SKU.
+    pub sku: Option<String>,
+    /// Text in the SKU or name (case-insensitive).
+    pub q: Option<String>,
+    /// Only products at or below their reorder point (out of stock included).
+    pub below_reorder_point: Option<bool>,
+    /// Only products with nothing in stock.
+    pub out_of_stock: Option<bool>,
+    /// Only products in this state.
+    pub stock_status: Option<StockStatus>,
+}
+
+impl InventoryFilter {
+    fn check(&self) -> Result<Option<String>, ApiError> {
+        match self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            Some(q) if q.chars().count() > 100 => Err(ApiError::validation(
+                "q",
+                "too_long",
+                "at most 100 characters",
+            )),
+            q => Ok(q.map(str::to_lowercase)),
+        }
+    }
+
+    fn keeps(&self, item: &InventoryItem<'_>, q: Option<&str>) -> bool {
+        self.category
+            .as_deref()
+            .is_none_or(|category| item.category == Some(category))
+            && self.sku.as_deref().is_none_or(|sku| item.sku == sku)
+            && q.is_none_or(|q| {
+                item.sku.to_lowercase().contains(q) || item.name.to_lowercase().contains(q)
+            })
+            && (self.below_reorder_point != Some(true) || item.stock_status != StockStatus::InStock)
+            && (self.out_of_stock != Some(true) || item.stock_status == StockStatus::Out)
+            && self
+                .stock_status
+                .is_none_or(|status| item.stock_status == status)
+    }
+}
+
+/// A page of a store's inventory.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryPage<'a> {
+    pub store_id: i64,
+    pub items: Vec<InventoryItem<'a>>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The shape of an inventory answer as documented (the `freshness` is added beside).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryResponse<'a> {
+    #[serde(flatten)]
+    pub page: InventoryPage<'a>,
+    pub freshness: Freshness,
+}
+
+const FRESH_200: &str = "With `freshness`: its source (`cache` or `database`) and the next offset the processors will process per partition. `ETag` for `If-None-Match`.";
+
+/// A store's current inventory.
+#[utoipa::path(get, path = "/v1/stores/{id}/inventory", tag = "inventory",
+    params(("id" = i64, Path, description = "Store id"), InventoryFilter, PageParams, ConsistencyParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = FRESH_200, body = InventoryResponse),
+        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`); `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
+pub async fn store_inventory(
+    State(state): State<ReadState>,
+    principal: Principal,
+    Path(store): Path<i64>,
+    Query(filter): Query<InventoryFilter>,
+    Query(page): Query<PageParams>,
+    Query(consistency): Query<ConsistencyParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::InventoryRead)?;
+    require_store(&state, &principal, store)?;
+    let limit = page.limit_or(DEFAULT_ITEMS, MAX_ITEMS)? as usize;
+    let after = page.after::<i64>()?;
+    let q = filter.check()?;
+    consistency.wait(&state.balances, &state.metrics).await?;
+    let (balances, freshness) = state.balances.of_store(store).await?;
+
+    let catalog = state.view.read();
+    let mut items: Vec<InventoryItem<'_>> = store_items(&catalog, store, &balances)
+        .filter(|item| after.is_none_or(|after| item.product_id > after))
+        .filter(|item| filter.keeps(item, q.as_deref()))
+        .take(limit + 1)
+        .collect();
+    let page = Page::from_rows(std::mem::take(&mut items), limit as u32, |item| {
+        item.product_id
+    });
+    let page = InventoryPage {
+        store_id: store,
+        items: page.items,
+        next_cursor: page.next_cursor,
+    };
+    etag::respond(&headers, &page, Some(&freshness))
+}
+
+/// One product's stock in one store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreItem<'a> {
+    pub store_id: i64,
+    #[serde(flatten)]
+    pub item: InventoryItem<'a>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreItemResponse<'a> {
+    #[serde(flatten)]
+    pub item: StoreItem<'a>,
+    pub freshness: Freshness,
+}
+
+/// One product's stock in a store (0 if it never moved there).
+#[utoipa::path(get, path = "/v1/stores/{id}/inventory/{product_id}", tag = "inventory",
+    params(("id" = i64, Path, description = "Store id"), ("product_id" = i64, Path, description = "Product id"), ConsistencyParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = FRESH_200, body = StoreItemResponse),
+        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store or product", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store, product_id = product))]
+pub async fn store_product(
+    State(state): State<ReadState>,
+    principal: Principal,
+    Path((store, product)): Path<(i64, i64)>,
+    Query(consistency): Query<ConsistencyParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::InventoryRead)?;
+    require_store(&state, &principal, store)?;
+    if !state.view.read().products.contains_key(&product) {
+        return Err(ApiError::not_found("product", product));
+    }
+    consistency.wait(&state.balances, &state.metrics).await?;
+    let (balance, freshness) = state.balances.one(store, product).await?;
+    let catalog = state.view.read();
+    let meta = catalog
+        .products
+        .get(&product)
+        .ok_or_else(|| ApiError::not_found("product", product))?;
+    let item = StoreItem {
+        store_id: store,
+        item: InventoryItem::new(
+            product,
+            meta,
+            balance.as_ref(),
+            catalog.reorder_point(store, product),
+        ),
+    };
+    etag::respond(&headers, &item, Some(&freshness))
+}
+
+/// One product's stock per store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductStock {
+    pub store_id: i64,
+    pub quantity: i64,
+    pub average_unit_cost_paise: Option<i64>,
+    pub value_paise: Option<i64>,
+    pub reorder_point: Option<i64>,
+    pub stock_status: StockStatus,
+    pub last_movement_id: Option<Uuid>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductInventory<'a> {
+    pub product_id: i64,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub unit: &'a str,
+    /// Units across the listed stores.
+    pub total_quantity: i64,
+    /// The caller's stores that hold the product or have settings for it, by store id.
+    pub stores: Vec<ProductStock>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductInventoryResponse<'a> {
+    #[serde(flatten)]
+    pub inventory: ProductInventory<'a>,
+    pub freshness: Freshness,
+}
+
+/// One product's stock in every store the token may see.
+#[utoipa::path(get, path = "/v1/products/{id}/inventory", tag = "inventory",
+    params(("id" = i64, Path, description = "Product id"), ConsistencyParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = FRESH_200, body = ProductInventoryResponse),
+        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        (status = 403, description = "The role may not read inventory", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject, product_id = product))]
+pub async fn product_inventory(
+    State(state): State<ReadState>,
+    principal: Principal,
+    Path(product): Path<i64>,
+    Query(consistency): Query<ConsistencyParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::InventoryRead)?;
+    let stores: Vec<i64> = {
+        let catalog = state.view.read();
+        if !catalog.products.contains_key(&product) {
+            return Err(ApiError::not_found("product", product));
+        }
+        catalog
+            .stores
+            .keys()
+            .copied()
+            .filter(|store| principal.may_access(StoreId(*store)))
+            .collect()
+    };
+    consistency.wait(&state.balances, &state.metrics).await?;
+    let (balances, freshness) = state.balances.of_product(&stores, product).await?;
+
+    let catalog = state.view.read();
+    let meta = catalog
+        .products
+        .get(&product)
+        .ok_or_else(|| ApiError::not_found("product", product))?;
+    let mut rows = Vec::new();
+    let mut held = balances.iter().peekable();
+    for store in &stores {
+        let balance = held
+            .next_if(|(id, _)| id == store)
+            .map(|(_, balance)| balance);
+        let has_settings = catalog
+            .settings
+            .get(store)
+            .is_some_and(|products| products.contains_key(&product));
+        if balance.is_none() && !has_settings {
+            continue;
+        }
+        let item = InventoryItem::new(
+            product,
+            meta,
+            balance,
+            catalog.reorder_point(*store, product),
+        );
+        rows.push(ProductStock {
+            store_id: *store,
+            quantity: item.quantity,
+            average_unit_cost_paise: item.average_unit_cost_paise,
+            value_paise: item.value_paise,
+            reorder_point: item.reorder_point,
+            stock_status: item.stock_status,
+            last_movement_id: item.last_movement_id,
+            updated_at: item.updated_at,
+        });
+    }
+    let inventory = ProductInventory {
+        product_id: product,
+        sku: &meta.sku,
+        name: &meta.name,
+        unit: &meta.unit,
+        total_quantity: rows.iter().map(|row| row.quantity).sum(),
+        stores: rows,
+    };
+    etag::respond(&headers, &inventory, Some(&freshness))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_status_follows_the_alert_levels_and_value_never_goes_negative() {
+        assert_eq!(StockStatus::of(0, Some(5)), StockStatus::Out);
+        assert_eq!(StockStatus::of(-3, None), StockStatus::Out);
+        assert_eq!(StockStatus::of(5, Some(5)), StockStatus::Low);
+        assert_eq!(StockStatus::of(6, Some(5)), StockStatus::InStock);
+        assert_eq!(StockStatus::of(1, None), StockStatus::InStock);
+        assert_eq!(value_paise(-3, Some(100)), Some(0));
+        assert_eq!(value_paise(3, Some(100)), Some(300));
+        assert_eq!(value_paise(3, None), None);
+        assert_eq!(value_paise(i64::MAX, Some(i64::MAX)), Some(i64::MAX));
+    }
+}

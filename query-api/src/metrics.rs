@@ -1,0 +1,55 @@
+//! query-api's own metrics (HTTP request metrics come from service-kit). Labels are
+//! bounded: sources and outcomes, never ids.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+#[derive(Debug, Clone)]
+pub struct QueryMetrics {
+    /// `bazaar_query_redis_fallbacks_total`: Redis failed or was slow, Postgres answered.
+    redis_fallbacks: IntCounter,
+    /// `bazaar_query_consistency_waits_total{outcome="reached"|"timed_out"}`.
+    consistency_waits: IntCounterVec,
+    /// How long requests with a consistency token waited for the processors.
+    consistency_wait_seconds: Histogram,
+}
+
+impl QueryMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            redis_fallbacks: IntCounter::new(
+                "bazaar_query_redis_fallbacks_total",
+                "Reads Postgres answered because Redis failed or was slow.",
+            )?,
+            consistency_waits: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_query_consistency_waits_total",
+                    "Requests that carried a consistency token, by whether the processors reached it in time.",
+                ),
+                &["outcome"],
+            )?,
+            consistency_wait_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "bazaar_query_consistency_wait_seconds",
+                    "Time a request with a consistency token waited for the processors.",
+                )
+                .buckets(vec![
+                    0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+        };
+        registry.register(Box::new(metrics.redis_fallbacks.clone()))?;
+        registry.register(Box::new(metrics.consistency_waits.clone()))?;
+        registry.register(Box::new(metrics.consistency_wait_seconds.clone()))?;
+        Ok(metrics)
+    }
+
+    pub fn redis_fallback(&self) {
+        self.redis_fallbacks.inc();
+    }
+
+    pub fn consistency_wait(&self, reached: bool, seconds: f64) {
+        let outcome = if reached { "reached" } else { "timed_out" };
+        self.consistency_waits.with_label_values(&[outcome]).inc();
+        self.consistency_wait_seconds.observe(seconds);
+    }
+}

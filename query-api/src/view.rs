@@ -1,0 +1,146 @@
+//! The catalog as the read side needs it beside every balance — a product's SKU, name,
+//! category and unit, a store's scope, and per-store reorder points — held in memory so a
+//! balance read from Redis needs no Postgres round trip to be shown. Postgres stays the
+//! source: the view loads everything at start, then every `CATALOG_REFRESH_MS` reads
+//! the rows changed since it last looked (soft deletes are changes too).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// Rows are re-read for this long after their change: a transaction that commits after a
+/// read may carry an `updated_at` from before it.
+const OVERLAP: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ProductMeta {
+    pub sku: Arc<str>,
+    pub name: Arc<str>,
+    pub category: Option<Arc<str>>,
+    pub unit: Arc<str>,
+    pub live: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreMeta {
+    pub live: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub products: HashMap<i64, ProductMeta>,
+    pub stores: BTreeMap<i64, StoreMeta>,
+    /// Store → product → reorder point, for live per-store settings.
+    pub settings: HashMap<i64, BTreeMap<i64, Option<i64>>>,
+}
+
+impl Catalog {
+    pub fn reorder_point(&self, store: i64, product: i64) -> Option<i64> {
+        self.settings
+            .get(&store)
+            .and_then(|products| products.get(&product))
+            .copied()
+            .flatten()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CatalogView {
+    catalog: RwLock<Catalog>,
+    watermark: RwLock<Option<DateTime<Utc>>>,
+}
+
+type ProductRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    DateTime<Utc>,
+);
+
+impl CatalogView {
+    pub async fn load(pool: &PgPool) -> Result<Arc<Self>, sqlx::Error> {
+        let view = Arc::new(Self::default());
+        view.refresh(pool).await?;
+        Ok(view)
+    }
+
+    /// The catalog as of the last refresh (hold the guard briefly).
+    pub fn read(&self) -> RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the rows changed since the last refresh (all of them the first time).
+    pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let since = self
+            .watermark
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|watermark| watermark - OVERLAP);
+        let changed = "$1::timestamptz IS NULL OR updated_at > $1";
+        let products_sql = format!(
+            "SELECT id, sku, name, category, unit, deleted_at IS NULL, updated_at FROM products WHERE {changed}"
+        );
+        let stores_sql =
+            format!("SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE {changed}");
+        let settings_sql = format!(
+            "SELECT store_id, product_id, reorder_point, deleted_at IS NULL, updated_at FROM store_products WHERE {changed}"
+        );
+        let (products, stores, settings) = tokio::try_join!(
+            sqlx::query_as::<_, ProductRow>(&products_sql)
+                .bind(since)
+                .fetch_all(pool),
+            sqlx::query_as::<_, (i64, bool, DateTime<Utc>)>(&stores_sql)
+                .bind(since)
+                .fetch_all(pool),
+            sqlx::query_as::<_, (i64, i64, Option<i64>, bool, DateTime<Utc>)>(&settings_sql)
+                .bind(since)
+                .fetch_all(pool),
+        )?;
+
+        let mut latest = *self
+            .watermark
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut seen = |at: DateTime<Utc>| latest = Some(latest.map_or(at, |l| l.max(at)));
+        {
+            let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+            for (id, sku, name, category, unit, live, at) in products {
+                seen(at);
+                catalog.products.insert(
+                    id,
+                    ProductMeta {
+                        sku: sku.into(),
+                        name: name.into(),
+                        category: category.map(Into::into),
+                        unit: unit.into(),
+                        live,
+                    },
+                );
+            }
+            for (id, live, at) in stores {
+                seen(at);
+                catalog.stores.insert(id, StoreMeta { live });
+            }
+            for (store, product, reorder_point, live, at) in settings {
+                seen(at);
+                let products = catalog.settings.entry(store).or_default();
+                if live {
+                    products.insert(product, reorder_point);
+                } else {
+                    products.remove(&product);
+                }
+            }
+        }
+        *self
+            .watermark
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = latest;
+        Ok(())
+    }
+}
