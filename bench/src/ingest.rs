@@ -96,7 +96,7 @@ pub async fn get_text(port: u16, path: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
-async fn wait_ready(port: u16) -> anyhow::Result<()> {
+pub async fn wait_ready(port: u16) -> anyhow::Result<()> {
     for _ in 0..300 {
         if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -111,7 +111,7 @@ async fn wait_ready(port: u16) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("ingest did not become ready on port {port}")
+    anyhow::bail!("the service did not become ready on port {port}")
 }
 
 /// Peak resident memory of a process, in MiB.
@@ -176,9 +176,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             let product = products[rng.random_range(0..products.len())];
             Shot {
                 path: if std::env::var("BENCH_HEALTHZ").is_ok() {
-                    "/healthz"
+                    "/healthz".into()
                 } else {
-                    "/v1/movements"
+                    "/v1/movements".into()
                 },
                 authorization: token.clone(),
                 body: Bytes::from(sale(*store, product)),
@@ -203,7 +203,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             }
             body.push_str("]}");
             Shot {
-                path: "/v1/movements/batch",
+                path: "/v1/movements/batch".into(),
                 authorization: token.clone(),
                 body: Bytes::from(body),
                 movements: batch_size as u64,

@@ -16,11 +16,11 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// One request to send: path, `Authorization` value, JSON body, and how many movements
-/// it holds.
+/// One request to send: path, `Authorization` value, JSON body (a `GET` when empty), and
+/// how many movements it holds.
 #[derive(Debug, Clone)]
 pub struct Shot {
-    pub path: &'static str,
+    pub path: std::borrow::Cow<'static, str>,
     pub authorization: HeaderValue,
     pub body: Bytes,
     pub movements: u64,
@@ -91,7 +91,14 @@ async fn fire(
     since: Instant,
 ) -> anyhow::Result<()> {
     sender.ready().await?;
-    let request = Request::post(shot.path)
+    let method = if shot.body.is_empty() {
+        hyper::Method::GET
+    } else {
+        hyper::Method::POST
+    };
+    let request = Request::builder()
+        .method(method)
+        .uri(shot.path.as_ref())
         .header(hyper::header::HOST, host.clone())
         .header(
             hyper::header::CONTENT_TYPE,

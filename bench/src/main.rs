@@ -3,6 +3,7 @@
 //!
 //!   bazaar-bench ingest [--seconds N] [--binary PATH] [--port P] [--out DIR]
 //!   bazaar-bench processors [--backlog N] [--steady-rate R] [--seconds N]
+//!   bazaar-bench query-api [--ledger-rows N] [--connections C] [--seconds N]
 
 /// The load generator shares the cores with what it measures: keep its allocations cheap.
 #[global_allocator]
@@ -11,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod ingest;
 mod load;
 mod processors;
+mod query;
 mod report;
 
 use std::path::PathBuf;
@@ -87,8 +89,29 @@ fn main() -> anyhow::Result<()> {
             eprintln!("saved {}", saved.display());
             Ok(())
         }
+        Some("query-api") => {
+            let options = query::Options {
+                binary: flag(&args, "--binary", PathBuf::from("target/release/query-api"))?,
+                processors: flag(
+                    &args,
+                    "--processors",
+                    PathBuf::from("target/release/processors"),
+                )?,
+                port: flag(&args, "--port", 58_082)?,
+                stores: flag(&args, "--stores", 100)?,
+                products: flag(&args, "--products", 1_000)?,
+                ledger_rows: flag(&args, "--ledger-rows", 10_000_000)?,
+                seconds: flag(&args, "--seconds", 10)?,
+                connections: flag(&args, "--connections", 64)?,
+            };
+            let report = runtime.block_on(query::run(options))?;
+            report.print();
+            let saved = report.save(&out)?;
+            eprintln!("saved {}", saved.display());
+            Ok(())
+        }
         _ => anyhow::bail!(
-            "usage: bazaar-bench ingest|processors [--seconds N] [--binary PATH] (see the module docs)"
+            "usage: bazaar-bench ingest|processors|query-api [--seconds N] [--binary PATH] (see the module docs)"
         ),
     }
 }

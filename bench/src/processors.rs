@@ -28,7 +28,12 @@ pub struct Options {
 
 use crate::ingest::Service_ as Child;
 
-fn movement(rng: &mut impl Rng, stores: &[i64], products: &[i64], supplier: i64) -> StockMovement {
+pub fn movement(
+    rng: &mut impl Rng,
+    stores: &[i64],
+    products: &[i64],
+    supplier: i64,
+) -> StockMovement {
     let kind = match rng.random_range(0..20) {
         0..=3 => MovementKind::StockIn,
         4 => MovementKind::Removal,
@@ -54,7 +59,7 @@ fn movement(rng: &mut impl Rng, stores: &[i64], products: &[i64], supplier: i64)
     }
 }
 
-async fn send(
+pub async fn send(
     producer: &FutureProducer,
     topic: &str,
     movements: Vec<StockMovement>,
@@ -77,7 +82,7 @@ async fn send(
     Ok(())
 }
 
-async fn committed(pool: &sqlx::PgPool, group: &str) -> anyhow::Result<i64> {
+pub async fn committed(pool: &sqlx::PgPool, group: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar::<_, Option<i64>>(
         "SELECT sum(next_offset)::int8 FROM processor_offsets WHERE consumer_group = $1",
     )

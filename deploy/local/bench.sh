@@ -22,7 +22,7 @@ say() { printf '\033[1m[bench]\033[0m %s\n' "$*"; }
 suites=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do suites+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
-[ ${#suites[@]} -eq 0 ] && suites=(ingest processors)
+[ ${#suites[@]} -eq 0 ] && suites=(ingest processors query-api)
 
 deploy/local/stack.sh up
 trap 'deploy/local/stack.sh down >/dev/null' EXIT

@@ -41,6 +41,10 @@ pub fn balances_key(redis: &Redis, store: StoreId) -> String {
     redis.key(&schemas::cache::balances_key(store))
 }
 
+pub fn balances_version_key(redis: &Redis, store: StoreId) -> String {
+    redis.key(&schemas::cache::balances_version_key(store))
+}
+
 pub fn outcome_channel(redis: &Redis, movement_id: Uuid) -> String {
     redis.key(&schemas::cache::outcome_channel(movement_id))
 }
@@ -117,6 +121,17 @@ impl Notifier {
                 json(&balance),
             )
             .ignore();
+        }
+        let touched: std::collections::BTreeSet<StoreId> = loaded
+            .iter()
+            .map(|(store, _)| *store)
+            .chain(changed.iter().map(|(record, _)| record.movement.store_id))
+            .collect();
+        // A version never used before (a counter would restart with Redis).
+        let version = Uuid::new_v4().to_string();
+        for store in touched {
+            pipe.set(balances_version_key(&self.redis, store), &version)
+                .ignore();
         }
         let progress_key = progress_key(&self.redis, &self.topic);
         for step in progress {
@@ -196,6 +211,11 @@ impl Notifier {
             };
             let key = balances_key(&self.redis, StoreId(row.store_id));
             pipe.hset(key, row.product_id, json(&balance)).ignore();
+        }
+        let version = Uuid::new_v4().to_string();
+        for store in stores {
+            pipe.set(balances_version_key(&self.redis, *store), &version)
+                .ignore();
         }
         let progress_key = progress_key(&self.redis, &self.topic);
         for (partition, next) in offsets {

@@ -48,6 +48,16 @@ pub struct Freshness {
 /// What a store holds of one product.
 pub type Balance = CachedBalance;
 
+/// A store's balances as read.
+#[derive(Debug)]
+pub struct StoreBalances {
+    /// By product id.
+    pub balances: Vec<(i64, Balance)>,
+    pub freshness: Freshness,
+    /// The cache's version of them; absent when Postgres answered.
+    pub version: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Balances {
     redis: Redis,
@@ -164,24 +174,33 @@ impl Balances {
         Ok(Self::database(self.offsets().await?))
     }
 
-    /// Every balance of `store`, by product id.
-    pub async fn of_store(&self, store: i64) -> Result<(Vec<(i64, Balance)>, Freshness), ApiError> {
+    /// Every balance of `store`, by product id, and the cache's version of them (absent
+    /// when Postgres answered).
+    pub async fn of_store(&self, store: i64) -> Result<StoreBalances, ApiError> {
         let key = self
             .redis
             .key(&cache::balances_key(schemas::StoreId(store)));
+        let version_key = self
+            .redis
+            .key(&cache::balances_version_key(schemas::StoreId(store)));
         let mut pipe = redis::pipe();
-        pipe.exists(&key).hgetall(&key).hgetall(&*self.progress_key);
-        type Answer = (bool, Vec<(i64, String)>, Vec<(i32, i64)>);
-        if let Some((true, fields, progress)) = self.redis::<Answer>(&pipe).await
+        // The version before the hash: the hash read is at least as new as the version.
+        pipe.exists(&key)
+            .get(&version_key)
+            .hgetall(&key)
+            .hgetall(&*self.progress_key);
+        type Answer = (bool, Option<String>, Vec<(i64, String)>, Vec<(i32, i64)>);
+        if let Some((true, version, fields, progress)) = self.redis::<Answer>(&pipe).await
             && let Some(balances) = parse_all(fields)
         {
-            return Ok((
+            return Ok(StoreBalances {
                 balances,
-                Freshness {
+                freshness: Freshness {
                     source: Source::Cache,
                     processed: Self::parse_progress(progress),
                 },
-            ));
+                version,
+            });
         }
         // Offsets first: the balances read after them are at least as fresh.
         let processed = self.offsets().await?;
@@ -191,8 +210,31 @@ impl Balances {
         .bind(store)
         .fetch_all(&self.pool)
         .await?;
-        let balances = rows.into_iter().map(|row| (row.0, balance(row))).collect();
-        Ok((balances, Self::database(processed)))
+        Ok(StoreBalances {
+            balances: rows.into_iter().map(|row| (row.0, balance(row))).collect(),
+            freshness: Self::database(processed),
+            version: None,
+        })
+    }
+
+    /// The cache's version of `store`'s balances and the progress, in one round trip;
+    /// `None` when Redis has no version (or does not answer).
+    pub async fn store_version(&self, store: i64) -> Option<(String, Freshness)> {
+        let version_key = self
+            .redis
+            .key(&cache::balances_version_key(schemas::StoreId(store)));
+        let mut pipe = redis::pipe();
+        pipe.get(&version_key).hgetall(&*self.progress_key);
+        let (version, progress) = self
+            .redis::<(Option<String>, Vec<(i32, i64)>)>(&pipe)
+            .await?;
+        Some((
+            version?,
+            Freshness {
+                source: Source::Cache,
+                processed: Self::parse_progress(progress),
+            },
+        ))
     }
 
     /// One product's balance in `store` (`None`: it never moved there).

@@ -27,6 +27,23 @@ fn matches(request: &HeaderMap, tag: &str) -> bool {
         .any(|candidate| candidate.trim() == "*" || strip(candidate) == ours)
 }
 
+/// A JSON rendering of some data and its tag, reusable while the data is unchanged.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: bytes::Bytes,
+    pub tag: HeaderValue,
+}
+
+pub fn render<T: Serialize>(data: &T) -> Result<Rendered, ApiError> {
+    let body = serde_json::to_vec(data).map_err(|error| ApiError::Internal(error.into()))?;
+    let tag =
+        HeaderValue::from_str(&tag_of(&body)).map_err(|error| ApiError::Internal(error.into()))?;
+    Ok(Rendered {
+        body: body.into(),
+        tag,
+    })
+}
+
 /// `data` as JSON with an `ETag`, and `freshness` (when given) as one more top-level
 /// field `freshness` beside `data`'s own; `304` when the client already has it.
 pub fn respond<T: Serialize>(
@@ -34,37 +51,50 @@ pub fn respond<T: Serialize>(
     data: &T,
     freshness: Option<&Freshness>,
 ) -> Result<Response, ApiError> {
-    let mut body = serde_json::to_vec(data).map_err(|error| ApiError::Internal(error.into()))?;
-    let tag = tag_of(&body);
-    let tag_value =
-        HeaderValue::from_str(&tag).map_err(|error| ApiError::Internal(error.into()))?;
+    send(request, &render(data)?, freshness)
+}
+
+/// A rendering as the answer (see [`respond`]).
+pub fn send(
+    request: &HeaderMap,
+    rendered: &Rendered,
+    freshness: Option<&Freshness>,
+) -> Result<Response, ApiError> {
     let caching = HeaderValue::from_static("private, no-cache");
-    if matches(request, &tag) {
+    let tag = rendered.tag.to_str().unwrap_or_default();
+    if matches(request, tag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
-            [(header::ETAG, tag_value), (header::CACHE_CONTROL, caching)],
+            [
+                (header::ETAG, rendered.tag.clone()),
+                (header::CACHE_CONTROL, caching),
+            ],
         )
             .into_response());
     }
-    if let Some(freshness) = freshness
-        && body.last() == Some(&b'}')
-    {
-        body.pop();
-        if body.len() > 1 {
-            body.push(b',');
+    let data = &rendered.body;
+    let body = match freshness {
+        Some(freshness) if data.last() == Some(&b'}') => {
+            let mut body = Vec::with_capacity(data.len() + 256);
+            body.extend_from_slice(&data[..data.len() - 1]);
+            if data.len() > 2 {
+                body.push(b',');
+            }
+            body.extend_from_slice(b"\"freshness\":");
+            serde_json::to_writer(&mut body, freshness)
+                .map_err(|error| ApiError::Internal(error.into()))?;
+            body.push(b'}');
+            bytes::Bytes::from(body)
         }
-        body.extend_from_slice(b"\"freshness\":");
-        serde_json::to_writer(&mut body, freshness)
-            .map_err(|error| ApiError::Internal(error.into()))?;
-        body.push(b'}');
-    }
+        _ => data.clone(),
+    };
     Ok((
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ),
-            (header::ETAG, tag_value),
+            (header::ETAG, rendered.tag.clone()),
             (header::CACHE_CONTROL, caching),
         ],
         body,

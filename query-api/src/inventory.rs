@@ -19,9 +19,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::ReadState;
-use crate::balances::{Balance, Freshness};
+use crate::balances::{Balance, Freshness, StoreBalances};
 use crate::consistency::ConsistencyParams;
-use crate::etag;
+use crate::etag::{self, Rendered};
 use crate::pagination::{Page, PageParams};
 use crate::view::{Catalog, ProductMeta};
 
@@ -171,6 +171,15 @@ pub struct InventoryFilter {
 }
 
 impl InventoryFilter {
+    fn is_empty(&self) -> bool {
+        self.category.is_none()
+            && self.sku.is_none()
+            && self.q.is_none()
+            && self.below_reorder_point.is_none()
+            && self.out_of_stock.is_none()
+            && self.stock_status.is_none()
+    }
+
     fn check(&self) -> Result<Option<String>, ApiError> {
         match self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             Some(q) if q.chars().count() > 100 => Err(ApiError::validation(
@@ -245,23 +254,94 @@ pub async fn store_inventory(
     let after = page.after::<i64>()?;
     let q = filter.check()?;
     consistency.wait(&state.balances, &state.metrics).await?;
-    let (balances, freshness) = state.balances.of_store(store).await?;
+    // The whole inventory — what dashboards poll — is rendered once per version.
+    let whole = filter.is_empty() && after.is_none() && limit == DEFAULT_ITEMS as usize;
+    let generation = state.view.generation();
+    if whole
+        && let Some((version, freshness)) = state.balances.store_version(store).await
+        && let Some(rendered) = state.renderings.get(store, &version, generation)
+    {
+        return etag::send(&headers, &rendered, Some(&freshness));
+    }
+    let StoreBalances {
+        balances,
+        freshness,
+        version,
+    } = state.balances.of_store(store).await?;
 
-    let catalog = state.view.read();
-    let mut items: Vec<InventoryItem<'_>> = store_items(&catalog, store, &balances)
-        .filter(|item| after.is_none_or(|after| item.product_id > after))
-        .filter(|item| filter.keeps(item, q.as_deref()))
-        .take(limit + 1)
-        .collect();
-    let page = Page::from_rows(std::mem::take(&mut items), limit as u32, |item| {
-        item.product_id
-    });
-    let page = InventoryPage {
-        store_id: store,
-        items: page.items,
-        next_cursor: page.next_cursor,
+    let rendered = {
+        let catalog = state.view.read();
+        let items: Vec<InventoryItem<'_>> = store_items(&catalog, store, &balances)
+            .filter(|item| after.is_none_or(|after| item.product_id > after))
+            .filter(|item| filter.keeps(item, q.as_deref()))
+            .take(limit + 1)
+            .collect();
+        let page = Page::from_rows(items, limit as u32, |item| item.product_id);
+        etag::render(&InventoryPage {
+            store_id: store,
+            items: page.items,
+            next_cursor: page.next_cursor,
+        })?
     };
-    etag::respond(&headers, &page, Some(&freshness))
+    if whole && let Some(version) = version {
+        state
+            .renderings
+            .put(store, version, generation, rendered.clone());
+    }
+    etag::send(&headers, &rendered, Some(&freshness))
+}
+
+/// Renderings of whole store inventories, reused while the cache's version of the store's
+/// balances and the catalog's generation are what they were rendered from. Bounded in
+/// bytes: past the budget the oldest-inserted go first.
+#[derive(Debug, Default)]
+pub struct Renderings {
+    entries: std::sync::Mutex<Renders>,
+}
+
+#[derive(Debug, Default)]
+struct Renders {
+    by_store: std::collections::HashMap<i64, (String, u64, Rendered)>,
+    order: std::collections::VecDeque<i64>,
+    bytes: usize,
+}
+
+/// The most bytes of renderings held.
+const RENDERING_BUDGET: usize = 64 << 20;
+
+impl Renderings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Renders> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, store: i64, version: &str, generation: u64) -> Option<Rendered> {
+        let entries = self.lock();
+        let (held_version, held_generation, rendered) = entries.by_store.get(&store)?;
+        (held_version == version && *held_generation == generation).then(|| rendered.clone())
+    }
+
+    pub fn put(&self, store: i64, version: String, generation: u64, rendered: Rendered) {
+        let mut entries = self.lock();
+        entries.bytes += rendered.body.len();
+        if let Some((_, _, old)) = entries
+            .by_store
+            .insert(store, (version, generation, rendered))
+        {
+            entries.bytes -= old.body.len();
+        } else {
+            entries.order.push_back(store);
+        }
+        while entries.bytes > RENDERING_BUDGET {
+            let Some(oldest) = entries.order.pop_front() else {
+                break;
+            };
+            if let Some((_, _, old)) = entries.by_store.remove(&oldest) {
+                entries.bytes -= old.body.len();
+            }
+        }
+    }
 }
 
 /// One product's stock in one store.
@@ -437,6 +517,29 @@ pub async fn product_inventory(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rendering_is_reused_only_for_its_version_and_generation_within_the_budget() {
+        let rendering = |size: usize| Rendered {
+            body: bytes::Bytes::from(vec![b' '; size]),
+            tag: axum::http::HeaderValue::from_static("W/\"t\""),
+        };
+        let renderings = Renderings::default();
+        renderings.put(1, "v1".into(), 7, rendering(10));
+        assert!(renderings.get(1, "v1", 7).is_some());
+        assert!(
+            renderings.get(1, "v2", 7).is_none(),
+            "the store's balances changed"
+        );
+        assert!(renderings.get(1, "v1", 8).is_none(), "the catalog changed");
+        assert!(renderings.get(2, "v1", 7).is_none());
+        renderings.put(2, "v1".into(), 7, rendering(RENDERING_BUDGET));
+        assert!(
+            renderings.get(1, "v1", 7).is_none(),
+            "the oldest left for the budget"
+        );
+        assert!(renderings.get(2, "v1", 7).is_some());
+    }
 
     #[test]
     fn stock_status_follows_the_alert_levels_and_value_never_goes_negative() {

@@ -40,6 +40,8 @@ pub struct ReadState {
     pub read_pool: PgPool,
     pub balances: balances::Balances,
     pub view: Arc<view::CatalogView>,
+    /// Whole store inventories as last rendered.
+    pub renderings: Arc<inventory::Renderings>,
     pub auth: Auth,
     pub metrics: metrics::QueryMetrics,
 }
@@ -99,6 +101,7 @@ impl App {
             pool: base.pool.clone(),
             read_pool,
             view,
+            renderings: Arc::default(),
             auth: Auth(keys),
             metrics,
         };

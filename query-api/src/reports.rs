@@ -71,7 +71,11 @@ pub async fn stock_summary(
     principal.require(Permission::ReportRead)?;
     require_store(&state, &principal, store)?;
     consistency.wait(&state.balances, &state.metrics).await?;
-    let (balances, freshness) = state.balances.of_store(store).await?;
+    let crate::balances::StoreBalances {
+        balances,
+        freshness,
+        ..
+    } = state.balances.of_store(store).await?;
     let catalog = state.view.read();
     let mut summary = StockSummary {
         store_id: store,
@@ -165,7 +169,11 @@ pub async fn valuation(
     principal.require(Permission::ReportRead)?;
     require_store(&state, &principal, store)?;
     consistency.wait(&state.balances, &state.metrics).await?;
-    let (balances, freshness) = state.balances.of_store(store).await?;
+    let crate::balances::StoreBalances {
+        balances,
+        freshness,
+        ..
+    } = state.balances.of_store(store).await?;
     let group = params.group_by.unwrap_or_default();
     let catalog = state.view.read();
     let mut rows: std::collections::BTreeMap<(Option<String>, Option<i64>), ValuationRow> =

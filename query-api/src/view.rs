@@ -5,6 +5,7 @@
 //! the rows changed since it last looked (soft deletes are changes too).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ impl Catalog {
 pub struct CatalogView {
     catalog: RwLock<Catalog>,
     watermark: RwLock<Option<DateTime<Utc>>>,
+    /// Changes whenever a refresh read changed rows: renderings made with an older
+    /// generation may show an old name or reorder point.
+    generation: AtomicU64,
 }
 
 type ProductRow = (
@@ -68,6 +72,10 @@ impl CatalogView {
         let view = Arc::new(Self::default());
         view.refresh(pool).await?;
         Ok(view)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The catalog as of the last refresh (hold the guard briefly).

@@ -15,6 +15,14 @@ pub fn balances_key(store: StoreId) -> String {
     format!("balances:{store}")
 }
 
+/// A version the processors set — a value never used before — after every change to
+/// [`balances_key`] of `store` (in the same pipeline, after the hash writes): a reader
+/// that saw version `v` before reading the hash holds data at least as new as `v`, so a
+/// rendering of it may be reused while the key still says `v`.
+pub fn balances_version_key(store: StoreId) -> String {
+    format!("balances_version:{store}")
+}
+
 /// Channel on which the outcome of `movement_id` is published ([`OutcomeNotice`] JSON).
 pub fn outcome_channel(movement_id: Uuid) -> String {
     format!("outcome:{movement_id}")

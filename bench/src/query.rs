@@ -1,0 +1,302 @@
+//! The query-api benchmark: 100 stores × 1,000 products whose balances went through the
+//! processors (stock-ins on the topic → Postgres and Redis), a ledger of at least ten
+//! million rows and 45 days of sales rollups beside them, then the release `query-api`
+//! loaded over loopback: one product's stock, a store's whole inventory, a 30-day sales
+//! report. The history and rollups are bulk-loaded once per benchmark database (they
+//! stay in `.local/bench` between runs); the balances are made fresh each run.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use hyper::header::HeaderValue;
+use rand::Rng;
+use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+use service_kit::auth::{Role, TokenKeys};
+use service_kit::{Service, Settings};
+
+use crate::ingest::Service_ as Child;
+use crate::load::{self, Shot};
+use crate::report::{Report, Row};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub binary: std::path::PathBuf,
+    pub processors: std::path::PathBuf,
+    pub port: u16,
+    pub stores: i64,
+    pub products: i64,
+    pub ledger_rows: i64,
+    pub seconds: u64,
+    pub connections: usize,
+}
+
+const HISTORY_ACTOR: &str = "bench-history";
+const ROLLUP_DAYS: i64 = 45;
+
+/// The bulk history: `rows` sales spread over the last ~two months, and daily rollups.
+async fn seed_history(
+    pool: &sqlx::PgPool,
+    stores: &[i64],
+    products: &[i64],
+    rows: i64,
+) -> anyhow::Result<()> {
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM movements WHERE actor = $1")
+        .bind(HISTORY_ACTOR)
+        .fetch_one(pool)
+        .await?;
+    sqlx::query("SELECT bazaar_ensure_movement_partitions(now() - interval '3 months', 4)")
+        .execute(pool)
+        .await?;
+    let chunk = 1_000_000;
+    let mut next = have;
+    while next < rows {
+        let size = chunk.min(rows - next);
+        eprintln!("ledger history: rows {next}..{} of {rows}", next + size);
+        sqlx::query(
+            "INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status,
+                 balance_after, occurred_at, received_at, recorded_at, actor, device_id,
+                 unit_price_paise, source_partition, source_offset)
+             SELECT gen_random_uuid(), $1[1 + n % cardinality($1)],
+                    $2[1 + (n / cardinality($1)) % cardinality($2)], 'BENCH-SKU', 'sale', 1, 'applied',
+                    10, at, at, at, $3, 'till-1', 2500, 0, n
+             FROM generate_series($4::bigint, $5::bigint) AS n,
+                  LATERAL (SELECT now() - interval '1 hour' - n * interval '500 milliseconds') AS t(at)",
+        )
+        .bind(stores)
+        .bind(products)
+        .bind(HISTORY_ACTOR)
+        .bind(next)
+        .bind(next + size - 1)
+        .execute(pool)
+        .await?;
+        next += size;
+    }
+    let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM sales_daily WHERE store_id = $1")
+        .bind(stores[0])
+        .fetch_one(pool)
+        .await?;
+    if rollups < ROLLUP_DAYS * products.len() as i64 {
+        eprintln!(
+            "sales rollups: {ROLLUP_DAYS} days × {} stores × {} products",
+            stores.len(),
+            products.len()
+        );
+        sqlx::query(
+            "INSERT INTO sales_daily (store_id, day, product_id, units_sold, revenue_paise,
+                 cost_of_goods_paise, sale_count, units_removed)
+             SELECT s, (now() AT TIME ZONE 'Asia/Kolkata')::date - d::int, p,
+                    1 + (p + d) % 7, (1 + (p + d) % 7) * 2500, (1 + (p + d) % 7) * 1800, 1 + (p + d) % 3, 0
+             FROM unnest($1::bigint[]) AS s, generate_series(0, $3 - 1) AS d, unnest($2::bigint[]) AS p
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(stores)
+        .bind(products)
+        .bind(ROLLUP_DAYS)
+        .execute(pool)
+        .await?;
+    }
+    if have < rows {
+        eprintln!("analysing the loaded tables");
+        sqlx::query("ANALYZE movements").execute(pool).await?;
+        sqlx::query("ANALYZE sales_daily").execute(pool).await?;
+    }
+    Ok(())
+}
+
+fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
+    let now = chrono::Utc::now();
+    StockMovement {
+        movement_id: uuid::Uuid::new_v4(),
+        store_id: StoreId(store),
+        product_id: ProductId(product),
+        sku: "BENCH".into(),
+        kind: MovementKind::StockIn,
+        quantity: 5 + product % 100,
+        occurred_at: now,
+        received_at: now,
+        supplier_id: Some(SupplierId(supplier)),
+        unit_cost_paise: Some(1_800),
+        unit_price_paise: None,
+        reason: None,
+        reference: None,
+        actor: "bench".into(),
+        device_id: Some("till-1".into()),
+    }
+}
+
+fn get(path: String, authorization: &HeaderValue) -> Shot {
+    Shot {
+        path: path.into(),
+        authorization: authorization.clone(),
+        body: bytes::Bytes::new(),
+        movements: 1,
+    }
+}
+
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let prefix = format!("bench-{run_id}.");
+    let group = format!("bench-query-{run_id}");
+    let redis_prefix = format!("bench-{run_id}:");
+    let settings = Settings::from_lookup(Service::QueryApi, |var| match var {
+        "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
+        "KAFKA_CONSUMER_GROUP" => Some(group.clone()),
+        "REDIS_KEY_PREFIX" => Some(redis_prefix.clone()),
+        _ => std::env::var(var).ok(),
+    })?;
+    let pool = crate::ingest::seed(&settings, options.stores, options.products).await?;
+    let stores = crate::ingest::ids(&pool, "stores", "BENCH-", options.stores).await?;
+    let products = crate::ingest::ids(&pool, "products", "BENCH-SKU-", options.products).await?;
+    let supplier: i64 =
+        sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Bench supplier') RETURNING id")
+            .fetch_one(&pool)
+            .await?;
+    sqlx::query(
+        "INSERT INTO store_products (store_id, product_id, reorder_point)
+         SELECT s, p, 20 FROM unnest($1::bigint[]) AS s, unnest($2::bigint[]) AS p
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&stores)
+    .bind(&products)
+    .execute(&pool)
+    .await?;
+    let seeding = Instant::now();
+    seed_history(&pool, &stores, &products, options.ledger_rows).await?;
+    eprintln!("history ready in {:.0} s", seeding.elapsed().as_secs_f64());
+
+    // Balances through the processors: one stock-in per store × product.
+    let topics = settings.topics();
+    service_kit::kafka::ensure_topics(&settings.kafka, &topics, None).await?;
+    let topic = topics.movements();
+    let producer = service_kit::kafka::producer(&settings.kafka, "bazaar-bench")?;
+    let mut balances = 0;
+    for store in &stores {
+        let chunk: Vec<StockMovement> = products
+            .iter()
+            .map(|product| stock_in(*store, *product, supplier))
+            .collect();
+        balances += chunk.len() as i64;
+        crate::processors::send(&producer, &topic, chunk).await?;
+    }
+    let env = [
+        ("KAFKA_TOPIC_PREFIX", prefix.as_str()),
+        ("KAFKA_CONSUMER_GROUP", group.as_str()),
+        ("REDIS_KEY_PREFIX", redis_prefix.as_str()),
+        ("RUST_LOG", "warn"),
+    ];
+    let processors = Child(
+        Command::new(&options.processors)
+            .envs(env)
+            .env(Service::Processors.listen_var(), "127.0.0.1:58083")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while crate::processors::committed(&pool, &group).await? < balances {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the balances were not committed in 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis is written right after each commit; give the last batch its moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(processors);
+
+    let child = Child(
+        Command::new(&options.binary)
+            .envs(env)
+            .env(
+                Service::QueryApi.listen_var(),
+                format!("127.0.0.1:{}", options.port),
+            )
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let pid = child.0.id();
+    crate::ingest::wait_ready(options.port).await?;
+    let address: SocketAddr = ([127, 0, 0, 1], options.port).into();
+    let keys = TokenKeys::from_settings(&settings.auth)?;
+    let (token, _) = keys
+        .issue("bench-analyst", Role::Analyst, &[])
+        .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
+    let authorization = HeaderValue::from_str(&format!("Bearer {token}"))?;
+    let stores = Arc::new(stores);
+    let products = Arc::new(products);
+    let duration = Duration::from_secs(options.seconds);
+    let connections = options.connections;
+
+    let mut rows = Vec::new();
+    let one = {
+        let (stores, products, authorization) =
+            (stores.clone(), products.clone(), authorization.clone());
+        move |_: usize, _: u64| {
+            let mut rng = rand::rng();
+            let store = stores[rng.random_range(0..stores.len())];
+            let product = products[rng.random_range(0..products.len())];
+            get(
+                format!("/v1/stores/{store}/inventory/{product}"),
+                &authorization,
+            )
+        }
+    };
+    let outcome = load::closed_loop(address, connections, duration, StatusCode::OK, one).await?;
+    rows.push(Row::new("one product's stock", connections, &outcome));
+
+    let inventory = {
+        let (stores, authorization) = (stores.clone(), authorization.clone());
+        move |_: usize, _: u64| {
+            let store = stores[rand::rng().random_range(0..stores.len())];
+            get(format!("/v1/stores/{store}/inventory"), &authorization)
+        }
+    };
+    let outcome =
+        load::closed_loop(address, connections, duration, StatusCode::OK, inventory).await?;
+    rows.push(Row::new(
+        format!("a store's inventory ({} items)", products.len()),
+        connections,
+        &outcome,
+    ));
+
+    let sales = {
+        let (stores, authorization) = (stores.clone(), authorization.clone());
+        move |_: usize, _: u64| {
+            let store = stores[rand::rng().random_range(0..stores.len())];
+            get(format!("/v1/stores/{store}/reports/sales"), &authorization)
+        }
+    };
+    let outcome = load::closed_loop(address, connections, duration, StatusCode::OK, sales).await?;
+    rows.push(Row::new(
+        "30-day sales report of a store",
+        connections,
+        &outcome,
+    ));
+
+    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM movements")
+        .fetch_one(&pool)
+        .await?;
+    let mut notes = vec![
+        format!(
+            "{} stores × {} products, balances through the processors into Redis and Postgres; {ledger} ledger rows; {ROLLUP_DAYS} days of sales rollups",
+            stores.len(),
+            products.len()
+        ),
+        "requests/s column: requests answered 200; movements/s column: the same count".into(),
+    ];
+    if let Some(peak) = crate::ingest::peak_rss_mib(pid) {
+        notes.push(format!(
+            "query-api peak resident memory (VmHWM): {peak:.0} MiB"
+        ));
+    }
+    drop(child);
+    Ok(Report {
+        suite: "query-api".into(),
+        started_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        machine: crate::report::machine(),
+        rows,
+        notes,
+    })
+}
