@@ -97,6 +97,17 @@ async fn seed_history(
         .bind(ROLLUP_DAYS)
         .execute(pool)
         .await?;
+        sqlx::query(
+            "INSERT INTO sales_daily_store (store_id, day, units_sold, revenue_paise,
+                 cost_of_goods_paise, sale_count, units_removed)
+             SELECT store_id, day, sum(units_sold), sum(revenue_paise), sum(cost_of_goods_paise),
+                    sum(sale_count), sum(units_removed)
+             FROM sales_daily WHERE store_id = ANY($1) GROUP BY store_id, day
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(stores)
+        .execute(pool)
+        .await?;
     }
     if have < rows {
         eprintln!("analysing the loaded tables");
@@ -126,6 +137,9 @@ fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
         device_id: Some("till-1".into()),
     }
 }
+
+/// The path of a request for a store and a product.
+type PathOf = fn(i64, i64) -> String;
 
 fn get(path: String, authorization: &HeaderValue) -> Shot {
     Shot {
@@ -219,61 +233,60 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let pid = child.0.id();
     crate::ingest::wait_ready(options.port).await?;
     let address: SocketAddr = ([127, 0, 0, 1], options.port).into();
+    // One manager per store, as dashboards would be (rate limits are per token).
     let keys = TokenKeys::from_settings(&settings.auth)?;
-    let (token, _) = keys
-        .issue("bench-analyst", Role::Analyst, &[])
-        .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
-    let authorization = HeaderValue::from_str(&format!("Bearer {token}"))?;
-    let stores = Arc::new(stores);
+    let stores: Arc<Vec<(i64, HeaderValue)>> = Arc::new(
+        stores
+            .iter()
+            .map(|&store| {
+                let (token, _) = keys
+                    .issue(
+                        &format!("manager-{store}"),
+                        Role::Manager,
+                        &[StoreId(store)],
+                    )
+                    .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
+                anyhow::Ok((store, HeaderValue::from_str(&format!("Bearer {token}"))?))
+            })
+            .collect::<Result<_, _>>()?,
+    );
     let products = Arc::new(products);
     let duration = Duration::from_secs(options.seconds);
     let connections = options.connections;
 
     let mut rows = Vec::new();
-    let one = {
-        let (stores, products, authorization) =
-            (stores.clone(), products.clone(), authorization.clone());
-        move |_: usize, _: u64| {
+    // Each scenario: a path for a random store (and product), with that store's token.
+    let scenarios: [(&str, PathOf); 5] = [
+        ("one product's stock", |store, product| {
+            format!("/v1/stores/{store}/inventory/{product}")
+        }),
+        ("a store's inventory (1,000 items)", |store, _| {
+            format!("/v1/stores/{store}/inventory")
+        }),
+        // `limit=5000` keeps every item but is not the whole-inventory request, so the
+        // rendering is not reused: the cost of building it each time.
+        ("a store's inventory, rendered each time", |store, _| {
+            format!("/v1/stores/{store}/inventory?limit=5000")
+        }),
+        ("30-day sales report of a store, by day", |store, _| {
+            format!("/v1/stores/{store}/reports/sales")
+        }),
+        ("30-day sales report of a store, by product", |store, _| {
+            format!("/v1/stores/{store}/reports/sales?group_by=product")
+        }),
+    ];
+    for (scenario, path) in scenarios {
+        let (stores, products) = (stores.clone(), products.clone());
+        let shots = move |_: usize, _: u64| {
             let mut rng = rand::rng();
-            let store = stores[rng.random_range(0..stores.len())];
+            let (store, token) = &stores[rng.random_range(0..stores.len())];
             let product = products[rng.random_range(0..products.len())];
-            get(
-                format!("/v1/stores/{store}/inventory/{product}"),
-                &authorization,
-            )
-        }
-    };
-    let outcome = load::closed_loop(address, connections, duration, StatusCode::OK, one).await?;
-    rows.push(Row::new("one product's stock", connections, &outcome));
-
-    let inventory = {
-        let (stores, authorization) = (stores.clone(), authorization.clone());
-        move |_: usize, _: u64| {
-            let store = stores[rand::rng().random_range(0..stores.len())];
-            get(format!("/v1/stores/{store}/inventory"), &authorization)
-        }
-    };
-    let outcome =
-        load::closed_loop(address, connections, duration, StatusCode::OK, inventory).await?;
-    rows.push(Row::new(
-        format!("a store's inventory ({} items)", products.len()),
-        connections,
-        &outcome,
-    ));
-
-    let sales = {
-        let (stores, authorization) = (stores.clone(), authorization.clone());
-        move |_: usize, _: u64| {
-            let store = stores[rand::rng().random_range(0..stores.len())];
-            get(format!("/v1/stores/{store}/reports/sales"), &authorization)
-        }
-    };
-    let outcome = load::closed_loop(address, connections, duration, StatusCode::OK, sales).await?;
-    rows.push(Row::new(
-        "30-day sales report of a store",
-        connections,
-        &outcome,
-    ));
+            get(path(*store, product), token)
+        };
+        let outcome =
+            load::closed_loop(address, connections, duration, StatusCode::OK, shots).await?;
+        rows.push(Row::new(scenario, connections, &outcome));
+    }
 
     let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM movements")
         .fetch_one(&pool)

@@ -174,6 +174,20 @@ WITH ledger AS (
     cost_of_goods_paise = d.cost_of_goods_paise + excluded.cost_of_goods_paise,
     sale_count = d.sale_count + excluded.sale_count,
     units_removed = d.units_removed + excluded.units_removed
+), store_sales AS (
+  INSERT INTO sales_daily_store AS d (store_id, day, units_sold, revenue_paise, cost_of_goods_paise,
+    sale_count, units_removed)
+  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, sum(u.sold)::int8,
+    sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
+  FROM UNNEST($36::int8[], $37::int8[], $38::timestamptz[], $39::int8[], $40::int8[], $41::int8[],
+    $42::int8[], $43::int8[]) AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
+  JOIN stores s ON s.id = u.store_id
+  GROUP BY 1, 2
+  ON CONFLICT (store_id, day) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
+    revenue_paise = d.revenue_paise + excluded.revenue_paise,
+    cost_of_goods_paise = d.cost_of_goods_paise + excluded.cost_of_goods_paise,
+    sale_count = d.sale_count + excluded.sale_count,
+    units_removed = d.units_removed + excluded.units_removed
 ), sourcing AS (
   INSERT INTO supplier_daily AS d (store_id, day, supplier_id, product_id, units_received, cost_paise,
     stock_in_count)

@@ -360,12 +360,17 @@ pub async fn sales(
     require_store(&state, &principal, store)?;
     let (from, to) = range.resolve(&state.read_pool, store).await?;
     let group = params.group_by.unwrap_or_default();
-    let (select, key) = match group {
-        SalesGroup::Day => ("day, NULL::bigint AS product_id", "day"),
-        SalesGroup::Product => ("NULL::date AS day, product_id", "product_id"),
+    // By day from the store-level rollup (a row a day); by product from the per-product one.
+    let (select, table, key) = match group {
+        SalesGroup::Day => (
+            "day, NULL::bigint AS product_id",
+            "sales_daily_store",
+            "day",
+        ),
+        SalesGroup::Product => ("NULL::date AS day, product_id", "sales_daily", "product_id"),
     };
     let mut rows: Vec<SalesRow> = sqlx::query_as(&format!(
-        "SELECT {select}, {SALES_FIGURES} FROM sales_daily \
+        "SELECT {select}, {SALES_FIGURES} FROM {table} \
          WHERE store_id = $1 AND day BETWEEN $2 AND $3 GROUP BY {key} ORDER BY {key}"
     ))
     .bind(store)

@@ -19,6 +19,7 @@ const TABLES: &[&str] = &[
     "movements",
     "balances",
     "sales_daily",
+    "sales_daily_store",
     "supplier_daily",
     "alerts",
     "processor_offsets",
