@@ -11,8 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-/// Rows are re-read for this long after their change: a transaction that commits after a
-/// read may carry an `updated_at` from before it.
+/// Each refresh reads the rows changed since this long before the previous refresh began
+/// (by the database's clock): a transaction that commits after a read may carry an
+/// `updated_at` from before it. Measured from the read, not from the newest row, so a
+/// quiet catalog is not read again and again.
 const OVERLAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,8 @@ pub struct CatalogCache {
     skus: RwLock<HashMap<Arc<str>, i64>>,
     /// Supplier id → live.
     suppliers: RwLock<HashMap<i64, bool>>,
-    /// The latest `updated_at` read.
+    /// When the last refresh began, by the database's clock: the next one reads the rows
+    /// changed since a little before it.
     watermark: RwLock<Option<DateTime<Utc>>>,
 }
 
@@ -69,6 +72,7 @@ impl CatalogCache {
     /// Reads the rows changed since the last refresh (all of them the first time).
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let since = read(&self.watermark).map(|watermark| watermark - OVERLAP);
+        let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
         let stores: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(
             "SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE $1::timestamptz IS NULL OR updated_at > $1",
         )
@@ -88,28 +92,22 @@ impl CatalogCache {
         .fetch_all(pool)
         .await?;
 
-        let mut latest = read(&self.watermark).to_owned();
-        let mut seen =
-            |at: DateTime<Utc>| latest = Some(latest.map_or(at, |latest| latest.max(at)));
         if !stores.is_empty() {
             let mut map = write(&self.stores);
-            for (id, live, at) in stores {
+            for (id, live, _) in stores {
                 map.insert(id, live);
-                seen(at);
             }
         }
         if !suppliers.is_empty() {
             let mut map = write(&self.suppliers);
-            for (id, live, at) in suppliers {
+            for (id, live, _) in suppliers {
                 map.insert(id, live);
-                seen(at);
             }
         }
         if !products.is_empty() {
             let mut map = write(&self.products);
             let mut skus = write(&self.skus);
-            for (id, sku, live, at) in products {
-                seen(at);
+            for (id, sku, live, _) in products {
                 let sku: Arc<str> = Arc::from(sku);
                 if let Some(before) = map.get(&id)
                     && skus.get(&before.sku) == Some(&id)
@@ -122,7 +120,7 @@ impl CatalogCache {
                 map.insert(id, ProductEntry { sku, live });
             }
         }
-        *write(&self.watermark) = latest;
+        *write(&self.watermark) = Some(read_at);
         Ok(())
     }
 }

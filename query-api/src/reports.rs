@@ -224,17 +224,24 @@ pub struct RangeParams {
 
 impl RangeParams {
     /// The range in days of the store's timezone (defaults from its "today").
-    async fn resolve(&self, pool: &PgPool, store: i64) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    async fn resolve(
+        &self,
+        state: &ReadState,
+        store: i64,
+    ) -> Result<(NaiveDate, NaiveDate), ApiError> {
+        let timezone = state
+            .view
+            .read()
+            .stores
+            .get(&store)
+            .and_then(|meta| meta.timezone);
         let (from, to) = match (self.from, self.to) {
             (Some(from), Some(to)) => (from, to),
             (from, to) => {
-                let today: NaiveDate = sqlx::query_scalar(
-                    "SELECT (now() AT TIME ZONE timezone)::date FROM stores WHERE id = $1",
-                )
-                .bind(store)
-                .fetch_optional(pool)
-                .await?
-                .ok_or_else(|| ApiError::not_found("store", store))?;
+                let today = match timezone {
+                    Some(timezone) => chrono::Utc::now().with_timezone(&timezone).date_naive(),
+                    None => Self::today(&state.read_pool, store).await?,
+                };
                 let to = to.unwrap_or(today);
                 (
                     from.unwrap_or(to - chrono::Days::new(DEFAULT_DAYS as u64 - 1)),
@@ -257,6 +264,15 @@ impl RangeParams {
             ));
         }
         Ok((from, to))
+    }
+
+    /// Today in the store's timezone, as Postgres knows it.
+    async fn today(pool: &PgPool, store: i64) -> Result<NaiveDate, ApiError> {
+        sqlx::query_scalar("SELECT (now() AT TIME ZONE timezone)::date FROM stores WHERE id = $1")
+            .bind(store)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("store", store))
     }
 }
 
@@ -358,7 +374,7 @@ pub async fn sales(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::ReportRead)?;
     require_store(&state, &principal, store)?;
-    let (from, to) = range.resolve(&state.read_pool, store).await?;
+    let (from, to) = range.resolve(&state, store).await?;
     let group = params.group_by.unwrap_or_default();
     // By day from the store-level rollup (a row a day); by product from the per-product one.
     let (select, table, key) = match group {
@@ -463,7 +479,7 @@ pub async fn sourcing(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::ReportRead)?;
     require_store(&state, &principal, store)?;
-    let (from, to) = range.resolve(&state.read_pool, store).await?;
+    let (from, to) = range.resolve(&state, store).await?;
     let (product, group) = match params.group_by.unwrap_or_default() {
         SourcingGroup::Supplier => ("NULL::bigint", "d.supplier_id, s.name"),
         SourcingGroup::Product => ("d.product_id", "d.supplier_id, s.name, d.product_id"),

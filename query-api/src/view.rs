@@ -12,8 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-/// Rows are re-read for this long after their change: a transaction that commits after a
-/// read may carry an `updated_at` from before it.
+/// Each refresh reads the rows changed since this long before the previous refresh began
+/// (by the database's clock): a transaction that commits after a read may carry an
+/// `updated_at` from before it. Measured from the read, not from the newest row, so a
+/// quiet catalog is not read again and again.
 const OVERLAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct ProductMeta {
 #[derive(Debug, Clone)]
 pub struct StoreMeta {
     pub live: bool,
+    /// Its IANA timezone, when this build knows it (else Postgres resolves local days).
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Default)]
@@ -90,12 +94,14 @@ impl CatalogView {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .map(|watermark| watermark - OVERLAP);
+        let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
         let changed = "$1::timestamptz IS NULL OR updated_at > $1";
         let products_sql = format!(
             "SELECT id, sku, name, category, unit, deleted_at IS NULL, updated_at FROM products WHERE {changed}"
         );
-        let stores_sql =
-            format!("SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE {changed}");
+        let stores_sql = format!(
+            "SELECT id, deleted_at IS NULL, timezone, updated_at FROM stores WHERE {changed}"
+        );
         let settings_sql = format!(
             "SELECT store_id, product_id, reorder_point, deleted_at IS NULL, updated_at FROM store_products WHERE {changed}"
         );
@@ -103,7 +109,7 @@ impl CatalogView {
             sqlx::query_as::<_, ProductRow>(&products_sql)
                 .bind(since)
                 .fetch_all(pool),
-            sqlx::query_as::<_, (i64, bool, DateTime<Utc>)>(&stores_sql)
+            sqlx::query_as::<_, (i64, bool, String, DateTime<Utc>)>(&stores_sql)
                 .bind(since)
                 .fetch_all(pool),
             sqlx::query_as::<_, (i64, i64, Option<i64>, bool, DateTime<Utc>)>(&settings_sql)
@@ -111,15 +117,9 @@ impl CatalogView {
                 .fetch_all(pool),
         )?;
 
-        let mut latest = *self
-            .watermark
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut seen = |at: DateTime<Utc>| latest = Some(latest.map_or(at, |l| l.max(at)));
         {
             let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
-            for (id, sku, name, category, unit, live, at) in products {
-                seen(at);
+            for (id, sku, name, category, unit, live, _) in products {
                 catalog.products.insert(
                     id,
                     ProductMeta {
@@ -131,12 +131,11 @@ impl CatalogView {
                     },
                 );
             }
-            for (id, live, at) in stores {
-                seen(at);
-                catalog.stores.insert(id, StoreMeta { live });
+            for (id, live, timezone, _) in stores {
+                let timezone = timezone.parse().ok();
+                catalog.stores.insert(id, StoreMeta { live, timezone });
             }
-            for (store, product, reorder_point, live, at) in settings {
-                seen(at);
+            for (store, product, reorder_point, live, _) in settings {
                 let products = catalog.settings.entry(store).or_default();
                 if live {
                     products.insert(product, reorder_point);
@@ -148,7 +147,7 @@ impl CatalogView {
         *self
             .watermark
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = latest;
+            .unwrap_or_else(PoisonError::into_inner) = Some(read_at);
         Ok(())
     }
 }

@@ -265,10 +265,19 @@ fn field_of_data_error(text: &str) -> Option<&str> {
 }
 
 /// A database error nobody expected: an opaque 500 (constraint violations that mean
-/// something to the client are mapped where they can happen).
+/// something to the client are mapped where they can happen); a pool exhausted for the
+/// whole acquire timeout is overload: 503 with `Retry-After`.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(error.into())
+        match error {
+            // Every connection busy for the whole acquire timeout: overload, not a fault.
+            sqlx::Error::PoolTimedOut => Self::Unavailable {
+                code: "unavailable",
+                detail: "the database is busy; retry shortly".into(),
+                retry_after: Duration::from_secs(1),
+            },
+            error => Self::Internal(error.into()),
+        }
     }
 }
 
