@@ -31,9 +31,24 @@ use service_kit::{Settings, postgres};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// What the inventory, history and report routes read from.
+/// What the inventory, history and report routes read from: shared, so that a request
+/// clones one pointer rather than every pool and handle.
 #[derive(Clone, Debug)]
 pub struct ReadState {
+    pub reads: Arc<Reads>,
+    pub auth: Auth,
+}
+
+impl std::ops::Deref for ReadState {
+    type Target = Reads;
+
+    fn deref(&self) -> &Reads {
+        &self.reads
+    }
+}
+
+#[derive(Debug)]
+pub struct Reads {
     /// The primary: current state, and history asked for with a consistency token.
     pub pool: PgPool,
     /// The replica (`DATABASE_READ_URL`) or the primary: history and rollups.
@@ -41,8 +56,7 @@ pub struct ReadState {
     pub balances: balances::Balances,
     pub view: Arc<view::CatalogView>,
     /// Whole store inventories as last rendered.
-    pub renderings: Arc<inventory::Renderings>,
-    pub auth: Auth,
+    pub renderings: inventory::Renderings,
     pub metrics: metrics::QueryMetrics,
 }
 
@@ -90,7 +104,7 @@ impl App {
                 },
             )
         });
-        let reads = ReadState {
+        let reads = Reads {
             balances: balances::Balances::new(
                 base.redis.clone(),
                 base.pool.clone(),
@@ -101,9 +115,12 @@ impl App {
             pool: base.pool.clone(),
             read_pool,
             view,
-            renderings: Arc::default(),
-            auth: Auth(keys),
+            renderings: inventory::Renderings::default(),
             metrics,
+        };
+        let reads = ReadState {
+            reads: Arc::new(reads),
+            auth: Auth(keys),
         };
         let api = routes::api(catalog, reads, limits);
         let description = "Read API: inventory, movement history, reports, alerts, audit log and catalog reads for dashboards.";
