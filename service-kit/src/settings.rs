@@ -90,7 +90,7 @@ pub struct MovementSettings {
     /// How far in the future `occurred_at` may be (device clocks drift):
     /// `MOVEMENT_MAX_FUTURE_SKEW_SECONDS`, 300.
     pub max_future_skew: Duration,
-    /// How often ingest's catalog cache reads catalog changes: `CATALOG_REFRESH_MS`, 250.
+    /// How often ingest's catalog cache and query-api's catalog view read catalog changes: `CATALOG_REFRESH_MS`, 250.
     pub catalog_refresh: Duration,
 }
 
