@@ -82,6 +82,22 @@ pub async fn send(
     Ok(())
 }
 
+/// The benchmark catalog: its pool, store ids, product ids and a supplier of this run.
+pub async fn catalog(
+    settings: &Settings,
+    stores: i64,
+    products: i64,
+) -> anyhow::Result<(sqlx::PgPool, Vec<i64>, Vec<i64>, i64)> {
+    let pool = crate::ingest::seed(settings, stores, products).await?;
+    let stores = crate::ingest::ids(&pool, "stores", "BENCH-", stores).await?;
+    let products = crate::ingest::ids(&pool, "products", "BENCH-SKU-", products).await?;
+    let supplier: i64 =
+        sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Bench supplier') RETURNING id")
+            .fetch_one(&pool)
+            .await?;
+    Ok((pool, stores, products, supplier))
+}
+
 pub async fn committed(pool: &sqlx::PgPool, group: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar::<_, Option<i64>>(
         "SELECT sum(next_offset)::int8 FROM processor_offsets WHERE consumer_group = $1",
@@ -164,13 +180,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "KAFKA_CONSUMER_GROUP" => Some(group.clone()),
         _ => std::env::var(var).ok(),
     })?;
-    let pool = crate::ingest::seed(&settings, options.stores, options.products).await?;
-    let stores = crate::ingest::ids(&pool, "stores", "BENCH-", options.stores).await?;
-    let products = crate::ingest::ids(&pool, "products", "BENCH-SKU-", options.products).await?;
-    let supplier: i64 =
-        sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Bench supplier') RETURNING id")
-            .fetch_one(&pool)
-            .await?;
+    let (pool, stores, products, supplier) =
+        catalog(&settings, options.stores, options.products).await?;
     let topics = settings.topics();
     service_kit::kafka::ensure_topics(&settings.kafka, &topics, None).await?;
     let topic = topics.movements();

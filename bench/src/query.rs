@@ -161,13 +161,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "REDIS_KEY_PREFIX" => Some(redis_prefix.clone()),
         _ => std::env::var(var).ok(),
     })?;
-    let pool = crate::ingest::seed(&settings, options.stores, options.products).await?;
-    let stores = crate::ingest::ids(&pool, "stores", "BENCH-", options.stores).await?;
-    let products = crate::ingest::ids(&pool, "products", "BENCH-SKU-", options.products).await?;
-    let supplier: i64 =
-        sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Bench supplier') RETURNING id")
-            .fetch_one(&pool)
-            .await?;
+    let (pool, stores, products, supplier) =
+        crate::processors::catalog(&settings, options.stores, options.products).await?;
     sqlx::query(
         "INSERT INTO store_products (store_id, product_id, reorder_point)
          SELECT s, p, 20 FROM unnest($1::bigint[]) AS s, unnest($2::bigint[]) AS p

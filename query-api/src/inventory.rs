@@ -62,15 +62,9 @@ pub fn value_paise(quantity: i64, average_unit_cost_paise: Option<i64>) -> Optio
     Some(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
-/// One product in one store.
+/// What a store holds of a product, against its reorder point.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct InventoryItem<'a> {
-    pub product_id: i64,
-    pub sku: &'a str,
-    pub name: &'a str,
-    pub category: Option<&'a str>,
-    /// `pc`, `g` or `ml`: the unit `quantity` counts.
-    pub unit: &'a str,
+pub struct Stock {
     pub quantity: i64,
     /// Moving-average cost of the stock-ins with a cost; absent until the first.
     pub average_unit_cost_paise: Option<i64>,
@@ -83,21 +77,11 @@ pub struct InventoryItem<'a> {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-impl<'a> InventoryItem<'a> {
-    pub fn new(
-        product_id: i64,
-        meta: &'a ProductMeta,
-        balance: Option<&Balance>,
-        reorder_point: Option<i64>,
-    ) -> Self {
+impl Stock {
+    pub fn new(balance: Option<&Balance>, reorder_point: Option<i64>) -> Self {
         let quantity = balance.map_or(0, |balance| balance.quantity);
         let average_unit_cost_paise = balance.and_then(|balance| balance.average_unit_cost_paise);
         Self {
-            product_id,
-            sku: &meta.sku,
-            name: &meta.name,
-            category: meta.category.as_deref(),
-            unit: &meta.unit,
             quantity,
             average_unit_cost_paise,
             value_paise: value_paise(quantity, average_unit_cost_paise),
@@ -105,6 +89,37 @@ impl<'a> InventoryItem<'a> {
             stock_status: StockStatus::of(quantity, reorder_point),
             last_movement_id: balance.map(|balance| balance.last_movement_id),
             updated_at: balance.map(|balance| balance.updated_at),
+        }
+    }
+}
+
+/// One product in one store.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryItem<'a> {
+    pub product_id: i64,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub category: Option<&'a str>,
+    /// `pc`, `g` or `ml`: the unit `quantity` counts.
+    pub unit: &'a str,
+    #[serde(flatten)]
+    pub stock: Stock,
+}
+
+impl<'a> InventoryItem<'a> {
+    pub fn new(
+        product_id: i64,
+        meta: &'a ProductMeta,
+        balance: Option<&Balance>,
+        reorder_point: Option<i64>,
+    ) -> Self {
+        Self {
+            product_id,
+            sku: &meta.sku,
+            name: &meta.name,
+            category: meta.category.as_deref(),
+            unit: &meta.unit,
+            stock: Stock::new(balance, reorder_point),
         }
     }
 }
@@ -199,11 +214,12 @@ impl InventoryFilter {
             && q.is_none_or(|q| {
                 item.sku.to_lowercase().contains(q) || item.name.to_lowercase().contains(q)
             })
-            && (self.below_reorder_point != Some(true) || item.stock_status != StockStatus::InStock)
-            && (self.out_of_stock != Some(true) || item.stock_status == StockStatus::Out)
+            && (self.below_reorder_point != Some(true)
+                || item.stock.stock_status != StockStatus::InStock)
+            && (self.out_of_stock != Some(true) || item.stock.stock_status == StockStatus::Out)
             && self
                 .stock_status
-                .is_none_or(|status| item.stock_status == status)
+                .is_none_or(|status| item.stock.stock_status == status)
     }
 }
 
@@ -402,17 +418,12 @@ pub async fn store_product(
     etag::respond(&headers, &item, Some(&freshness))
 }
 
-/// One product's stock per store.
+/// One product's stock in one store.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductStock {
     pub store_id: i64,
-    pub quantity: i64,
-    pub average_unit_cost_paise: Option<i64>,
-    pub value_paise: Option<i64>,
-    pub reorder_point: Option<i64>,
-    pub stock_status: StockStatus,
-    pub last_movement_id: Option<Uuid>,
-    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub stock: Stock,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -486,21 +497,9 @@ pub async fn product_inventory(
         if balance.is_none() && !has_settings {
             continue;
         }
-        let item = InventoryItem::new(
-            product,
-            meta,
-            balance,
-            catalog.reorder_point(*store, product),
-        );
         rows.push(ProductStock {
             store_id: *store,
-            quantity: item.quantity,
-            average_unit_cost_paise: item.average_unit_cost_paise,
-            value_paise: item.value_paise,
-            reorder_point: item.reorder_point,
-            stock_status: item.stock_status,
-            last_movement_id: item.last_movement_id,
-            updated_at: item.updated_at,
+            stock: Stock::new(balance, catalog.reorder_point(*store, product)),
         });
     }
     let inventory = ProductInventory {
@@ -508,7 +507,7 @@ pub async fn product_inventory(
         sku: &meta.sku,
         name: &meta.name,
         unit: &meta.unit,
-        total_quantity: rows.iter().map(|row| row.quantity).sum(),
+        total_quantity: rows.iter().map(|row| row.stock.quantity).sum(),
         stores: rows,
     };
     etag::respond(&headers, &inventory, Some(&freshness))

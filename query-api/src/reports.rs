@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ReadState;
-use crate::balances::Freshness;
+use crate::balances::{Freshness, StoreBalances};
 use crate::consistency::ConsistencyParams;
 use crate::etag;
 use crate::inventory::{StockStatus, require_store, store_items};
@@ -26,6 +26,19 @@ const MAX_DAYS: i64 = 366;
 const DEFAULT_DAYS: i64 = 30;
 
 // ---- Stock summary and valuation (current balances) --------------------------------------
+
+/// A report of current state: the role and store are checked, the token waited for.
+async fn current(
+    state: &ReadState,
+    principal: &Principal,
+    store: i64,
+    consistency: &ConsistencyParams,
+) -> Result<StoreBalances, ApiError> {
+    principal.require(Permission::ReportRead)?;
+    require_store(state, principal, store)?;
+    consistency.wait(&state.balances, &state.metrics).await?;
+    state.balances.of_store(store).await
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StockSummary {
@@ -68,14 +81,11 @@ pub async fn stock_summary(
     Query(consistency): Query<ConsistencyParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require(Permission::ReportRead)?;
-    require_store(&state, &principal, store)?;
-    consistency.wait(&state.balances, &state.metrics).await?;
-    let crate::balances::StoreBalances {
+    let StoreBalances {
         balances,
         freshness,
         ..
-    } = state.balances.of_store(store).await?;
+    } = current(&state, &principal, store, &consistency).await?;
     let catalog = state.view.read();
     let mut summary = StockSummary {
         store_id: store,
@@ -88,11 +98,11 @@ pub async fn stock_summary(
     };
     for item in store_items(&catalog, store, &balances) {
         summary.products += 1;
-        summary.units += item.quantity.max(0);
+        summary.units += item.stock.quantity.max(0);
         summary.value_paise = summary
             .value_paise
-            .saturating_add(item.value_paise.unwrap_or(0));
-        match item.stock_status {
+            .saturating_add(item.stock.value_paise.unwrap_or(0));
+        match item.stock.stock_status {
             StockStatus::InStock => summary.products_in_stock += 1,
             StockStatus::Low => {
                 summary.products_in_stock += 1;
@@ -166,14 +176,11 @@ pub async fn valuation(
     Query(consistency): Query<ConsistencyParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require(Permission::ReportRead)?;
-    require_store(&state, &principal, store)?;
-    consistency.wait(&state.balances, &state.metrics).await?;
-    let crate::balances::StoreBalances {
+    let StoreBalances {
         balances,
         freshness,
         ..
-    } = state.balances.of_store(store).await?;
+    } = current(&state, &principal, store, &consistency).await?;
     let group = params.group_by.unwrap_or_default();
     let catalog = state.view.read();
     let mut rows: std::collections::BTreeMap<(Option<String>, Option<i64>), ValuationRow> =
@@ -192,10 +199,10 @@ pub async fn valuation(
             value_paise: 0,
         });
         row.products += 1;
-        row.units += item.quantity.max(0);
+        row.units += item.stock.quantity.max(0);
         row.value_paise = row
             .value_paise
-            .saturating_add(item.value_paise.unwrap_or(0));
+            .saturating_add(item.stock.value_paise.unwrap_or(0));
     }
     drop(catalog);
     let mut rows: Vec<ValuationRow> = rows.into_values().collect();

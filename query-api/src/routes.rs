@@ -33,7 +33,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, reports, use
         balances::Freshness, balances::Source,
         inventory::InventoryItem, inventory::InventoryPage, inventory::InventoryResponse, inventory::StockStatus,
         inventory::StoreItem, inventory::StoreItemResponse,
-        inventory::ProductStock, inventory::ProductInventory, inventory::ProductInventoryResponse,
+        inventory::Stock, inventory::ProductStock, inventory::ProductInventory, inventory::ProductInventoryResponse,
         history::LedgerRow, history::MovementOutcome, history::MovementKind, history::MovementStatus, history::TimeField,
         Page<history::LedgerRow>,
         reports::StockSummary, reports::StockSummaryResponse, reports::Valuation, reports::ValuationRow,
