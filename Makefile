@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build test lint fmt bench
+.PHONY: up down status stack build test lint fmt bench demo
 
 ## up: the stack, the migrations and the three services, in the background
 up: stack build
@@ -18,6 +18,12 @@ up: stack build
 	@echo "  processors  http://127.0.0.1:8083"
 	@echo "  admin       user admin, password in .local/admin-password"
 	@echo "  logs        .local/logs/   status: make status   stop: make down"
+
+## demo: up, then the POS simulator for 30 s (about 200 movements/s), checked against query-api
+demo: up
+	@echo
+	@echo "  pos-sim: 3 stores selling, restocking, retrying and syncing offline tills for 30 s"
+	@target/release/pos-sim --seconds 30 --rate 200 --movements 0
 
 ## down: stop the services and the stack (only what `up` started)
 down:

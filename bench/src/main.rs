@@ -4,6 +4,7 @@
 //!   bazaar-bench ingest [--seconds N] [--binary PATH] [--port P] [--out DIR]
 //!   bazaar-bench processors [--backlog N] [--steady-rate R] [--seconds N]
 //!   bazaar-bench query-api [--ledger-rows N] [--connections C] [--seconds N]
+//!   bazaar-bench combine FILE.json...   (one table of the suites' reports of a run)
 
 /// The load generator shares the cores with what it measures: keep its allocations cheap.
 #[global_allocator]
@@ -110,8 +111,23 @@ fn main() -> anyhow::Result<()> {
             eprintln!("saved {}", saved.display());
             Ok(())
         }
+        Some("combine") => {
+            let reports = args[1..]
+                .iter()
+                .filter(|arg| arg.ends_with(".json"))
+                .map(|path| {
+                    let text = std::fs::read(path)?;
+                    anyhow::Ok(serde_json::from_slice::<report::Report>(&text)?)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let combined = report::Report::combine(reports);
+            combined.print();
+            let saved = combined.save(&out)?;
+            eprintln!("saved {}", saved.display());
+            Ok(())
+        }
         _ => anyhow::bail!(
-            "usage: bazaar-bench ingest|processors|query-api [--seconds N] [--binary PATH] (see the module docs)"
+            "usage: bazaar-bench ingest|processors|query-api|combine [--seconds N] [--binary PATH] (see the module docs)"
         ),
     }
 }

@@ -1,21 +1,28 @@
 //! One table on the terminal, the same figures as JSON for comparing runs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::Outcome;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Row {
     pub scenario: String,
     pub connections: usize,
     pub movements_per_second: f64,
     pub requests_per_second: f64,
+    /// JSON has no NaN: a figure that does not apply is written `null` and read back NaN.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99_ms: f64,
     pub requests: u64,
     pub failures: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 impl Row {
@@ -34,7 +41,7 @@ impl Row {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub suite: String,
     pub started_at: String,
@@ -74,12 +81,12 @@ impl Report {
             self.suite, self.started_at, self.machine
         ));
         out.push_str(&format!(
-            "{:<44} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9}\n",
+            "{:<58} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9}\n",
             "scenario", "conns", "movements/s", "requests/s", "p50 ms", "p99 ms", "failures"
         ));
         for row in &self.rows {
             out.push_str(&format!(
-                "{:<44} {:>6} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9}\n",
+                "{:<58} {:>6} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9}\n",
                 row.scenario,
                 row.connections,
                 row.movements_per_second,
@@ -106,11 +113,36 @@ impl Report {
         }
     }
 
+    /// The suites' reports of one run as one: rows and notes named by their suite.
+    pub fn combine(reports: Vec<Self>) -> Self {
+        let mut combined = Self {
+            suite: "make bench".into(),
+            started_at: reports
+                .iter()
+                .map(|report| report.started_at.clone())
+                .min()
+                .unwrap_or_default(),
+            machine: machine(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        };
+        for report in reports {
+            for mut row in report.rows {
+                row.scenario = format!("{}: {}", report.suite, row.scenario);
+                combined.rows.push(row);
+            }
+            for note in report.notes {
+                combined.notes.push(format!("{}: {note}", report.suite));
+            }
+        }
+        combined
+    }
+
     pub fn save(&self, directory: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
         std::fs::create_dir_all(directory)?;
         let path = directory.join(format!(
             "{}-{}.json",
-            self.suite,
+            self.suite.replace(' ', "-"),
             self.started_at.replace(':', "")
         ));
         std::fs::write(&path, serde_json::to_vec_pretty(self)?)?;

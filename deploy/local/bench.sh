@@ -37,7 +37,17 @@ export KAFKA_BROKERS="127.0.0.1:$BAZAAR_KAFKA_PORT"
 JWT_SECRET="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_SECRET
 
+mkdir -p .local/bench/results
+marker="$(mktemp)"
+trap 'rm -f "$marker"; deploy/local/stack.sh down >/dev/null' EXIT
 for suite in "${suites[@]}"; do
     say "suite $suite"
     target/release/bazaar-bench "$suite" "$@"
 done
+
+# One table for the whole run (and its JSON beside the suites').
+mapfile -t reports < <(find .local/bench/results -name '*.json' ! -name 'make-bench-*' -newer "$marker" | sort)
+if [ "${#reports[@]}" -gt 1 ]; then
+    say "all suites"
+    target/release/bazaar-bench combine "${reports[@]}"
+fi

@@ -107,20 +107,35 @@ status() {
     done
 }
 
+# The demo catalog (three stores, a supplier, twenty products, a user per role), created
+# through ingest's API as the admin; a second `up` changes nothing.
+seed_demo() {
+    "$BIN/pos-sim" seed-demo --password-file "$LOCAL/admin-password" >>"$LOGS/pos-sim.log" 2>&1 \
+        || { tail -n 5 "$LOGS/pos-sim.log" >&2; die "creating the demo catalog failed"; }
+    say "demo catalog ready (stores DEMO-BLR-01, DEMO-DEL-01, DEMO-MUM-01; 20 products)"
+}
+
 try_it() {
     cat <<'TRY'
 
+  Demo users (development only; password demo-password-only): demo-manager, demo-staff,
+  demo-pos (store DEMO-BLR-01), demo-analyst (every store). Admin: user admin, password in
+  .local/admin-password.
+
   Try it:
-    curl -s localhost:8081/readyz
     TOKEN=$(curl -s localhost:8081/v1/auth/token -H 'content-type: application/json' \
-      -d "{\"username\":\"admin\",\"password\":\"$(cat .local/admin-password)\"}" \
+      -d '{"username":"demo-manager","password":"demo-password-only"}' \
       | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-    curl -s localhost:8081/openapi.json | head -n 20
+    STORE=$(curl -s localhost:8082/v1/stores -H "authorization: Bearer $TOKEN" \
+      | sed 's/.*"items":\[{"id":\([0-9]*\).*/\1/')
+    curl -s localhost:8082/v1/stores/$STORE/inventory?below_reorder_point=true -H "authorization: Bearer $TOKEN"
+    curl -s localhost:8082/v1/stores/$STORE/reports/sales -H "authorization: Bearer $TOKEN"
+  Traffic: make demo (or target/release/pos-sim --seconds 60 --rate 200)
 TRY
 }
 
 case "${1:-}" in
-    up) up; try_it ;;
+    up) up; seed_demo; try_it ;;
     down) down ;;
     status) status ;;
     *) echo "usage: $0 up|down|status" >&2; exit 2 ;;

@@ -1,0 +1,477 @@
+//! The traffic: stores open with a stock-in of every product from a supplier, then sell —
+//! a few products most (popularity is skewed), now and then remove damaged stock, restock
+//! what runs low, retry a sale (the same `movement_id` again: a duplicate), and some
+//! tills go offline and sync their sales later as one batch.
+//!
+//! Each store's movements are sent one after another by one worker, so they arrive in the
+//! order the simulator decided them, and its model applies the processors' rules in that
+//! order: a sale or removal larger than the stock is rejected (`reject` stores), a
+//! repeated id changes nothing. At the end the model is compared with query-api's
+//! balances, read with the consistency token of everything sent.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::Rng;
+use reqwest::StatusCode;
+use schemas::consistency::ConsistencyToken;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::api::Api;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Movements to send (0: until `seconds` run out).
+    pub movements: u64,
+    /// Stop after this long.
+    pub seconds: Option<u64>,
+    /// Movements per second over all stores (0: as fast as the APIs take them).
+    pub rate: u64,
+    /// At most this many stores (the first ones the token sees).
+    pub stores: usize,
+    /// Concurrent workers (each owns some stores).
+    pub workers: usize,
+    /// Share of sales a till keeps offline and syncs later as a batch.
+    pub offline_share: f64,
+    /// Share of movements sent twice (a retry after a lost answer).
+    pub duplicate_share: f64,
+    /// Compare query-api's balances with the model at the end.
+    pub check: bool,
+    /// Print a live progress line.
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            movements: 10_000,
+            seconds: None,
+            rate: 0,
+            stores: 100,
+            workers: 8,
+            offline_share: 0.05,
+            duplicate_share: 0.02,
+            check: true,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    offline_batches: AtomicU64,
+}
+
+/// What happened, as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Movements sent (duplicates included).
+    pub sent: u64,
+    /// Answered `202` by ingest.
+    pub accepted: u64,
+    /// Refused by ingest (4xx/5xx): not part of the model.
+    pub refused: u64,
+    /// Of the accepted, how many repeated an earlier movement id.
+    pub duplicates: u64,
+    /// Of the accepted, how many the model expects the processors to reject.
+    pub expected_rejections: u64,
+    pub offline_batches: u64,
+    pub elapsed: Duration,
+    /// `(store, product, model, query-api)` for every balance that differs; empty when
+    /// the check passed (or was not asked for).
+    pub mismatches: Vec<(i64, i64, i64, i64)>,
+    /// Balances compared.
+    pub checked: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Store {
+    id: i64,
+    reject: bool,
+    stock: HashMap<i64, i64>,
+    /// Sales kept by an offline till, to be synced as a batch.
+    offline: Vec<Value>,
+}
+
+struct Catalog {
+    products: Vec<(i64, bool)>,
+    supplier: i64,
+}
+
+/// Runs the traffic; see the module docs.
+pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
+    let stores = api.all("/v1/stores?limit=500").await?;
+    let products = api.all("/v1/products?limit=500").await?;
+    let supplier = api
+        .all("/v1/suppliers?limit=1")
+        .await?
+        .first()
+        .and_then(|supplier| supplier["id"].as_i64())
+        .ok_or_else(|| {
+            anyhow::anyhow!("no supplier in the catalog: run `pos-sim seed-demo` (make up does)")
+        })?;
+    anyhow::ensure!(
+        !stores.is_empty() && !products.is_empty(),
+        "the catalog has no stores or no products: run `pos-sim seed-demo` (make up does)"
+    );
+    let catalog = Arc::new(Catalog {
+        products: products
+            .iter()
+            .filter_map(|product| Some((product["id"].as_i64()?, product["unit"] == "g")))
+            .collect(),
+        supplier,
+    });
+
+    // Each store starts from what query-api says it holds.
+    let mut owned: Vec<Vec<Store>> = vec![Vec::new(); options.workers.max(1)];
+    for (index, store) in stores.iter().take(options.stores).enumerate() {
+        let id = store["id"].as_i64().unwrap_or_default();
+        let items = api
+            .all(&format!("/v1/stores/{id}/inventory?limit=5000"))
+            .await?;
+        let stock = items
+            .iter()
+            .filter_map(|item| Some((item["product_id"].as_i64()?, item["quantity"].as_i64()?)))
+            .collect();
+        let worker = index % owned.len();
+        owned[worker].push(Store {
+            id,
+            reject: store["negative_stock_policy"] != "allow",
+            stock,
+            offline: Vec::new(),
+        });
+    }
+    owned.retain(|stores| !stores.is_empty());
+
+    let counters = Arc::new(Counters::default());
+    let started = Instant::now();
+    let deadline = options
+        .seconds
+        .map(|seconds| started + Duration::from_secs(seconds));
+    let budget = Arc::new(AtomicU64::new(if options.movements == 0 {
+        u64::MAX
+    } else {
+        options.movements
+    }));
+    let per_worker_rate = (options.rate > 0).then(|| options.rate as f64 / owned.len() as f64);
+    let reporter = options.progress.then(|| {
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                print_progress(&counters, started.elapsed());
+            }
+        })
+    });
+
+    let mut workers = Vec::new();
+    for stores in owned {
+        let (api, catalog, counters, budget) = (
+            api.clone(),
+            catalog.clone(),
+            counters.clone(),
+            budget.clone(),
+        );
+        let options = options.clone();
+        workers.push(tokio::spawn(async move {
+            let mut worker = Worker {
+                api,
+                catalog,
+                counters,
+                stores,
+                token: ConsistencyToken::default(),
+                sent: Vec::new(),
+            };
+            worker.open().await?;
+            let mut due = Instant::now();
+            loop {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    break;
+                }
+                if budget
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                        left.checked_sub(1)
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+                if let Some(rate) = per_worker_rate {
+                    due += Duration::from_secs_f64(1.0 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                worker.step(&options).await?;
+            }
+            worker.sync_all().await?;
+            anyhow::Ok(worker)
+        }));
+    }
+    let mut finished = Vec::new();
+    for worker in workers {
+        finished.push(worker.await??);
+    }
+    if let Some(reporter) = reporter {
+        reporter.abort();
+        print_progress(&counters, started.elapsed());
+        let _ = writeln!(std::io::stdout());
+    }
+
+    let mut summary = Summary {
+        sent: counters.sent.load(Ordering::Relaxed),
+        accepted: counters.accepted.load(Ordering::Relaxed),
+        refused: counters.refused.load(Ordering::Relaxed),
+        duplicates: counters.duplicates.load(Ordering::Relaxed),
+        expected_rejections: counters.rejected.load(Ordering::Relaxed),
+        offline_batches: counters.offline_batches.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        mismatches: Vec::new(),
+        checked: 0,
+    };
+    if options.check {
+        let mut token = ConsistencyToken::default();
+        for worker in &finished {
+            for (partition, offset) in worker.token.positions() {
+                token.include(*partition, *offset);
+            }
+        }
+        let consistency = if token.is_empty() {
+            String::new()
+        } else {
+            format!("&consistency_token={}", token.encode())
+        };
+        for worker in &finished {
+            for store in &worker.stores {
+                let items = api
+                    .all(&format!(
+                        "/v1/stores/{}/inventory?limit=5000{consistency}",
+                        store.id
+                    ))
+                    .await?;
+                let actual: HashMap<i64, i64> = items
+                    .iter()
+                    .filter_map(|item| {
+                        Some((item["product_id"].as_i64()?, item["quantity"].as_i64()?))
+                    })
+                    .collect();
+                for (product, expected) in &store.stock {
+                    let got = actual.get(product).copied().unwrap_or(0);
+                    summary.checked += 1;
+                    if got != *expected {
+                        summary
+                            .mismatches
+                            .push((store.id, *product, *expected, got));
+                    }
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn print_progress(counters: &Counters, elapsed: Duration) {
+    let sent = counters.sent.load(Ordering::Relaxed);
+    let mut out = std::io::stdout().lock();
+    let _ = write!(
+        out,
+        "\r  sent {sent}  accepted {}  refused {}  duplicates {}  expected rejections {}  offline syncs {}  {:.0}/s   ",
+        counters.accepted.load(Ordering::Relaxed),
+        counters.refused.load(Ordering::Relaxed),
+        counters.duplicates.load(Ordering::Relaxed),
+        counters.rejected.load(Ordering::Relaxed),
+        counters.offline_batches.load(Ordering::Relaxed),
+        sent as f64 / elapsed.as_secs_f64().max(0.001),
+    );
+    let _ = out.flush();
+}
+
+enum Action {
+    /// An offline till of this store comes back and syncs.
+    Sync(usize),
+    /// A movement (true: a retry of an earlier one).
+    Send(Value, bool),
+    /// A sale an offline till keeps for later.
+    KeptOffline,
+}
+
+struct Worker {
+    api: Api,
+    catalog: Arc<Catalog>,
+    counters: Arc<Counters>,
+    stores: Vec<Store>,
+    token: ConsistencyToken,
+    /// Recent accepted bodies, to retry one now and then.
+    sent: Vec<Value>,
+}
+
+impl Worker {
+    /// Opening stock: a stock-in of every product each store lacks, as one batch.
+    async fn open(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.stores.len() {
+            let store = self.stores[index].id;
+            let lines: Vec<Value> = self
+                .catalog
+                .products
+                .iter()
+                .filter(|(product, _)| {
+                    self.stores[index].stock.get(product).copied().unwrap_or(0) <= 0
+                })
+                .map(|(product, loose)| self.stock_in(store, *product, *loose))
+                .collect();
+            if !lines.is_empty() {
+                self.batch(index, lines).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stock_in(&self, store: i64, product: i64, loose: bool) -> Value {
+        let quantity = if loose {
+            50_000
+        } else {
+            rand::rng().random_range(40..=80)
+        };
+        json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product, "kind": "stock_in",
+            "quantity": quantity, "supplier_id": self.catalog.supplier,
+            "unit_cost_paise": rand::rng().random_range(2_000..=30_000), "device_id": "backoffice"})
+    }
+
+    /// One movement of a random store.
+    async fn step(&mut self, options: &Options) -> anyhow::Result<()> {
+        match self.next_action(options) {
+            Action::Sync(index) => self.sync(index).await,
+            Action::Send(body, retry) => self.single(body, retry).await,
+            Action::KeptOffline => Ok(()),
+        }
+    }
+
+    /// What to do next (decided before any await: the random generator stays on this thread).
+    fn next_action(&mut self, options: &Options) -> Action {
+        let mut rng = rand::rng();
+        let index = rng.random_range(0..self.stores.len());
+        let store = self.stores[index].id;
+        if !self.stores[index].offline.is_empty() && rng.random_bool(0.02) {
+            return Action::Sync(index);
+        }
+        if !self.sent.is_empty() && rng.random_bool(options.duplicate_share) {
+            return Action::Send(
+                self.sent[rng.random_range(0..self.sent.len())].clone(),
+                true,
+            );
+        }
+        // Skewed popularity: the first products of the catalog sell most.
+        let pick = (rng.random::<f64>().powi(3) * self.catalog.products.len() as f64) as usize;
+        let (product, loose) = self.catalog.products[pick.min(self.catalog.products.len() - 1)];
+        let stock = self.stores[index].stock.get(&product).copied().unwrap_or(0);
+        let unit = if loose { 250 } else { 1 };
+        if stock < 5 * unit {
+            return Action::Send(self.stock_in(store, product, loose), false);
+        }
+        if rng.random_bool(0.03) {
+            let removal = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product,
+                "kind": "removal", "quantity": unit, "reason": "damaged", "device_id": "backoffice"});
+            return Action::Send(removal, false);
+        }
+        let quantity = unit * rng.random_range(1..=3);
+        let sale = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product, "kind": "sale",
+            "quantity": quantity, "unit_price_paise": rng.random_range(2_500..=40_000),
+            "occurred_at": Utc::now(), "device_id": format!("till-{}", rng.random_range(1..=3))});
+        if rng.random_bool(options.offline_share) {
+            self.stores[index].offline.push(sale);
+            return Action::KeptOffline;
+        }
+        Action::Send(sale, false)
+    }
+
+    async fn single(&mut self, body: Value, retry: bool) -> anyhow::Result<()> {
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let (status, answer) = self.api.post("/v1/movements", &body).await?;
+        self.accepted(&body, status, &answer, retry);
+        Ok(())
+    }
+
+    async fn sync(&mut self, index: usize) -> anyhow::Result<()> {
+        let lines = std::mem::take(&mut self.stores[index].offline);
+        self.counters
+            .offline_batches
+            .fetch_add(1, Ordering::Relaxed);
+        self.batch(index, lines).await
+    }
+
+    async fn sync_all(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.stores.len() {
+            if !self.stores[index].offline.is_empty() {
+                self.sync(index).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn batch(&mut self, _index: usize, lines: Vec<Value>) -> anyhow::Result<()> {
+        self.counters
+            .sent
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        let (status, answer) = self
+            .api
+            .post("/v1/movements/batch", &json!({"movements": lines}))
+            .await?;
+        anyhow::ensure!(
+            status == StatusCode::OK,
+            "a batch was refused whole: {status} {answer}"
+        );
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        for (line, result) in lines.iter().zip(results) {
+            let status = StatusCode::from_u16(result["status"].as_u64().unwrap_or(500) as u16)?;
+            self.accepted(line, status, &result, false);
+        }
+        Ok(())
+    }
+
+    /// Counts an answer and, if ingest accepted the movement, applies it to the model the
+    /// way the processors will.
+    fn accepted(&mut self, body: &Value, status: StatusCode, answer: &Value, retry: bool) {
+        if status != StatusCode::ACCEPTED {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if let (Some(partition), Some(offset)) =
+            (answer["partition"].as_i64(), answer["offset"].as_i64())
+        {
+            self.token.include(partition as i32, offset);
+        }
+        if retry {
+            self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let store_id = body["store_id"].as_i64().unwrap_or_default();
+        let Some(store) = self.stores.iter_mut().find(|store| store.id == store_id) else {
+            return;
+        };
+        let product = body["product_id"].as_i64().unwrap_or_default();
+        let quantity = body["quantity"].as_i64().unwrap_or_default();
+        let stock = store.stock.entry(product).or_insert(0);
+        if body["kind"] == "stock_in" {
+            *stock += quantity;
+        } else if quantity > *stock && store.reject {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        } else {
+            *stock -= quantity;
+        }
+        if self.sent.len() < 1_000 {
+            self.sent.push(body.clone());
+        } else {
+            let slot = rand::rng().random_range(0..self.sent.len());
+            self.sent[slot] = body.clone();
+        }
+    }
+}
