@@ -1,4 +1,4 @@
-//! `pos-sim [run] [--movements N] [--seconds S] [--rate R] [--stores N] [--workers W]
+//! `pos-sim [run] [--movements N] [--seconds S] [--rate R] [--stores N] [--products M] [--workers W]
 //!          [--no-check] [--ingest URL] [--query URL] [--username U] [--password-file F]`
 //! `pos-sim seed-demo [--ingest URL] [--query URL] [--username U] [--password-file F]`
 //!
@@ -52,6 +52,7 @@ async fn main_result(args: Vec<String>) -> anyhow::Result<bool> {
                     .transpose()?,
                 rate: number(&args, "--rate", 0)?,
                 stores: number(&args, "--stores", 100)?,
+                products: number(&args, "--products", 1_000)?,
                 workers: number(&args, "--workers", 8)?,
                 check: !args.iter().any(|arg| arg == "--no-check"),
                 ..sim::Options::default()

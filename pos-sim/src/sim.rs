@@ -34,6 +34,8 @@ pub struct Options {
     pub rate: u64,
     /// At most this many stores (the first ones the token sees).
     pub stores: usize,
+    /// At most this many products (the first ones of the catalog; the first sell most).
+    pub products: usize,
     /// Concurrent workers (each owns some stores).
     pub workers: usize,
     /// Share of sales a till keeps offline and syncs later as a batch.
@@ -53,6 +55,7 @@ impl Default for Options {
             seconds: None,
             rate: 0,
             stores: 100,
+            products: 1_000,
             workers: 8,
             offline_share: 0.05,
             duplicate_share: 0.02,
@@ -127,6 +130,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
     let catalog = Arc::new(Catalog {
         products: products
             .iter()
+            .take(options.products)
             .filter_map(|product| Some((product["id"].as_i64()?, product["unit"] == "g")))
             .collect(),
         supplier,
