@@ -49,7 +49,7 @@ test: lint stack
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-## bench: the benchmark suite on a separate stack (broker on memory://); prints a table
+## bench: ingest, processors and query-api suites on a separate stack (broker on memory://); one table at the end
 bench:
 	@deploy/local/bench.sh
 
