@@ -17,11 +17,7 @@ async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> 
     let app = processors::App::build(stack.settings_for(Service::Processors))
         .await
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    stop
+    service_kit::testing::background(|stopped| app.run_until_stopped(stopped))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

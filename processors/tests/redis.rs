@@ -101,10 +101,7 @@ async fn with_redis_stopped_and_restarted_processing_goes_on_and_the_cache_is_re
     settings.redis.url = SecretString::from(url.clone());
     let prefix = settings.redis.key_prefix.clone();
     let app = processors::App::build(settings).await.unwrap();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let _stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
 
     let topic = stack.settings.topics().movements();
     let producer = producer(&stack);

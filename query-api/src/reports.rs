@@ -283,6 +283,18 @@ impl RangeParams {
     }
 }
 
+/// A report from rollups: the role and store are checked, the range resolved.
+async fn rollups(
+    state: &ReadState,
+    principal: &Principal,
+    store: i64,
+    range: &RangeParams,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    principal.require(Permission::ReportRead)?;
+    require_store(state, principal, store)?;
+    range.resolve(state, store).await
+}
+
 // ---- Sales -----------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -379,9 +391,7 @@ pub async fn sales(
     Query(params): Query<SalesParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require(Permission::ReportRead)?;
-    require_store(&state, &principal, store)?;
-    let (from, to) = range.resolve(&state, store).await?;
+    let (from, to) = rollups(&state, &principal, store, &range).await?;
     let group = params.group_by.unwrap_or_default();
     // By day from the store-level rollup (a row a day); by product from the per-product one.
     let (select, table, key) = match group {
@@ -484,9 +494,7 @@ pub async fn sourcing(
     Query(params): Query<SourcingParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require(Permission::ReportRead)?;
-    require_store(&state, &principal, store)?;
-    let (from, to) = range.resolve(&state, store).await?;
+    let (from, to) = rollups(&state, &principal, store, &range).await?;
     let (product, group) = match params.group_by.unwrap_or_default() {
         SourcingGroup::Supplier => ("NULL::bigint", "d.supplier_id, s.name"),
         SourcingGroup::Product => ("d.product_id", "d.supplier_id, s.name, d.product_id"),

@@ -23,10 +23,7 @@ async fn start(stack: &TestStack) -> Running {
     let keys = TokenKeys::from_settings(&settings.auth).unwrap();
     let app = query_api::App::build(settings).await.unwrap();
     let port = app.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
     Running {
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()

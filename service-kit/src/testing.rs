@@ -488,6 +488,21 @@ pub async fn assert_operational(port: u16, service: &str) {
     }
 }
 
+/// Runs a service in the background until the returned sender is used or dropped:
+/// `let stop = background(|stopped| app.run_until_stopped(stopped));`
+pub fn background<F, Fut>(run: F) -> tokio::sync::oneshot::Sender<()>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(Box::pin(async move {
+        let _ = stopped.await;
+    })));
+    stop
+}
+
 /// The operational tests every service binary must pass, against the real stack:
 /// in-process on port 0 it serves health, readiness and metrics and stops when asked;
 /// as a process it stops cleanly on SIGTERM.

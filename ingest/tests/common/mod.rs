@@ -20,10 +20,7 @@ pub async fn start(stack: &TestStack) -> Running {
         .await
         .unwrap();
     let port = app.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
     Running {
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()

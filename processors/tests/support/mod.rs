@@ -190,11 +190,7 @@ pub async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<
     let app = processors::App::build(stack.settings_for(service_kit::Service::Processors))
         .await
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    stop
+    service_kit::testing::background(|stopped| app.run_until_stopped(stopped))
 }
 
 /// What the model says about one movement.

@@ -18,7 +18,7 @@ use schemas::{MovementKind, StockMovement, StoreId};
 use serde_json::{Value, json};
 use service_kit::Service;
 use service_kit::auth::{Role, TokenKeys};
-use service_kit::testing::TestStack;
+use service_kit::testing::{TestStack, background};
 
 pub struct Pipeline {
     pub stack: TestStack,
@@ -27,15 +27,6 @@ pub struct Pipeline {
     pub client: reqwest::Client,
     pub keys: Arc<TokenKeys>,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-async fn serve<F>(run: F) -> tokio::sync::oneshot::Sender<()>
-where
-    F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> tokio::task::JoinHandle<()>,
-{
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    run(stopped);
-    stop
 }
 
 impl Pipeline {
@@ -60,26 +51,8 @@ impl Pipeline {
         let query_app = query_api::App::build(query_settings).await.unwrap();
         let query = format!("http://127.0.0.1:{}", query_app.port());
         let mut stops = vec![
-            serve(|stopped| {
-                tokio::spawn(async move {
-                    let _ = ingest_app
-                        .run_until_stopped(async move {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                })
-            })
-            .await,
-            serve(|stopped| {
-                tokio::spawn(async move {
-                    let _ = query_app
-                        .run_until_stopped(async move {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                })
-            })
-            .await,
+            background(|stopped| ingest_app.run_until_stopped(stopped)),
+            background(|stopped| query_app.run_until_stopped(stopped)),
         ];
         if processing {
             stops.push(model::start_processor(&stack).await);
@@ -117,18 +90,8 @@ impl Pipeline {
                 .unwrap();
         let app = query_api::App::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
-        self.stops.push(
-            serve(|stopped| {
-                tokio::spawn(async move {
-                    let _ = app
-                        .run_until_stopped(async move {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                })
-            })
-            .await,
-        );
+        self.stops
+            .push(background(|stopped| app.run_until_stopped(stopped)));
         base
     }
 
