@@ -21,7 +21,7 @@ const REDIS_WAIT: Duration = Duration::from_millis(500);
 /// How often a stale cache tries Redis again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
-pub use schemas::cache::{CachedBalance, OutcomeNotice};
+pub use schemas::cache::{BalancesChanged, CachedBalance, OutcomeNotice};
 
 fn notice(record: &Record, outcome: &Outcome) -> OutcomeNotice {
     let recorded = outcome.recorded();
@@ -127,16 +127,11 @@ impl Notifier {
             .map(|(store, _)| *store)
             .chain(changed.iter().map(|(record, _)| record.movement.store_id))
             .collect();
-        // A version never used before (a counter would restart with Redis).
-        let version = Uuid::new_v4().to_string();
-        for store in touched {
-            pipe.set(balances_version_key(&self.redis, store), &version)
-                .ignore();
-        }
-        let progress_key = progress_key(&self.redis, &self.topic);
-        for step in progress {
-            pipe.hset(&progress_key, step.partition, step.next).ignore();
-        }
+        let progress: Vec<(i32, i64)> = progress
+            .iter()
+            .map(|step| (step.partition, step.next))
+            .collect();
+        self.versions_and_progress(&mut pipe, &touched, &progress);
         for (record, outcome) in records.iter().zip(outcomes) {
             pipe.publish(
                 outcome_channel(&self.redis, record.movement.movement_id),
@@ -212,16 +207,41 @@ impl Notifier {
             let key = balances_key(&self.redis, StoreId(row.store_id));
             pipe.hset(key, row.product_id, json(&balance)).ignore();
         }
+        let stores: std::collections::BTreeSet<StoreId> = stores.iter().copied().collect();
+        self.versions_and_progress(&mut pipe, &stores, &offsets);
+        self.run(&pipe).await
+    }
+
+    /// After the hash writes of `stores`: a new version of each, the progress, and the
+    /// notice naming both (for readers holding copies of the hashes).
+    fn versions_and_progress(
+        &self,
+        pipe: &mut redis::Pipeline,
+        stores: &std::collections::BTreeSet<StoreId>,
+        progress: &[(i32, i64)],
+    ) {
+        // A version never used before (a counter would restart with Redis).
         let version = Uuid::new_v4().to_string();
         for store in stores {
             pipe.set(balances_version_key(&self.redis, *store), &version)
                 .ignore();
         }
         let progress_key = progress_key(&self.redis, &self.topic);
-        for (partition, next) in offsets {
+        for (partition, next) in progress {
             pipe.hset(&progress_key, partition, next).ignore();
         }
-        self.run(&pipe).await
+        if stores.is_empty() && progress.is_empty() {
+            return;
+        }
+        let notice = BalancesChanged {
+            stores: stores.iter().map(|store| store.get()).collect(),
+            progress: progress.to_vec(),
+        };
+        pipe.publish(
+            self.redis.key(&schemas::cache::balances_changed_channel()),
+            json(&notice),
+        )
+        .ignore();
     }
 }
 

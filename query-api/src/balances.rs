@@ -2,7 +2,8 @@
 //! and from Postgres otherwise — the same facts either way, since the processors write
 //! Redis from what they committed. Redis failing (or answering slowly) sends reads to
 //! Postgres for a second before Redis is tried again, so an outage costs latency once,
-//! not on every request.
+//! not on every request. Hot reads are answered from query-api's own copies of the
+//! Redis hashes when it holds them (see [`crate::replica`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use schemas::cache::{self, CachedBalance};
+use schemas::consistency::ConsistencyToken;
 use serde::Serialize;
 use service_kit::problem::ApiError;
 use service_kit::redis::Redis;
@@ -19,6 +21,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::metrics::QueryMetrics;
+use crate::replica::{Replica, Snapshot};
 
 /// The longest a read waits on Redis before asking Postgres.
 const REDIS_WAIT: Duration = Duration::from_millis(250);
@@ -29,7 +32,7 @@ const REDIS_PAUSE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// Redis, written by the processors after each commit.
+    /// Redis, written by the processors after each commit, or query-api's copy of it.
     Cache,
     /// Postgres, the truth.
     Database,
@@ -52,7 +55,7 @@ pub type Balance = CachedBalance;
 #[derive(Debug)]
 pub struct StoreBalances {
     /// By product id.
-    pub balances: Vec<(i64, Balance)>,
+    pub balances: Arc<Vec<(i64, Balance)>>,
     pub freshness: Freshness,
     /// The cache's version of them; absent when Postgres answered.
     pub version: Option<String>,
@@ -66,6 +69,7 @@ pub struct Balances {
     topic: Arc<str>,
     progress_key: Arc<str>,
     metrics: QueryMetrics,
+    replica: Arc<Replica>,
     started: Instant,
     /// Milliseconds after `started` before which Redis is not asked.
     pause_until: Arc<AtomicU64>,
@@ -94,9 +98,11 @@ impl Balances {
         group: &str,
         topic: &str,
         metrics: QueryMetrics,
+        replica: Arc<Replica>,
     ) -> Self {
         let progress_key = redis.key(&cache::progress_key(topic));
         Self {
+            replica,
             redis,
             pool,
             group: group.into(),
@@ -175,8 +181,20 @@ impl Balances {
     }
 
     /// Every balance of `store`, by product id, and the cache's version of them (absent
-    /// when Postgres answered).
-    pub async fn of_store(&self, store: i64) -> Result<StoreBalances, ApiError> {
+    /// when Postgres answered), at least as fresh as `after`.
+    pub async fn of_store(
+        &self,
+        store: i64,
+        after: Option<&ConsistencyToken>,
+    ) -> Result<StoreBalances, ApiError> {
+        if let Some((snapshot, freshness)) = self.replica.get(store, after) {
+            return Ok(StoreBalances {
+                balances: snapshot.balances.clone(),
+                freshness,
+                version: Some(snapshot.version.clone()),
+            });
+        }
+        let mark = self.replica.mark();
         let key = self
             .redis
             .key(&cache::balances_key(schemas::StoreId(store)));
@@ -184,15 +202,24 @@ impl Balances {
             .redis
             .key(&cache::balances_version_key(schemas::StoreId(store)));
         let mut pipe = redis::pipe();
-        // The version before the hash: the hash read is at least as new as the version.
-        pipe.exists(&key)
+        // The processors write the hash, then the version, then the progress: read in the
+        // other order, the hash is at least as new as the version and the progress.
+        pipe.hgetall(&*self.progress_key)
+            .exists(&key)
             .get(&version_key)
-            .hgetall(&key)
-            .hgetall(&*self.progress_key);
-        type Answer = (bool, Option<String>, Vec<(i64, String)>, Vec<(i32, i64)>);
-        if let Some((true, version, fields, progress)) = self.redis::<Answer>(&pipe).await
+            .hgetall(&key);
+        type Answer = (Vec<(i32, i64)>, bool, Option<String>, Vec<(i64, String)>);
+        if let Some((progress, true, version, fields)) = self.redis::<Answer>(&pipe).await
             && let Some(balances) = parse_all(fields)
         {
+            let balances = Arc::new(balances);
+            if let (Some(mark), Some(version)) = (mark, &version) {
+                let snapshot = Snapshot {
+                    balances: balances.clone(),
+                    version: version.clone(),
+                };
+                self.replica.offer(store, mark, Arc::new(snapshot));
+            }
             return Ok(StoreBalances {
                 balances,
                 freshness: Freshness {
@@ -211,22 +238,30 @@ impl Balances {
         .fetch_all(&self.pool)
         .await?;
         Ok(StoreBalances {
-            balances: rows.into_iter().map(|row| (row.0, balance(row))).collect(),
+            balances: Arc::new(rows.into_iter().map(|row| (row.0, balance(row))).collect()),
             freshness: Self::database(processed),
             version: None,
         })
     }
 
-    /// The cache's version of `store`'s balances and the progress, in one round trip;
-    /// `None` when Redis has no version (or does not answer).
-    pub async fn store_version(&self, store: i64) -> Option<(String, Freshness)> {
+    /// The cache's version of `store`'s balances and the progress (in at most one round
+    /// trip), at least as fresh as `after`; `None` when Redis has no version (or does not
+    /// answer).
+    pub async fn store_version(
+        &self,
+        store: i64,
+        after: Option<&ConsistencyToken>,
+    ) -> Option<(String, Freshness)> {
+        if let Some((snapshot, freshness)) = self.replica.get(store, after) {
+            return Some((snapshot.version.clone(), freshness));
+        }
         let version_key = self
             .redis
             .key(&cache::balances_version_key(schemas::StoreId(store)));
         let mut pipe = redis::pipe();
-        pipe.get(&version_key).hgetall(&*self.progress_key);
-        let (version, progress) = self
-            .redis::<(Option<String>, Vec<(i32, i64)>)>(&pipe)
+        pipe.hgetall(&*self.progress_key).get(&version_key);
+        let (progress, version) = self
+            .redis::<(Vec<(i32, i64)>, Option<String>)>(&pipe)
             .await?;
         Some((
             version?,
@@ -237,21 +272,28 @@ impl Balances {
         ))
     }
 
-    /// One product's balance in `store` (`None`: it never moved there).
+    /// One product's balance in `store` (`None`: it never moved there), at least as fresh
+    /// as `after`.
     pub async fn one(
         &self,
         store: i64,
         product: i64,
+        after: Option<&ConsistencyToken>,
     ) -> Result<(Option<Balance>, Freshness), ApiError> {
+        if let Some((snapshot, freshness)) = self.replica.get(store, after) {
+            return Ok((snapshot.get(product).cloned(), freshness));
+        }
+        // Next time, from memory.
+        self.replica.warm(store);
         let key = self
             .redis
             .key(&cache::balances_key(schemas::StoreId(store)));
         let mut pipe = redis::pipe();
-        pipe.exists(&key)
-            .hget(&key, product)
-            .hgetall(&*self.progress_key);
-        type Answer = (bool, Option<String>, Vec<(i32, i64)>);
-        if let Some((true, field, progress)) = self.redis::<Answer>(&pipe).await {
+        pipe.hgetall(&*self.progress_key)
+            .exists(&key)
+            .hget(&key, product);
+        type Answer = (Vec<(i32, i64)>, bool, Option<String>);
+        if let Some((progress, true, field)) = self.redis::<Answer>(&pipe).await {
             let parsed = field.map(|text| serde_json::from_str::<Balance>(&text));
             if let Some(Err(error)) = &parsed {
                 self.pause::<()>(&format!("a cached balance does not parse: {error}"));
@@ -274,20 +316,33 @@ impl Balances {
         Ok((row.map(balance), Self::database(processed)))
     }
 
-    /// `product`'s balance in each of `stores` that holds it, by store id.
+    /// `product`'s balance in each of `stores` that holds it, by store id, at least as
+    /// fresh as `after`.
     pub async fn of_product(
         &self,
         stores: &[i64],
         product: i64,
+        after: Option<&ConsistencyToken>,
     ) -> Result<(Vec<(i64, Balance)>, Freshness), ApiError> {
+        if let Some((snapshots, freshness)) = self.replica.get_all(stores, after) {
+            let balances = stores
+                .iter()
+                .zip(&snapshots)
+                .filter_map(|(store, snapshot)| Some((*store, snapshot.get(product)?.clone())))
+                .collect();
+            return Ok((balances, freshness));
+        }
+        for store in stores {
+            self.replica.warm(*store);
+        }
         let mut pipe = redis::pipe();
+        pipe.hgetall(&*self.progress_key);
         for store in stores {
             let key = self
                 .redis
                 .key(&cache::balances_key(schemas::StoreId(*store)));
             pipe.exists(&key).hget(&key, product);
         }
-        pipe.hgetall(&*self.progress_key);
         if let Some(values) = self.redis::<Vec<redis::Value>>(&pipe).await
             && let Some(answer) = from_cache(stores, values)
         {
@@ -307,7 +362,7 @@ impl Balances {
     }
 }
 
-fn parse_all(fields: Vec<(i64, String)>) -> Option<Vec<(i64, Balance)>> {
+pub(crate) fn parse_all(fields: Vec<(i64, String)>) -> Option<Vec<(i64, Balance)>> {
     let mut balances = fields
         .into_iter()
         .map(|(product, text)| Some((product, serde_json::from_str(&text).ok()?)))
@@ -324,6 +379,7 @@ fn from_cache(
 ) -> Option<(Vec<(i64, Balance)>, Freshness)> {
     use redis::FromRedisValue;
     let mut values = values.into_iter();
+    let progress = Vec::<(i32, i64)>::from_redis_value(values.next()?).ok()?;
     let mut balances = Vec::new();
     for store in stores {
         let exists = bool::from_redis_value(values.next()?).ok()?;
@@ -335,7 +391,6 @@ fn from_cache(
             balances.push((*store, serde_json::from_str(&text).ok()?));
         }
     }
-    let progress = Vec::<(i32, i64)>::from_redis_value(values.next()?).ok()?;
     Some((
         balances,
         Freshness {

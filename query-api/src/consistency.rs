@@ -37,10 +37,15 @@ pub fn covers(freshness: &Freshness, token: &ConsistencyToken) -> bool {
 }
 
 impl ConsistencyParams {
-    /// Waits until the processors have passed the token, if there is one.
-    pub async fn wait(&self, balances: &Balances, metrics: &QueryMetrics) -> Result<(), ApiError> {
+    /// Waits until the processors have passed the token, if there is one; returns it, for
+    /// the reads that follow to be at least as fresh.
+    pub async fn wait(
+        &self,
+        balances: &Balances,
+        metrics: &QueryMetrics,
+    ) -> Result<Option<ConsistencyToken>, ApiError> {
         let Some(text) = &self.consistency_token else {
-            return Ok(());
+            return Ok(None);
         };
         let token = ConsistencyToken::decode(text).ok_or_else(|| {
             ApiError::validation(
@@ -54,7 +59,7 @@ impl ConsistencyParams {
         loop {
             if covers(&balances.progress().await?, &token) {
                 metrics.consistency_wait(true, started.elapsed().as_secs_f64());
-                return Ok(());
+                return Ok(Some(token));
             }
             if started.elapsed() + pause > MAX_WAIT {
                 metrics.consistency_wait(false, started.elapsed().as_secs_f64());

@@ -269,12 +269,13 @@ pub async fn store_inventory(
     let limit = page.limit_or(DEFAULT_ITEMS, MAX_ITEMS)? as usize;
     let after = page.after::<i64>()?;
     let q = filter.check()?;
-    consistency.wait(&state.balances, &state.metrics).await?;
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
     // The whole inventory — what dashboards poll — is rendered once per version.
     let whole = filter.is_empty() && after.is_none() && limit == DEFAULT_ITEMS as usize;
     let generation = state.view.generation();
     if whole
-        && let Some((version, freshness)) = state.balances.store_version(store).await
+        && let Some((version, freshness)) =
+            state.balances.store_version(store, token.as_ref()).await
         && let Some(rendered) = state.renderings.get(store, &version, generation)
     {
         return etag::send(&headers, &rendered, Some(&freshness));
@@ -283,7 +284,7 @@ pub async fn store_inventory(
         balances,
         freshness,
         version,
-    } = state.balances.of_store(store).await?;
+    } = state.balances.of_store(store, token.as_ref()).await?;
 
     let rendered = {
         let catalog = state.view.read();
@@ -399,8 +400,8 @@ pub async fn store_product(
     if !state.view.read().products.contains_key(&product) {
         return Err(ApiError::not_found("product", product));
     }
-    consistency.wait(&state.balances, &state.metrics).await?;
-    let (balance, freshness) = state.balances.one(store, product).await?;
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let (balance, freshness) = state.balances.one(store, product, token.as_ref()).await?;
     let catalog = state.view.read();
     let meta = catalog
         .products
@@ -476,8 +477,11 @@ pub async fn product_inventory(
             .filter(|store| principal.may_access(StoreId(*store)))
             .collect()
     };
-    consistency.wait(&state.balances, &state.metrics).await?;
-    let (balances, freshness) = state.balances.of_product(&stores, product).await?;
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let (balances, freshness) = state
+        .balances
+        .of_product(&stores, product, token.as_ref())
+        .await?;
 
     let catalog = state.view.read();
     let meta = catalog

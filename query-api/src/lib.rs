@@ -18,6 +18,7 @@ pub mod history;
 pub mod inventory;
 pub mod metrics;
 pub mod pagination;
+pub mod replica;
 pub mod reports;
 pub mod routes;
 pub mod users;
@@ -70,7 +71,7 @@ impl FromRef<ReadState> for Auth {
 #[derive(Debug)]
 pub struct App {
     server: Server,
-    /// Stops the catalog view's refresh loop.
+    /// Stops the catalog view's refresh loop and the balance replica.
     stop_view: CancellationToken,
 }
 
@@ -104,13 +105,24 @@ impl App {
                 },
             )
         });
+        let movements = base.settings.topics().movements();
+        let replica = replica::Replica::new(
+            base.redis.clone(),
+            &movements,
+            base.settings.query.replica_max_balances,
+            metrics.clone(),
+        );
+        if base.settings.query.replica_max_balances > 0 {
+            tokio::spawn(replica.clone().follow(stop_view.clone()));
+        }
         let reads = Reads {
             balances: balances::Balances::new(
                 base.redis.clone(),
                 base.pool.clone(),
                 &base.settings.kafka.consumer_group,
-                &base.settings.topics().movements(),
+                &movements,
                 metrics.clone(),
+                replica,
             ),
             pool: base.pool.clone(),
             read_pool,

@@ -1,7 +1,7 @@
 //! query-api's own metrics (HTTP request metrics come from service-kit). Labels are
 //! bounded: sources and outcomes, never ids.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Debug, Clone)]
 pub struct QueryMetrics {
@@ -11,6 +11,11 @@ pub struct QueryMetrics {
     consistency_waits: IntCounterVec,
     /// How long requests with a consistency token waited for the processors.
     consistency_wait_seconds: Histogram,
+    /// `bazaar_query_replica_reads_total{result="hit"|"miss"}`: balance reads answered
+    /// from query-api's copies, or not.
+    replica_reads: IntCounterVec,
+    /// `bazaar_query_replica_balances`: balances held in the copies.
+    replica_balances: IntGauge,
 }
 
 impl QueryMetrics {
@@ -36,8 +41,21 @@ impl QueryMetrics {
                     0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
             )?,
+            replica_reads: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_query_replica_reads_total",
+                    "Balance reads answered from query-api's in-memory copies of the Redis hashes (hit) or not (miss).",
+                ),
+                &["result"],
+            )?,
+            replica_balances: IntGauge::new(
+                "bazaar_query_replica_balances",
+                "Balances held in query-api's in-memory copies of the Redis hashes.",
+            )?,
         };
         registry.register(Box::new(metrics.redis_fallbacks.clone()))?;
+        registry.register(Box::new(metrics.replica_reads.clone()))?;
+        registry.register(Box::new(metrics.replica_balances.clone()))?;
         registry.register(Box::new(metrics.consistency_waits.clone()))?;
         registry.register(Box::new(metrics.consistency_wait_seconds.clone()))?;
         Ok(metrics)
@@ -45,6 +63,16 @@ impl QueryMetrics {
 
     pub fn redis_fallback(&self) {
         self.redis_fallbacks.inc();
+    }
+
+    pub fn replica_read(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.replica_reads.with_label_values(&[result]).inc();
+    }
+
+    pub fn replica_balances(&self, held: usize) {
+        self.replica_balances
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     pub fn consistency_wait(&self, reached: bool, seconds: f64) {

@@ -36,8 +36,8 @@ async fn current(
 ) -> Result<StoreBalances, ApiError> {
     principal.require(Permission::ReportRead)?;
     require_store(state, principal, store)?;
-    consistency.wait(&state.balances, &state.metrics).await?;
-    state.balances.of_store(store).await
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    state.balances.of_store(store, token.as_ref()).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

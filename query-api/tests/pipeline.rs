@@ -66,6 +66,23 @@ fn status_of(quantity: i64, store: i64) -> &'static str {
 }
 
 /// Every inventory-shaped answer of both stores, without `freshness`: to compare sources.
+/// Reads `path` until `done` says yes (within 5 s); returns that answer.
+async fn eventually(pipeline: &Pipeline, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let admin = pipeline.admin();
+    let started = std::time::Instant::now();
+    loop {
+        let body = pipeline.read(path, &admin).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "GET {path} never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn current_answers(pipeline: &Pipeline, base: &str) -> Vec<Value> {
     let admin = pipeline.admin();
     let mut answers = Vec::new();
@@ -413,10 +430,14 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
         "Redis down"
     );
     pipeline.stack.delete_redis_keys().await;
-    let (_, _, page) = pipeline
-        .get_from(&pipeline.query, "/v1/stores/2/inventory", &admin, &[])
+    // query-api's copies of the hashes go too: their versions are checked each second.
+    for store in [1, 2] {
+        let path = format!("/v1/stores/{store}/inventory");
+        eventually(&pipeline, &path, |page| {
+            page["freshness"]["source"] == "database"
+        })
         .await;
-    assert_eq!(page["freshness"]["source"], "database", "{page}");
+    }
     assert_eq!(
         current_answers(&pipeline, &pipeline.query).await,
         from_cache,
@@ -701,4 +722,58 @@ async fn polling_gets_not_modified_and_bad_parameters_name_the_field() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     pipeline.stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reads_from_query_apis_copies_follow_every_batch() {
+    let pipeline = Pipeline::start(true).await;
+    let admin = pipeline.admin();
+    let movements = recent_movements(600, 23);
+    let metrics = format!("{}/metrics", pipeline.query);
+    let hits = || async {
+        let text = pipeline
+            .client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|line| line.starts_with("bazaar_query_replica_reads_total{result=\"hit\""))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let quantity = |body: &Value| body["quantity"].as_i64().unwrap();
+    let mut posted = 0;
+    for chunk in movements.chunks(100) {
+        posted += chunk.len();
+        let model = Model::of(&movements[..posted]);
+        let token = pipeline.post(chunk).await;
+        for (store, ..) in STORES {
+            for product in 1..=PRODUCTS {
+                let expected = model.balances.get(&(store, product)).map_or(0, |b| b.0);
+                let path = format!("/v1/stores/{store}/inventory/{product}");
+                // With the token: this batch is in the answer, from a copy or not.
+                let read = pipeline
+                    .read(&format!("{path}?consistency_token={token}"), &admin)
+                    .await;
+                assert_eq!(quantity(&read), expected, "{path} after {posted}: {read}");
+                // Without: a copy taken before the batch is dropped by its notice.
+                let read = eventually(&pipeline, &path, |body| quantity(body) == expected).await;
+                assert_eq!(read["freshness"]["source"], "cache");
+            }
+            // The whole inventory agrees with the single reads.
+            let page = pipeline
+                .read(&format!("/v1/stores/{store}/inventory"), &admin)
+                .await;
+            for item in page["items"].as_array().unwrap() {
+                let product = item["product_id"].as_i64().unwrap();
+                let expected = model.balances.get(&(store, product)).map_or(0, |b| b.0);
+                assert_eq!(quantity(item), expected, "store {store}: {item}");
+            }
+        }
+    }
+    assert!(hits().await > 0, "no read was answered from the copies");
 }

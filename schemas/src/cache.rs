@@ -23,6 +23,13 @@ pub fn balances_version_key(store: StoreId) -> String {
     format!("balances_version:{store}")
 }
 
+/// Channel on which the processors publish a [`BalancesChanged`] notice after every
+/// write to the cached balances (after the writes, in the same pipeline): a reader that
+/// keeps copies of store hashes drops a store's copy on a notice naming it.
+pub fn balances_changed_channel() -> String {
+    "balances_changed".to_owned()
+}
+
 /// Channel on which the outcome of `movement_id` is published ([`OutcomeNotice`] JSON).
 pub fn outcome_channel(movement_id: Uuid) -> String {
     format!("outcome:{movement_id}")
@@ -39,6 +46,15 @@ pub struct CachedBalance {
     pub average_unit_cost_paise: Option<i64>,
     pub last_movement_id: Uuid,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Published on [`balances_changed_channel`]: these stores' hashes changed, and these
+/// partitions were committed up to (not including) these offsets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancesChanged {
+    pub stores: Vec<i64>,
+    /// Partition → next offset to process.
+    pub progress: Vec<(i32, i64)>,
 }
 
 /// A movement's outcome, published after the batch that decided it committed.

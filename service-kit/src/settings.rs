@@ -70,6 +70,15 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub movements: MovementSettings,
     pub processor: ProcessorSettings,
+    pub query: QuerySettings,
+}
+
+/// query-api's own.
+#[derive(Debug, Clone, Copy)]
+pub struct QuerySettings {
+    /// Most balances held in memory as copies of the Redis hashes (about 64 bytes each):
+    /// `QUERY_REPLICA_MAX_BALANCES`, 1000000; 0 turns the copies off.
+    pub replica_max_balances: usize,
 }
 
 /// How the processors cut their input into batches.
@@ -273,6 +282,9 @@ impl Settings {
             processor: ProcessorSettings {
                 batch_max: parse_or(&get, "PROCESSOR_BATCH_MAX", 5_000)?.max(1),
                 batch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_BATCH_WAIT_MS", 20)?),
+            },
+            query: QuerySettings {
+                replica_max_balances: parse_or(&get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,
             },
         };
         settings.refuse_development_defaults_in_production()?;
