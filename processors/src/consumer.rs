@@ -224,6 +224,7 @@ impl Processor {
                 self.measure_lag(&consumer, &state.positions);
                 lag_measured = Instant::now();
             }
+            let mut polling = Instant::now();
             let messages = match self.poll_batch(&consumer) {
                 Ok(messages) => messages,
                 Err(error) => break Err(error),
@@ -240,6 +241,7 @@ impl Processor {
                 self.runtime.block_on(notifier.recover(held));
                 continue;
             }
+            self.metrics.stage("poll", &mut polling);
             let started = Instant::now();
             let partitions: Vec<i32> = batch.keys().copied().collect();
             let run = self.process(state, notifier, &consumer, batch);
@@ -340,6 +342,7 @@ impl Processor {
         consumer: &Kafka,
         batch: BTreeMap<i32, Vec<OwnedMessage>>,
     ) -> anyhow::Result<usize> {
+        let mut clock = Instant::now();
         let mut records = Vec::new();
         let mut dead = Vec::new();
         let mut progress = Vec::with_capacity(batch.len());
@@ -377,6 +380,7 @@ impl Processor {
             ledger::catalog(&self.pool, &stores, &products),
             ledger::balances(&self.pool, &missing),
         )?;
+        self.metrics.stage("read", &mut clock);
         let loaded = hold(state, &missing, stored);
         for record in &records {
             state
@@ -392,9 +396,11 @@ impl Processor {
         );
         let changed = ledger::changed_balances(&records, &outcomes);
         let alerts = ledger::raised_alerts(&records, &outcomes, &catalog);
+        self.metrics.stage("decide", &mut clock);
         self.outputs
             .publish(&records, &outcomes, &changed, &alerts, &dead)
             .await?;
+        self.metrics.stage("publish", &mut clock);
         let decided = ledger::Decided {
             records: &records,
             outcomes: &outcomes,
@@ -403,6 +409,7 @@ impl Processor {
             progress: &progress,
         };
         ledger::commit(&self.pool, self.group(), &self.topic, &decided).await?;
+        self.metrics.stage("commit", &mut clock);
 
         // Committed: the batch is done whatever happens next.
         for step in &progress {
@@ -414,6 +421,7 @@ impl Processor {
                 state.balances.keys().copied().collect()
             })
             .await;
+        self.metrics.stage("cache", &mut clock);
         Ok(count)
     }
 

@@ -9,6 +9,10 @@ pub struct ProcessorMetrics {
     pub lag: IntGaugeVec,
     pub batch_size: Histogram,
     pub batch_seconds: Histogram,
+    /// `bazaar_processor_stage_duration_seconds{stage}`: where a batch's time goes —
+    /// `poll`, `read` (Postgres), `decide`, `publish` (outputs acknowledged), `commit`
+    /// (Postgres), `cache` (Redis).
+    pub stage_seconds: prometheus::HistogramVec,
     /// `bazaar_processor_movements_total{kind, status}`; status `dead_lettered` for DLQ.
     pub outcomes: IntCounterVec,
     /// Received by ingest → committed to Postgres.
@@ -43,6 +47,16 @@ impl ProcessorMetrics {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
             )?,
+            stage_seconds: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "bazaar_processor_stage_duration_seconds",
+                    "Time one batch spent in each stage.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+                &["stage"],
+            )?,
             outcomes: IntCounterVec::new(
                 Opts::new(
                     "bazaar_processor_movements_total",
@@ -71,10 +85,20 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.batch_size.clone()))?;
         registry.register(Box::new(metrics.batch_seconds.clone()))?;
+        registry.register(Box::new(metrics.stage_seconds.clone()))?;
         registry.register(Box::new(metrics.outcomes.clone()))?;
         registry.register(Box::new(metrics.end_to_end_seconds.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
         Ok(metrics)
+    }
+
+    /// Observes the time since `since` as `stage` and restarts the clock.
+    pub fn stage(&self, stage: &str, since: &mut std::time::Instant) {
+        let now = std::time::Instant::now();
+        self.stage_seconds
+            .with_label_values(&[stage])
+            .observe((now - *since).as_secs_f64());
+        *since = now;
     }
 
     pub fn error(&self, component: &str) {

@@ -270,9 +270,16 @@ pub async fn get_movement(
 ) -> Result<Json<MovementOutcome>, ApiError> {
     principal.require(Permission::InventoryRead)?;
     consistency.wait(&state.balances, &state.metrics).await?;
+    // The first outcome through movement_ids (its store and record time), the duplicates
+    // through their own index: the ledger has no index over every movement_id.
     let rows: Vec<LedgerRow> = sqlx::query_as(&format!(
-        "SELECT {LEDGER_COLUMNS} FROM movements WHERE movement_id = $1 \
-         ORDER BY status = 'duplicate', recorded_at, id"
+        "SELECT * FROM ( \
+           SELECT {LEDGER_COLUMNS} FROM movements \
+           WHERE (store_id, recorded_at) = (SELECT store_id, recorded_at FROM movement_ids WHERE movement_id = $1) \
+             AND movement_id = $1 AND status <> 'duplicate' \
+           UNION ALL \
+           SELECT {LEDGER_COLUMNS} FROM movements WHERE movement_id = $1 AND status = 'duplicate' \
+         ) outcomes ORDER BY status = 'duplicate', recorded_at, id"
     ))
     .bind(movement_id)
     .fetch_all(pool_for(&state, &consistency))
