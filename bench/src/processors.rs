@@ -83,6 +83,8 @@ pub async fn send(
 }
 
 /// The benchmark catalog: its pool, store ids, product ids and a supplier of this run.
+/// Every store has settings for every product (a reorder point of 20), as in a network
+/// where each store manages its range.
 pub async fn catalog(
     settings: &Settings,
     stores: i64,
@@ -95,6 +97,15 @@ pub async fn catalog(
         sqlx::query_scalar("INSERT INTO suppliers (name) VALUES ('Bench supplier') RETURNING id")
             .fetch_one(&pool)
             .await?;
+    sqlx::query(
+        "INSERT INTO store_products (store_id, product_id, reorder_point)
+         SELECT s, p, 20 FROM unnest($1::bigint[]) AS s, unnest($2::bigint[]) AS p
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&stores)
+    .bind(&products)
+    .execute(&pool)
+    .await?;
     Ok((pool, stores, products, supplier))
 }
 

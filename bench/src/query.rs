@@ -163,15 +163,6 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     })?;
     let (pool, stores, products, supplier) =
         crate::processors::catalog(&settings, options.stores, options.products).await?;
-    sqlx::query(
-        "INSERT INTO store_products (store_id, product_id, reorder_point)
-         SELECT s, p, 20 FROM unnest($1::bigint[]) AS s, unnest($2::bigint[]) AS p
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&stores)
-    .bind(&products)
-    .execute(&pool)
-    .await?;
     let seeding = Instant::now();
     seed_history(&pool, &stores, &products, options.ledger_rows).await?;
     eprintln!("history ready in {:.0} s", seeding.elapsed().as_secs_f64());

@@ -61,16 +61,28 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
         .collect())
 }
 
-/// The live stores (with their policy), live products and reorder points among these.
-pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::Result<CatalogView> {
+/// The live stores (with their policy), live products, and the reorder points of the
+/// (store, product) pairs a batch moves — only those pairs: a network where every store
+/// has settings for every product must not read stores × products rows per batch.
+pub async fn catalog(
+    pool: &PgPool,
+    stores: &[i64],
+    products: &[i64],
+    pairs: &[(i64, i64)],
+) -> sqlx::Result<CatalogView> {
+    let (pair_stores, pair_products): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
     let rows: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
         "SELECT 'store', id, 0::int8, negative_stock_policy FROM stores WHERE id = ANY($1) AND deleted_at IS NULL \
          UNION ALL SELECT 'product', id, 0, NULL FROM products WHERE id = ANY($2) AND deleted_at IS NULL \
-         UNION ALL SELECT 'reorder', store_id, product_id, reorder_point::text FROM store_products \
-           WHERE store_id = ANY($1) AND product_id = ANY($2) AND deleted_at IS NULL AND reorder_point IS NOT NULL",
+         UNION ALL SELECT 'reorder', sp.store_id, sp.product_id, sp.reorder_point::text \
+           FROM UNNEST($3::int8[], $4::int8[]) AS p(store_id, product_id) \
+           JOIN store_products sp ON sp.store_id = p.store_id AND sp.product_id = p.product_id \
+           WHERE sp.deleted_at IS NULL AND sp.reorder_point IS NOT NULL",
     )
     .bind(stores)
     .bind(products)
+    .bind(&pair_stores)
+    .bind(&pair_products)
     .fetch_all(pool)
     .await?;
     let mut view = CatalogView::default();

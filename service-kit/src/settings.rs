@@ -89,6 +89,9 @@ pub struct ProcessorSettings {
     /// Longest a batch waits to fill once its first movement arrived:
     /// `PROCESSOR_BATCH_WAIT_MS`, 20.
     pub batch_wait: Duration,
+    /// Postgres transactions one batch is written in at once, each with whole partitions
+    /// and their offsets: `PROCESSOR_COMMIT_PARALLELISM`, 2.
+    pub commit_parallelism: usize,
 }
 
 /// What ingest accepts of a movement's event time, and how fresh its catalog stays.
@@ -282,6 +285,7 @@ impl Settings {
             processor: ProcessorSettings {
                 batch_max: parse_or(&get, "PROCESSOR_BATCH_MAX", 5_000)?.max(1),
                 batch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_BATCH_WAIT_MS", 20)?),
+                commit_parallelism: parse_or(&get, "PROCESSOR_COMMIT_PARALLELISM", 2)?.max(1),
             },
             query: QuerySettings {
                 replica_max_balances: parse_or(&get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,
