@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use service_kit::postgres::CHANGED_SINCE;
 use sqlx::PgPool;
 
 /// Each refresh reads the rows changed since this long before the previous refresh began
@@ -73,21 +74,21 @@ impl CatalogCache {
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let since = read(&self.watermark).map(|watermark| watermark - OVERLAP);
         let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
-        let stores: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE $1::timestamptz IS NULL OR updated_at > $1",
-        )
+        let stores: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(&format!(
+            "SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE {CHANGED_SINCE}"
+        ))
         .bind(since)
         .fetch_all(pool)
         .await?;
-        let products: Changes<(i64, String, bool, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, sku, deleted_at IS NULL, updated_at FROM products WHERE $1::timestamptz IS NULL OR updated_at > $1",
-        )
+        let products: Changes<(i64, String, bool, DateTime<Utc>)> = sqlx::query_as(&format!(
+            "SELECT id, sku, deleted_at IS NULL, updated_at FROM products WHERE {CHANGED_SINCE}"
+        ))
         .bind(since)
         .fetch_all(pool)
         .await?;
-        let suppliers: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, deleted_at IS NULL, updated_at FROM suppliers WHERE $1::timestamptz IS NULL OR updated_at > $1",
-        )
+        let suppliers: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(&format!(
+            "SELECT id, deleted_at IS NULL, updated_at FROM suppliers WHERE {CHANGED_SINCE}"
+        ))
         .bind(since)
         .fetch_all(pool)
         .await?;

@@ -95,7 +95,7 @@ impl CatalogView {
             .unwrap_or_else(PoisonError::into_inner)
             .map(|watermark| watermark - OVERLAP);
         let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
-        let changed = "$1::timestamptz IS NULL OR updated_at > $1";
+        let changed = service_kit::postgres::CHANGED_SINCE;
         let products_sql = format!(
             "SELECT id, sku, name, category, unit, deleted_at IS NULL, updated_at FROM products WHERE {changed}"
         );

@@ -90,6 +90,11 @@ pub fn readiness_check(
     }
 }
 
+/// The rows a catalog copy reads on a refresh: changed after `$1`, or all of them when `$1`
+/// is NULL. One range over `updated_at` (each followed table has an index on it), so that
+/// a refresh of a quiet catalog reads an index page, not the table.
+pub const CHANGED_SINCE: &str = "updated_at > COALESCE($1::timestamptz, '-infinity')";
+
 /// Calls `refresh` every `every` until `stop`: an in-memory copy of Postgres rows (a
 /// catalog cache) follows their changes. A failed refresh is logged and retried on the
 /// next tick; the copy keeps serving what it has.
