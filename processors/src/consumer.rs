@@ -171,13 +171,13 @@ impl Processor {
     /// Runs until `shutdown`: finishes the batch in flight, commits it and leaves the
     /// group. A consumer that fails is dropped and a new one joins.
     pub fn run(self) {
-        let mut notifier = Notifier::new(
+        let mut notifier = Some(Notifier::new(
             self.redis.clone(),
             self.pool.clone(),
             self.group().to_owned(),
             self.topic.clone(),
             self.metrics.clone(),
-        );
+        ));
         while !self.shutdown.is_cancelled() {
             let mut state = State::default();
             match self.consume(&mut state, &mut notifier) {
@@ -213,9 +213,16 @@ impl Processor {
         Ok(Arc::new(consumer))
     }
 
-    fn consume(&self, state: &mut State, notifier: &mut Notifier) -> anyhow::Result<()> {
+    /// The loop. Batches are pipelined two deep: while batch N is committed (and then
+    /// cached) in the background, batch N+1 is polled, read, decided on the state N left in
+    /// memory, and published; N+1 goes to Postgres only once N has committed. If N fails,
+    /// N+1 is dropped unwritten and the partitions of both are read again from Postgres.
+    fn consume(&self, state: &mut State, notifier: &mut Option<Notifier>) -> anyhow::Result<()> {
         let consumer = self.consumer()?;
         let mut lag_measured = Instant::now();
+        let mut in_flight: Option<InFlight> = None;
+        // The first outcomes of the batch in flight: not in Postgres yet, but seen.
+        let mut pending: HashMap<uuid::Uuid, decide::Original> = HashMap::new();
         let result = loop {
             if self.shutdown.is_cancelled() {
                 break Ok(());
@@ -237,25 +244,56 @@ impl Processor {
             }
             let batch = in_order(messages, &state.positions);
             if batch.is_empty() {
-                let held = || state.balances.keys().copied().collect();
-                self.runtime.block_on(notifier.recover(held));
+                if let Some(flight) = in_flight.take() {
+                    pending.clear();
+                    if let Err(error) = self.land(flight, state, &consumer, notifier) {
+                        break Err(error);
+                    }
+                } else if let Some(notifier) = notifier.as_mut() {
+                    let held = || state.balances.keys().copied().collect();
+                    self.runtime.block_on(notifier.recover(held));
+                }
                 continue;
             }
             self.metrics.stage("poll", &mut polling);
             let started = Instant::now();
             let partitions: Vec<i32> = batch.keys().copied().collect();
-            let run = self.process(state, notifier, &consumer, batch);
-            match self.runtime.block_on(run) {
-                Ok(count) => {
-                    self.metrics.batch_size.observe(count as f64);
-                    self.metrics
-                        .batch_seconds
-                        .observe(started.elapsed().as_secs_f64());
+            let prepared = self.runtime.block_on(self.prepare(state, &pending, batch));
+            // N+1 is decided and published; N must be in Postgres before it.
+            let previous_landed = match in_flight.take() {
+                Some(flight) => match self.land(flight, state, &consumer, notifier) {
+                    Ok(landed) => landed,
+                    Err(error) => break Err(error),
+                },
+                None => true,
+            };
+            match prepared {
+                Ok((batch, seen)) if previous_landed => {
+                    pending = seen;
+                    let held: Vec<StoreId> = state.balances.keys().copied().collect();
+                    let Some(taken) = notifier.take() else {
+                        break Err(anyhow::anyhow!("the cache notifier is missing"));
+                    };
+                    let committer = self.committer();
+                    let task = self
+                        .runtime
+                        .spawn(async move { committer.write(taken, batch, held).await });
+                    in_flight = Some(InFlight {
+                        partitions,
+                        started,
+                        task,
+                    });
+                }
+                Ok(_) => {
+                    // Decided on top of a batch that did not commit.
+                    pending.clear();
+                    if let Err(error) = self.rewind(&consumer, state, &partitions) {
+                        break Err(error);
+                    }
                 }
                 Err(error) => {
-                    let fenced = matches!(error.downcast_ref(), Some(CommitError::Fenced));
-                    self.metrics
-                        .error(if fenced { "fenced" } else { component(&error) });
+                    pending.clear();
+                    self.metrics.error(component(&error));
                     tracing::warn!(
                         error = format!("{error:#}"),
                         ?partitions,
@@ -268,6 +306,8 @@ impl Processor {
                 }
             }
         };
+        // Whatever is in flight finishes (or fails) before the group is left.
+        let landed = in_flight.map(|flight| self.land(flight, state, &consumer, notifier));
         // Leave the group now (the partitions move at once), not after a session timeout.
         consumer.unsubscribe();
         for change in consumer.context().take() {
@@ -275,7 +315,90 @@ impl Processor {
                 state.drop_partitions(&partitions);
             }
         }
+        landed.transpose()?;
         result
+    }
+
+    /// Waits for the batch in flight. `Ok(false)`: it failed, and its partitions were
+    /// rewound to Postgres's offsets (so was its cache state).
+    fn land(
+        &self,
+        flight: InFlight,
+        state: &mut State,
+        consumer: &Kafka,
+        notifier: &mut Option<Notifier>,
+    ) -> anyhow::Result<bool> {
+        let InFlight {
+            partitions,
+            started,
+            task,
+        } = flight;
+        let landed = match self.runtime.block_on(task) {
+            Ok(landed) => landed,
+            Err(error) => {
+                // The task panicked: its notifier is gone; a fresh one rebuilds the cache.
+                *notifier = Some(self.notifier_marked_stale());
+                self.rewind(consumer, state, &partitions)?;
+                anyhow::bail!("committing a batch panicked: {error}");
+            }
+        };
+        *notifier = Some(landed.notifier);
+        let batch = &landed.batch;
+        for (range, progress) in &landed.committed {
+            let all = range.len() == batch.records.len();
+            let dead: &[DeadLetter] = if all { &batch.dead } else { &[] };
+            self.observe(
+                consumer,
+                &batch.records[range.clone()],
+                &batch.outcomes[range.clone()],
+                dead,
+                progress,
+            );
+        }
+        match landed.result {
+            Ok(()) => {
+                self.metrics.batch_size.observe(batch.count as f64);
+                self.metrics
+                    .batch_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(true)
+            }
+            Err(error) => {
+                let fenced = matches!(error.downcast_ref(), Some(CommitError::Fenced));
+                self.metrics
+                    .error(if fenced { "fenced" } else { component(&error) });
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    ?partitions,
+                    "A batch failed; reloading its partitions from Postgres and trying again."
+                );
+                self.rewind(consumer, state, &partitions)?;
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(false)
+            }
+        }
+    }
+
+    fn notifier_marked_stale(&self) -> Notifier {
+        let mut notifier = Notifier::new(
+            self.redis.clone(),
+            self.pool.clone(),
+            self.group().to_owned(),
+            self.topic.clone(),
+            self.metrics.clone(),
+        );
+        notifier.mark_stale();
+        notifier
+    }
+
+    fn committer(&self) -> Committer {
+        Committer {
+            pool: self.pool.clone(),
+            group: self.group().to_owned(),
+            topic: self.topic.clone(),
+            parallelism: self.settings.processor.commit_parallelism,
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Up to `batch_max` messages: waits up to `IDLE_POLL` for the first one, then at most
@@ -319,8 +442,14 @@ impl Processor {
         state: &mut State,
         partitions: &[i32],
     ) -> anyhow::Result<()> {
+        // Only partitions still ours are sought (one revoked meanwhile belongs elsewhere).
+        let owned: Vec<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|partition| state.positions.contains_key(partition))
+            .collect();
         state.drop_partitions(partitions);
-        let offsets = consumer.context().stored_offsets(partitions);
+        let offsets = consumer.context().stored_offsets(&owned);
         let topic = &self.topic;
         for (partition, offset) in offsets {
             consumer.seek(
@@ -334,14 +463,16 @@ impl Processor {
         Ok(())
     }
 
-    /// One batch, start to finish. Returns how many records it covered.
-    async fn process(
+    /// Batch N+1 up to its outputs: read what it needs (its movement ids also among
+    /// `pending`, the first outcomes of the batch in flight), decide it on the state in
+    /// memory, publish its outputs and wait for their acks. Moves the positions on.
+    /// Returns the batch to write and the first outcomes it decided.
+    async fn prepare(
         &self,
         state: &mut State,
-        notifier: &mut Notifier,
-        consumer: &Kafka,
+        pending: &HashMap<uuid::Uuid, decide::Original>,
         batch: BTreeMap<i32, Vec<OwnedMessage>>,
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<(Batch, HashMap<uuid::Uuid, decide::Original>)> {
         let mut clock = Instant::now();
         let mut records = Vec::new();
         let mut dead = Vec::new();
@@ -386,6 +517,11 @@ impl Processor {
             ledger::catalog(&self.pool, &stores, &products, &pairs),
             ledger::balances(&self.pool, &missing),
         )?;
+        for id in &ids {
+            if let Some(original) = pending.get(id) {
+                seen.entry(*id).or_insert(*original);
+            }
+        }
         self.metrics.stage("read", &mut clock);
         let loaded = hold(state, &missing, stored);
         for record in &records {
@@ -400,98 +536,27 @@ impl Processor {
             &catalog,
             records.iter().map(|record| &record.movement),
         );
-        // The batch is written in up to `commit_parallelism` transactions at once, each
-        // with whole partitions (their records are one run of `records`) and their offsets.
-        let parts: Vec<Part<'_>> = split(
-            &records,
-            &progress,
-            self.settings.processor.commit_parallelism,
-        )
-        .into_iter()
-        .map(|(range, progress)| {
-            let (records, outcomes) = (&records[range.clone()], &outcomes[range]);
-            Part {
-                records,
-                outcomes,
-                changed: ledger::changed_balances(records, outcomes),
-                alerts: ledger::raised_alerts(records, outcomes, &catalog),
-                progress,
-            }
-        })
-        .collect();
-        let changed: Vec<(&Record, Holding)> = parts
-            .iter()
-            .flat_map(|part| part.changed.iter().copied())
-            .collect();
-        let alerts: Vec<ledger::RaisedAlert<'_>> = parts
-            .iter()
-            .flat_map(|part| part.alerts.iter().cloned())
-            .collect();
+        let changed = ledger::changed_balances(&records, &outcomes);
+        let alerts = ledger::raised_alerts(&records, &outcomes, &catalog);
         self.metrics.stage("decide", &mut clock);
         self.outputs
             .publish(&records, &outcomes, &changed, &alerts, &dead)
             .await?;
         self.metrics.stage("publish", &mut clock);
-        let (pool, group, topic) = (&self.pool, self.group(), self.topic.as_str());
-        let results = futures::future::join_all(parts.iter().map(|part| {
-            let decided = part.decided();
-            async move { ledger::commit(pool, group, topic, &decided).await }
-        }))
-        .await;
-        self.metrics.stage("commit", &mut clock);
-
-        if results.iter().all(Result::is_ok) {
-            // Committed: the batch is done whatever happens next.
-            for step in &progress {
-                state.positions.insert(step.partition, step.next);
-            }
-            self.observe(consumer, &records, &outcomes, &dead, &progress);
-            notifier
-                .after_commit(&records, &outcomes, &changed, &progress, &loaded, || {
-                    state.balances.keys().copied().collect()
-                })
-                .await;
-        } else {
-            // Some parts committed and some did not: what committed is done (positions and
-            // cache follow it); the batch fails, and its partitions are read again from
-            // Postgres — where the committed parts already are.
-            let part_of: HashMap<StoreId, usize> = parts
-                .iter()
-                .enumerate()
-                .flat_map(|(at, part)| part.records.iter().map(move |r| (r.movement.store_id, at)))
-                .collect();
-            let mut loaded_by_part: Vec<Vec<_>> = parts.iter().map(|_| Vec::new()).collect();
-            for entry in loaded {
-                let at = part_of.get(&entry.0).copied().unwrap_or(0);
-                loaded_by_part[at].push(entry);
-            }
-            let mut failure = None;
-            for ((part, result), loaded) in parts.iter().zip(results).zip(loaded_by_part) {
-                if let Err(error) = result {
-                    failure.get_or_insert(error);
-                    continue;
-                }
-                for step in &part.progress {
-                    state.positions.insert(step.partition, step.next);
-                }
-                self.observe(consumer, part.records, part.outcomes, &[], &part.progress);
-                notifier
-                    .after_commit(
-                        part.records,
-                        part.outcomes,
-                        &part.changed,
-                        &part.progress,
-                        &loaded,
-                        || state.balances.keys().copied().collect(),
-                    )
-                    .await;
-            }
-            if let Some(error) = failure {
-                return Err(error.into());
-            }
+        drop((changed, alerts));
+        for step in &progress {
+            state.positions.insert(step.partition, step.next);
         }
-        self.metrics.stage("cache", &mut clock);
-        Ok(count)
+        let batch = Batch {
+            records,
+            outcomes,
+            dead,
+            progress,
+            catalog,
+            loaded,
+            count,
+        };
+        Ok((batch, seen))
     }
 
     fn observe(
@@ -606,6 +671,143 @@ fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
 }
 
 /// Adds freshly loaded stores to the held state; returns them as the cache writes them.
+/// A batch decided and published, to be written.
+struct Batch {
+    records: Vec<Record>,
+    outcomes: Vec<decide::Outcome>,
+    dead: Vec<DeadLetter>,
+    progress: Vec<Progress>,
+    catalog: decide::CatalogView,
+    /// Stores whose whole state this batch loaded (their cache entries are written whole).
+    loaded: Vec<(StoreId, Vec<(ProductId, CachedBalance)>)>,
+    /// Kafka records covered, dead letters included.
+    count: usize,
+}
+
+/// The batch being written in the background.
+struct InFlight {
+    partitions: Vec<i32>,
+    started: Instant,
+    task: tokio::task::JoinHandle<Landed>,
+}
+
+/// A written batch (or not), with the notifier it borrowed.
+struct Landed {
+    notifier: Notifier,
+    batch: Batch,
+    /// The runs of `batch.records` (with their partitions' progress) now in Postgres.
+    committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
+    result: anyhow::Result<()>,
+}
+
+/// Writes batches: Postgres, then Redis.
+struct Committer {
+    pool: PgPool,
+    group: String,
+    topic: String,
+    parallelism: usize,
+    metrics: ProcessorMetrics,
+}
+
+impl Committer {
+    /// Commits `batch` in up to `parallelism` transactions at once, each with whole
+    /// partitions (their records are one run of `records`) and their offsets; then brings
+    /// the cache up to what committed.
+    async fn write(self, mut notifier: Notifier, batch: Batch, held: Vec<StoreId>) -> Landed {
+        let mut clock = Instant::now();
+        let runs = split(&batch.records, &batch.progress, self.parallelism);
+        let parts: Vec<Part<'_>> = runs
+            .iter()
+            .map(|(range, progress)| {
+                let records = &batch.records[range.clone()];
+                let outcomes = &batch.outcomes[range.clone()];
+                Part {
+                    records,
+                    outcomes,
+                    changed: ledger::changed_balances(records, outcomes),
+                    alerts: ledger::raised_alerts(records, outcomes, &batch.catalog),
+                    progress: progress.clone(),
+                }
+            })
+            .collect();
+        let (pool, group, topic) = (&self.pool, self.group.as_str(), self.topic.as_str());
+        let results = futures::future::join_all(parts.iter().map(|part| {
+            let decided = part.decided();
+            async move { ledger::commit(pool, group, topic, &decided).await }
+        }))
+        .await;
+        self.metrics.stage("commit", &mut clock);
+
+        let held = move || held;
+        let mut committed = Vec::new();
+        let result = if results.iter().all(Result::is_ok) {
+            let changed: Vec<(&Record, Holding)> = parts
+                .iter()
+                .flat_map(|part| part.changed.iter().copied())
+                .collect();
+            notifier
+                .after_commit(
+                    &batch.records,
+                    &batch.outcomes,
+                    &changed,
+                    &batch.progress,
+                    &batch.loaded,
+                    held,
+                )
+                .await;
+            committed.push((0..batch.records.len(), batch.progress.clone()));
+            Ok(())
+        } else {
+            // Some parts committed and some did not: the cache follows what committed; the
+            // batch fails, and its partitions are read again from Postgres — where the
+            // committed parts already are.
+            let part_of: HashMap<StoreId, usize> = parts
+                .iter()
+                .enumerate()
+                .flat_map(|(at, part)| {
+                    part.records
+                        .iter()
+                        .map(move |record| (record.movement.store_id, at))
+                })
+                .collect();
+            let mut loaded_by_part: Vec<Vec<_>> = parts.iter().map(|_| Vec::new()).collect();
+            for entry in &batch.loaded {
+                let at = part_of.get(&entry.0).copied().unwrap_or(0);
+                loaded_by_part[at].push(entry.clone());
+            }
+            let mut failure = None;
+            for (((part, result), loaded), (range, _)) in
+                parts.iter().zip(results).zip(loaded_by_part).zip(&runs)
+            {
+                if let Err(error) = result {
+                    failure.get_or_insert(error);
+                    continue;
+                }
+                notifier
+                    .after_commit(
+                        part.records,
+                        part.outcomes,
+                        &part.changed,
+                        &part.progress,
+                        &loaded,
+                        held.clone(),
+                    )
+                    .await;
+                committed.push((range.clone(), part.progress.clone()));
+            }
+            Err(failure.map_or_else(|| anyhow::anyhow!("a part failed"), anyhow::Error::from))
+        };
+        self.metrics.stage("cache", &mut clock);
+        drop(parts);
+        Landed {
+            notifier,
+            batch,
+            committed,
+            result,
+        }
+    }
+}
+
 /// The share of a batch written in one transaction: whole partitions, and their offsets.
 struct Part<'a> {
     records: &'a [Record],

@@ -85,6 +85,11 @@ impl Notifier {
         }
     }
 
+    /// The cache may have missed writes: rebuild it before trusting it again.
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
     /// After a commit: `loaded` are stores whose whole state this batch loaded (their
     /// cache entry is written whole), `held` every store this processor holds.
     pub async fn after_commit(
