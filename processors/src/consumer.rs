@@ -1,13 +1,16 @@
-//! The processing loop. One thread owns the Kafka consumer and runs batch after batch:
-//! poll (bounded by count and time) → read what the batch needs from Postgres → decide in
+//! The processing loop. One thread owns the Kafka consumer; each batch goes: poll
+//! (bounded by count and time) → read what the batch needs from Postgres → decide in
 //! memory → produce the outputs and wait for their acks → commit the batch and the
-//! partitions' next offsets in one Postgres statement → update Redis.
+//! partitions' next offsets (in up to `PROCESSOR_COMMIT_PARALLELISM` transactions of
+//! whole partitions) → update Redis. The last two steps run in the background while the
+//! next batch goes through the first four, so Postgres and the processor work at once; a
+//! batch is written only after the one before it committed.
 //!
-//! Rebalances are handled inside `poll`, so between batches: a batch in flight is always
-//! finished (or failed) before its partitions can be revoked. On assignment the consumer
-//! seeks to the offsets stored in Postgres, never to Kafka's. A commit that finds another
-//! processor moved an offset first is refused by Postgres, so even a processor that missed
-//! its revocation cannot write a batch twice.
+//! Rebalances are handled inside `poll`, which may now run while a batch is being
+//! written. On assignment the consumer seeks to the offsets stored in Postgres, never to
+//! Kafka's. A commit that finds another processor moved an offset first is refused by
+//! Postgres, so even a processor that lost its partitions while writing cannot write a
+//! batch twice: the new owner's first commit, or this one, is refused and re-read.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
