@@ -33,6 +33,11 @@ use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
 use crate::outputs::{DeadLetter, Outputs};
 
+/// Each read of setting changes goes back this far before the previous one (by the
+/// database's clock): a transaction that commits after a read may carry an `updated_at`
+/// from before it.
+const SETTINGS_OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
+
 /// How long an idle poll blocks before the loop looks at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
@@ -135,12 +140,21 @@ struct State {
     partition_of: HashMap<StoreId, i32>,
     /// Next offset to process per owned partition (as stored in Postgres).
     positions: HashMap<i32, i64>,
+    /// The reorder points of each held store's settings, by product.
+    reorder_points: HashMap<StoreId, HashMap<ProductId, i64>>,
+    /// When (by the database's clock) setting changes were last read.
+    settings_read: Option<DateTime<Utc>>,
 }
 
 impl State {
     fn drop_partitions(&mut self, partitions: &[i32]) {
         let partition_of = &self.partition_of;
         self.balances.retain(|store, _| {
+            partition_of
+                .get(store)
+                .is_none_or(|partition| !partitions.contains(partition))
+        });
+        self.reorder_points.retain(|store, _| {
             partition_of
                 .get(store)
                 .is_none_or(|partition| !partitions.contains(partition))
@@ -515,11 +529,43 @@ impl Processor {
             .copied()
             .filter(|store| !state.balances.contains_key(&StoreId(*store)))
             .collect();
-        let (mut seen, catalog, stored) = tokio::try_join!(
+        let since = state.settings_read.map(|at| at - SETTINGS_OVERLAP);
+        let (mut seen, mut catalog, stored, points, (read_at, changes)) = tokio::try_join!(
             ledger::seen(&self.pool, &ids),
-            ledger::catalog(&self.pool, &stores, &products, &pairs),
+            ledger::catalog(&self.pool, &stores, &products),
             ledger::balances(&self.pool, &missing),
+            ledger::reorder_points(&self.pool, &missing),
+            ledger::settings_changed(&self.pool, since),
         )?;
+        // Changes to the stores held before this batch; the stores it takes on are read
+        // whole, at least as new.
+        state.settings_read = Some(read_at);
+        for change in changes {
+            if let Some(points) = state.reorder_points.get_mut(&change.store) {
+                match change.reorder_point {
+                    Some(point) => points.insert(change.product, point),
+                    None => points.remove(&change.product),
+                };
+            }
+        }
+        for store in &missing {
+            state.reorder_points.entry(StoreId(*store)).or_default();
+        }
+        for (store, product, point) in points {
+            state
+                .reorder_points
+                .entry(StoreId(store))
+                .or_default()
+                .insert(ProductId(product), point);
+        }
+        catalog.reorder_points = pairs
+            .iter()
+            .filter_map(|(store, product)| {
+                let (store, product) = (StoreId(*store), ProductId(*product));
+                let point = state.reorder_points.get(&store)?.get(&product)?;
+                Some(((store, product), *point))
+            })
+            .collect();
         for id in &ids {
             if let Some(original) = pending.get(id) {
                 seen.entry(*id).or_insert(*original);

@@ -61,32 +61,20 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
         .collect())
 }
 
-/// The live stores (with their policy), live products, and the reorder points of the
-/// (store, product) pairs a batch moves — only those pairs: a network where every store
-/// has settings for every product must not read stores × products rows per batch.
-pub async fn catalog(
-    pool: &PgPool,
-    stores: &[i64],
-    products: &[i64],
-    pairs: &[(i64, i64)],
-) -> sqlx::Result<CatalogView> {
-    let (pair_stores, pair_products): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
+/// The live stores (with their policy) and live products among these. Reorder points are
+/// held in memory with the stores' balances (see [`reorder_points`] and
+/// [`settings_changed`]).
+pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::Result<CatalogView> {
     let rows: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
         "SELECT 'store', id, 0::int8, negative_stock_policy FROM stores WHERE id = ANY($1) AND deleted_at IS NULL \
-         UNION ALL SELECT 'product', id, 0, NULL FROM products WHERE id = ANY($2) AND deleted_at IS NULL \
-         UNION ALL SELECT 'reorder', sp.store_id, sp.product_id, sp.reorder_point::text \
-           FROM UNNEST($3::int8[], $4::int8[]) AS p(store_id, product_id) \
-           JOIN store_products sp ON sp.store_id = p.store_id AND sp.product_id = p.product_id \
-           WHERE sp.deleted_at IS NULL AND sp.reorder_point IS NOT NULL",
+         UNION ALL SELECT 'product', id, 0, NULL FROM products WHERE id = ANY($2) AND deleted_at IS NULL",
     )
     .bind(stores)
     .bind(products)
-    .bind(&pair_stores)
-    .bind(&pair_products)
     .fetch_all(pool)
     .await?;
     let mut view = CatalogView::default();
-    for (kind, first, second, text) in rows {
+    for (kind, first, _, text) in rows {
         match kind.as_str() {
             "store" => {
                 view.stores
@@ -95,15 +83,66 @@ pub async fn catalog(
             "product" => {
                 view.live_products.insert(ProductId(first));
             }
-            _ => {
-                if let Some(point) = text.and_then(|text| text.parse().ok()) {
-                    view.reorder_points
-                        .insert((StoreId(first), ProductId(second)), point);
-                }
-            }
+            _ => {}
         }
     }
     Ok(view)
+}
+
+/// The reorder points of these stores' live settings: (store, product, point).
+pub async fn reorder_points(pool: &PgPool, stores: &[i64]) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    if stores.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT store_id, product_id, reorder_point FROM store_products \
+         WHERE store_id = ANY($1) AND deleted_at IS NULL AND reorder_point IS NOT NULL",
+    )
+    .bind(stores)
+    .fetch_all(pool)
+    .await
+}
+
+/// A store setting changed: its reorder point if it is live and has one.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingChange {
+    pub store: StoreId,
+    pub product: ProductId,
+    pub reorder_point: Option<i64>,
+}
+
+/// The database's time now, and the settings changed after `since` (none without one).
+pub async fn settings_changed(
+    pool: &PgPool,
+    since: Option<DateTime<Utc>>,
+) -> sqlx::Result<(DateTime<Utc>, Vec<SettingChange>)> {
+    type Row = (
+        DateTime<Utc>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<bool>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH t AS (SELECT now() AS at) \
+         SELECT t.at, sp.store_id, sp.product_id, sp.reorder_point, sp.deleted_at IS NULL \
+         FROM t LEFT JOIN store_products sp ON sp.updated_at > COALESCE($1::timestamptz, 'infinity')",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let read_at = rows.first().map_or_else(Utc::now, |row| row.0);
+    let changes = rows
+        .into_iter()
+        .filter_map(|(_, store, product, point, live)| {
+            Some(SettingChange {
+                store: StoreId(store?),
+                product: ProductId(product?),
+                reorder_point: point.filter(|_| live == Some(true)),
+            })
+        })
+        .collect();
+    Ok((read_at, changes))
 }
 
 /// A balance as stored.

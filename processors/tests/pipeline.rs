@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::message::Headers;
-use schemas::{AvroRecord, Balance, LedgerEntry};
+use schemas::{AvroRecord, Balance, LedgerEntry, MovementKind};
 use service_kit::testing::TestStack;
 use support::*;
 
@@ -216,4 +216,66 @@ async fn assert_redis_balances(stack: &TestStack, model: &Model) {
         .map(|(key, (quantity, _))| (*key, *quantity))
         .collect();
     assert_eq!(cached, expected, "Redis balances");
+}
+
+#[tokio::test]
+async fn a_reorder_point_changed_while_the_store_is_held_takes_effect() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let topic = stack.settings.topics().movements();
+    let producer = producer(&stack);
+    let stop = start_processor(&stack).await;
+    let movement = |id: u128, kind: MovementKind, quantity: i64| {
+        let mut movement = movements(1, 5).remove(0);
+        movement.movement_id = uuid::Uuid::from_u128(id);
+        movement.store_id = schemas::StoreId(1);
+        movement.product_id = schemas::ProductId(1);
+        movement.kind = kind;
+        movement.quantity = quantity;
+        movement.supplier_id =
+            (kind == MovementKind::StockIn).then_some(schemas::SupplierId(SUPPLIER));
+        movement.unit_cost_paise = (kind == MovementKind::StockIn).then_some(100);
+        movement.unit_price_paise = (kind == MovementKind::Sale).then_some(150);
+        movement.reason = None;
+        movement
+    };
+    let alerts = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT kind FROM alerts WHERE store_id = 1 AND product_id = 1 ORDER BY id",
+        )
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap()
+    };
+    // Store 1 is taken on with reorder point 10; 30 in stock.
+    produce(&producer, &topic, &[movement(1, MovementKind::StockIn, 30)]).await;
+    wait_committed(&stack, 1, Duration::from_secs(30)).await;
+    // Raised to 25 while the processor holds the store: a sale to 24 is now low.
+    sqlx::query(
+        "UPDATE store_products SET reorder_point = 25, updated_at = now() WHERE store_id = 1 AND product_id = 1",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    produce(&producer, &topic, &[movement(2, MovementKind::Sale, 6)]).await;
+    wait_committed(&stack, 2, Duration::from_secs(30)).await;
+    assert_eq!(alerts().await, ["low_stock"], "24 ≤ the new point 25");
+    // Its settings deleted: no reorder point, so only reaching zero alerts.
+    sqlx::query(
+        "UPDATE store_products SET deleted_at = now(), updated_at = now() WHERE store_id = 1 AND product_id = 1",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    produce(&producer, &topic, &[movement(3, MovementKind::StockIn, 10)]).await;
+    produce(&producer, &topic, &[movement(4, MovementKind::Sale, 34)]).await;
+    wait_committed(&stack, 4, Duration::from_secs(30)).await;
+    let kinds = alerts().await;
+    assert_eq!(kinds.first().map(String::as_str), Some("low_stock"));
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("out_of_stock"),
+        "{kinds:?}"
+    );
+    let _ = stop.send(());
 }
