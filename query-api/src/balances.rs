@@ -195,12 +195,7 @@ impl Balances {
             });
         }
         let mark = self.replica.mark();
-        let key = self
-            .redis
-            .key(&cache::balances_key(schemas::StoreId(store)));
-        let version_key = self
-            .redis
-            .key(&cache::balances_version_key(schemas::StoreId(store)));
+        let (key, version_key) = store_keys(&self.redis, store);
         let mut pipe = redis::pipe();
         // The processors write the hash, then the version, then the progress: read in the
         // other order, the hash is at least as new as the version and the progress.
@@ -255,9 +250,7 @@ impl Balances {
         if let Some((snapshot, freshness)) = self.replica.get(store, after) {
             return Some((snapshot.version.clone(), freshness));
         }
-        let version_key = self
-            .redis
-            .key(&cache::balances_version_key(schemas::StoreId(store)));
+        let (_, version_key) = store_keys(&self.redis, store);
         let mut pipe = redis::pipe();
         pipe.hgetall(&*self.progress_key).get(&version_key);
         let (progress, version) = self
@@ -360,6 +353,15 @@ impl Balances {
         let balances = rows.into_iter().map(|row| (row.0, balance(row))).collect();
         Ok((balances, Self::database(processed)))
     }
+}
+
+/// The Redis keys of `store`'s balance hash and of its version.
+pub(crate) fn store_keys(redis: &Redis, store: i64) -> (String, String) {
+    let store = schemas::StoreId(store);
+    (
+        redis.key(&cache::balances_key(store)),
+        redis.key(&cache::balances_version_key(store)),
+    )
 }
 
 pub(crate) fn parse_all(fields: Vec<(i64, String)>) -> Option<Vec<(i64, Balance)>> {

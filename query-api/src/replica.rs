@@ -29,7 +29,7 @@ use schemas::consistency::ConsistencyToken;
 use service_kit::redis::Redis;
 use tokio_util::sync::CancellationToken;
 
-use crate::balances::{Balance, Freshness, Source, parse_all};
+use crate::balances::{Balance, Freshness, Source, parse_all, store_keys};
 use crate::consistency::covers;
 use crate::metrics::QueryMetrics;
 
@@ -270,12 +270,7 @@ impl Replica {
 
     /// `store`'s hash and version, if Redis holds both and they parse.
     async fn read_store(&self, store: i64) -> redis::RedisResult<Option<Snapshot>> {
-        let key = self
-            .redis
-            .key(&cache::balances_key(schemas::StoreId(store)));
-        let version_key = self
-            .redis
-            .key(&cache::balances_version_key(schemas::StoreId(store)));
+        let (key, version_key) = store_keys(&self.redis, store);
         let mut connection = self.redis.connection().await?;
         let (exists, version, fields): (bool, Option<String>, Vec<(i64, String)>) = redis::pipe()
             .exists(&key)
