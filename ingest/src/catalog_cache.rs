@@ -6,17 +6,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use service_kit::postgres::CHANGED_SINCE;
+use service_kit::postgres::{CHANGE_OVERLAP, CHANGED_SINCE};
 use sqlx::PgPool;
-
-/// Each refresh reads the rows changed since this long before the previous refresh began
-/// (by the database's clock): a transaction that commits after a read may carry an
-/// `updated_at` from before it. Measured from the read, not from the newest row, so a
-/// quiet catalog is not read again and again.
-const OVERLAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductEntry {
@@ -72,7 +65,7 @@ impl CatalogCache {
 
     /// Reads the rows changed since the last refresh (all of them the first time).
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let since = read(&self.watermark).map(|watermark| watermark - OVERLAP);
+        let since = read(&self.watermark).map(|watermark| watermark - CHANGE_OVERLAP);
         let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
         let stores: Changes<(i64, bool, DateTime<Utc>)> = sqlx::query_as(&format!(
             "SELECT id, deleted_at IS NULL, updated_at FROM stores WHERE {CHANGED_SINCE}"

@@ -181,15 +181,8 @@ async fn failed_logins_lock_the_username_but_successful_ones_are_never_throttled
     .await;
     assert_eq!(status, 401);
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        service_kit::testing::get_text(&app.client, &format!("{}/metrics", app.base)).await;
     assert!(
         metrics.contains("bazaar_logins_total{outcome=\"throttled\",service=\"ingest\"} 1"),
         "{metrics}"

@@ -546,16 +546,8 @@ async fn a_batch_answers_per_line_and_produces_the_valid_lines_even_when_others_
     .await;
     assert_eq!(status, 400);
 
-    let metrics = w
-        .app
-        .client
-        .get(format!("{}/metrics", w.app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        service_kit::testing::get_text(&w.app.client, &format!("{}/metrics", w.app.base)).await;
     assert!(metrics.contains(r#"bazaar_movements_total{kind="sale",outcome="accepted",reason="none",service="ingest"} 2"#), "{metrics}");
     assert!(metrics.contains(r#"bazaar_movements_total{kind="sale",outcome="refused",reason="store_forbidden",service="ingest"} 1"#), "{metrics}");
     assert!(

@@ -33,11 +33,6 @@ use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
 use crate::outputs::{DeadLetter, Outputs};
 
-/// Each read of setting changes goes back this far before the previous one (by the
-/// database's clock): a transaction that commits after a read may carry an `updated_at`
-/// from before it.
-const SETTINGS_OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
-
 /// How long an idle poll blocks before the loop looks at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
@@ -529,7 +524,9 @@ impl Processor {
             .copied()
             .filter(|store| !state.balances.contains_key(&StoreId(*store)))
             .collect();
-        let since = state.settings_read.map(|at| at - SETTINGS_OVERLAP);
+        let since = state
+            .settings_read
+            .map(|at| at - service_kit::postgres::CHANGE_OVERLAP);
         let (mut seen, mut catalog, stored, points, (read_at, changes)) = tokio::try_join!(
             ledger::seen(&self.pool, &ids),
             ledger::catalog(&self.pool, &stores, &products),

@@ -65,16 +65,16 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
 /// held in memory with the stores' balances (see [`reorder_points`] and
 /// [`settings_changed`]).
 pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::Result<CatalogView> {
-    let rows: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT 'store', id, 0::int8, negative_stock_policy FROM stores WHERE id = ANY($1) AND deleted_at IS NULL \
-         UNION ALL SELECT 'product', id, 0, NULL FROM products WHERE id = ANY($2) AND deleted_at IS NULL",
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT 'store', id, negative_stock_policy FROM stores WHERE id = ANY($1) AND deleted_at IS NULL \
+         UNION ALL SELECT 'product', id, NULL FROM products WHERE id = ANY($2) AND deleted_at IS NULL",
     )
     .bind(stores)
     .bind(products)
     .fetch_all(pool)
     .await?;
     let mut view = CatalogView::default();
-    for (kind, first, _, text) in rows {
+    for (kind, first, text) in rows {
         match kind.as_str() {
             "store" => {
                 view.stores

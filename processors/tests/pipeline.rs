@@ -250,23 +250,22 @@ async fn a_reorder_point_changed_while_the_store_is_held_takes_effect() {
     // Store 1 is taken on with reorder point 10; 30 in stock.
     produce(&producer, &topic, &[movement(1, MovementKind::StockIn, 30)]).await;
     wait_committed(&stack, 1, Duration::from_secs(30)).await;
+    let pool = &stack.pool;
+    let settings = |change: &'static str| async move {
+        sqlx::query(&format!(
+            "UPDATE store_products SET {change}, updated_at = now() WHERE store_id = 1 AND product_id = 1"
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+    };
     // Raised to 25 while the processor holds the store: a sale to 24 is now low.
-    sqlx::query(
-        "UPDATE store_products SET reorder_point = 25, updated_at = now() WHERE store_id = 1 AND product_id = 1",
-    )
-    .execute(&stack.pool)
-    .await
-    .unwrap();
+    settings("reorder_point = 25").await;
     produce(&producer, &topic, &[movement(2, MovementKind::Sale, 6)]).await;
     wait_committed(&stack, 2, Duration::from_secs(30)).await;
     assert_eq!(alerts().await, ["low_stock"], "24 ≤ the new point 25");
     // Its settings deleted: no reorder point, so only reaching zero alerts.
-    sqlx::query(
-        "UPDATE store_products SET deleted_at = now(), updated_at = now() WHERE store_id = 1 AND product_id = 1",
-    )
-    .execute(&stack.pool)
-    .await
-    .unwrap();
+    settings("deleted_at = now()").await;
     produce(&producer, &topic, &[movement(3, MovementKind::StockIn, 10)]).await;
     produce(&producer, &topic, &[movement(4, MovementKind::Sale, 34)]).await;
     wait_committed(&stack, 4, Duration::from_secs(30)).await;

@@ -19,7 +19,6 @@
 //! Bounded: past `QUERY_REPLICA_MAX_BALANCES` balances, the copies held longest go first.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
@@ -120,7 +119,6 @@ pub struct Replica {
     copies: RwLock<Copies>,
     /// Stores being read in the background.
     reading: Mutex<HashSet<i64>>,
-    running: AtomicBool,
 }
 
 impl Replica {
@@ -133,7 +131,6 @@ impl Replica {
             max_balances,
             copies: RwLock::default(),
             reading: Mutex::default(),
-            running: AtomicBool::new(false),
         })
     }
 
@@ -288,11 +285,8 @@ impl Replica {
     }
 
     /// Follows the processors' notices until `stop`, subscribing again whenever the
-    /// subscription is lost. Runs once per replica.
+    /// subscription is lost. Run it once per replica.
     pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
-        if self.running.swap(true, Ordering::SeqCst) {
-            return;
-        }
         while !stop.is_cancelled() {
             if let Err(error) = self.subscribed(&stop).await {
                 tracing::debug!(%error, "The balance notices are not followed; reads go to Redis.");

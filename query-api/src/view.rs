@@ -7,16 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-
-/// Each refresh reads the rows changed since this long before the previous refresh began
-/// (by the database's clock): a transaction that commits after a read may carry an
-/// `updated_at` from before it. Measured from the read, not from the newest row, so a
-/// quiet catalog is not read again and again.
-const OVERLAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ProductMeta {
@@ -93,7 +86,7 @@ impl CatalogView {
             .watermark
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .map(|watermark| watermark - OVERLAP);
+            .map(|watermark| watermark - service_kit::postgres::CHANGE_OVERLAP);
         let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
         let changed = service_kit::postgres::CHANGED_SINCE;
         let products_sql = format!(

@@ -354,15 +354,8 @@ async fn every_role_reads_the_catalog_but_only_admins_read_users() {
 async fn the_openapi_document_validates_and_describes_every_read_route() {
     let stack = TestStack::start().await;
     let app = start(&stack).await;
-    let text = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text =
+        service_kit::testing::get_text(&app.client, &format!("{}/openapi.json", app.base)).await;
     service_kit::testing::assert_valid_openapi(&text);
     let document: Value = serde_json::from_str(&text).unwrap();
     for path in [

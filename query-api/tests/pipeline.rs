@@ -731,15 +731,7 @@ async fn hot_reads_from_query_apis_copies_follow_every_batch() {
     let movements = recent_movements(600, 23);
     let metrics = format!("{}/metrics", pipeline.query);
     let hits = || async {
-        let text = pipeline
-            .client
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = service_kit::testing::get_text(&pipeline.client, &metrics).await;
         text.lines()
             .find(|line| line.starts_with("bazaar_query_replica_reads_total{result=\"hit\""))
             .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())

@@ -95,6 +95,12 @@ pub fn readiness_check(
 /// a refresh of a quiet catalog reads an index page, not the table.
 pub const CHANGED_SINCE: &str = "updated_at > COALESCE($1::timestamptz, '-infinity')";
 
+/// Each refresh reads the rows changed since this long before the previous refresh began
+/// (by the database's clock): a transaction that commits after a read may carry an
+/// `updated_at` from before it. Measured from the read, not from the newest row, so a
+/// quiet catalog is not read again and again.
+pub const CHANGE_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Calls `refresh` every `every` until `stop`: an in-memory copy of Postgres rows (a
 /// catalog cache) follows their changes. A failed refresh is logged and retried on the
 /// next tick; the copy keeps serving what it has.

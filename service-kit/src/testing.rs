@@ -31,6 +31,18 @@ fn stack_missing(what: &str, error: impl std::fmt::Display) -> ! {
     panic!("the local stack is not reachable ({what}: {error}); run `make up` first")
 }
 
+/// `GET url` and its body as text (a service's `/metrics`, `/openapi.json`, …).
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+        .text()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+}
+
 /// A record read back from a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRecord {
