@@ -66,7 +66,7 @@ impl App {
             )
         });
         let metrics = metrics::MovementMetrics::register(base.metrics.registry())?;
-        let movements = movements::MovementsState {
+        let movements = movements::MovementsState(std::sync::Arc::new(movements::Movements {
             auth: service_kit::auth::Auth(keys),
             cache,
             producer: movements::producer::MovementProducer::new(
@@ -77,7 +77,7 @@ impl App {
             settings: base.settings.movements,
             metrics,
             outcomes: outcomes::Outcomes::new(base.redis.clone()),
-        };
+        }));
         let api = routes::api(login, movements, limits);
         let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";
         let server = base.serve(readiness, description, Some(api)).await?;

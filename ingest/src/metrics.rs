@@ -1,7 +1,8 @@
 //! ingest's own metrics (the HTTP ones come from service-kit). Labels are bounded: kind,
 //! outcome and the problem's stable code — never ids or SKUs.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use schemas::MovementKind;
 
 #[derive(Debug, Clone)]
 pub struct MovementMetrics {
@@ -13,18 +14,31 @@ pub struct MovementMetrics {
     pub in_flight: IntGauge,
     /// Lines per batch request.
     pub batch_size: Histogram,
+    /// `movements{kind, outcome="accepted"}` for each known kind, looked up once: the
+    /// hot path counts without hashing label values.
+    accepted: Vec<(MovementKind, IntCounter)>,
 }
 
 impl MovementMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let movements = IntCounterVec::new(
+            Opts::new(
+                "bazaar_movements_total",
+                "Movements accepted (on the topic) or refused, by kind and reason.",
+            ),
+            &["kind", "outcome", "reason"],
+        )?;
+        let accepted = MovementKind::KNOWN
+            .iter()
+            .map(|kind| {
+                let counter =
+                    movements.get_metric_with_label_values(&[kind.as_str(), "accepted", "none"])?;
+                Ok((*kind, counter))
+            })
+            .collect::<Result<_, prometheus::Error>>()?;
         let metrics = Self {
-            movements: IntCounterVec::new(
-                Opts::new(
-                    "bazaar_movements_total",
-                    "Movements accepted (on the topic) or refused, by kind and reason.",
-                ),
-                &["kind", "outcome", "reason"],
-            )?,
+            movements,
+            accepted,
             produce_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "bazaar_movement_produce_duration_seconds",
@@ -50,13 +64,17 @@ impl MovementMetrics {
         Ok(metrics)
     }
 
-    pub fn accepted(&self, kind: schemas::MovementKind) {
-        self.movements
-            .with_label_values(&[kind.as_str(), "accepted", "none"])
-            .inc();
+    pub fn accepted(&self, kind: MovementKind) {
+        match self.accepted.iter().find(|(known, _)| *known == kind) {
+            Some((_, counter)) => counter.inc(),
+            None => self
+                .movements
+                .with_label_values(&[kind.as_str(), "accepted", "none"])
+                .inc(),
+        }
     }
 
-    pub fn refused(&self, kind: Option<schemas::MovementKind>, reason: &str) {
+    pub fn refused(&self, kind: Option<MovementKind>, reason: &str) {
         let kind = kind.map_or("unknown", |kind| kind.as_str());
         self.movements
             .with_label_values(&[kind, "refused", reason])

@@ -394,9 +394,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // Already verified by the rate-limit middleware.
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
+        // Already verified by the rate-limit middleware: taken, not copied (a second
+        // extraction in the same request would verify the token again).
+        if let Some(principal) = parts.extensions.remove::<Principal>() {
+            return Ok(principal);
         }
         let Auth(keys) = Auth::from_ref(state);
         if !parts.headers.contains_key(AUTHORIZATION) {

@@ -75,22 +75,21 @@ impl Metrics {
 
 /// Axum middleware counting requests and timing them by route template.
 pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // Kept without copying: the matched route is shared, a standard method is a constant.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
     metrics
         .http
         .duration
-        .with_label_values(&[route.as_str(), method.as_str()])
+        .with_label_values(&[route, method.as_str()])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http
         .requests
-        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .with_label_values(&[route, method.as_str(), response.status().as_str()])
         .inc();
     response
 }

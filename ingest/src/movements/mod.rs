@@ -32,14 +32,28 @@ use validate::{MovementRequest, Validator};
 /// Most lines one batch may hold.
 pub const MAX_BATCH: usize = 1_000;
 
-#[derive(Clone, Debug)]
-pub struct MovementsState {
+/// What the movement handlers need, built once.
+#[derive(Debug)]
+pub struct Movements {
     pub auth: Auth,
     pub cache: Arc<CatalogCache>,
     pub producer: MovementProducer,
     pub settings: MovementSettings,
     pub metrics: MovementMetrics,
     pub outcomes: crate::outcomes::Outcomes,
+}
+
+/// The handlers' state, shared: a request takes one reference instead of cloning
+/// every field.
+#[derive(Clone, Debug)]
+pub struct MovementsState(pub Arc<Movements>);
+
+impl std::ops::Deref for MovementsState {
+    type Target = Movements;
+
+    fn deref(&self) -> &Movements {
+        &self.0
+    }
 }
 
 impl FromRef<MovementsState> for Auth {
