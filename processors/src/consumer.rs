@@ -219,7 +219,10 @@ impl Processor {
         let mut config =
             service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
         // Fetches return as soon as there is anything: latency, not fetch size, matters.
-        config.set("fetch.wait.max.ms", "10");
+        config.set(
+            "fetch.wait.max.ms",
+            self.settings.processor.fetch_wait.as_millis().to_string(),
+        );
         let consumer: Kafka = config.create_with_context(context)?;
         consumer.subscribe(&[&self.topic])?;
         Ok(Arc::new(consumer))

@@ -105,6 +105,9 @@ pub struct ProcessorSettings {
     /// Postgres transactions one batch is written in at once, each with whole partitions
     /// and their offsets: `PROCESSOR_COMMIT_PARALLELISM`, 2.
     pub commit_parallelism: usize,
+    /// How long the broker may hold a fetch for data (`fetch.wait.max.ms`):
+    /// `PROCESSOR_FETCH_WAIT_MS`, 10.
+    pub fetch_wait: Duration,
 }
 
 /// What ingest accepts of a movement's event time, and how fresh its catalog stays.
@@ -304,6 +307,7 @@ impl Settings {
                 batch_max: parse_or(&get, "PROCESSOR_BATCH_MAX", 5_000)?.max(1),
                 batch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_BATCH_WAIT_MS", 20)?),
                 commit_parallelism: parse_or(&get, "PROCESSOR_COMMIT_PARALLELISM", 2)?.max(1),
+                fetch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_FETCH_WAIT_MS", 10)?),
             },
             query: QuerySettings {
                 replica_max_balances: parse_or(&get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,
