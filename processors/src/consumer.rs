@@ -218,7 +218,8 @@ impl Processor {
         };
         let mut config =
             service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
-        // Fetches return as soon as there is anything: latency, not fetch size, matters.
+        // A short wait: latency, not fetch size, matters. (Tansu 0.6 holds every fetch for
+        // the whole wait even when it has data; 2 to 10 ms measured the same.)
         config.set(
             "fetch.wait.max.ms",
             self.settings.processor.fetch_wait.as_millis().to_string(),
