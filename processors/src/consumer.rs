@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
 use service_kit::Settings;
@@ -36,6 +37,10 @@ use crate::outputs::{DeadLetter, Outputs};
 /// How long an idle poll blocks before the loop looks at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// How often librdkafka reports its statistics (the high watermarks lag is measured from)
+/// and the lag gauges are set.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What a rebalance changed, for the loop to apply between batches.
 #[derive(Debug)]
 enum Assignment {
@@ -45,17 +50,38 @@ enum Assignment {
 }
 
 /// Reads the stored offsets when partitions are assigned (inside `poll`, on the
-/// processing thread) and hands the change to the loop.
+/// processing thread) and hands the change to the loop; keeps the partitions' high
+/// watermarks from librdkafka's statistics.
 struct RebalanceContext {
     pool: PgPool,
     runtime: Handle,
     group: String,
     topic: String,
     changes: Mutex<Vec<Assignment>>,
+    /// The input partitions' high watermarks, as the broker's fetch responses last told.
+    high_watermarks: Mutex<HashMap<i32, i64>>,
     shutdown: CancellationToken,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    /// Every `STATISTICS_INTERVAL`, during `poll`: the high watermarks every fetch response
+    /// carries, so measuring lag costs no broker round trip.
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let mut high = self
+            .high_watermarks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (partition, stats) in &topic.partitions {
+            // -1 is librdkafka's "not known yet" (and the internal UA partition is -1).
+            if *partition >= 0 && stats.hi_offset >= 0 {
+                high.insert(*partition, stats.hi_offset);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -214,6 +240,7 @@ impl Processor {
             group: self.group().to_owned(),
             topic: self.topic.clone(),
             changes: Mutex::new(Vec::new()),
+            high_watermarks: Mutex::new(HashMap::new()),
             shutdown: self.shutdown.clone(),
         };
         let mut config =
@@ -223,6 +250,10 @@ impl Processor {
         config.set(
             "fetch.wait.max.ms",
             self.settings.processor.fetch_wait.as_millis().to_string(),
+        );
+        config.set(
+            "statistics.interval.ms",
+            STATISTICS_INTERVAL.as_millis().to_string(),
         );
         let consumer: Kafka = config.create_with_context(context)?;
         consumer.subscribe(&[&self.topic])?;
@@ -243,7 +274,7 @@ impl Processor {
             if self.shutdown.is_cancelled() {
                 break Ok(());
             }
-            if lag_measured.elapsed() >= Duration::from_secs(1) {
+            if lag_measured.elapsed() >= STATISTICS_INTERVAL {
                 self.measure_lag(&consumer, &state.positions);
                 lag_measured = Instant::now();
             }
@@ -617,18 +648,11 @@ impl Processor {
         dead: &[DeadLetter],
         progress: &[Progress],
     ) {
-        let now = Utc::now();
         for (record, outcome) in records.iter().zip(outcomes) {
             self.metrics
                 .outcomes
                 .with_label_values(&[record.movement.kind.as_str(), outcome.status().as_str()])
                 .inc();
-            let seconds = (now - record.movement.received_at)
-                .num_microseconds()
-                .unwrap_or(0);
-            self.metrics
-                .end_to_end_seconds
-                .observe(seconds.max(0) as f64 / 1e6);
         }
         if !dead.is_empty() {
             self.metrics
@@ -649,21 +673,34 @@ impl Processor {
 }
 
 impl Processor {
-    /// `bazaar_processor_lag`: the partitions' high watermarks (one broker round trip
-    /// each, so at most once a second) minus the positions committed.
+    /// `bazaar_processor_lag`: the partitions' high watermarks (from librdkafka's
+    /// statistics, not a broker round trip: this runs on the processing thread) minus the
+    /// processor's positions.
     fn measure_lag(&self, consumer: &Kafka, positions: &HashMap<i32, i64>) {
-        let topic = &self.topic;
-        for (partition, next) in positions {
-            if let Ok((_, high)) =
-                consumer.fetch_watermarks(topic, *partition, Duration::from_millis(500))
-            {
-                self.metrics
-                    .lag
-                    .with_label_values(&[&partition.to_string()])
-                    .set((high - next).max(0));
-            }
+        let high = consumer
+            .context()
+            .high_watermarks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (partition, lag) in lag(&high, positions) {
+            self.metrics
+                .lag
+                .with_label_values(&[&partition.to_string()])
+                .set(lag);
         }
     }
+}
+
+/// Records on each owned partition past its committed position, for the partitions whose
+/// high watermark is known.
+fn lag(high_watermarks: &HashMap<i32, i64>, positions: &HashMap<i32, i64>) -> Vec<(i32, i64)> {
+    positions
+        .iter()
+        .filter_map(|(partition, next)| {
+            let high = high_watermarks.get(partition)?;
+            Some((*partition, (high - next).max(0)))
+        })
+        .collect()
 }
 
 /// The messages of owned partitions, in offset order, from each partition's position on
@@ -805,6 +842,7 @@ impl Committer {
                     held,
                 )
                 .await;
+            self.metrics.applied(&batch.records);
             committed.push((0..batch.records.len(), batch.progress.clone()));
             Ok(())
         } else {
@@ -843,6 +881,7 @@ impl Committer {
                         held.clone(),
                     )
                     .await;
+                self.metrics.applied(part.records);
                 committed.push((range.clone(), part.progress.clone()));
             }
             Err(failure.map_or_else(|| anyhow::anyhow!("a part failed"), anyhow::Error::from))
@@ -1012,6 +1051,20 @@ mod tests {
             expected: 0,
             next: 1,
         }
+    }
+
+    #[test]
+    fn lag_is_the_high_watermark_past_the_position_of_each_owned_partition_known() {
+        let high = HashMap::from([(0, 120), (1, 50), (2, 7), (9, 1_000)]);
+        let positions = HashMap::from([(0, 100), (1, 50), (2, 9), (3, 4)]);
+        let mut lag = lag(&high, &positions);
+        lag.sort_unstable();
+        assert_eq!(
+            lag,
+            vec![(0, 20), (1, 0), (2, 0)],
+            "a watermark behind the position (an older statistic) is no lag; partition 3's \
+             watermark is not known yet; partition 9 is not ours"
+        );
     }
 
     #[test]
