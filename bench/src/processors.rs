@@ -308,7 +308,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let after = end_to_end_buckets_holding(options.port, target).await?;
     rows.push(Row {
         scenario: format!(
-            "steady {} movements/s, received → committed",
+            "steady {} movements/s, received → applied",
             options.steady_rate
         ),
         connections: 0,
