@@ -648,11 +648,18 @@ impl Processor {
         dead: &[DeadLetter],
         progress: &[Progress],
     ) {
+        // Counted per batch, then one labelled counter each: not a label lookup per movement.
+        let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for (record, outcome) in records.iter().zip(outcomes) {
+            *counts
+                .entry((record.movement.kind.as_str(), outcome.status().as_str()))
+                .or_default() += 1;
+        }
+        for ((kind, status), count) in counts {
             self.metrics
                 .outcomes
-                .with_label_values(&[record.movement.kind.as_str(), outcome.status().as_str()])
-                .inc();
+                .with_label_values(&[kind, status])
+                .inc_by(count);
         }
         if !dead.is_empty() {
             self.metrics
@@ -691,8 +698,8 @@ impl Processor {
     }
 }
 
-/// Records on each owned partition past its committed position, for the partitions whose
-/// high watermark is known.
+/// Records on each owned partition past the processor's position in it, for the
+/// partitions whose high watermark is known.
 fn lag(high_watermarks: &HashMap<i32, i64>, positions: &HashMap<i32, i64>) -> Vec<(i32, i64)> {
     positions
         .iter()
