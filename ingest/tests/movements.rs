@@ -586,6 +586,49 @@ async fn with_the_broker_away_a_movement_is_refused_with_503_and_retry_after_in_
     assert_eq!(response.headers()["retry-after"], "1");
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "unavailable");
+
+    // In a batch, each line the broker did not take says so; the others keep their own
+    // problem; nothing is reported accepted.
+    let response = client.post(format!("{base}/v1/movements/batch")).bearer_auth(&admin)
+        .json(&json!({"movements": [
+            {"store_id": store, "product_id": product, "kind": "sale", "quantity": 1, "unit_price_paise": 1},
+            {"store_id": store, "product_id": product, "kind": "sale", "quantity": 0, "unit_price_paise": 1},
+            {"store_id": store, "product_id": product, "kind": "removal", "quantity": 2, "reason": "damaged"},
+        ]}))
+        .send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let batch: Value = response.json().await.unwrap();
+    assert_eq!(batch["accepted"], 0, "{batch}");
+    assert_eq!(batch["refused"], 3, "{batch}");
+    assert_eq!(
+        batch["results"][1]["problem"]["errors"][0]["field"],
+        "quantity"
+    );
+    assert!(batch["consistency_token"].is_null(), "{batch}");
+    let statuses: Vec<(u64, &str)> = batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            assert!(
+                line["partition"].is_null() && line["offset"].is_null(),
+                "{line}"
+            );
+            // A valid line names its (here generated) id, to retry with.
+            let status = line["status"].as_u64().unwrap();
+            assert_eq!(line["movement_id"].is_string(), status == 503, "{line}");
+            (status, line["problem"]["code"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (503, "unavailable"),
+            (400, "validation_failed"),
+            (503, "unavailable")
+        ],
+        "{batch}"
+    );
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(15), running).await;
     stack.cleanup().await;

@@ -13,7 +13,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use futures::future::join_all;
 use schemas::MovementKind;
 use schemas::consistency::ConsistencyToken;
 use serde::{Deserialize, Serialize};
@@ -309,6 +308,8 @@ pub struct LineResult {
     pub index: usize,
     /// 202 when on the topic, else the problem's status.
     pub status: u16,
+    /// The line's movement id when it was valid: accepted, or refused by the broker
+    /// (retry with it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub movement_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -364,7 +365,7 @@ pub async fn post_batch(
         Option<MovementKind>,
         Result<schemas::StockMovement, ApiError>,
     )> = lines
-        .iter()
+        .into_iter()
         .map(|line| {
             let mut deserializer = serde_json::Deserializer::from_str(line.get());
             match serde_path_to_error::deserialize::<_, MovementRequest>(&mut deserializer) {
@@ -379,44 +380,59 @@ pub async fn post_batch(
             }
         })
         .collect();
-    // Every valid line is produced at once; librdkafka batches them on the wire.
+    // Every valid line is handed to librdkafka first (it batches them on the wire), then
+    // the acknowledgements are awaited. Only what a line's result needs is kept meanwhile:
+    // a batch holds no future, payload or movement per line while the broker works.
     let producer = &state.producer;
-    let outcomes = join_all(checked.into_iter().map(|(kind, checked)| async move {
-        let outcome = match checked {
-            Ok(movement) => producer
-                .produce(&movement)
-                .await
-                .map(|position| (movement, position)),
-            Err(problem) => Err(problem),
+    let mut payload = Vec::with_capacity(256);
+    let mut enqueued = Vec::with_capacity(checked.len());
+    for (kind, checked) in checked {
+        let line = match checked {
+            Ok(movement) => match producer.enqueue(&movement, &mut payload).await {
+                Ok(pending) => Ok((movement.movement_id, movement.kind, pending)),
+                Err(problem) => Err((Some(movement.movement_id), problem)),
+            },
+            Err(problem) => Err((None, problem)),
         };
-        (kind, outcome)
-    }))
-    .await;
+        enqueued.push((kind, line));
+    }
+    drop(payload);
 
     let mut token = ConsistencyToken::default();
-    let mut results = Vec::with_capacity(lines.len());
+    let mut results = Vec::with_capacity(enqueued.len());
     let mut accepted = 0;
-    for (index, (kind, outcome)) in outcomes.into_iter().enumerate() {
+    for (index, (kind, line)) in enqueued.into_iter().enumerate() {
+        let outcome = match line {
+            Ok((movement_id, movement_kind, pending)) => {
+                match producer.acknowledged(pending).await {
+                    Ok(position) => Ok((movement_id, movement_kind, position)),
+                    Err(problem) => Err((Some(movement_id), problem)),
+                }
+            }
+            Err(refused) => Err(refused),
+        };
         results.push(match outcome {
-            Ok((movement, position)) => {
+            Ok((movement_id, movement_kind, position)) => {
                 accepted += 1;
-                state.metrics.accepted(movement.kind);
+                state.metrics.accepted(movement_kind);
                 token.include(position.partition, position.offset);
                 LineResult {
                     index,
                     status: 202,
-                    movement_id: Some(movement.movement_id),
+                    movement_id: Some(movement_id),
                     partition: Some(position.partition),
                     offset: Some(position.offset),
                     problem: None,
                 }
             }
-            Err(problem) => {
+            // A valid line the broker did not take names its id (generated or not), so
+            // that a retry with it stays idempotent.
+            Err((movement_id, problem)) => {
                 state.metrics.refused(kind, problem.code());
                 LineResult {
                     index,
                     status: problem.status().as_u16(),
-                    movement_id: None,
+                    movement_id,
                     partition: None,
                     offset: None,
                     problem: Some(problem.problem()),
