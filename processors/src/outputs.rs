@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use futures::future::try_join_all;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use schemas::topics::{balance_key, store_key};
 use schemas::{AvroRecord, Balance, LedgerEntry, StockAlert, Topics};
+use service_kit::kafka;
 
 use crate::decide::Outcome;
 use crate::ledger::{RaisedAlert, Record};
@@ -53,13 +54,6 @@ impl std::fmt::Debug for Outputs {
     }
 }
 
-/// One encoded record, ready to send.
-struct Encoded<'a> {
-    topic: &'a str,
-    key: String,
-    payload: Vec<u8>,
-}
-
 impl Outputs {
     pub fn new(producer: FutureProducer, topics: Topics) -> Self {
         let names = Names {
@@ -72,7 +66,9 @@ impl Outputs {
         Self { producer, names }
     }
 
-    /// Produces every output of a decided batch and waits for all acknowledgements.
+    /// Produces every output of a decided batch and waits for all acknowledgements. Each
+    /// record is encoded into one reused buffer and handed to librdkafka (which copies
+    /// it) at once; only the acknowledgements are awaited together.
     pub async fn publish(
         &self,
         records: &[Record],
@@ -81,14 +77,14 @@ impl Outputs {
         alerts: &[RaisedAlert<'_>],
         dead: &[DeadLetter],
     ) -> anyhow::Result<()> {
-        let mut encoded = Vec::with_capacity(records.len() + balances.len() + alerts.len());
         let names = &self.names;
+        let mut pending =
+            Vec::with_capacity(records.len() + balances.len() + alerts.len() + dead.len());
+        let mut buffer = Vec::with_capacity(512);
         for (record, outcome) in records.iter().zip(outcomes) {
-            encoded.push(Encoded {
-                topic: &names.ledger,
-                key: store_key(record.movement.store_id),
-                payload: encode(&ledger_entry(record, outcome))?,
-            });
+            let key = store_key(record.movement.store_id);
+            ledger_entry(record, outcome).encode_into(encoding(&mut buffer))?;
+            pending.push(self.enqueue(&names.ledger, &key, &buffer).await?);
         }
         for (record, holding) in balances {
             let movement = &record.movement;
@@ -101,11 +97,9 @@ impl Outputs {
                 last_movement_id: movement.movement_id,
                 updated_at: record.recorded_at,
             };
-            encoded.push(Encoded {
-                topic: &names.balances,
-                key: balance_key(movement.store_id, movement.product_id),
-                payload: encode(&balance)?,
-            });
+            let key = balance_key(movement.store_id, movement.product_id);
+            balance.encode_into(encoding(&mut buffer))?;
+            pending.push(self.enqueue(&names.balances, &key, &buffer).await?);
         }
         for alert in alerts {
             let movement = &alert.record.movement;
@@ -119,23 +113,11 @@ impl Outputs {
                 movement_id: movement.movement_id,
                 raised_at: alert.record.recorded_at,
             };
-            encoded.push(Encoded {
-                topic: &names.alerts,
-                key: store_key(movement.store_id),
-                payload: encode(&record)?,
-            });
+            let key = store_key(movement.store_id);
+            record.encode_into(encoding(&mut buffer))?;
+            pending.push(self.enqueue(&names.alerts, &key, &buffer).await?);
         }
-        let sends = encoded.iter().map(|record| async move {
-            let message = FutureRecord::to(record.topic)
-                .key(record.key.as_str())
-                .payload(record.payload.as_slice());
-            self.producer
-                .send(message, QUEUE_WAIT)
-                .await
-                .map_err(|(error, _)| error)
-        });
-        let dlq_topic = &names.dead_letters;
-        let dead_sends = dead.iter().map(|letter| {
+        for letter in dead {
             let partition = letter.partition.to_string();
             let offset = letter.offset.to_string();
             let headers = OwnedHeaders::new()
@@ -144,22 +126,35 @@ impl Outputs {
                 .insert(header("bazaar.source.topic", &names.source))
                 .insert(header("bazaar.source.partition", &partition))
                 .insert(header("bazaar.source.offset", &offset));
-            async move {
-                let mut message = FutureRecord::to(dlq_topic)
-                    .payload(letter.payload.as_slice())
-                    .headers(headers);
-                if let Some(key) = &letter.key {
-                    message = message.key(key.as_slice());
-                }
-                self.producer
-                    .send(message, QUEUE_WAIT)
-                    .await
-                    .map_err(|(error, _)| error)
+            let mut message = FutureRecord::to(&names.dead_letters)
+                .payload(letter.payload.as_slice())
+                .headers(headers);
+            if let Some(key) = &letter.key {
+                message = message.key(key.as_slice());
             }
-        });
-        futures::try_join!(try_join_all(sends), try_join_all(dead_sends))?;
+            pending.push(kafka::enqueue(&self.producer, message, QUEUE_WAIT).await?);
+        }
+        for delivery in pending {
+            kafka::acknowledged(delivery).await?;
+        }
         Ok(())
     }
+
+    async fn enqueue(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<DeliveryFuture, KafkaError> {
+        let message = FutureRecord::to(topic).key(key).payload(payload);
+        kafka::enqueue(&self.producer, message, QUEUE_WAIT).await
+    }
+}
+
+/// The buffer, emptied for the next record.
+fn encoding(buffer: &mut Vec<u8>) -> &mut Vec<u8> {
+    buffer.clear();
+    buffer
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
@@ -167,10 +162,6 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
         key,
         value: Some(value),
     }
-}
-
-fn encode(record: &impl AvroRecord) -> anyhow::Result<Vec<u8>> {
-    Ok(record.encode()?)
 }
 
 /// The ledger entry of one decided movement.

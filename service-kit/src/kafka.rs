@@ -9,7 +9,9 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use schemas::Topics;
 
 use crate::settings::KafkaSettings;
@@ -35,6 +37,50 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
         )
         .set("socket.keepalive.enable", "true");
     config
+}
+
+/// How long a send pauses before trying a full producer queue again.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(10);
+
+/// Hands a record to librdkafka (which copies key and payload, so the caller's buffers
+/// are free again at once), waiting up to `queue_wait` for room in a full queue. The
+/// returned future resolves when the broker acknowledged the record or it failed for good.
+///
+/// Enqueueing a whole batch first and then awaiting the acknowledgements holds one small
+/// channel per record, where `FutureProducer::send` per record would hold a future with
+/// its record's buffers until the acknowledgement.
+pub async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+    queue_wait: Duration,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), again))
+                if started.elapsed() < queue_wait =>
+            {
+                record = again;
+                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
+/// What an enqueued record came to: where it is, or why it is not on the topic.
+pub async fn acknowledged(delivery: DeliveryFuture) -> Result<Delivery, KafkaError> {
+    match delivery.await {
+        Ok(Ok(delivery)) => Ok(delivery),
+        Ok(Err((error, _))) => Err(error),
+        // The producer went away with the record (shutting down): not acknowledged.
+        Err(_) => Err(KafkaError::Canceled),
+    }
 }
 
 /// Consumer settings: offsets are committed by the application (into Postgres by the

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use schemas::{AvroRecord, StockMovement};
 use service_kit::problem::ApiError;
@@ -15,8 +15,6 @@ use crate::metrics::MovementMetrics;
 
 /// How long a send waits for room in a full producer queue before giving up.
 const QUEUE_WAIT: Duration = Duration::from_millis(500);
-/// How long a send pauses before trying a full queue again.
-const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(10);
 /// What a refused client is told to wait.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -98,27 +96,19 @@ impl MovementProducer {
             .map_err(|error| ApiError::Internal(anyhow::anyhow!("encoding a movement: {error}")))?;
         let key = schemas::topics::store_key(movement.store_id);
         let started = Instant::now();
-        let mut record = FutureRecord::to(&self.topic)
+        let record = FutureRecord::to(&self.topic)
             .key(key.as_str())
             .payload(buffer.as_slice());
-        loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => return Ok(Enqueued { delivery, started }),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), again))
-                    if started.elapsed() < QUEUE_WAIT =>
-                {
-                    record = again;
-                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
-                }
-                Err((error, _)) => return Err(unavailable(&error)),
-            }
+        match service_kit::kafka::enqueue(&self.producer, record, QUEUE_WAIT).await {
+            Ok(delivery) => Ok(Enqueued { delivery, started }),
+            Err(error) => Err(unavailable(&error)),
         }
     }
 
     /// Waits for the broker to acknowledge an enqueued movement.
     pub async fn acknowledged(&self, enqueued: Enqueued) -> Result<Position, ApiError> {
-        match enqueued.delivery.await {
-            Ok(Ok(delivery)) => {
+        match service_kit::kafka::acknowledged(enqueued.delivery).await {
+            Ok(delivery) => {
                 self.metrics
                     .produce_seconds
                     .observe(enqueued.started.elapsed().as_secs_f64());
@@ -127,9 +117,7 @@ impl MovementProducer {
                     offset: delivery.offset,
                 })
             }
-            Ok(Err((error, _))) => Err(unavailable(&error)),
-            // The producer went away with the record (shutting down): not acknowledged.
-            Err(_) => Err(unavailable(&KafkaError::Canceled)),
+            Err(error) => Err(unavailable(&error)),
         }
     }
 }
