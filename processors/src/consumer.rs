@@ -289,7 +289,19 @@ impl Processor {
                     Assignment::Revoked(partitions) => state.drop_partitions(&partitions),
                 }
             }
-            let batch = in_order(messages, &state.positions);
+            let (batch, gaps) = in_order(messages, &state.positions);
+            for gap in gaps {
+                self.metrics
+                    .skipped_offsets
+                    .with_label_values(&[&gap.partition.to_string()])
+                    .inc_by(u64::try_from(gap.received - gap.expected).unwrap_or(0));
+                tracing::error!(
+                    partition = gap.partition,
+                    expected = gap.expected,
+                    received = gap.received,
+                    "The broker skipped offsets of the movements topic; those movements are not processed."
+                );
+            }
             if batch.is_empty() {
                 if let Some(flight) = in_flight.take() {
                     pending.clear();
@@ -710,14 +722,29 @@ fn lag(high_watermarks: &HashMap<i32, i64>, positions: &HashMap<i32, i64>) -> Ve
         .collect()
 }
 
-/// The messages of owned partitions, in offset order, from each partition's position on
-/// (a message before it was committed already, or was fetched twice around a rebalance).
+/// Offsets a partition skipped: the records between the position the processor expected
+/// next and the first one the broker delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gap {
+    partition: i32,
+    expected: i64,
+    received: i64,
+}
+
+/// The polled messages of owned partitions, per partition in offset order from each
+/// position on (a replay of what the batch before already took is dropped), and the gaps.
+///
+/// `inventory.movements.v1` is neither compacted nor written in transactions, so its
+/// offsets are contiguous and a gap means records the broker did not deliver: expired by
+/// retention before they were processed, or Tansu's `memory://` engine answering a fetch
+/// from the middle of a stored batch with the batches after it only.
 fn in_order(
     messages: Vec<OwnedMessage>,
     positions: &HashMap<i32, i64>,
-) -> BTreeMap<i32, Vec<OwnedMessage>> {
+) -> (BTreeMap<i32, Vec<OwnedMessage>>, Vec<Gap>) {
     let mut cursor: HashMap<i32, i64> = HashMap::new();
     let mut batch: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
+    let mut gaps = Vec::new();
     for message in messages {
         let partition = message.partition();
         let Some(position) = positions.get(&partition) else {
@@ -727,10 +754,17 @@ fn in_order(
         if message.offset() < *next {
             continue;
         }
+        if message.offset() > *next {
+            gaps.push(Gap {
+                partition,
+                expected: *next,
+                received: message.offset(),
+            });
+        }
         *next = message.offset() + 1;
         batch.entry(partition).or_default().push(message);
     }
-    batch
+    (batch, gaps)
 }
 
 /// A movement, or the dead letter it becomes.
@@ -1058,6 +1092,56 @@ mod tests {
             expected: 0,
             next: 1,
         }
+    }
+
+    fn message(partition: i32, offset: i64) -> OwnedMessage {
+        OwnedMessage::new(
+            None,
+            None,
+            "movements".into(),
+            rdkafka::Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
+    }
+
+    #[test]
+    fn polled_messages_are_taken_from_each_position_on_and_skipped_offsets_are_reported() {
+        let positions = HashMap::from([(0, 10), (1, 5)]);
+        let messages = vec![
+            message(0, 9), // taken by the batch before: dropped
+            message(0, 10),
+            message(1, 8), // 5, 6 and 7 never came
+            message(0, 11),
+            message(2, 0),  // not ours
+            message(0, 11), // fetched twice
+            message(1, 9),
+            message(0, 13), // 12 never came
+        ];
+        let (batch, gaps) = in_order(messages, &positions);
+        let offsets: Vec<(i32, Vec<i64>)> = batch
+            .iter()
+            .map(|(partition, messages)| {
+                (*partition, messages.iter().map(Message::offset).collect())
+            })
+            .collect();
+        assert_eq!(offsets, [(0, vec![10, 11, 13]), (1, vec![8, 9])]);
+        assert_eq!(
+            gaps,
+            [
+                Gap {
+                    partition: 1,
+                    expected: 5,
+                    received: 8
+                },
+                Gap {
+                    partition: 0,
+                    expected: 12,
+                    received: 13
+                },
+            ]
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct ProcessorMetrics {
     pub end_to_end_seconds: Histogram,
     /// `bazaar_processor_errors_total{component="postgres"|"kafka"|"redis"}`.
     pub errors: IntCounterVec,
+    /// `bazaar_processor_skipped_offsets_total{partition}`: offsets of the movements topic
+    /// the broker never delivered (see `consumer::in_order`). Anything but 0 is lost input.
+    pub skipped_offsets: IntCounterVec,
 }
 
 impl ProcessorMetrics {
@@ -83,6 +86,13 @@ impl ProcessorMetrics {
                 ),
                 &["component"],
             )?,
+            skipped_offsets: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_processor_skipped_offsets_total",
+                    "Offsets of the movements topic the broker skipped: movements never processed.",
+                ),
+                &["partition"],
+            )?,
         };
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.batch_size.clone()))?;
@@ -91,6 +101,7 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.outcomes.clone()))?;
         registry.register(Box::new(metrics.end_to_end_seconds.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
+        registry.register(Box::new(metrics.skipped_offsets.clone()))?;
         Ok(metrics)
     }
 
