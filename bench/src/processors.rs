@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
-use service_kit::{Service, Settings};
+use service_kit::{Service, Settings, kafka};
 
 use crate::report::{Report, Row};
 
@@ -59,25 +59,27 @@ pub fn movement(
     }
 }
 
+/// Produces `movements` and waits for every acknowledgement: each is encoded into one
+/// reused buffer and handed to librdkafka at once (as the services produce), so the load
+/// generator holds no future or buffers per record while the broker works.
 pub async fn send(
     producer: &FutureProducer,
     topic: &str,
     movements: Vec<StockMovement>,
 ) -> anyhow::Result<()> {
-    let encoded: Vec<(String, Vec<u8>)> = movements
-        .iter()
-        .map(|m| Ok((schemas::topics::store_key(m.store_id), m.encode()?)))
-        .collect::<anyhow::Result<_>>()?;
-    let sends = encoded.iter().map(|(key, payload)| {
-        producer.send(
-            FutureRecord::to(topic)
-                .key(key.as_str())
-                .payload(payload.as_slice()),
-            Duration::from_secs(30),
-        )
-    });
-    for result in futures::future::join_all(sends).await {
-        result.map_err(|(error, _)| error)?;
+    let mut pending = Vec::with_capacity(movements.len());
+    let mut payload = Vec::with_capacity(256);
+    for movement in &movements {
+        payload.clear();
+        movement.encode_into(&mut payload)?;
+        let key = schemas::topics::store_key(movement.store_id);
+        let record = FutureRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_slice());
+        pending.push(kafka::enqueue(producer, record, Duration::from_secs(30)).await?);
+    }
+    for delivery in pending {
+        kafka::acknowledged(delivery).await?;
     }
     Ok(())
 }
