@@ -108,6 +108,11 @@ pub async fn catalog(
     .bind(&products)
     .execute(&pool)
     .await?;
+    // Statistics, as autovacuum gathers them for a catalog that is not seconds old: without
+    // them the planner took a million settings for a few hundred.
+    sqlx::query("ANALYZE stores, products, store_products")
+        .execute(&pool)
+        .await?;
     Ok((pool, stores, products, supplier))
 }
 
