@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Everything runs on this machine, no Docker:
-# deploy/local starts a private PostgreSQL, Redis and Kafka-API broker on loopback ports.
+# deploy/local starts a private PostgreSQL, Redis and Apache Kafka on loopback ports.
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
@@ -34,22 +34,23 @@ status:
 	@$(STACK) status
 	@$(SERVICES) status
 
-## stack: PostgreSQL, Redis and the Tansu broker with the topics (installs what is missing)
+## stack: PostgreSQL, Redis and Apache Kafka (installs what is missing; KAFKA_NODES=3 for three brokers)
 stack:
 	@$(STACK) up
 
 build:
 	$(CARGO) build --release --bins
 
-## test: lint, bring the stack up if needed, run every test of the workspace
+## test: lint, bring the stack up if needed, run every test of the workspace against it
 test: lint stack
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	@set -a && eval "$$($(STACK) env)" && set +a && \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-## bench: ingest, processors and query-api suites on a separate stack (broker on memory://); one table at the end
+## bench: the broker's own ceiling, then the ingest, processors and query-api suites on a separate one-broker stack; one table
 bench:
 	@deploy/local/bench.sh
 

@@ -49,9 +49,21 @@ bootstrap_admin() {
         || { tail -n 5 "$LOGS/ingest.log" >&2; die "creating the admin user failed"; }
 }
 
+# The topics, as schemas::topics declares them (created once, then checked every time).
+ensure_topics() {
+    "$BIN/bazaar-topics" ensure >>"$LOGS/topics.log" 2>&1 \
+        || { tail -n 5 "$LOGS/topics.log" >&2; die "the topics are not as declared (log: $LOGS/topics.log)"; }
+    say "topics as declared"
+}
+
 up() {
     mkdir -p "$RUN" "$LOGS"
     [ -x "$BIN/ingest" ] || die "$BIN/ingest is not built: run \`cargo build --release --bins\`"
+    # Every broker of the local cluster, and topics replicated on up to three of them.
+    set -a
+    eval "$("$ROOT/deploy/local/stack.sh" env)"
+    set +a
+    ensure_topics
     bootstrap_admin
     for service in "${SERVICES[@]}"; do
         [ -x "$BIN/$service" ] || die "$BIN/$service is not built: run \`cargo build --release --bins\`"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The whole backing stack on one machine, no Docker: a private PostgreSQL, Redis and a
-# Kafka-API broker (Tansu), each on a loopback port of its own, with data and logs under
-# .local/. Never touches the machine's own services or standard ports; `down` stops only
-# what `up` started (by pid).
+# The whole backing stack on one machine, no Docker: a private PostgreSQL, Redis and
+# Apache Kafka (KRaft; kafka.sh), each on a loopback port of its own, with data and logs
+# under .local/. Never touches the machine's own services or standard ports; `down` stops
+# only what `up` started (by pid). Data survives `down`/`up` and kill -9.
 #
-#   deploy/local/stack.sh up       install what is missing, start, wait, create topics
+#   deploy/local/stack.sh up       install what is missing, start, wait until each serves
 #   deploy/local/stack.sh down     stop what up started
 #   deploy/local/stack.sh status   what is running
+#   deploy/local/stack.sh env      KAFKA_BROKERS and KAFKA_REPLICATION_FACTOR for this stack
 #
-# BAZAAR_KAFKA_STORAGE=memory starts the broker on its fast, ephemeral memory:// engine
-# (benchmarks); the default is the durable sqlite:// engine, which survives kill -9.
+# KAFKA_NODES=3 runs a three-node Kafka cluster (ports 59092, 59094, 59096) instead of one.
+# Topics are created by `bazaar-topics` (services.sh, the tests), not here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,8 +18,6 @@ LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
 PG_PORT="${BAZAAR_PG_PORT:-55432}"
 REDIS_PORT="${BAZAAR_REDIS_PORT:-56379}"
 KAFKA_PORT="${BAZAAR_KAFKA_PORT:-59092}"
-TANSU_VERSION="0.6.0"
-KAFKA_STORAGE="${BAZAAR_KAFKA_STORAGE:-sqlite}"
 # Development-only credentials of the private PostgreSQL; see service-kit settings.
 PG_USER="bazaar"
 PG_PASSWORD="bazaar-dev-only"
@@ -53,10 +52,6 @@ pg_bin() {
     [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
 }
 
-tansu_ok() {
-    command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -q " $TANSU_VERSION"
-}
-
 install_missing() {
     local packages=()
     pg_bin >/dev/null || packages+=(postgresql)
@@ -66,12 +61,6 @@ install_missing() {
     command -v cmake >/dev/null || packages+=(cmake)
     command -v curl >/dev/null || packages+=(curl)
     if [ "${#packages[@]}" -gt 0 ]; then apt_install "${packages[@]}"; fi
-    if ! tansu_ok; then
-        command -v cargo >/dev/null || die "cargo is needed to install the Tansu broker (https://rustup.rs)"
-        say "installing the Tansu broker $TANSU_VERSION with cargo (takes 15-20 minutes, once)"
-        # Default features cannot start a broker; libsql gives the durable sqlite:// engine.
-        cargo install tansu --locked --version "$TANSU_VERSION" --features libsql,dynostore --quiet
-    fi
 }
 
 # ---- helpers -------------------------------------------------------------------------
@@ -223,78 +212,9 @@ redis_status() {
     fi
 }
 
-# ---- Tansu (Kafka API) ---------------------------------------------------------------
+# ---- Apache Kafka --------------------------------------------------------------------
 
-TANSU_DIR="$LOCAL/tansu"
-tansu_up() {
-    mkdir -p "$TANSU_DIR"
-    if running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null && ! tansu_answers; then
-        say "Tansu is running but does not answer; restarting it"
-        tansu_down
-    fi
-    if running_pid "$TANSU_DIR/tansu.pid" tansu >/dev/null; then
-        say "Tansu already running on 127.0.0.1:$KAFKA_PORT"
-    else
-        port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by something else; set BAZAAR_KAFKA_PORT"
-        local engine
-        case "$KAFKA_STORAGE" in
-            # Tansu resolves the path against its working directory (started there below).
-            sqlite) engine="sqlite://tansu.db" ;;
-            memory) engine="memory://tansu/" ;;
-            *) die "BAZAAR_KAFKA_STORAGE must be sqlite or memory" ;;
-        esac
-        (cd "$TANSU_DIR" && exec setsid nohup tansu broker \
-            --cluster-id bazaar-local \
-            --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --storage-engine "$engine" \
-            >>"$TANSU_DIR/tansu.log" 2>&1 </dev/null) &
-        local pid=$!
-        echo "$pid" >"$TANSU_DIR/tansu.pid"
-        # Liveness by pid, not by program name: until the subshell has exec'd, its command
-        # line is still this script's, and a loaded machine gets there after the first check.
-        local deadline=$((SECONDS + 60))
-        until tansu_answers; do
-            kill -0 "$pid" 2>/dev/null \
-                || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu exited (log: $TANSU_DIR/tansu.log)"; }
-            [ "$SECONDS" -lt "$deadline" ] \
-                || { tail -n 20 "$TANSU_DIR/tansu.log" >&2; die "Tansu did not answer within 60 s"; }
-            sleep 0.2
-        done
-        say "Tansu ($KAFKA_STORAGE) on 127.0.0.1:$KAFKA_PORT is up"
-    fi
-    create_topics
-}
-
-topic_list() { tansu topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null; }
-
-create_topics() {
-    local existing name partitions policy
-    existing="$(topic_list)" || die "Tansu does not list its topics (see $TANSU_DIR/tansu.log)"
-    while read -r name partitions policy; do
-        case "$name" in ''|'#'*) continue ;; esac
-        if grep -qF "\"name\":\"$name\"" <<<"$existing"; then continue; fi
-        tansu topic create "$name" --broker "tcp://127.0.0.1:$KAFKA_PORT" \
-            --partitions "$partitions" --config "cleanup.policy=$policy" >/dev/null 2>&1 || true
-        topic_list | grep -qF "\"name\":\"$name\"" || die "creating topic $name failed (see $TANSU_DIR/tansu.log)"
-        say "topic $name created ($partitions partitions, $policy)"
-    done <"$ROOT/deploy/local/topics.conf"
-}
-
-# Answers a Kafka request (lists its topics).
-tansu_answers() {
-    port_open "$KAFKA_PORT" && topic_list | grep -q '^\['
-}
-
-tansu_down() { stop_pid "$TANSU_DIR/tansu.pid" tansu "Tansu"; }
-tansu_status() {
-    local pid
-    if pid="$(running_pid "$TANSU_DIR/tansu.pid" tansu)"; then
-        echo "kafka-api  up    127.0.0.1:$KAFKA_PORT  pid $pid  (tansu $KAFKA_STORAGE)"
-    else
-        echo "kafka-api  down"
-    fi
-}
+kafka() { KAFKA_DIR="$LOCAL/kafka" KAFKA_PORT="$KAFKA_PORT" "$ROOT/deploy/local/kafka.sh" "$@"; }
 
 # ---- main ----------------------------------------------------------------------------
 
@@ -304,23 +224,32 @@ case "${1:-}" in
         install_missing
         pg_up
         redis_up
-        tansu_up
+        kafka up
         ;;
     down)
-        tansu_down
+        kafka down
         redis_down
         pg_down
         ;;
     status)
         pg_status
         redis_status
-        tansu_status
+        kafka status
+        ;;
+    env)
+        # What the services and tests are pointed at: every broker, and topics replicated
+        # on all of them (up to three).
+        brokers="$(kafka bootstrap)"
+        nodes="$(tr -cd ',' <<<"$brokers" | wc -c)"
+        echo "KAFKA_BROKERS=$brokers"
+        echo "KAFKA_REPLICATION_FACTOR=$((nodes + 1))"
         ;;
     install)
         install_missing
+        kafka install
         ;;
     *)
-        echo "usage: $0 up|down|status|install" >&2
+        echo "usage: $0 up|down|status|env|install" >&2
         exit 2
         ;;
 esac

@@ -1,8 +1,11 @@
 //! Topic names, their layout, and record keys: defined here once.
 
+use std::time::Duration;
+
 use crate::ids::{ProductId, StoreId};
 
-/// One topic of the pipeline and how it is laid out.
+/// One topic of the pipeline and how it is laid out: the declaration the topic command
+/// (`bazaar-topics`) creates and checks a cluster against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicSpec {
     pub name: &'static str,
@@ -10,32 +13,62 @@ pub struct TopicSpec {
     pub partitions: i32,
     /// `cleanup.policy=compact`: only the latest record per key is kept.
     pub compacted: bool,
+    /// `retention.ms`: how long records are kept (`None`: forever, for compacted topics).
+    pub retention: Option<Duration>,
+}
+
+impl TopicSpec {
+    /// `cleanup.policy` as Kafka spells it.
+    pub const fn cleanup_policy(&self) -> &'static str {
+        if self.compacted { "compact" } else { "delete" }
+    }
+
+    /// `retention.ms` as Kafka spells it (`-1`: forever).
+    pub fn retention_ms(&self) -> String {
+        self.retention
+            .map_or_else(|| "-1".to_owned(), |keep| keep.as_millis().to_string())
+    }
+}
+
+/// `min.insync.replicas` for a topic replicated `replication_factor` times: an
+/// acknowledged write survives the loss of any one broker (two in-sync copies of three),
+/// while one broker down still accepts writes.
+pub const fn min_insync_replicas(replication_factor: i32) -> i32 {
+    if replication_factor >= 3 { 2 } else { 1 }
 }
 
 pub const MOVEMENTS: TopicSpec = TopicSpec {
     name: "inventory.movements.v1",
     partitions: 12,
     compacted: false,
+    // A processor down for a long weekend still finds its input.
+    retention: Some(Duration::from_secs(7 * 86_400)),
 };
 pub const LEDGER: TopicSpec = TopicSpec {
     name: "inventory.ledger.v1",
     partitions: 12,
     compacted: false,
+    // Analytics reload a month; Postgres keeps the whole ledger.
+    retention: Some(Duration::from_secs(30 * 86_400)),
 };
 pub const BALANCES: TopicSpec = TopicSpec {
     name: "inventory.balances.v1",
     partitions: 12,
     compacted: true,
+    retention: None,
 };
 pub const ALERTS: TopicSpec = TopicSpec {
     name: "inventory.alerts.v1",
     partitions: 3,
     compacted: false,
+    retention: Some(Duration::from_secs(7 * 86_400)),
 };
 pub const MOVEMENTS_DLQ: TopicSpec = TopicSpec {
     name: "inventory.movements.dlq.v1",
     partitions: 3,
     compacted: false,
+    // Operators need time to look at what was refused.
+    retention: Some(Duration::from_secs(30 * 86_400)),
 };
 
 /// Every topic of the pipeline.
@@ -100,6 +133,16 @@ mod tests {
         let topics = Topics::new("test-1.");
         assert_eq!(topics.movements(), "test-1.inventory.movements.v1");
         assert_eq!(Topics::default().balances(), "inventory.balances.v1");
+    }
+
+    #[test]
+    fn topics_are_declared_with_kafka_spelled_configs() {
+        assert_eq!(MOVEMENTS.cleanup_policy(), "delete");
+        assert_eq!(MOVEMENTS.retention_ms(), "604800000");
+        assert_eq!(BALANCES.cleanup_policy(), "compact");
+        assert_eq!(BALANCES.retention_ms(), "-1");
+        assert_eq!(min_insync_replicas(1), 1);
+        assert_eq!(min_insync_replicas(3), 2);
     }
 
     #[test]

@@ -46,9 +46,7 @@ impl Service {
     /// How long this service's producer gathers records by default (`KAFKA_LINGER_MS`).
     /// ingest lingers longer: librdkafka sends one produce request per partition, and
     /// with thousands of small requests a second the broker's per-request cost dominates.
-    /// At 10,000 movements/s over 12 partitions, 10 ms instead of 5 cut Tansu's CPU per
-    /// movement by about a third and ingest's p99 with it (README, "Benchmarks"). The
-    /// processors await each batch's acknowledgements, so a linger adds to every batch.
+    /// The processors await each batch's acknowledgements, so a linger adds to every batch.
     pub const fn default_linger_ms(self) -> u64 {
         match self {
             Self::Ingest => 10,
@@ -167,6 +165,38 @@ pub struct KafkaSettings {
     pub session_timeout: Duration,
 }
 
+impl KafkaSettings {
+    /// The `KAFKA_*` variables alone (the topic command needs nothing else).
+    pub fn from_lookup(
+        service: Service,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        Ok(Self {
+            brokers: get("KAFKA_BROKERS").unwrap_or_else(|| defaults::KAFKA_BROKERS.to_owned()),
+            topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
+            consumer_group: get("KAFKA_CONSUMER_GROUP")
+                .unwrap_or_else(|| defaults::CONSUMER_GROUP.to_owned()),
+            replication_factor: parse_or(get, "KAFKA_REPLICATION_FACTOR", 1)?,
+            message_timeout: Duration::from_millis(parse_or(
+                get,
+                "KAFKA_MESSAGE_TIMEOUT_MS",
+                5_000,
+            )?),
+            linger: Duration::from_millis(parse_or(
+                get,
+                "KAFKA_LINGER_MS",
+                service.default_linger_ms(),
+            )?),
+            compression: get("KAFKA_COMPRESSION").unwrap_or_else(|| "lz4".to_owned()),
+            session_timeout: Duration::from_millis(parse_or(
+                get,
+                "KAFKA_SESSION_TIMEOUT_MS",
+                10_000,
+            )?),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     /// `HS256` (default, with `JWT_SECRET`), `RS256` or `EdDSA` (with `JWT_PUBLIC_KEY`).
@@ -244,29 +274,7 @@ impl Settings {
                 key_prefix: get("REDIS_KEY_PREFIX")
                     .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_owned()),
             },
-            kafka: KafkaSettings {
-                brokers: get("KAFKA_BROKERS").unwrap_or_else(|| defaults::KAFKA_BROKERS.to_owned()),
-                topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
-                consumer_group: get("KAFKA_CONSUMER_GROUP")
-                    .unwrap_or_else(|| defaults::CONSUMER_GROUP.to_owned()),
-                replication_factor: parse_or(&get, "KAFKA_REPLICATION_FACTOR", 1)?,
-                message_timeout: Duration::from_millis(parse_or(
-                    &get,
-                    "KAFKA_MESSAGE_TIMEOUT_MS",
-                    5_000,
-                )?),
-                linger: Duration::from_millis(parse_or(
-                    &get,
-                    "KAFKA_LINGER_MS",
-                    service.default_linger_ms(),
-                )?),
-                compression: get("KAFKA_COMPRESSION").unwrap_or_else(|| "lz4".to_owned()),
-                session_timeout: Duration::from_millis(parse_or(
-                    &get,
-                    "KAFKA_SESSION_TIMEOUT_MS",
-                    10_000,
-                )?),
-            },
+            kafka: KafkaSettings::from_lookup(service, &get)?,
             auth: AuthSettings {
                 jwt_algorithm: get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".to_owned()),
                 jwt_secret: secret(get("JWT_SECRET"), defaults::JWT_SECRET),

@@ -70,9 +70,29 @@ impl TestStack {
     /// Creates the database, the topics and the prefixes. Panics with "run `make up`"
     /// when the stack is not there.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`TestStack::start`] on a Kafka cluster of the test's own.
+    pub async fn start_on(cluster: &KafkaCluster) -> Self {
+        Self::start_with(&[
+            ("KAFKA_BROKERS", cluster.bootstrap()),
+            ("KAFKA_REPLICATION_FACTOR", cluster.nodes.to_string()),
+        ])
+        .await
+    }
+
+    /// [`TestStack::start`] with some variables set otherwise.
+    pub async fn start_with(variables: &[(&'static str, String)]) -> Self {
         let id = Uuid::new_v4().simple().to_string();
-        let base = Settings::from_lookup(Service::Ingest, |var| std::env::var(var).ok())
-            .unwrap_or_else(|error| panic!("test settings: {error}"));
+        let base = Settings::from_lookup(Service::Ingest, |var| {
+            variables
+                .iter()
+                .find(|(name, _)| *name == var)
+                .map(|(_, value)| value.clone())
+                .or_else(|| std::env::var(var).ok())
+        })
+        .unwrap_or_else(|error| panic!("test settings: {error}"));
         let admin_url = base.database.url.clone();
         let database_name = format!("bazaar_test_{id}");
         create_database(&admin_url, &database_name).await;
@@ -86,6 +106,7 @@ impl TestStack {
         for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
             overrides.insert(service.listen_var(), "127.0.0.1:0".into());
         }
+        overrides.extend(variables.iter().cloned());
         let settings = Settings::from_lookup(Service::Ingest, |var| {
             overrides
                 .get(var)
@@ -104,7 +125,7 @@ impl TestStack {
             crate::kafka::ensure_topics(&settings.kafka, &settings.topics(), Some(TEST_PARTITIONS))
                 .await
         {
-            stack_missing("Kafka-API broker", error);
+            stack_missing("Kafka", error);
         }
 
         Self {
@@ -174,7 +195,7 @@ impl TestStack {
         records
     }
 
-    /// Drops the database and the Redis keys (topics stay; see `cleanup`). Also done on drop; calling it
+    /// Drops the database, the topics and the Redis keys. Also done on drop; calling it
     /// explicitly surfaces errors.
     pub async fn cleanup(mut self) {
         self.dropped = true;
@@ -211,10 +232,7 @@ async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Setti
         .execute(&mut admin)
         .await;
     }
-    // Topics are left in place: deleting one topic on Tansu 0.6 deletes every topic of
-    // the cluster (its `topic_delete_by.sql` matches on the cluster), which would pull the
-    // topics from under the tests running beside this one. Unique prefixes keep tests
-    // apart; the broker's data is reset with `make down && rm -rf .local/tansu`.
+    let _ = tokio::time::timeout(Duration::from_secs(10), delete_topics(settings)).await;
     if let Ok(redis) = crate::redis::Redis::new(&settings.redis) {
         let _ = tokio::time::timeout(Duration::from_secs(5), delete_prefix(&redis)).await;
     }
@@ -226,6 +244,26 @@ impl TestStack {
         let redis = crate::redis::Redis::new(&self.settings.redis).unwrap();
         delete_prefix(&redis).await.unwrap();
     }
+}
+
+/// Deletes this test's topics (they carry its unique prefix), so a long-lived broker does
+/// not gather thousands of them.
+async fn delete_topics(settings: &Settings) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Ok(admin) = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let topics = settings.topics();
+    let names: Vec<String> = schemas::topics::ALL
+        .iter()
+        .map(|spec| topics.name(*spec))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
 }
 
 async fn delete_prefix(redis: &crate::redis::Redis) -> redis::RedisResult<()> {
@@ -336,6 +374,118 @@ mod tests {
             with_database(&url, "t1"),
             "postgres://u:p@127.0.0.1:55432/t1"
         );
+    }
+}
+
+/// An Apache Kafka cluster of a test's own, started by `deploy/local/kafka.sh` (the script
+/// `make up` uses) on a loopback address no other test uses, so that the test may kill
+/// and restart its brokers. Stopped and deleted on drop.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    pub nodes: usize,
+    host: String,
+    dir: std::path::PathBuf,
+}
+
+impl KafkaCluster {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/kafka.sh");
+    const PORT: u16 = 9092;
+
+    /// Formats and starts `nodes` (1 or 3) combined broker/controller nodes; returns when
+    /// every one serves.
+    pub fn start(nodes: usize) -> Self {
+        let id = Uuid::new_v4();
+        let bytes = id.as_bytes();
+        // 127.x.y.1: the whole of 127.0.0.0/8 is loopback; x and y keep clusters apart.
+        let host = format!("127.{}.{}.1", 1 + bytes[0] % 250, 1 + bytes[1] % 250);
+        let dir = std::env::temp_dir().join(format!("bazaar-kafka-{}", id.simple()));
+        let cluster = Self { nodes, host, dir };
+        cluster.script(&["up"]);
+        cluster
+    }
+
+    fn script(&self, args: &[&str]) {
+        let output = std::process::Command::new("bash")
+            .arg(Self::SCRIPT)
+            .args(args)
+            .env("KAFKA_DIR", &self.dir)
+            .env("KAFKA_NODES", self.nodes.to_string())
+            .env("KAFKA_HOST", &self.host)
+            .env("KAFKA_PORT", Self::PORT.to_string())
+            .env("KAFKA_HEAP", "-Xms128m -Xmx384m")
+            .output()
+            .unwrap_or_else(|error| panic!("running kafka.sh: {error}"));
+        assert!(
+            output.status.success(),
+            "kafka.sh {args:?} failed (is Java 17 there? `make up` installs it): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Every node's client address, as `host:port,…`.
+    pub fn bootstrap(&self) -> String {
+        (1..=self.nodes)
+            .map(|node| self.address(node))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `node`'s client address (nodes count from 1).
+    pub fn address(&self, node: usize) -> String {
+        let port = usize::from(Self::PORT) + 2 * (node - 1);
+        format!("{}:{port}", self.host)
+    }
+
+    /// SIGKILL: the node is gone at once, nothing flushed, no controlled shutdown.
+    pub fn kill(&self, node: usize) {
+        self.script(&["kill", &node.to_string()]);
+    }
+
+    /// Starts a killed node again and waits until it serves.
+    pub fn restart(&self, node: usize) {
+        self.script(&["start", &node.to_string()]);
+    }
+
+    /// The node leading the most partitions of `topic`, by the cluster's metadata.
+    pub fn busiest_leader(&self, topic: &str) -> usize {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let client: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap_or_else(|error| panic!("a metadata client: {error}"));
+        let metadata = client
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap_or_else(|error| panic!("metadata of {topic}: {error}"));
+        let mut led: HashMap<usize, usize> = HashMap::new();
+        for partition in metadata
+            .topics()
+            .iter()
+            .flat_map(|topic| topic.partitions())
+        {
+            if let Ok(leader) = usize::try_from(partition.leader()) {
+                *led.entry(leader).or_default() += 1;
+            }
+        }
+        led.into_iter()
+            .max_by_key(|(node, count)| (*count, std::cmp::Reverse(*node)))
+            .map_or(1, |(node, _)| node)
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        for node in 1..=self.nodes {
+            let _ = std::process::Command::new("bash")
+                .arg(Self::SCRIPT)
+                .args(["kill", &node.to_string()])
+                .env("KAFKA_DIR", &self.dir)
+                .env("KAFKA_NODES", self.nodes.to_string())
+                .env("KAFKA_HOST", &self.host)
+                .env("KAFKA_PORT", Self::PORT.to_string())
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

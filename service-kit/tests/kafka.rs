@@ -202,8 +202,7 @@ async fn movements_keyed_by_store_come_back_in_order_and_offsets_resume_after_a_
     leave(second);
 
     // After everyone left, the group's committed offset of every partition is one past
-    // its last record. A client that is not a member asks: Tansu 0.6 makes a subscribed
-    // consumer's close hang after it fetched committed offsets itself.
+    // its last record (asked by a client that is not a member).
     let settings = &stack.settings.kafka;
     let observer: BaseConsumer =
         kafka::consumer_config(settings, "kafka-test-observer", &settings.consumer_group)
@@ -233,4 +232,100 @@ async fn movements_keyed_by_store_come_back_in_order_and_offsets_resume_after_a_
     }
     drop(observer);
     stack.cleanup().await;
+}
+
+/// The topic command's work: `bazaar-topics` runs exactly this.
+#[tokio::test]
+async fn declared_topics_are_created_once_and_then_found_as_declared() {
+    use service_kit::kafka::topics::{Outcome, ensure_topics};
+    let stack = TestStack::start().await;
+    // TestStack::start created them; under a fresh prefix they are created here.
+    let mut settings = stack.settings.kafka.clone();
+    settings.topic_prefix = format!("{}fresh.", settings.topic_prefix);
+    let topics = schemas::Topics::new(settings.topic_prefix.clone());
+    let first = ensure_topics(&settings, &topics, Some(2)).await.unwrap();
+    assert_eq!(first.len(), schemas::topics::ALL.len());
+    assert!(
+        first
+            .iter()
+            .all(|(_, outcome)| *outcome == Outcome::Created),
+        "{first:?}"
+    );
+    let second = ensure_topics(&settings, &topics, Some(2)).await.unwrap();
+    assert!(
+        second
+            .iter()
+            .all(|(_, outcome)| *outcome == Outcome::AsDeclared),
+        "{second:?}"
+    );
+    delete(&settings, &topics).await;
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_topic_unlike_its_declaration_is_an_error_naming_the_difference() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use service_kit::kafka::topics::{TopicError, check_topics, ensure_topics};
+    let stack = TestStack::start().await;
+    let mut settings = stack.settings.kafka.clone();
+    settings.topic_prefix = format!("{}drift.", settings.topic_prefix);
+    let topics = schemas::Topics::new(settings.topic_prefix.clone());
+
+    match check_topics(&settings, &topics, None).await {
+        Err(TopicError::Missing(missing)) => assert_eq!(missing.len(), 5, "{missing:?}"),
+        other => panic!("checking creates nothing and names what is missing: {other:?}"),
+    }
+
+    // Someone created the balances topic by hand: too few partitions, not compacted.
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .create()
+        .unwrap();
+    let balances = topics.balances();
+    admin
+        .create_topics(
+            &[NewTopic::new(&balances, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    match ensure_topics(&settings, &topics, None).await {
+        Err(TopicError::Drift(drift)) => {
+            let text = drift.join("\n");
+            assert!(
+                text.contains(&format!("{balances} has 1 partitions, declared 12")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "{balances} has cleanup.policy=delete, declared compact"
+                )),
+                "{text}"
+            );
+            assert!(
+                !text.contains("movements"),
+                "the other topics were created as declared: {text}"
+            );
+        }
+        other => panic!("drift is an error: {other:?}"),
+    }
+    delete(&settings, &topics).await;
+    stack.cleanup().await;
+}
+
+async fn delete(settings: &service_kit::settings::KafkaSettings, topics: &schemas::Topics) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .create()
+        .unwrap();
+    let names: Vec<String> = schemas::topics::ALL
+        .iter()
+        .map(|spec| topics.name(*spec))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    admin
+        .delete_topics(&names, &AdminOptions::new())
+        .await
+        .unwrap();
 }

@@ -177,26 +177,3 @@ async fn redis_answers_under_the_test_prefix() {
         .unwrap();
     assert_eq!(exists, 0, "cleanup removes the test's keys");
 }
-
-#[test]
-fn the_local_stack_creates_exactly_the_contract_topics() {
-    let conf = include_str!("../../deploy/local/topics.conf");
-    let declared: Vec<(String, i32, bool)> = conf
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (
-                fields[0].to_owned(),
-                fields[1].parse().unwrap(),
-                fields[2] == "compact",
-            )
-        })
-        .collect();
-    let contract: Vec<(String, i32, bool)> = schemas::topics::ALL
-        .iter()
-        .map(|spec| (spec.name.to_owned(), spec.partitions, spec.compacted))
-        .collect();
-    assert_eq!(declared, contract);
-}

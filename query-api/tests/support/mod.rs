@@ -34,7 +34,11 @@ impl Pipeline {
     /// categories `staples` for odd products, `snacks` for even), ingest and query-api
     /// running, and the processors too when `processing`.
     pub async fn start(processing: bool) -> Self {
-        let stack = TestStack::start().await;
+        Self::start_on(TestStack::start().await, processing).await
+    }
+
+    /// [`Pipeline::start`] on a stack the test made itself.
+    pub async fn start_on(stack: TestStack, processing: bool) -> Self {
         model::seed_catalog(&stack.pool).await;
         sqlx::query(
             "UPDATE products SET category = CASE WHEN id % 2 = 1 THEN 'staples' ELSE 'snacks' END",

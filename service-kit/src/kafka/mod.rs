@@ -1,18 +1,19 @@
 //! Kafka client configuration, in one place: durable idempotent producers, consumers that
-//! never commit on their own, and topic creation.
+//! never commit on their own, and (in `topics`) the topics declared in `schemas::topics`.
+
+pub mod topics;
+
+pub use topics::{TopicError, ensure_topics};
 
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use schemas::Topics;
 
 use crate::settings::KafkaSettings;
 
@@ -99,55 +100,20 @@ pub fn consumer_config(settings: &KafkaSettings, client_id: &str, group_id: &str
             "session.timeout.ms",
             settings.session_timeout.as_millis().to_string(),
         )
+        // Kafka's rule of thumb: a third of the session, so that one lost heartbeat does
+        // not cost the partitions.
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout.as_millis() / 3)
+                .max(100)
+                .to_string(),
+        )
         .set("isolation.level", "read_committed");
     config
 }
 
 pub fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer, KafkaError> {
     producer_config(settings, client_id).create()
-}
-
-/// Creates every topic of the pipeline that does not exist yet. `partitions` overrides
-/// the default partition counts (tests use fewer).
-pub async fn ensure_topics(
-    settings: &KafkaSettings,
-    topics: &Topics,
-    partitions: Option<i32>,
-) -> Result<(), KafkaError> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.brokers);
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
-    let names: Vec<String> = schemas::topics::ALL
-        .iter()
-        .map(|spec| topics.name(*spec))
-        .collect();
-    let new_topics: Vec<NewTopic<'_>> = schemas::topics::ALL
-        .iter()
-        .zip(&names)
-        .map(|(spec, name)| {
-            let topic = NewTopic::new(
-                name,
-                partitions.unwrap_or(spec.partitions),
-                TopicReplication::Fixed(settings.replication_factor),
-            );
-            if spec.compacted {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
-            }
-        })
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&new_topics, &options).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                tracing::error!(%topic, %code, "Creating a topic failed.");
-                return Err(KafkaError::AdminOp(code));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A readiness check: the broker answers a metadata request for `topic`.
