@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -29,6 +30,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::decide::{self, Balances, Holding};
+use crate::halts::{Halt, Halts};
 use crate::ledger::{self, CommitError, Progress, Record};
 use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
@@ -199,6 +201,8 @@ pub struct Processor {
     pub metrics: ProcessorMetrics,
     pub runtime: Handle,
     pub shutdown: CancellationToken,
+    /// Partitions halted on a position Kafka no longer has (also read by `/readyz`).
+    pub halts: Halts,
 }
 
 impl Processor {
@@ -245,8 +249,14 @@ impl Processor {
         };
         let mut config =
             service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
-        // A short wait: latency, not fetch size, matters. (Tansu 0.6 holds every fetch for
-        // the whole wait even when it has data; 2 to 10 ms measured the same.)
+        config
+            // Members join and leave without revoking everyone's partitions: only the
+            // partitions that move stop, for as long as their hand-over takes.
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // Every start position comes from Postgres; one Kafka no longer has is an
+            // error to halt on (`halts`), never a jump Kafka decides for us.
+            .set("auto.offset.reset", "error");
+        // A short wait: latency, not fetch size, matters.
         config.set(
             "fetch.wait.max.ms",
             self.settings.processor.fetch_wait.as_millis().to_string(),
@@ -279,29 +289,24 @@ impl Processor {
                 lag_measured = Instant::now();
             }
             let mut polling = Instant::now();
-            let messages = match self.poll_batch(&consumer) {
-                Ok(messages) => messages,
-                Err(error) => break Err(error),
-            };
+            let (messages, out_of_range) = self.poll_batch(&consumer);
             for change in consumer.context().take() {
                 match change {
-                    Assignment::Assigned(offsets) => state.positions.extend(offsets),
-                    Assignment::Revoked(partitions) => state.drop_partitions(&partitions),
+                    Assignment::Assigned(offsets) => {
+                        let partitions: Vec<i32> = offsets.keys().copied().collect();
+                        self.clear_halts(&partitions);
+                        state.positions.extend(offsets);
+                    }
+                    Assignment::Revoked(partitions) => {
+                        self.clear_halts(&partitions);
+                        state.drop_partitions(&partitions);
+                    }
                 }
             }
-            let (batch, gaps) = in_order(messages, &state.positions);
-            for gap in gaps {
-                self.metrics
-                    .skipped_offsets
-                    .with_label_values(&[&gap.partition.to_string()])
-                    .inc_by(u64::try_from(gap.received - gap.expected).unwrap_or(0));
-                tracing::error!(
-                    partition = gap.partition,
-                    expected = gap.expected,
-                    received = gap.received,
-                    "The broker skipped offsets of the movements topic; those movements are not processed."
-                );
+            if out_of_range {
+                self.halt_out_of_range(&consumer, &state.positions);
             }
+            let batch = in_order(messages, &state.positions);
             if batch.is_empty() {
                 if let Some(flight) = in_flight.take() {
                     pending.clear();
@@ -461,8 +466,9 @@ impl Processor {
     }
 
     /// Up to `batch_max` messages: waits up to `IDLE_POLL` for the first one, then at most
-    /// `batch_wait` for the rest.
-    fn poll_batch(&self, consumer: &Kafka) -> anyhow::Result<Vec<OwnedMessage>> {
+    /// `batch_wait` for the rest. `true`: Kafka refused a partition's position (it says
+    /// which partition only in its log; `halt_out_of_range` finds it).
+    fn poll_batch(&self, consumer: &Kafka) -> (Vec<OwnedMessage>, bool) {
         let limits = self.settings.processor;
         let mut messages = Vec::new();
         let mut deadline: Option<Instant> = None;
@@ -475,6 +481,9 @@ impl Processor {
                 Some(Ok(message)) => {
                     messages.push(message.detach());
                     deadline.get_or_insert_with(|| Instant::now() + limits.batch_wait);
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    return (messages, true);
                 }
                 Some(Err(error)) => {
                     self.metrics.error("kafka");
@@ -490,7 +499,7 @@ impl Processor {
                 break;
             }
         }
-        Ok(messages)
+        (messages, false)
     }
 
     /// After a failed batch: forget the held state of its partitions and go back to the
@@ -692,6 +701,56 @@ impl Processor {
 }
 
 impl Processor {
+    /// Kafka refused a position: asks the broker for the bounds of every owned partition
+    /// not halted yet, and pauses each whose position lies outside them.
+    fn halt_out_of_range(&self, consumer: &Kafka, positions: &HashMap<i32, i64>) {
+        for (&partition, &position) in positions {
+            if self.halts.contains(partition) {
+                continue;
+            }
+            let (earliest, next) =
+                match consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(5)) {
+                    Ok(bounds) => bounds,
+                    Err(error) => {
+                        tracing::warn!(%error, partition, "Reading a partition's bounds failed.");
+                        continue;
+                    }
+                };
+            let Some(halt) = Halt::of(position, earliest, next) else {
+                continue;
+            };
+            let mut paused = TopicPartitionList::new();
+            paused.add_partition(&self.topic, partition);
+            if let Err(error) = consumer.pause(&paused) {
+                tracing::warn!(%error, partition, "Pausing a partition failed.");
+            }
+            self.halts.insert(partition, halt);
+            self.metrics
+                .partition_halted
+                .with_label_values(&[&partition.to_string()])
+                .set(1);
+            tracing::error!(
+                partition,
+                position,
+                earliest,
+                next,
+                "Halted {}. Its movements wait until an operator moves the stored position \
+                 (README, \"A halted partition\"); the other partitions go on.",
+                halt.describe(partition)
+            );
+        }
+    }
+
+    fn clear_halts(&self, partitions: &[i32]) {
+        self.halts.clear(partitions);
+        for partition in partitions {
+            self.metrics
+                .partition_halted
+                .with_label_values(&[&partition.to_string()])
+                .set(0);
+        }
+    }
+
     /// `bazaar_processor_lag`: the partitions' high watermarks (from librdkafka's
     /// statistics, not a broker round trip: this runs on the processing thread) minus the
     /// processor's positions.
@@ -722,29 +781,18 @@ fn lag(high_watermarks: &HashMap<i32, i64>, positions: &HashMap<i32, i64>) -> Ve
         .collect()
 }
 
-/// Offsets a partition skipped: the records between the position the processor expected
-/// next and the first one the broker delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Gap {
-    partition: i32,
-    expected: i64,
-    received: i64,
-}
-
 /// The polled messages of owned partitions, per partition in offset order from each
-/// position on (a replay of what the batch before already took is dropped), and the gaps.
+/// position on (a replay of what the batch before already took is dropped).
 ///
-/// `inventory.movements.v1` is neither compacted nor written in transactions, so its
-/// offsets are contiguous and a gap means records the broker did not deliver: expired by
-/// retention before they were processed, or Tansu's `memory://` engine answering a fetch
-/// from the middle of a stored batch with the batches after it only.
+/// Offsets need not be contiguous: transaction markers and compaction leave holes that are
+/// normal on Kafka. Records the broker no longer has are not a hole here: with
+/// `auto.offset.reset=error` Kafka refuses the fetch, and the partition halts (`halts`).
 fn in_order(
     messages: Vec<OwnedMessage>,
     positions: &HashMap<i32, i64>,
-) -> (BTreeMap<i32, Vec<OwnedMessage>>, Vec<Gap>) {
+) -> BTreeMap<i32, Vec<OwnedMessage>> {
     let mut cursor: HashMap<i32, i64> = HashMap::new();
     let mut batch: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
-    let mut gaps = Vec::new();
     for message in messages {
         let partition = message.partition();
         let Some(position) = positions.get(&partition) else {
@@ -754,17 +802,10 @@ fn in_order(
         if message.offset() < *next {
             continue;
         }
-        if message.offset() > *next {
-            gaps.push(Gap {
-                partition,
-                expected: *next,
-                received: message.offset(),
-            });
-        }
         *next = message.offset() + 1;
         batch.entry(partition).or_default().push(message);
     }
-    (batch, gaps)
+    batch
 }
 
 /// A movement, or the dead letter it becomes.
@@ -1107,41 +1148,25 @@ mod tests {
     }
 
     #[test]
-    fn polled_messages_are_taken_from_each_position_on_and_skipped_offsets_are_reported() {
+    fn polled_messages_are_taken_from_each_position_on_and_holes_are_normal() {
         let positions = HashMap::from([(0, 10), (1, 5)]);
         let messages = vec![
             message(0, 9), // taken by the batch before: dropped
             message(0, 10),
-            message(1, 8), // 5, 6 and 7 never came
+            message(1, 8), // 5 to 7: a transaction's marker, say
             message(0, 11),
             message(2, 0),  // not ours
             message(0, 11), // fetched twice
             message(1, 9),
-            message(0, 13), // 12 never came
+            message(0, 13),
         ];
-        let (batch, gaps) = in_order(messages, &positions);
-        let offsets: Vec<(i32, Vec<i64>)> = batch
+        let offsets: Vec<(i32, Vec<i64>)> = in_order(messages, &positions)
             .iter()
             .map(|(partition, messages)| {
                 (*partition, messages.iter().map(Message::offset).collect())
             })
             .collect();
         assert_eq!(offsets, [(0, vec![10, 11, 13]), (1, vec![8, 9])]);
-        assert_eq!(
-            gaps,
-            [
-                Gap {
-                    partition: 1,
-                    expected: 5,
-                    received: 8
-                },
-                Gap {
-                    partition: 0,
-                    expected: 12,
-                    received: 13
-                },
-            ]
-        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod consumer;
 pub mod decide;
+pub mod halts;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
@@ -31,10 +32,15 @@ impl App {
         let base = Base::connect(settings).await?;
         let producer = kafka::producer(&base.settings.kafka, "processors")?;
         let topics = base.settings.topics();
-        let readiness = base.readiness.clone().with_check(
-            "kafka",
-            kafka::readiness_check(producer.clone(), topics.movements()),
-        );
+        let halts = halts::Halts::default();
+        let readiness = base
+            .readiness
+            .clone()
+            .with_check(
+                "kafka",
+                kafka::readiness_check(producer.clone(), topics.movements()),
+            )
+            .with_optional_check("partitions", halts.readiness_check());
         let metrics = metrics::ProcessorMetrics::register(base.metrics.registry())?;
         let description = "Stream processors: exact ledger, balances, rollups and alerts. \
             Only operational routes: health, readiness and metrics.";
@@ -50,6 +56,7 @@ impl App {
             metrics,
             runtime: tokio::runtime::Handle::current(),
             shutdown: stop.clone(),
+            halts,
         };
         let (done, stopped) = oneshot::channel();
         // librdkafka's poll blocks; the loop gets a thread of its own and enters the

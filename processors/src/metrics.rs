@@ -19,9 +19,9 @@ pub struct ProcessorMetrics {
     pub end_to_end_seconds: Histogram,
     /// `bazaar_processor_errors_total{component="postgres"|"kafka"|"redis"}`.
     pub errors: IntCounterVec,
-    /// `bazaar_processor_skipped_offsets_total{partition}`: offsets of the movements topic
-    /// the broker never delivered (see `consumer::in_order`). Anything but 0 is lost input.
-    pub skipped_offsets: IntCounterVec,
+    /// `bazaar_processor_partition_halted{partition}`: 1 while the partition waits for an
+    /// operator because its stored position is one Kafka no longer has (`halts`).
+    pub partition_halted: IntGaugeVec,
 }
 
 impl ProcessorMetrics {
@@ -86,10 +86,10 @@ impl ProcessorMetrics {
                 ),
                 &["component"],
             )?,
-            skipped_offsets: IntCounterVec::new(
+            partition_halted: IntGaugeVec::new(
                 Opts::new(
-                    "bazaar_processor_skipped_offsets_total",
-                    "Offsets of the movements topic the broker skipped: movements never processed.",
+                    "bazaar_processor_partition_halted",
+                    "1 while the partition is halted: its stored position is one Kafka no longer has.",
                 ),
                 &["partition"],
             )?,
@@ -101,7 +101,7 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.outcomes.clone()))?;
         registry.register(Box::new(metrics.end_to_end_seconds.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
-        registry.register(Box::new(metrics.skipped_offsets.clone()))?;
+        registry.register(Box::new(metrics.partition_halted.clone()))?;
         Ok(metrics)
     }
 

@@ -131,3 +131,58 @@ async fn with_two_processors_sharing_the_partitions_one_killed_again_and_again()
     assert_exactly_once(&stack, &movements).await;
     drop(survivor);
 }
+
+/// Kafka's group membership on the real broker (cooperative-sticky): three processors
+/// share the partitions, a fourth joins mid-stream and one of the first three is SIGKILLed.
+/// Every movement is written exactly once, and the group catches up to the end of every
+/// partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let movements = movements(12_000, 44);
+    let first: Vec<ChildService> = (0..3)
+        .map(|_| ChildService::start_with(BINARY, &stack, &ENV))
+        .collect();
+    let producing = stream(&stack, movements.clone(), 500, Duration::from_millis(250));
+    assert!(progress_beyond(&stack, 0, Duration::from_secs(30)).await);
+    let fourth = ChildService::start_with(BINARY, &stack, &ENV);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut first = first.into_iter();
+    first.next().unwrap().kill();
+    assert!(!producing.is_finished(), "the kill landed mid-stream");
+    producing.await.unwrap();
+    wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
+    assert_exactly_once(&stack, &movements).await;
+
+    // Lag zero: the stored position of every partition is the end of its log.
+    let reader: rdkafka::consumer::BaseConsumer = service_kit::kafka::consumer_config(
+        &stack.settings.kafka,
+        "test-watermarks",
+        "test-watermarks",
+    )
+    .create()
+    .unwrap();
+    let topic = stack.settings.topics().movements();
+    for partition in 0..service_kit::testing::TEST_PARTITIONS {
+        let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(
+            &reader,
+            &topic,
+            partition,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let stored: Option<i64> = sqlx::query_scalar(
+            "SELECT next_offset FROM processor_offsets \
+             WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+        )
+        .bind(&stack.settings.kafka.consumer_group)
+        .bind(&topic)
+        .bind(partition)
+        .fetch_optional(&stack.pool)
+        .await
+        .unwrap();
+        assert_eq!(stored.unwrap_or(0), end, "partition {partition} caught up");
+    }
+    drop((first, fourth));
+}
