@@ -127,11 +127,50 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn sale(store: i64, product: i64) -> String {
+pub fn sale(store: i64, product: i64) -> String {
+    sale_of(store, product, 1)
+}
+
+/// A sale of `quantity`: 0 is refused by ingest's validation, before any Kafka work.
+fn sale_of(store: i64, product: i64, quantity: i64) -> String {
     format!(
-        r#"{{"movement_id":"{}","store_id":{store},"product_id":{product},"kind":"sale","quantity":1,"unit_price_paise":2500,"device_id":"till-1"}}"#,
+        r#"{{"movement_id":"{}","store_id":{store},"product_id":{product},"kind":"sale","quantity":{quantity},"unit_price_paise":2500,"device_id":"till-1"}}"#,
         uuid::Uuid::new_v4()
     )
+}
+
+/// One POS token per store, as devices have.
+pub fn pos_tokens(settings: &Settings, stores: &[i64]) -> anyhow::Result<Vec<(i64, HeaderValue)>> {
+    let keys = TokenKeys::from_settings(&settings.auth)?;
+    stores
+        .iter()
+        .map(|&store| {
+            let (token, _) = keys
+                .issue(&format!("pos-{store}"), Role::Pos, &[StoreId(store)])
+                .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
+            anyhow::Ok((store, HeaderValue::from_str(&format!("Bearer {token}"))?))
+        })
+        .collect()
+}
+
+/// Single sales of `quantity` to random stores and products, posted to `path`.
+pub fn single_sales(
+    tokens: Arc<Vec<(i64, HeaderValue)>>,
+    products: Arc<Vec<i64>>,
+    path: &'static str,
+    quantity: i64,
+) -> impl Fn(usize, u64) -> Shot + Send + Sync + Clone + 'static {
+    move |_worker: usize, _sequence: u64| {
+        let mut rng = rand::rng();
+        let (store, token) = &tokens[rng.random_range(0..tokens.len())];
+        let product = products[rng.random_range(0..products.len())];
+        Shot {
+            path: path.into(),
+            authorization: token.clone(),
+            body: Bytes::from(sale_of(*store, product, quantity)),
+            movements: 1,
+        }
+    }
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
@@ -139,18 +178,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let pool = seed(&settings, options.stores, options.products).await?;
     let stores = ids(&pool, "stores", "BENCH-", options.stores).await?;
     let products = Arc::new(ids(&pool, "products", "BENCH-SKU-", options.products).await?);
-    let keys = TokenKeys::from_settings(&settings.auth)?;
-    let tokens: Arc<Vec<(i64, HeaderValue)>> = Arc::new(
-        stores
-            .iter()
-            .map(|&store| {
-                let (token, _) = keys
-                    .issue(&format!("pos-{store}"), Role::Pos, &[StoreId(store)])
-                    .ok_or_else(|| anyhow::anyhow!("this configuration cannot issue tokens"))?;
-                anyhow::Ok((store, HeaderValue::from_str(&format!("Bearer {token}"))?))
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let tokens = Arc::new(pos_tokens(&settings, &stores)?);
 
     let child = Command::new(&options.binary)
         .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{}", options.port))
@@ -167,25 +195,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     wait_ready(options.port).await?;
     let address: SocketAddr = ([127, 0, 0, 1], options.port).into();
 
-    let single = {
-        let tokens = tokens.clone();
-        let products = products.clone();
-        move |_worker: usize, _sequence: u64| {
-            let mut rng = rand::rng();
-            let (store, token) = &tokens[rng.random_range(0..tokens.len())];
-            let product = products[rng.random_range(0..products.len())];
-            Shot {
-                path: if std::env::var("BENCH_HEALTHZ").is_ok() {
-                    "/healthz".into()
-                } else {
-                    "/v1/movements".into()
-                },
-                authorization: token.clone(),
-                body: Bytes::from(sale(*store, product)),
-                movements: 1,
-            }
-        }
-    };
+    let single = single_sales(tokens.clone(), products.clone(), "/v1/movements", 1);
+    let refused = single_sales(tokens.clone(), products.clone(), "/v1/movements", 0);
     let batch_size = options.batch_size;
     let batch = {
         let tokens = tokens.clone();
@@ -237,6 +248,25 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             &outcome,
         ));
     }
+    // The same requests, refused by validation: everything but the broker's work.
+    let refused_at = 256;
+    let refused = load::closed_loop(
+        address,
+        refused_at,
+        seconds,
+        StatusCode::BAD_REQUEST,
+        refused,
+    )
+    .await?;
+    rows.push(Row::new(
+        "POST /v1/movements refused by validation (no Kafka)",
+        refused_at,
+        &refused,
+    ));
+    let accepted_at = rows
+        .iter()
+        .find(|row| row.connections == refused_at && row.scenario.ends_with("max throughput"))
+        .map(|row| row.movements_per_second);
     for &rate in &options.steady_rates {
         let outcome = load::open_loop(
             address,
@@ -268,6 +298,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         products.len(),
         settings.kafka.brokers
     )];
+    if let Some(accepted) = accepted_at {
+        notes.push(format!(
+            "accepted single movements at {refused_at} connections: {:.2} of the rate of the same requests refused by validation",
+            accepted / refused.per_second().max(1.0)
+        ));
+    }
     if let Some(peak) = peak_rss_mib(pid) {
         notes.push(format!(
             "ingest peak resident memory (VmHWM): {peak:.0} MiB"

@@ -277,6 +277,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         requests: backlog as u64,
         failures: 0,
         first_failure: None,
+        of_ceiling: None,
     }];
 
     // A fixed rate: every 10 ms a slice of movements stamped with the time they are sent.
@@ -326,6 +327,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         requests: sent as u64,
         failures: 0,
         first_failure: None,
+        of_ceiling: None,
     });
     let peak = crate::ingest::peak_rss_mib(pid);
     drop(child);
@@ -350,11 +352,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     let mut notes = vec![
         format!(
-            "catalog: {} stores × {} products; broker: {} ({} engine)",
+            "catalog: {} stores × {} products; broker: Apache Kafka at {}",
             stores.len(),
             products.len(),
             settings.kafka.brokers,
-            std::env::var("BAZAAR_KAFKA_STORAGE").unwrap_or_else(|_| "?".into())
         ),
         format!("{count} balances held in memory: {held:.0} MiB"),
         format!(

@@ -19,6 +19,9 @@ pub struct Row {
     pub failures: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<String>,
+    /// The rate as a share of the broker's own ceiling measured in the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of_ceiling: Option<f64>,
 }
 
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -37,6 +40,7 @@ impl Row {
             requests: outcome.requests,
             failures: outcome.failures,
             first_failure: outcome.first_failure.clone(),
+            of_ceiling: None,
         }
     }
 }
@@ -81,19 +85,30 @@ impl Report {
             self.suite, self.started_at, self.machine
         ));
         out.push_str(&format!(
-            "{:<58} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9}\n",
-            "scenario", "conns", "movements/s", "requests/s", "p50 ms", "p99 ms", "failures"
+            "{:<58} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>10}\n",
+            "scenario",
+            "conns",
+            "movements/s",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "failures",
+            "of broker"
         ));
         for row in &self.rows {
+            let share = row
+                .of_ceiling
+                .map_or_else(|| "-".to_owned(), |share| format!("{share:.2}"));
             out.push_str(&format!(
-                "{:<58} {:>6} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9}\n",
+                "{:<58} {:>6} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>10}\n",
                 row.scenario,
                 row.connections,
                 row.movements_per_second,
                 row.requests_per_second,
                 row.p50_ms,
                 row.p99_ms,
-                row.failures
+                row.failures,
+                share
             ));
         }
         for note in &self.notes {
@@ -111,6 +126,40 @@ impl Report {
         {
             print!("{out}");
         }
+    }
+
+    /// Sets each throughput row's share of the broker's ceiling (`broker`, measured in the
+    /// same run): ingest's rows against the produce rate, the processors' backlog against
+    /// the consume rate. Fixed-rate rows and query-api's reads have none.
+    pub fn relate_to(&mut self, broker: &Self) {
+        let rate = |scenario: &str| {
+            broker
+                .rows
+                .iter()
+                .find(|row| row.scenario == scenario)
+                .map(|row| row.movements_per_second)
+                .filter(|rate| *rate > 0.0)
+        };
+        let ceiling = match self.suite.as_str() {
+            "ingest" => rate(crate::broker::PRODUCE),
+            "processors" => rate(crate::broker::CONSUME),
+            _ => None,
+        };
+        let Some(ceiling) = ceiling else {
+            return;
+        };
+        for row in &mut self.rows {
+            if !row.scenario.starts_with("steady") {
+                row.of_ceiling = Some(row.movements_per_second / ceiling);
+            }
+        }
+        self.notes.push(format!(
+            "\"of broker\": the rate as a share of the broker's own ceiling in this run ({ceiling:.0} records/s)"
+        ));
+    }
+
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
     }
 
     /// The suites' reports of one run as one: rows and notes named by their suite.

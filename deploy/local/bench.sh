@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark suite on a stack of its own — PostgreSQL, Redis and a Tansu
-# broker on its memory:// engine, on ports next to the development stack's (which keeps
-# running untouched) — then the release services loaded over loopback. Prints one table;
-# the JSON lands in .local/bench/results/ for comparing runs.
+# `make bench`: the benchmark suite on a stack of its own — PostgreSQL, Redis and one
+# Apache Kafka broker, durable as `make up` runs it, on ports next to the development
+# stack's (which keeps running untouched) — then the release services loaded over
+# loopback. The broker's own ceiling is measured first; every suite states its rates as a
+# share of it. Prints one table; the JSON lands in .local/bench/results/ for comparing runs.
 #
-#   deploy/local/bench.sh [ingest] [-- extra bazaar-bench flags]
+#   deploy/local/bench.sh [broker] [ingest] [processors] [pipeline] [query-api] [-- extra bazaar-bench flags]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,15 +15,16 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export BAZAAR_LOCAL_DIR="$ROOT/.local/bench"
 export BAZAAR_PG_PORT="${BAZAAR_BENCH_PG_PORT:-55433}"
 export BAZAAR_REDIS_PORT="${BAZAAR_BENCH_REDIS_PORT:-56380}"
-export BAZAAR_KAFKA_PORT="${BAZAAR_BENCH_KAFKA_PORT:-59093}"
-export BAZAAR_KAFKA_STORAGE=memory
+export BAZAAR_KAFKA_PORT="${BAZAAR_BENCH_KAFKA_PORT:-59192}"
+# One broker: the laptop's stack, whatever the development stack runs.
+export KAFKA_NODES=1
 
 say() { printf '\033[1m[bench]\033[0m %s\n' "$*"; }
 
 suites=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do suites+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
-[ ${#suites[@]} -eq 0 ] && suites=(ingest processors query-api)
+[ ${#suites[@]} -eq 0 ] && suites=(broker ingest processors pipeline query-api)
 
 deploy/local/stack.sh up
 trap 'deploy/local/stack.sh down >/dev/null' EXIT
@@ -40,9 +42,13 @@ export JWT_SECRET
 mkdir -p .local/bench/results
 marker="$(mktemp)"
 trap 'rm -f "$marker"; deploy/local/stack.sh down >/dev/null' EXIT
+ceiling=()
 for suite in "${suites[@]}"; do
     say "suite $suite"
-    target/release/bazaar-bench "$suite" "$@"
+    target/release/bazaar-bench "$suite" "${ceiling[@]}" "$@"
+    if [ "$suite" = broker ]; then
+        ceiling=(--ceiling "$(find .local/bench/results -name 'broker-*.json' -newer "$marker" | sort | tail -n 1)")
+    fi
 done
 
 # One table for the whole run (and its JSON beside the suites').

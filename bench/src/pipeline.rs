@@ -1,0 +1,155 @@
+//! The whole write path with its outcome: the release `ingest` and `processors` on a
+//! topic prefix of their own. A POS sale that waits for its outcome (`?wait`), at 64
+//! connections; then a steady rate through ingest for minutes while the processors'
+//! lag is sampled every second (do they keep up?).
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::StatusCode;
+use service_kit::{Service, Settings};
+
+use crate::ingest::{Service_, ids, pos_tokens, seed, single_sales, wait_ready};
+use crate::load;
+use crate::report::{Report, Row};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub ingest: std::path::PathBuf,
+    pub processors: std::path::PathBuf,
+    pub ingest_port: u16,
+    pub processors_port: u16,
+    pub stores: i64,
+    pub products: i64,
+    pub seconds: u64,
+    pub wait_connections: usize,
+    pub steady_rate: usize,
+    pub steady_seconds: u64,
+}
+
+/// Movements on the partitions past the processors' positions, from their `/metrics`.
+async fn lag(port: u16) -> anyhow::Result<i64> {
+    let text = crate::ingest::get_text(port, "/metrics").await?;
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with("bazaar_processor_lag{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum())
+}
+
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let prefix = format!("bench-pipeline-{run_id}.");
+    let group = format!("bench-pipeline-{run_id}");
+    let settings = Settings::from_lookup(Service::Ingest, |var| match var {
+        "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
+        "KAFKA_CONSUMER_GROUP" => Some(group.clone()),
+        _ => std::env::var(var).ok(),
+    })?;
+    let pool = seed(&settings, options.stores, options.products).await?;
+    let stores = ids(&pool, "stores", "BENCH-", options.stores).await?;
+    let products = Arc::new(ids(&pool, "products", "BENCH-SKU-", options.products).await?);
+    // Sales of stock the benchmark never received: the stores allow negative stock, so
+    // each sale is applied (201), as most sales of a stocked shop are.
+    sqlx::query("UPDATE stores SET negative_stock_policy = 'allow' WHERE id = ANY($1)")
+        .bind(&stores)
+        .execute(&pool)
+        .await?;
+    service_kit::kafka::ensure_topics(&settings.kafka, &settings.topics(), None).await?;
+    let tokens = Arc::new(pos_tokens(&settings, &stores)?);
+
+    let start = |binary: &std::path::Path, service: Service, port: u16| {
+        Command::new(binary)
+            .env("KAFKA_TOPIC_PREFIX", &prefix)
+            .env("KAFKA_CONSUMER_GROUP", &group)
+            .env(service.listen_var(), format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map(Service_)
+            .map_err(|error| anyhow::anyhow!("starting {}: {error}", binary.display()))
+    };
+    let _processors = start(
+        &options.processors,
+        Service::Processors,
+        options.processors_port,
+    )?;
+    wait_ready(options.processors_port).await?;
+    let _ingest = start(&options.ingest, Service::Ingest, options.ingest_port)?;
+    wait_ready(options.ingest_port).await?;
+    let address = ([127, 0, 0, 1], options.ingest_port).into();
+
+    let waiting = single_sales(tokens.clone(), products.clone(), "/v1/movements?wait=2s", 1);
+    // Warm-up: connections, the group's assignment, the outcome subscriptions.
+    load::closed_loop(
+        address,
+        options.wait_connections,
+        Duration::from_secs(2),
+        StatusCode::CREATED,
+        waiting.clone(),
+    )
+    .await?;
+    let outcome = load::closed_loop(
+        address,
+        options.wait_connections,
+        Duration::from_secs(options.seconds),
+        StatusCode::CREATED,
+        waiting,
+    )
+    .await?;
+    let mut rows = vec![Row::new(
+        "POST /v1/movements?wait=2s (a sale, answered applied)",
+        options.wait_connections,
+        &outcome,
+    )];
+
+    // A steady rate through ingest; the processors' lag sampled every second meanwhile.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        let port = options.processors_port;
+        tokio::spawn(async move {
+            let mut worst = 0_i64;
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            while sampling.load(Ordering::Relaxed) {
+                ticker.tick().await;
+                if let Ok(lag) = lag(port).await {
+                    worst = worst.max(lag);
+                }
+            }
+            worst
+        })
+    };
+    let steady = load::open_loop(
+        address,
+        256,
+        options.steady_rate as u64,
+        Duration::from_secs(options.steady_seconds),
+        StatusCode::ACCEPTED,
+        single_sales(tokens, products, "/v1/movements", 1),
+    )
+    .await?;
+    sampling.store(false, Ordering::Relaxed);
+    let worst = sampler.await?;
+    rows.push(Row::new(
+        format!(
+            "steady {}/s through ingest for {} s, processors keeping up",
+            options.steady_rate, options.steady_seconds
+        ),
+        256,
+        &steady,
+    ));
+    Ok(Report {
+        suite: "pipeline".into(),
+        started_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        machine: crate::report::machine(),
+        rows,
+        notes: vec![format!(
+            "processors' lag during the steady phase, sampled every second: at most {worst} movements ({:.2} s' worth)",
+            worst as f64 / options.steady_rate as f64
+        )],
+    })
+}
