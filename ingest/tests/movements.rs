@@ -633,3 +633,61 @@ async fn with_the_broker_away_a_movement_is_refused_with_503_and_retry_after_in_
     let _ = tokio::time::timeout(Duration::from_secs(15), running).await;
     stack.cleanup().await;
 }
+
+/// A control character in any text a client sends is refused at the edge, naming the
+/// field: in a movement, a batch line, a catalog name, a login, a query parameter, a path.
+#[tokio::test]
+async fn a_control_character_anywhere_is_refused_with_400_naming_the_field() {
+    let w = world().await;
+    let sale = |reference: &str| {
+        json!({"movement_id": uuid::Uuid::new_v4(), "store_id": w.store, "sku": "TEA-250G",
+               "kind": "sale", "quantity": 1, "unit_price_paise": 1000, "reference": reference})
+    };
+    let cases = [
+        (
+            "/v1/movements",
+            Some(&w.pos),
+            sale("BILL-\u{0}-1"),
+            "reference",
+        ),
+        (
+            "/v1/movements/batch",
+            Some(&w.pos),
+            json!({"movements": [sale("BILL-2"), sale("BILL-\u{1b}[3")]}),
+            "movements[1].reference",
+        ),
+        (
+            "/v1/stores",
+            Some(&w.admin),
+            json!({"code": "NUL-01", "name": "Shop\u{0}", "timezone": "Asia/Kolkata"}),
+            "name",
+        ),
+        (
+            "/v1/auth/token",
+            None,
+            json!({"username": "admin\u{0}", "password": "x"}),
+            "username",
+        ),
+    ];
+    for (path, token, body, field) in cases {
+        let (status, problem) =
+            send(&w.app, Method::POST, path, token.map(String::as_str), &body).await;
+        assert_eq!(status, 400, "{path}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+        assert_eq!(problem["errors"][0]["code"], "control_character");
+    }
+    for (path, field) in [
+        ("/v1/movements?wait=1s%00", "wait"),
+        ("/v1/stores/%00", "path"),
+    ] {
+        let (status, problem) = send(&w.app, Method::POST, path, Some(&w.pos), &sale("OK")).await;
+        assert_eq!(status, 400, "{path}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+    }
+    // Nothing refused reached the catalog.
+    let stores: i64 = sqlx::query_scalar("SELECT count(*) FROM stores WHERE code = 'NUL-01'")
+        .fetch_one(&w.stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(stores, 0);
+}

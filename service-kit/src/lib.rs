@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod health;
+pub mod hygiene;
 pub mod kafka;
 pub mod metrics;
 pub mod postgres;

@@ -18,7 +18,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` and wraps `router` with HTTP metrics and request tracing.
+    /// Binds `addr` and wraps `router` with input hygiene, HTTP metrics and request tracing.
     pub async fn bind(
         addr: SocketAddr,
         router: Router,
@@ -27,6 +27,9 @@ impl Server {
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let router = router
+            .layer(axum::middleware::from_fn(
+                crate::hygiene::refuse_control_characters,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 metrics,
                 metrics::track_http,
