@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decide::{self, Balances, Holding};
 use crate::halts::{Halt, Halts};
+use crate::isolation::{self, Isolation, Span};
 use crate::ledger::{self, CommitError, Progress, Record};
 use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
@@ -167,6 +168,10 @@ struct State {
     reorder_points: HashMap<StoreId, HashMap<ProductId, i64>>,
     /// When (by the database's clock) setting changes were last read.
     settings_read: Option<DateTime<Utc>>,
+    /// Batches that failed deterministically, being taken apart.
+    isolation: Isolation,
+    /// Failed batches in a row: the backoff before the next try grows with them.
+    failures: u32,
 }
 
 impl State {
@@ -299,6 +304,8 @@ impl Processor {
                     }
                     Assignment::Revoked(partitions) => {
                         self.clear_halts(&partitions);
+                        // A rewind keeps what isolation learnt; a partition gone forgets it.
+                        state.isolation.forget(&partitions);
                         state.drop_partitions(&partitions);
                     }
                 }
@@ -306,7 +313,13 @@ impl Processor {
             if out_of_range {
                 self.halt_out_of_range(&consumer, &state.positions);
             }
-            let batch = in_order(messages, &state.positions);
+            let mut batch = in_order(messages, &state.positions);
+            if state.isolation.is_active() {
+                let refetch = state.isolation.narrow(&mut batch, &state.positions);
+                if let Err(error) = self.seek(&consumer, &refetch) {
+                    break Err(error);
+                }
+            }
             if batch.is_empty() {
                 if let Some(flight) = in_flight.take() {
                     pending.clear();
@@ -322,6 +335,7 @@ impl Processor {
             self.metrics.stage("poll", &mut polling);
             let started = Instant::now();
             let partitions: Vec<i32> = batch.keys().copied().collect();
+            let spans = isolation::spans(&batch);
             let prepared = self.runtime.block_on(self.prepare(state, &pending, batch));
             // N+1 is decided and published; N must be in Postgres before it.
             let previous_landed = match in_flight.take() {
@@ -344,6 +358,7 @@ impl Processor {
                         .spawn(async move { committer.write(taken, batch, held).await });
                     in_flight = Some(InFlight {
                         partitions,
+                        spans,
                         started,
                         task,
                     });
@@ -357,16 +372,9 @@ impl Processor {
                 }
                 Err(error) => {
                     pending.clear();
-                    self.metrics.error(component(&error));
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        ?partitions,
-                        "A batch failed; reloading its partitions from Postgres and trying again."
-                    );
-                    if let Err(error) = self.rewind(&consumer, state, &partitions) {
+                    if let Err(error) = self.failed(&error, &consumer, state, &partitions, &spans) {
                         break Err(error);
                     }
-                    std::thread::sleep(Duration::from_millis(200));
                 }
             }
         };
@@ -394,6 +402,7 @@ impl Processor {
     ) -> anyhow::Result<bool> {
         let InFlight {
             partitions,
+            spans,
             started,
             task,
         } = flight;
@@ -421,6 +430,7 @@ impl Processor {
         }
         match landed.result {
             Ok(()) => {
+                state.failures = 0;
                 self.metrics.batch_size.observe(batch.count as f64);
                 self.metrics
                     .batch_seconds
@@ -428,19 +438,56 @@ impl Processor {
                 Ok(true)
             }
             Err(error) => {
-                let fenced = matches!(error.downcast_ref(), Some(CommitError::Fenced));
-                self.metrics
-                    .error(if fenced { "fenced" } else { component(&error) });
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    ?partitions,
-                    "A batch failed; reloading its partitions from Postgres and trying again."
-                );
-                self.rewind(consumer, state, &partitions)?;
-                std::thread::sleep(Duration::from_millis(200));
+                self.failed(&error, consumer, state, &partitions, &spans)?;
                 Ok(false)
             }
         }
+    }
+
+    /// A batch failed: its partitions go back to what Postgres holds, and it is tried
+    /// again — after a backoff if the failure may pass, taken apart if it cannot
+    /// (`isolation`).
+    fn failed(
+        &self,
+        error: &anyhow::Error,
+        consumer: &Kafka,
+        state: &mut State,
+        partitions: &[i32],
+        spans: &[Span],
+    ) -> anyhow::Result<()> {
+        let fenced = matches!(error.downcast_ref(), Some(CommitError::Fenced));
+        self.metrics
+            .error(if fenced { "fenced" } else { component(error) });
+        self.rewind(consumer, state, partitions)?;
+        if let Some(reason) = isolation::deterministic(error) {
+            state.isolation.failed(spans, reason);
+            return Ok(());
+        }
+        tracing::warn!(
+            error = format!("{error:#}"),
+            ?partitions,
+            "A batch failed; reloading its partitions from Postgres and trying again."
+        );
+        // 200 ms, doubling up to 5 s while Postgres or Kafka stay away.
+        let backoff = Duration::from_millis(200)
+            .saturating_mul(1 << state.failures.min(5))
+            .min(Duration::from_secs(5));
+        state.failures = state.failures.saturating_add(1);
+        std::thread::sleep(backoff);
+        Ok(())
+    }
+
+    /// Fetches each partition again from the offset given.
+    fn seek(&self, consumer: &Kafka, offsets: &[(i32, i64)]) -> anyhow::Result<()> {
+        for (partition, offset) in offsets {
+            consumer.seek(
+                &self.topic,
+                *partition,
+                Offset::Offset(*offset),
+                Duration::from_secs(5),
+            )?;
+        }
+        Ok(())
     }
 
     fn notifier_marked_stale(&self) -> Notifier {
@@ -556,6 +603,11 @@ impl Processor {
             });
             count += messages.len();
             for message in messages {
+                if let Some(reason) = state.isolation.take_poisoned(partition, message.offset()) {
+                    self.metrics.poisoned.inc();
+                    dead.push(DeadLetter::of(&message, "refused_by_database", reason));
+                    continue;
+                }
                 match read(message) {
                     Ok(record) => records.push(record),
                     Err(letter) => dead.push(letter),
@@ -811,14 +863,7 @@ fn in_order(
 /// A movement, or the dead letter it becomes.
 fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
     let payload = message.payload().unwrap_or_default();
-    let dead = |error, detail: String| DeadLetter {
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        payload: payload.to_vec(),
-        error,
-        detail,
-    };
+    let dead = |error, detail: String| DeadLetter::of(&message, error, detail);
     let movement = match StockMovement::decode(payload) {
         Ok(movement) => movement,
         Err(error) => return Err(dead("undecodable", error.to_string())),
@@ -856,6 +901,7 @@ struct Batch {
 /// The batch being written in the background.
 struct InFlight {
     partitions: Vec<i32>,
+    spans: Vec<Span>,
     started: Instant,
     task: tokio::task::JoinHandle<Landed>,
 }

@@ -6,6 +6,7 @@
 pub mod consumer;
 pub mod decide;
 pub mod halts;
+pub mod isolation;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;

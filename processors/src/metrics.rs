@@ -1,7 +1,9 @@
 //! The processors' metrics. Labels are bounded: partition numbers, kinds, statuses and
 //! component names — never ids.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
@@ -22,6 +24,9 @@ pub struct ProcessorMetrics {
     /// `bazaar_processor_partition_halted{partition}`: 1 while the partition waits for an
     /// operator because its stored position is one Kafka no longer has (`halts`).
     pub partition_halted: IntGaugeVec,
+    /// `bazaar_processor_poisoned_total`: movements that failed alone in Postgres and went
+    /// to the dead-letter topic (`isolation`).
+    pub poisoned: IntCounter,
 }
 
 impl ProcessorMetrics {
@@ -93,6 +98,10 @@ impl ProcessorMetrics {
                 ),
                 &["partition"],
             )?,
+            poisoned: IntCounter::new(
+                "bazaar_processor_poisoned_total",
+                "Movements that failed alone in Postgres and went to the dead-letter topic.",
+            )?,
         };
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.batch_size.clone()))?;
@@ -102,6 +111,7 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.end_to_end_seconds.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
         registry.register(Box::new(metrics.partition_halted.clone()))?;
+        registry.register(Box::new(metrics.poisoned.clone()))?;
         Ok(metrics)
     }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use schemas::topics::{balance_key, store_key};
 use schemas::{AvroRecord, Balance, LedgerEntry, StockAlert, Topics};
@@ -25,9 +25,24 @@ pub struct DeadLetter {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
-    /// A stable code: `undecodable`, `unknown_kind`, `non_positive_quantity`.
+    /// A stable code: `undecodable`, `unknown_kind`, `non_positive_quantity`,
+    /// `refused_by_database` (it failed alone in Postgres; `isolation`).
     pub error: &'static str,
     pub detail: String,
+}
+
+impl DeadLetter {
+    /// `message`, refused for `error` (a stable code) with a `detail` for people.
+    pub fn of(message: &OwnedMessage, error: &'static str, detail: String) -> Self {
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            error,
+            detail,
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -134,6 +134,65 @@ async fn a_poison_record_goes_to_the_dead_letter_topic_and_the_partition_goes_on
     let _ = stop.send(());
 }
 
+/// A record that decodes and validates but that Postgres refuses (a NUL in its text:
+/// PostgreSQL's `text` cannot hold one), put on the topic below ingest's edge, among a
+/// stream of good movements of its store. The batch fails deterministically, is taken
+/// apart, the record goes to the dead-letter topic with the database's reason and its
+/// source position, and every other movement — the next ones of the same store too — is
+/// applied as the model says.
+#[tokio::test]
+async fn a_record_postgres_refuses_goes_to_the_dead_letter_topic_and_its_store_goes_on() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let topic = stack.settings.topics().movements();
+    let producer = producer(&stack);
+    let good = movements(400, 13);
+    let mut poison = good[150].clone();
+    poison.movement_id = uuid::Uuid::new_v4();
+    poison.store_id = schemas::StoreId(1);
+    poison.reference = Some("INV-\u{0}-7".into());
+    produce(&producer, &topic, &good[..200]).await;
+    produce(&producer, &topic, std::slice::from_ref(&poison)).await;
+    produce(&producer, &topic, &good[200..]).await;
+    let _stop = start_processor(&stack).await;
+    wait_committed(&stack, good.len() as i64 + 1, Duration::from_secs(60)).await;
+
+    let dead = stack
+        .read_topic(
+            &stack.settings.topics().movements_dlq(),
+            1,
+            Duration::from_secs(20),
+        )
+        .await;
+    let headers = read_headers(
+        &stack,
+        &stack.settings.topics().movements_dlq(),
+        dead[0].partition,
+        dead[0].offset,
+    )
+    .await;
+    assert_eq!(headers["bazaar.error"], "refused_by_database");
+    assert!(
+        headers["bazaar.error.detail"].starts_with("SQLSTATE 22021"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["bazaar.source.topic"], topic);
+    let refused = schemas::StockMovement::decode(&dead[0].payload).unwrap();
+    assert_eq!(
+        (refused.movement_id, refused.reference),
+        (poison.movement_id, poison.reference.clone())
+    );
+
+    let rows = ledger_rows(&stack.pool).await;
+    assert_eq!(
+        rows.len(),
+        good.len(),
+        "every good movement has its ledger row"
+    );
+    assert!(rows.iter().all(|row| row.0 != poison.movement_id));
+    assert_state_matches(&stack.pool, &Model::of(&good)).await;
+}
+
 /// Every record currently on `topic` (all partitions), read without a group.
 async fn read_available(stack: &TestStack, topic: &str) -> Vec<service_kit::testing::TopicRecord> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
