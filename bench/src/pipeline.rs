@@ -1,7 +1,7 @@
 //! The whole write path with its outcome: the release `ingest` and `processors` on a
 //! topic prefix of their own. A POS sale that waits for its outcome (`?wait`), at 64
-//! connections; then a steady rate through ingest for minutes while the processors'
-//! lag is sampled every second (do they keep up?).
+//! connections; then a steady rate through ingest for minutes while the group's lag is
+//! sampled every second (do the processors keep up?).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::StatusCode;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use service_kit::{Service, Settings};
 
 use crate::ingest::{Service_, ids, pos_tokens, seed, single_sales, wait_ready};
@@ -29,14 +30,28 @@ pub struct Options {
     pub steady_seconds: u64,
 }
 
-/// Movements on the partitions past the processors' positions, from their `/metrics`.
-async fn lag(port: u16) -> anyhow::Result<i64> {
-    let text = crate::ingest::get_text(port, "/metrics").await?;
-    Ok(text
-        .lines()
-        .filter(|line| line.starts_with("bazaar_processor_lag{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<i64>().ok())
-        .sum())
+/// The group's lag: the end of every partition of `topic` (asked of the broker) minus the
+/// offsets the processors committed in Postgres. Independent of the processors' own
+/// metric, which only knows the partitions they fetch.
+async fn group_lag(
+    reader: &Arc<BaseConsumer>,
+    pool: &sqlx::PgPool,
+    topic: &str,
+    group: &str,
+) -> anyhow::Result<i64> {
+    let reader = reader.clone();
+    let name = topic.to_owned();
+    let end: i64 = tokio::task::spawn_blocking(move || {
+        (0..schemas::topics::MOVEMENTS.partitions)
+            .map(|partition| {
+                reader
+                    .fetch_watermarks(&name, partition, Duration::from_secs(5))
+                    .map(|(_, high)| high)
+            })
+            .sum::<Result<i64, _>>()
+    })
+    .await??;
+    Ok(end - crate::processors::committed(pool, group).await?)
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
@@ -108,15 +123,19 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     // A steady rate through ingest; the processors' lag sampled every second meanwhile.
     let sampling = Arc::new(AtomicBool::new(true));
+    let reader: Arc<BaseConsumer> = Arc::new(
+        service_kit::kafka::consumer_config(&settings.kafka, "bazaar-bench-lag", &group)
+            .create()?,
+    );
     let sampler = {
         let sampling = sampling.clone();
-        let port = options.processors_port;
+        let (pool, topic, group) = (pool.clone(), settings.topics().movements(), group.clone());
         tokio::spawn(async move {
             let mut worst = 0_i64;
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             while sampling.load(Ordering::Relaxed) {
                 ticker.tick().await;
-                if let Ok(lag) = lag(port).await {
+                if let Ok(lag) = group_lag(&reader, &pool, &topic, &group).await {
                     worst = worst.max(lag);
                 }
             }
@@ -148,7 +167,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         machine: crate::report::machine(),
         rows,
         notes: vec![format!(
-            "processors' lag during the steady phase, sampled every second: at most {worst} movements ({:.2} s' worth)",
+            "the group's lag during the steady phase (end of the topic − offsets committed in Postgres), sampled every second: at most {worst} movements ({:.2} s' worth)",
             worst as f64 / options.steady_rate as f64
         )],
     })

@@ -130,7 +130,7 @@ impl Report {
 
     /// Sets each throughput row's share of the broker's ceiling (`broker`, measured in the
     /// same run): ingest's rows against the produce rate, the processors' backlog against
-    /// the consume rate. Fixed-rate rows and query-api's reads have none.
+    /// the consume rate. Fixed-rate rows, refused requests and reads have none.
     pub fn relate_to(&mut self, broker: &Self) {
         let rate = |scenario: &str| {
             broker
@@ -149,7 +149,7 @@ impl Report {
             return;
         };
         for row in &mut self.rows {
-            if !row.scenario.starts_with("steady") {
+            if !row.scenario.contains("steady") && !row.scenario.contains("refused") {
                 row.of_ceiling = Some(row.movements_per_second / ceiling);
             }
         }

@@ -39,6 +39,9 @@ export KAFKA_BROKERS="127.0.0.1:$BAZAAR_KAFKA_PORT"
 JWT_SECRET="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_SECRET
 
+# The topics, as every deployment gets them (the suites that need a fresh log use a prefix).
+target/release/bazaar-topics >/dev/null
+
 mkdir -p .local/bench/results
 marker="$(mktemp)"
 trap 'rm -f "$marker"; deploy/local/stack.sh down >/dev/null' EXIT
