@@ -20,6 +20,26 @@ use service_kit::{Settings, kafka};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+/// How often the processors make sure the ledger's next months have their partitions.
+const LEDGER_PARTITIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Keeps the ledger's partitions months ahead for as long as the processors run (start-up
+/// made them too), so a deployment that runs for months never writes into the default
+/// partition.
+async fn maintain_ledger_partitions(pool: sqlx::PgPool, stop: CancellationToken) {
+    let mut every = tokio::time::interval(LEDGER_PARTITIONS_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(error) = schemas::migrations::ensure_ledger_partitions(&pool).await {
+            tracing::warn!(%error, "Creating the ledger's next partitions failed; trying again in an hour.");
+        }
+    }
+}
+
 /// A built `processors`, bound to its port, consuming.
 #[derive(Debug)]
 pub struct App {
@@ -59,6 +79,7 @@ impl App {
             shutdown: stop.clone(),
             halts,
         };
+        tokio::spawn(maintain_ledger_partitions(base.pool.clone(), stop.clone()));
         let (done, stopped) = oneshot::channel();
         // librdkafka's poll blocks; the loop gets a thread of its own and enters the
         // runtime only to await Postgres, Kafka acks and Redis.

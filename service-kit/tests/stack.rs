@@ -177,3 +177,43 @@ async fn redis_answers_under_the_test_prefix() {
         .unwrap();
     assert_eq!(exists, 0, "cleanup removes the test's keys");
 }
+
+/// A month whose rows went to the default partition (the deployment outran its
+/// partitions, or a record was stamped months ahead) does not stop the next start-up: the
+/// month gets its partition and the rows move into it.
+#[tokio::test]
+async fn rows_in_the_default_partition_move_to_their_month_at_start_up() {
+    let stack = TestStack::start().await;
+    let ahead = chrono::Utc::now() + chrono::Duration::days(4 * 31);
+    let month = format!("movements_{}", ahead.format("%Y_%m"));
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status,
+            occurred_at, received_at, recorded_at, actor, source_partition, source_offset)
+         VALUES ($1, 1, 1, 'X', 'sale', 1, 'applied', $2, $2, $2, 'test', 0, 0)",
+    )
+    .bind(id)
+    .bind(ahead)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    let partition_of = || {
+        sqlx::query_scalar::<_, String>(
+            "SELECT tableoid::regclass::text FROM movements WHERE movement_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&stack.pool)
+    };
+    assert_eq!(partition_of().await.unwrap(), "movements_default");
+
+    schemas::migrations::migrate(&stack.pool).await.unwrap();
+    assert_eq!(partition_of().await.unwrap(), month);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM movements_default")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    // Again: nothing to do, nothing fails.
+    schemas::migrations::migrate(&stack.pool).await.unwrap();
+    stack.cleanup().await;
+}
