@@ -33,6 +33,7 @@ use crate::decide::{self, Balances, Holding};
 use crate::halts::{Halt, Halts};
 use crate::isolation::{self, Isolation, Span};
 use crate::ledger::{self, CommitError, Progress, Record};
+use crate::liveness::Liveness;
 use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
 use crate::outputs::{DeadLetter, Outputs};
@@ -208,6 +209,8 @@ pub struct Processor {
     pub shutdown: CancellationToken,
     /// Partitions halted on a position Kafka no longer has (also read by `/readyz`).
     pub halts: Halts,
+    /// The partitions owned here, for `/readyz` beside the group's lag.
+    pub liveness: Liveness,
 }
 
 impl Processor {
@@ -310,6 +313,7 @@ impl Processor {
                     }
                 }
             }
+            self.liveness.owned(state.positions.keys().copied());
             if out_of_range {
                 self.halt_out_of_range(&consumer, &state.positions);
             }
@@ -382,6 +386,7 @@ impl Processor {
         let landed = in_flight.map(|flight| self.land(flight, state, &consumer, notifier));
         // Leave the group now (the partitions move at once), not after a session timeout.
         consumer.unsubscribe();
+        self.liveness.owned(std::iter::empty());
         for change in consumer.context().take() {
             if let Assignment::Revoked(partitions) = change {
                 state.drop_partitions(&partitions);

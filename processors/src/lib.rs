@@ -8,6 +8,7 @@ pub mod decide;
 pub mod halts;
 pub mod isolation;
 pub mod ledger;
+pub mod liveness;
 pub mod metrics;
 pub mod notify;
 pub mod outputs;
@@ -54,6 +55,7 @@ impl App {
         let producer = kafka::producer(&base.settings.kafka, "processors")?;
         let topics = base.settings.topics();
         let halts = halts::Halts::default();
+        let liveness = liveness::Liveness::default();
         let readiness = base
             .readiness
             .clone()
@@ -61,13 +63,29 @@ impl App {
                 "kafka",
                 kafka::readiness_check(producer.clone(), topics.movements()),
             )
-            .with_optional_check("partitions", halts.readiness_check());
+            .with_optional_check("partitions", halts.readiness_check())
+            .with_check("group", liveness.readiness_check());
         let metrics = metrics::ProcessorMetrics::register(base.metrics.registry())?;
         let description = "Stream processors: exact ledger, balances, rollups and alerts. \
             Only operational routes: health, readiness and metrics.";
         let server = base.serve(readiness, description, None).await?;
 
         let stop = CancellationToken::new();
+        tokio::spawn(maintain_ledger_partitions(base.pool.clone(), stop.clone()));
+        let watch = liveness::GroupWatch {
+            liveness: liveness.clone(),
+            reader: kafka::consumer_config(
+                &base.settings.kafka,
+                "processors-group-watch",
+                &base.settings.kafka.consumer_group,
+            )
+            .create()?,
+            pool: base.pool.clone(),
+            group: base.settings.kafka.consumer_group.clone(),
+            topic: topics.movements(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(watch.run(stop.clone()));
         let processor = consumer::Processor {
             settings: base.settings.clone(),
             topic: topics.movements(),
@@ -78,8 +96,8 @@ impl App {
             runtime: tokio::runtime::Handle::current(),
             shutdown: stop.clone(),
             halts,
+            liveness,
         };
-        tokio::spawn(maintain_ledger_partitions(base.pool.clone(), stop.clone()));
         let (done, stopped) = oneshot::channel();
         // librdkafka's poll blocks; the loop gets a thread of its own and enters the
         // runtime only to await Postgres, Kafka acks and Redis.

@@ -132,8 +132,9 @@ async fn with_two_processors_sharing_the_partitions_one_killed_again_and_again()
     drop(survivor);
 }
 
-/// Kafka's group membership on the real broker (cooperative-sticky): three processors
-/// share the partitions, a fourth joins mid-stream and one of the first three is SIGKILLed.
+/// Kafka's group membership on the real broker (cooperative-sticky), with the default
+/// session timeout: three processors share the partitions, a fourth joins mid-stream and
+/// one of the first three is SIGKILLed (its partitions move when its session expires).
 /// Every movement is written exactly once, and the group catches up to the end of every
 /// partition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,12 +142,13 @@ async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
     let stack = TestStack::start().await;
     seed_catalog(&stack.pool).await;
     let movements = movements(12_000, 44);
+    let small_batches = [ENV[0]];
     let first: Vec<ChildService> = (0..3)
-        .map(|_| ChildService::start_with(BINARY, &stack, &ENV))
+        .map(|_| ChildService::start_with(BINARY, &stack, &small_batches))
         .collect();
     let producing = stream(&stack, movements.clone(), 500, Duration::from_millis(250));
     assert!(progress_beyond(&stack, 0, Duration::from_secs(30)).await);
-    let fourth = ChildService::start_with(BINARY, &stack, &ENV);
+    let fourth = ChildService::start_with(BINARY, &stack, &small_batches);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut first = first.into_iter();
     first.next().unwrap().kill();

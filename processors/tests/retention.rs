@@ -112,7 +112,42 @@ async fn a_partition_whose_position_was_removed_by_retention_halts_and_the_other
         "{metrics}"
     );
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The group's lag, measured from Postgres against the end of every partition, shows
+    // the halted partition's movements as waiting and the other partition as caught up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let expected = partitions
+        .values()
+        .filter(|partition| **partition == gone)
+        .count();
+    assert!(expected > 0);
+    loop {
+        let metrics = get_text(&client, &format!("{base}/metrics")).await;
+        let lag_of = |partition: i32| {
+            metrics
+                .lines()
+                .find(|line| {
+                    line.starts_with(&format!(
+                        "bazaar_processor_group_lag{{partition=\"{partition}\","
+                    ))
+                })
+                .and_then(|line| line.rsplit(' ').next()?.parse::<i64>().ok())
+        };
+        let gone_movements = movements
+            .iter()
+            .filter(|movement| movement.store_id == StoreId(1))
+            .count() as i64;
+        if lag_of(gone) == Some(gone_movements) && lag_of(other) == Some(0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group lag of {gone} and {other}: {:?} {:?}",
+            lag_of(gone),
+            lag_of(other)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     let position: i64 = sqlx::query_scalar(
         "SELECT next_offset FROM processor_offsets WHERE consumer_group = $1 AND partition = $2",
     )
