@@ -227,6 +227,15 @@ async fn the_openapi_document_validates_and_describes_every_write_route() {
         );
     }
     assert!(api["paths"]["/v1/movements"]["post"]["responses"]["503"].is_object());
+    // Every operation may be refused for a control character (hygiene), GETs included.
+    for (path, item) in api["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                operation["responses"]["400"].is_object(),
+                "{method} {path} declares no 400"
+            );
+        }
+    }
     let route = &api["paths"]["/v1/auth/token"]["post"];
     for status in ["200", "400", "401", "429"] {
         assert!(

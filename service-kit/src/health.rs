@@ -164,7 +164,51 @@ pub fn openapi(
     api.info.title = format!("Bazaar {service}");
     api.info.description = Some(description.to_owned());
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    declare_control_character_refusals(&mut api);
     api
+}
+
+/// Every route may answer `400 control_character` (`hygiene`): the operations that do not
+/// declare a `400` of their own get this one.
+fn declare_control_character_refusals(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let has_problem = api
+        .components
+        .as_ref()
+        .is_some_and(|components| components.schemas.contains_key("Problem"));
+    if !has_problem {
+        return;
+    }
+    let refused = ResponseBuilder::new()
+        .description(
+            "A text field, query parameter or path segment holds a control character \
+             (`control_character`, naming it)",
+        )
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    for item in api.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation
+                .responses
+                .responses
+                .entry("400".to_owned())
+                .or_insert_with(|| refused.clone().into());
+        }
+    }
 }
 
 /// The operational routes every service serves, and `/openapi.json` with `api`.
