@@ -1,6 +1,7 @@
 //! `?wait=`: ingest answers with the processors' outcome — `201` applied with the new
 //! balance, `409` rejected with the reason and the available quantity, `200` for a
-//! duplicate with the original outcome — and `202` when the wait runs out. Ingest,
+//! duplicate with the original outcome, `409 idempotency_key_reused` for an id reused for
+//! another movement — and `202` when the wait runs out. Ingest,
 //! Kafka, the processors, Postgres and Redis all run for real.
 
 mod common;
@@ -112,4 +113,92 @@ async fn with_wait_the_answer_is_the_outcome_applied_rejected_or_duplicate() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_movement_id_reused_for_another_movement_or_store_is_a_conflict_not_a_duplicate() {
+    let (stack, app, admin) = with_admin().await;
+    let store = add_store(&stack, "KEY-01").await;
+    let other_store = add_store(&stack, "KEY-02").await;
+    let product = add_product(&stack, "DAL-1KG").await;
+    let supplier = add_supplier(&stack).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _processor = start_processor(&stack).await;
+
+    let id = uuid::Uuid::now_v7();
+    let stock_in = json!({
+        "movement_id": id, "store_id": store, "product_id": product, "kind": "stock_in",
+        "quantity": 10, "supplier_id": supplier, "unit_cost_paise": 4_500,
+    });
+    let post = |body: serde_json::Value| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            send(
+                app,
+                Method::POST,
+                "/v1/movements?wait=8s",
+                Some(admin),
+                &body,
+            )
+            .await
+        }
+    };
+    let (status, body) = post(stock_in.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["balance_after"], 10);
+
+    // The same id for a different quantity: refused, nothing of the original told.
+    let mut more = stock_in.clone();
+    more["quantity"] = json!(1_000);
+    let (status, body) = post(more).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "idempotency_key_reused");
+    assert_eq!(body["movement_id"], id.to_string());
+    assert!(body.get("available_quantity").is_none(), "{body}");
+
+    // The same id from another store, with otherwise the same content.
+    let mut elsewhere = stock_in.clone();
+    elsewhere["store_id"] = json!(other_store);
+    let (status, body) = post(elsewhere).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "idempotency_key_reused");
+
+    // A true resend (the time it occurred set by ingest again) is still a duplicate.
+    let (status, body) = post(stock_in).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "duplicate");
+    assert_eq!(body["balance_after"], 10);
+
+    let pool = &stack.pool;
+    let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT store_id, status, reject_reason FROM movements WHERE movement_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (store, "applied".to_owned(), None),
+            (
+                store,
+                "conflict".to_owned(),
+                Some("idempotency_key_reused".to_owned())
+            ),
+            (
+                other_store,
+                "conflict".to_owned(),
+                Some("idempotency_key_reused".to_owned())
+            ),
+            (store, "duplicate".to_owned(), None),
+        ]
+    );
+    let balances: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT store_id, quantity FROM balances WHERE product_id = $1")
+            .bind(product)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(balances, vec![(store, 10)], "conflicts change nothing");
 }

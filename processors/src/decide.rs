@@ -69,14 +69,30 @@ impl RejectReason {
     }
 }
 
-/// The first outcome of a movement id: what a duplicate refers back to.
+/// The first outcome of a movement id: what a duplicate refers back to, and what tells a
+/// duplicate from a conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Original {
     /// `Applied` or `Rejected`.
     pub status: LedgerStatus,
     pub reject_reason: Option<RejectReason>,
     pub balance_after: Option<i64>,
+    pub store_id: StoreId,
+    /// `StockMovement::fingerprint` of the movement; `None` for first outcomes recorded
+    /// before fingerprints were.
+    pub fingerprint: Option<i64>,
 }
+
+impl Original {
+    /// Whether `movement` repeats this one: the same store and, when known, the same
+    /// fingerprint.
+    fn repeated_by(&self, movement: &StockMovement, fingerprint: i64) -> bool {
+        self.store_id == movement.store_id && self.fingerprint.is_none_or(|own| own == fingerprint)
+    }
+}
+
+/// The reason a conflict records.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -94,6 +110,9 @@ pub enum Outcome {
         available: Option<i64>,
     },
     Duplicate(Original),
+    /// The movement id was first used by another store, or for a different movement (see
+    /// `StockMovement::fingerprint`): nothing changes, and nothing of the original is told.
+    Conflict,
 }
 
 impl Outcome {
@@ -102,6 +121,7 @@ impl Outcome {
             Self::Applied { .. } => LedgerStatus::Applied,
             Self::Rejected { .. } => LedgerStatus::Rejected,
             Self::Duplicate(_) => LedgerStatus::Duplicate,
+            Self::Conflict => LedgerStatus::Conflict,
         }
     }
 
@@ -129,24 +149,32 @@ impl Outcome {
                 balance_after: original.balance_after,
                 original_status: Some(original.status.as_str()),
             },
+            Self::Conflict => Recorded {
+                reject_reason: Some(IDEMPOTENCY_KEY_REUSED),
+                available_quantity: None,
+                balance_after: None,
+                original_status: None,
+            },
         }
     }
 
-    /// What a later duplicate of this movement refers to (`None` for a duplicate).
-    pub const fn original(&self) -> Option<Original> {
-        match *self {
-            Self::Applied { balance_after, .. } => Some(Original {
-                status: LedgerStatus::Applied,
-                reject_reason: None,
-                balance_after: Some(balance_after),
-            }),
-            Self::Rejected { reason, .. } => Some(Original {
-                status: LedgerStatus::Rejected,
-                reject_reason: Some(reason),
-                balance_after: None,
-            }),
-            Self::Duplicate(_) => None,
-        }
+    /// What a later movement with the same id is compared with and refers to: the first
+    /// outcome of `movement` (`None` for a duplicate or conflict, which are not first).
+    pub fn original(&self, movement: &StockMovement) -> Option<Original> {
+        let (status, reject_reason, balance_after) = match *self {
+            Self::Applied { balance_after, .. } => {
+                (LedgerStatus::Applied, None, Some(balance_after))
+            }
+            Self::Rejected { reason, .. } => (LedgerStatus::Rejected, Some(reason), None),
+            Self::Duplicate(_) | Self::Conflict => return None,
+        };
+        Some(Original {
+            status,
+            reject_reason,
+            balance_after,
+            store_id: movement.store_id,
+            fingerprint: Some(movement.fingerprint()),
+        })
     }
 }
 
@@ -183,7 +211,7 @@ pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
 /// Decides `movements` in order against `balances`, which it updates. `seen` holds the
 /// first outcome of every movement id known so far (from Postgres for this batch's ids);
 /// the batch's own first outcomes are added to it, so a repeat inside the batch is a
-/// duplicate too. Every movement must have passed [`invalid`].
+/// duplicate (or a conflict) too. Every movement must have passed [`invalid`].
 pub fn decide<'a>(
     balances: &mut Balances,
     seen: &mut HashMap<Uuid, Original>,
@@ -194,10 +222,14 @@ pub fn decide<'a>(
         .into_iter()
         .map(|movement| {
             if let Some(original) = seen.get(&movement.movement_id) {
-                return Outcome::Duplicate(*original);
+                return if original.repeated_by(movement, movement.fingerprint()) {
+                    Outcome::Duplicate(*original)
+                } else {
+                    Outcome::Conflict
+                };
             }
             let outcome = decide_one(balances, catalog, movement);
-            if let Some(original) = outcome.original() {
+            if let Some(original) = outcome.original(movement) {
                 seen.insert(movement.movement_id, original);
             }
             outcome
@@ -412,16 +444,42 @@ mod tests {
             let replayed = decide(&mut balances, &mut seen, &catalog, prefix);
             prop_assert_eq!(total(&balances), after);
             for (movement, outcome) in prefix.iter().zip(&replayed) {
-                let Outcome::Duplicate(original) = outcome else {
-                    return Err(TestCaseError::fail(format!("{outcome:?} on replay")));
-                };
-                // The original is the first outcome of that id in the first pass.
-                let first = batch
+                // The first movement of that id in the first pass, and its outcome.
+                let (first, first_outcome) = batch
                     .iter()
                     .zip(&outcomes)
                     .find(|(first, _)| first.movement_id == movement.movement_id)
-                    .and_then(|(_, outcome)| outcome.original());
-                prop_assert_eq!(Some(*original), first);
+                    .ok_or_else(|| TestCaseError::fail("no first movement"))?;
+                let same = first.store_id == movement.store_id
+                    && first.fingerprint() == movement.fingerprint();
+                match outcome {
+                    Outcome::Duplicate(original) if same => {
+                        prop_assert_eq!(Some(*original), first_outcome.original(first));
+                    }
+                    Outcome::Conflict if !same => {}
+                    _ => return Err(TestCaseError::fail(format!("{outcome:?} on replay"))),
+                }
+            }
+        }
+
+        #[test]
+        fn a_reused_id_is_a_duplicate_only_for_the_same_movement_of_the_same_store(batch in movements()) {
+            let outcomes = decide(&mut Balances::new(), &mut HashMap::new(), &catalog(), &batch);
+            for (index, (movement, outcome)) in batch.iter().zip(&outcomes).enumerate() {
+                let first = batch[..index].iter().find(|m| m.movement_id == movement.movement_id);
+                match (first, outcome) {
+                    (None, Outcome::Applied { .. } | Outcome::Rejected { .. }) => {}
+                    (Some(first), Outcome::Duplicate(original)) => {
+                        prop_assert_eq!(first.store_id, movement.store_id);
+                        prop_assert_eq!(first.fingerprint(), movement.fingerprint());
+                        prop_assert_eq!(original.store_id, movement.store_id);
+                    }
+                    (Some(first), Outcome::Conflict) => prop_assert!(
+                        first.store_id != movement.store_id
+                            || first.fingerprint() != movement.fingerprint()
+                    ),
+                    _ => return Err(TestCaseError::fail(format!("{outcome:?} at {index}"))),
+                }
             }
         }
 
@@ -466,6 +524,48 @@ mod tests {
             ),
             "store 2 allows negative stock: {:?}",
             outcomes[2]
+        );
+    }
+
+    #[test]
+    fn a_resend_may_differ_in_time_actor_and_device_but_not_in_what_it_moves() {
+        let original = movement(1, 1, 1, MovementKind::StockIn, 3);
+        let mut resend = original.clone();
+        resend.occurred_at = Utc.timestamp_opt(1_800_000_100, 0).unwrap();
+        resend.received_at = Utc.timestamp_opt(1_800_000_200, 0).unwrap();
+        resend.actor = "another-cashier".into();
+        resend.device_id = Some("till-2".into());
+        let mut more = original.clone();
+        more.quantity = 30;
+        let mut other_store = original.clone();
+        other_store.store_id = StoreId(2);
+        let outcomes = decide(
+            &mut Balances::new(),
+            &mut HashMap::new(),
+            &catalog(),
+            &[original, resend, more, other_store],
+        );
+        assert!(
+            matches!(
+                outcomes[1],
+                Outcome::Duplicate(Original {
+                    balance_after: Some(3),
+                    ..
+                })
+            ),
+            "{:?}",
+            outcomes[1]
+        );
+        assert_eq!(outcomes[2], Outcome::Conflict);
+        assert_eq!(outcomes[3], Outcome::Conflict);
+        assert_eq!(
+            outcomes[3].recorded().reject_reason,
+            Some(IDEMPOTENCY_KEY_REUSED)
+        );
+        assert_eq!(
+            outcomes[3].recorded().balance_after,
+            None,
+            "nothing of the original is told"
         );
     }
 

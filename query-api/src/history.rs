@@ -32,9 +32,11 @@ pub struct LedgerRow {
     /// `stock_in`, `sale` or `removal`.
     pub kind: String,
     pub quantity: i64,
-    /// `applied`, `rejected` or `duplicate`.
+    /// `applied`, `rejected`, `duplicate` or `conflict` (the id was first used by another
+    /// store or for a different movement: nothing changed).
     pub status: String,
-    /// For `rejected`: `insufficient_stock`, `unknown_store`, `unknown_product`, `balance_overflow`.
+    /// For `rejected`: `insufficient_stock`, `unknown_store`, `unknown_product`,
+    /// `balance_overflow`; for `conflict`: `idempotency_key_reused`.
     pub reject_reason: Option<String>,
     /// For `insufficient_stock`: what was there.
     pub available_quantity: Option<i64>,
@@ -81,6 +83,7 @@ pub enum MovementStatus {
     Applied,
     Rejected,
     Duplicate,
+    Conflict,
 }
 
 /// Which time `from`, `to` and the order refer to.
@@ -241,14 +244,18 @@ pub async fn list_movements(
     })))
 }
 
-/// A movement's outcome: its first ledger row (applied or rejected) and the duplicates
-/// recorded when it was sent again.
+/// A movement's outcome: its first ledger row (applied or rejected), the duplicates
+/// recorded when it was sent again, and the conflicts: the same id sent by the same store
+/// for a different movement.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MovementOutcome {
     #[serde(flatten)]
     pub movement: LedgerRow,
-    /// Later records with the same `movement_id`, oldest first.
+    /// Later records of the same movement, oldest first.
     pub duplicates: Vec<LedgerRow>,
+    /// Later records of the same store with the same `movement_id` and other content,
+    /// oldest first (another store's reuse of the id is that store's, and not shown here).
+    pub conflicts: Vec<LedgerRow>,
 }
 
 /// One movement's outcome.
@@ -270,16 +277,18 @@ pub async fn get_movement(
 ) -> Result<Json<MovementOutcome>, ApiError> {
     principal.require(Permission::InventoryRead)?;
     consistency.wait(&state.balances, &state.metrics).await?;
-    // The first outcome through movement_ids (its store and record time), the duplicates
-    // through their own index: the ledger has no index over every movement_id.
+    // The first outcome through movement_ids (its store and record time), the later rows
+    // of its store through their own index: the ledger has no index over every movement_id.
     let rows: Vec<LedgerRow> = sqlx::query_as(&format!(
-        "SELECT * FROM ( \
+        "WITH first AS (SELECT store_id, recorded_at FROM movement_ids WHERE movement_id = $1) \
+         SELECT * FROM ( \
            SELECT {LEDGER_COLUMNS} FROM movements \
-           WHERE (store_id, recorded_at) = (SELECT store_id, recorded_at FROM movement_ids WHERE movement_id = $1) \
-             AND movement_id = $1 AND status <> 'duplicate' \
+           WHERE (store_id, recorded_at) = (SELECT store_id, recorded_at FROM first) \
+             AND movement_id = $1 AND status IN ('applied', 'rejected') \
            UNION ALL \
-           SELECT {LEDGER_COLUMNS} FROM movements WHERE movement_id = $1 AND status = 'duplicate' \
-         ) outcomes ORDER BY status = 'duplicate', recorded_at, id"
+           SELECT {LEDGER_COLUMNS} FROM movements WHERE movement_id = $1 \
+             AND status IN ('duplicate', 'conflict') AND store_id = (SELECT store_id FROM first) \
+         ) outcomes ORDER BY status IN ('duplicate', 'conflict'), recorded_at, id"
     ))
     .bind(movement_id)
     .fetch_all(pool_for(&state, &consistency))
@@ -289,8 +298,10 @@ pub async fn get_movement(
         .next()
         .ok_or_else(|| ApiError::not_found("movement", movement_id))?;
     principal.require_store(StoreId(movement.store_id))?;
+    let (duplicates, conflicts) = rows.partition(|row| row.status == "duplicate");
     Ok(Json(MovementOutcome {
         movement,
-        duplicates: rows.collect(),
+        duplicates,
+        conflicts,
     }))
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::NaiveDate;
 use reqwest::StatusCode;
 use schemas::MovementKind;
-use serde_json::Value;
+use serde_json::{Value, json};
 use service_kit::auth::Role;
 use support::model::{Model, PRODUCTS, REORDER_POINT, STORES, SUPPLIER};
 use support::{Pipeline, recent_movements};
@@ -546,6 +546,38 @@ async fn another_stores_data_is_refused_or_filtered_out_on_every_route() {
         .find(|m| m.store_id.get() == 2)
         .unwrap()
         .movement_id;
+
+    // Store 1 reuses store 2's movement id, and one of its own for another quantity: both
+    // are store 1's conflicts; store 2's movement shows nothing of store 1's reuse.
+    let own = movements.iter().find(|m| m.store_id.get() == 1).unwrap();
+    let mut changed = own.clone();
+    changed.quantity += 1;
+    let mut reused = own.clone();
+    reused.movement_id = other;
+    let token = pipeline.post(&[changed, reused]).await;
+    let outcome = pipeline
+        .read(
+            &format!(
+                "/v1/movements/{}?consistency_token={token}",
+                own.movement_id
+            ),
+            &admin,
+        )
+        .await;
+    let conflicts = outcome["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{outcome}");
+    assert_eq!(conflicts[0]["status"], "conflict");
+    assert_eq!(conflicts[0]["reject_reason"], "idempotency_key_reused");
+    assert_eq!(conflicts[0]["quantity"], own.quantity + 1);
+    let outcome = pipeline
+        .read(&format!("/v1/movements/{other}"), &admin)
+        .await;
+    assert_eq!(outcome["store_id"], 2, "{outcome}");
+    assert_eq!(outcome["conflicts"], json!([]), "{outcome}");
+    let listed = pipeline
+        .read("/v1/movements?status=conflict&store_id=1", &admin)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
 
     for path in [
         "/v1/stores/2/inventory".to_owned(),

@@ -64,7 +64,7 @@ pub struct OutcomeNotice {
     /// Position of the record it decides on `inventory.movements.v1`.
     pub partition: i32,
     pub offset: i64,
-    /// `applied`, `rejected` or `duplicate`.
+    /// `applied`, `rejected`, `duplicate` or `conflict`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<String>,

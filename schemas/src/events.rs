@@ -113,6 +113,7 @@ avro_enum!(
         Applied = "APPLIED" / "applied",
         Rejected = "REJECTED" / "rejected",
         Duplicate = "DUPLICATE" / "duplicate",
+        Conflict = "CONFLICT" / "conflict",
     }
 );
 
@@ -166,6 +167,29 @@ impl AvroRecord for StockMovement {
 }
 
 impl StockMovement {
+    /// What makes a resend the same movement: its store, product, kind, quantity,
+    /// supplier, unit cost, unit price, reason and reference — those fields' Avro binary
+    /// encoding in that order, hashed with XXH3-64. The time it occurred (ingest's clock
+    /// when the client omits it), the time received, the actor and the device may differ
+    /// between a movement and its resend. Stored with the first outcome (`movement_ids`):
+    /// a later movement with the same id and another fingerprint, or of another store, is
+    /// a `conflict`, not a `duplicate`.
+    pub fn fingerprint(&self) -> i64 {
+        let mut bytes = Vec::with_capacity(64);
+        BodyWriter(&mut bytes)
+            .long(self.store_id.get())
+            .long(self.product_id.get())
+            .long(i64::from(self.kind.avro_index()))
+            .long(self.quantity)
+            .optional_long(self.supplier_id.map(SupplierId::get))
+            .optional_long(self.unit_cost_paise)
+            .optional_long(self.unit_price_paise)
+            .optional_string(self.reason.as_deref())
+            .optional_string(self.reference.as_deref());
+        // Postgres has no unsigned bigint: the same 64 bits, read as signed.
+        xxhash_rust::xxh3::xxh3_64(&bytes) as i64
+    }
+
     /// The movement's fields in schema order, straight to Avro binary (the hot path of
     /// ingest); `avro_fields` is the same record as a generic `Value`.
     fn write_fields(&self, writer: &mut BodyWriter<'_>) {

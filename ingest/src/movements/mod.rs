@@ -91,7 +91,7 @@ pub struct Accepted {
 #[into_params(parameter_in = Query)]
 pub struct WaitParams {
     /// Wait up to this long for the outcome (`500ms`, `2s`; at most `10s`): `201` applied,
-    /// `409` rejected, `200` duplicate, or `202` if the wait runs out.
+    /// `409` rejected (or `idempotency_key_reused`: the id names another movement), `200` duplicate, or `202` if the wait runs out.
     #[param(example = "2s")]
     pub wait: Option<String>,
 }
@@ -186,12 +186,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
     params(WaitParams, ("Idempotency-Key" = Option<String>, Header, description = "The movement's UUID, instead of `movement_id` in the body")),
     responses(
         (status = 201, description = "With `?wait`: applied; `balance_after` is the new balance", body = Accepted),
-        (status = 200, description = "With `?wait`: a duplicate of an earlier movement; the original outcome is in the body", body = Accepted),
+        (status = 200, description = "With `?wait`: a duplicate of an earlier movement (same id, same store, same content); the original outcome is in the body", body = Accepted),
         (status = 202, description = "On the topic; the processors will decide its outcome (also when `?wait` runs out)", body = Accepted),
         (status = 400, description = "A field is invalid (`errors` names each)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another store's movement (`store_forbidden`), or a kind this role may not post (`kind_forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`)", body = RejectedProblem, content_type = "application/problem+json"),
+        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`), or `idempotency_key_reused` when the movement id was first used by another store or for different content", body = RejectedProblem, content_type = "application/problem+json"),
         (status = 422, description = "The store, product or supplier does not exist or is deleted", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The broker did not acknowledge it: not accepted, retry with the same movement_id after Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -266,6 +266,25 @@ pub async fn post_movement(
             accepted.reject_reason = notice.reject_reason;
             MovementAnswer::Decided(StatusCode::OK, accepted)
         }
+        "conflict" => MovementAnswer::Rejected(RejectedProblem {
+            problem: Problem {
+                kind: "/problems/idempotency_key_reused".into(),
+                title: "The movement id was already used for another movement",
+                status: StatusCode::CONFLICT.as_u16(),
+                detail: Some(
+                    "this movement_id (the idempotency key) names an earlier movement with other \
+                     content or of another store; nothing changed. Send a new movement with a new id."
+                        .into(),
+                ),
+                code: "idempotency_key_reused",
+                errors: Vec::new(),
+            },
+            movement_id: accepted.movement_id,
+            available_quantity: None,
+            partition: accepted.partition,
+            offset: accepted.offset,
+            consistency_token: accepted.consistency_token,
+        }),
         _ => {
             let code = reject_code(notice.reject_reason.as_deref());
             let detail = match notice.available_quantity {
