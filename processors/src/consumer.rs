@@ -11,17 +11,20 @@
 //! Kafka's. A commit that finds another processor moved an offset first is refused by
 //! Postgres, so even a processor that lost its partitions while writing cannot write a
 //! batch twice: the new owner's first commit, or this one, is refused and re-read.
+//!
+//! Beside it: `rebalance` (assignments and revocations), `state` (what is held between
+//! batches), `commit` (writing a batch), `isolation` (taking a failed batch apart),
+//! `halts` and `liveness` (partitions that cannot go on, and a group that does not).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
 use service_kit::Settings;
 use service_kit::redis::Redis;
@@ -29,14 +32,17 @@ use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::decide::{self, Balances, Holding};
+use crate::commit::{Batch, Committer, Landed};
+use crate::decide;
 use crate::halts::{Halt, Halts};
-use crate::isolation::{self, Isolation, Span};
+use crate::isolation::{self, Span};
 use crate::ledger::{self, CommitError, Progress, Record};
 use crate::liveness::Liveness;
 use crate::metrics::ProcessorMetrics;
-use crate::notify::{CachedBalance, Notifier};
+use crate::notify::Notifier;
 use crate::outputs::{DeadLetter, Outputs};
+use crate::rebalance::{Assignment, Kafka, RebalanceContext};
+use crate::state::State;
 
 /// How long an idle poll blocks before the loop looks at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -44,157 +50,6 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often librdkafka reports its statistics (the high watermarks lag is measured from)
 /// and the lag gauges are set.
 const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What a rebalance changed, for the loop to apply between batches.
-#[derive(Debug)]
-enum Assignment {
-    /// Partitions now ours, with the next offsets stored in Postgres.
-    Assigned(HashMap<i32, i64>),
-    Revoked(Vec<i32>),
-}
-
-/// Reads the stored offsets when partitions are assigned (inside `poll`, on the
-/// processing thread) and hands the change to the loop; keeps the partitions' high
-/// watermarks from librdkafka's statistics.
-struct RebalanceContext {
-    pool: PgPool,
-    runtime: Handle,
-    group: String,
-    topic: String,
-    changes: Mutex<Vec<Assignment>>,
-    /// The input partitions' high watermarks, as the broker's fetch responses last told.
-    high_watermarks: Mutex<HashMap<i32, i64>>,
-    shutdown: CancellationToken,
-}
-
-impl ClientContext for RebalanceContext {
-    /// Every `STATISTICS_INTERVAL`, during `poll`: the high watermarks every fetch response
-    /// carries, so measuring lag costs no broker round trip.
-    fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else {
-            return;
-        };
-        let mut high = self
-            .high_watermarks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (partition, stats) in &topic.partitions {
-            // -1 is librdkafka's "not known yet" (and the internal UA partition is -1).
-            if *partition >= 0 && stats.hi_offset >= 0 {
-                high.insert(*partition, stats.hi_offset);
-            }
-        }
-    }
-}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let partitions: Vec<i32> = list
-                    .elements_for_topic(&self.topic)
-                    .iter()
-                    .map(|element| element.partition())
-                    .collect();
-                let offsets = self.stored_offsets(&partitions);
-                for mut element in list.elements() {
-                    if let Some(offset) = offsets.get(&element.partition())
-                        && let Err(error) = element.set_offset(Offset::Offset(*offset))
-                    {
-                        tracing::error!(%error, "Setting a start offset failed.");
-                    }
-                }
-                tracing::info!(
-                    ?offsets,
-                    "Partitions assigned; starting at the offsets stored in Postgres."
-                );
-                self.push(Assignment::Assigned(offsets));
-            }
-            Rebalance::Revoke(list) => {
-                let partitions: Vec<i32> = list
-                    .elements_for_topic(&self.topic)
-                    .iter()
-                    .map(|element| element.partition())
-                    .collect();
-                tracing::info!(?partitions, "Partitions revoked.");
-                self.push(Assignment::Revoked(partitions));
-            }
-            Rebalance::Error(error) => tracing::warn!(%error, "Rebalance error."),
-        }
-    }
-}
-
-impl RebalanceContext {
-    fn push(&self, change: Assignment) {
-        self.changes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(change);
-    }
-
-    fn take(&self) -> Vec<Assignment> {
-        std::mem::take(&mut *self.changes.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Postgres is the only place offsets are kept; without it the processor cannot
-    /// start a partition, so it waits (until shutdown).
-    fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, i64> {
-        let mut wait = Duration::from_millis(100);
-        loop {
-            let claim = ledger::claim_offsets(&self.pool, &self.group, &self.topic, partitions);
-            match self.runtime.block_on(claim) {
-                Ok(offsets) => return offsets,
-                Err(error) if !self.shutdown.is_cancelled() => {
-                    tracing::warn!(%error, "Reading the stored offsets failed; retrying.");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-                Err(_) => return HashMap::new(),
-            }
-        }
-    }
-}
-
-type Kafka = BaseConsumer<RebalanceContext>;
-
-/// What the processor holds between batches.
-#[derive(Debug, Default)]
-struct State {
-    balances: Balances,
-    /// The partition each held store's movements come from.
-    partition_of: HashMap<StoreId, i32>,
-    /// Next offset to process per owned partition (as stored in Postgres).
-    positions: HashMap<i32, i64>,
-    /// The reorder points of each held store's settings, by product.
-    reorder_points: HashMap<StoreId, HashMap<ProductId, i64>>,
-    /// When (by the database's clock) setting changes were last read.
-    settings_read: Option<DateTime<Utc>>,
-    /// Batches that failed deterministically, being taken apart.
-    isolation: Isolation,
-    /// Failed batches in a row: the backoff before the next try grows with them.
-    failures: u32,
-}
-
-impl State {
-    fn drop_partitions(&mut self, partitions: &[i32]) {
-        let partition_of = &self.partition_of;
-        self.balances.retain(|store, _| {
-            partition_of
-                .get(store)
-                .is_none_or(|partition| !partitions.contains(partition))
-        });
-        self.reorder_points.retain(|store, _| {
-            partition_of
-                .get(store)
-                .is_none_or(|partition| !partitions.contains(partition))
-        });
-        self.partition_of
-            .retain(|_, partition| !partitions.contains(partition));
-        for partition in partitions {
-            self.positions.remove(partition);
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct Processor {
@@ -682,7 +537,7 @@ impl Processor {
             }
         }
         self.metrics.stage("read", &mut clock);
-        let loaded = hold(state, &missing, stored);
+        let loaded = state.hold(&missing, stored);
         for record in &records {
             state
                 .partition_of
@@ -889,247 +744,12 @@ fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
     })
 }
 
-/// Adds freshly loaded stores to the held state; returns them as the cache writes them.
-/// A batch decided and published, to be written.
-struct Batch {
-    records: Vec<Record>,
-    outcomes: Vec<decide::Outcome>,
-    dead: Vec<DeadLetter>,
-    progress: Vec<Progress>,
-    catalog: decide::CatalogView,
-    /// Stores whose whole state this batch loaded (their cache entries are written whole).
-    loaded: Vec<(StoreId, Vec<(ProductId, CachedBalance)>)>,
-    /// Kafka records covered, dead letters included.
-    count: usize,
-}
-
 /// The batch being written in the background.
 struct InFlight {
     partitions: Vec<i32>,
     spans: Vec<Span>,
     started: Instant,
     task: tokio::task::JoinHandle<Landed>,
-}
-
-/// A written batch (or not), with the notifier it borrowed.
-struct Landed {
-    notifier: Notifier,
-    batch: Batch,
-    /// The runs of `batch.records` (with their partitions' progress) now in Postgres.
-    committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
-    result: anyhow::Result<()>,
-}
-
-/// Writes batches: Postgres, then Redis.
-struct Committer {
-    pool: PgPool,
-    group: String,
-    topic: String,
-    parallelism: usize,
-    metrics: ProcessorMetrics,
-}
-
-impl Committer {
-    /// Commits `batch` in up to `parallelism` transactions at once, each with whole
-    /// partitions (their records are one run of `records`) and their offsets; then brings
-    /// the cache up to what committed.
-    async fn write(self, mut notifier: Notifier, batch: Batch, held: Vec<StoreId>) -> Landed {
-        let mut clock = Instant::now();
-        let runs = split(&batch.records, &batch.progress, self.parallelism);
-        let parts: Vec<Part<'_>> = runs
-            .iter()
-            .map(|(range, progress)| {
-                let records = &batch.records[range.clone()];
-                let outcomes = &batch.outcomes[range.clone()];
-                Part {
-                    records,
-                    outcomes,
-                    changed: ledger::changed_balances(records, outcomes),
-                    alerts: ledger::raised_alerts(records, outcomes, &batch.catalog),
-                    progress: progress.clone(),
-                }
-            })
-            .collect();
-        let (pool, group, topic) = (&self.pool, self.group.as_str(), self.topic.as_str());
-        let results = futures::future::join_all(parts.iter().map(|part| {
-            let decided = part.decided();
-            async move { ledger::commit(pool, group, topic, &decided).await }
-        }))
-        .await;
-        self.metrics.stage("commit", &mut clock);
-
-        let held = move || held;
-        let mut committed = Vec::new();
-        let result = if results.iter().all(Result::is_ok) {
-            let changed: Vec<(&Record, Holding)> = parts
-                .iter()
-                .flat_map(|part| part.changed.iter().copied())
-                .collect();
-            notifier
-                .after_commit(
-                    &batch.records,
-                    &batch.outcomes,
-                    &changed,
-                    &batch.progress,
-                    &batch.loaded,
-                    held,
-                )
-                .await;
-            self.metrics.applied(&batch.records);
-            committed.push((0..batch.records.len(), batch.progress.clone()));
-            Ok(())
-        } else {
-            // Some parts committed and some did not: the cache follows what committed; the
-            // batch fails, and its partitions are read again from Postgres — where the
-            // committed parts already are.
-            let part_of: HashMap<StoreId, usize> = parts
-                .iter()
-                .enumerate()
-                .flat_map(|(at, part)| {
-                    part.records
-                        .iter()
-                        .map(move |record| (record.movement.store_id, at))
-                })
-                .collect();
-            let mut loaded_by_part: Vec<Vec<_>> = parts.iter().map(|_| Vec::new()).collect();
-            for entry in &batch.loaded {
-                let at = part_of.get(&entry.0).copied().unwrap_or(0);
-                loaded_by_part[at].push(entry.clone());
-            }
-            let mut failure = None;
-            for (((part, result), loaded), (range, _)) in
-                parts.iter().zip(results).zip(loaded_by_part).zip(&runs)
-            {
-                if let Err(error) = result {
-                    failure.get_or_insert(error);
-                    continue;
-                }
-                notifier
-                    .after_commit(
-                        part.records,
-                        part.outcomes,
-                        &part.changed,
-                        &part.progress,
-                        &loaded,
-                        held.clone(),
-                    )
-                    .await;
-                self.metrics.applied(part.records);
-                committed.push((range.clone(), part.progress.clone()));
-            }
-            Err(failure.map_or_else(|| anyhow::anyhow!("a part failed"), anyhow::Error::from))
-        };
-        self.metrics.stage("cache", &mut clock);
-        drop(parts);
-        Landed {
-            notifier,
-            batch,
-            committed,
-            result,
-        }
-    }
-}
-
-/// The share of a batch written in one transaction: whole partitions, and their offsets.
-struct Part<'a> {
-    records: &'a [Record],
-    outcomes: &'a [decide::Outcome],
-    changed: Vec<(&'a Record, Holding)>,
-    alerts: Vec<ledger::RaisedAlert<'a>>,
-    progress: Vec<Progress>,
-}
-
-impl Part<'_> {
-    fn decided(&self) -> ledger::Decided<'_> {
-        ledger::Decided {
-            records: self.records,
-            outcomes: self.outcomes,
-            changed: &self.changed,
-            alerts: &self.alerts,
-            progress: &self.progress,
-        }
-    }
-}
-
-/// Cuts `records` (in partition order) into at most `parts` runs of whole partitions of
-/// about equal size, each with its partitions' progress (a partition with no records — all
-/// dead letters — goes with the first run).
-fn split(
-    records: &[Record],
-    progress: &[Progress],
-    parts: usize,
-) -> Vec<(std::ops::Range<usize>, Vec<Progress>)> {
-    let target = records.len().div_ceil(parts.max(1)).max(1);
-    let mut runs: Vec<(std::ops::Range<usize>, Vec<i32>)> = Vec::new();
-    let mut start = 0;
-    for (at, record) in records.iter().enumerate() {
-        let last_of_partition = records
-            .get(at + 1)
-            .is_none_or(|next| next.partition != record.partition);
-        if !last_of_partition {
-            continue;
-        }
-        // A partition joins the current run if that run stays nearer the target with it.
-        let count = at + 1 - start;
-        let full = runs.len() >= parts;
-        match runs.last_mut() {
-            Some((range, partitions)) if range.len() + count / 2 < target || full => {
-                range.end = at + 1;
-                partitions.push(record.partition);
-            }
-            _ => runs.push((start..at + 1, vec![record.partition])),
-        }
-        start = at + 1;
-    }
-    if runs.is_empty() {
-        runs.push((0..records.len(), Vec::new()));
-    }
-    let mut split: Vec<(std::ops::Range<usize>, Vec<Progress>)> = runs
-        .iter()
-        .map(|(range, _)| (range.clone(), Vec::new()))
-        .collect();
-    for step in progress {
-        let at = runs
-            .iter()
-            .position(|(_, partitions)| partitions.contains(&step.partition))
-            .unwrap_or(0);
-        split[at].1.push(*step);
-    }
-    split
-}
-
-fn hold(
-    state: &mut State,
-    missing: &[i64],
-    stored: Vec<ledger::StoredBalance>,
-) -> Vec<(StoreId, Vec<(ProductId, CachedBalance)>)> {
-    let mut loaded: HashMap<StoreId, Vec<(ProductId, CachedBalance)>> = missing
-        .iter()
-        .map(|store| (StoreId(*store), Vec::new()))
-        .collect();
-    for row in stored {
-        let (store, product) = (StoreId(row.store_id), ProductId(row.product_id));
-        state.balances.entry(store).or_default().insert(
-            product,
-            Holding {
-                quantity: row.quantity,
-                average_cost: row.average_unit_cost_paise,
-            },
-        );
-        loaded.entry(store).or_default().push((
-            product,
-            CachedBalance {
-                quantity: row.quantity,
-                average_unit_cost_paise: row.average_unit_cost_paise,
-                last_movement_id: row.last_movement_id,
-                updated_at: row.updated_at,
-            },
-        ));
-    }
-    for store in missing {
-        state.balances.entry(StoreId(*store)).or_default();
-    }
-    loaded.into_iter().collect()
 }
 
 fn unique(values: impl Iterator<Item = i64>) -> Vec<i64> {
@@ -1151,40 +771,6 @@ fn component(error: &anyhow::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(partition: i32, offset: i64) -> Record {
-        let at = chrono::DateTime::UNIX_EPOCH;
-        Record {
-            partition,
-            offset,
-            recorded_at: at,
-            movement: StockMovement {
-                movement_id: uuid::Uuid::from_u128(u128::try_from(offset).unwrap()),
-                store_id: StoreId(i64::from(partition)),
-                product_id: ProductId(1),
-                sku: "SKU".into(),
-                kind: schemas::MovementKind::Sale,
-                quantity: 1,
-                occurred_at: at,
-                received_at: at,
-                supplier_id: None,
-                unit_cost_paise: None,
-                unit_price_paise: Some(1),
-                reason: None,
-                reference: None,
-                actor: "tester".into(),
-                device_id: None,
-            },
-        }
-    }
-
-    fn step(partition: i32) -> Progress {
-        Progress {
-            partition,
-            expected: 0,
-            next: 1,
-        }
-    }
 
     fn message(partition: i32, offset: i64) -> OwnedMessage {
         OwnedMessage::new(
@@ -1231,58 +817,6 @@ mod tests {
             vec![(0, 20), (1, 0), (2, 0)],
             "a watermark behind the position (an older statistic) is no lag; partition 3's \
              watermark is not known yet; partition 9 is not ours"
-        );
-    }
-
-    #[test]
-    fn a_batch_splits_into_runs_of_whole_partitions_each_with_its_offsets() {
-        // Partition 0: 3 records, 1: 1, 2: 4, 3: 2; partition 5 has only dead letters.
-        let sizes = [(0, 3), (1, 1), (2, 4), (3, 2)];
-        let records: Vec<Record> = sizes
-            .iter()
-            .flat_map(|(partition, count)| {
-                (0..*count).map(move |offset| record(*partition, offset))
-            })
-            .collect();
-        let progress: Vec<Progress> = [0, 1, 2, 3, 5].into_iter().map(step).collect();
-
-        let parts = split(&records, &progress, 2);
-        assert_eq!(parts.len(), 2);
-        assert_eq!(
-            parts[0].0,
-            0..4,
-            "partitions 0 and 1 (up to half the records)"
-        );
-        assert_eq!(parts[1].0, 4..10, "partitions 2 and 3");
-        let partitions =
-            |at: usize| -> Vec<i32> { parts[at].1.iter().map(|p| p.partition).collect() };
-        assert_eq!(
-            partitions(0),
-            vec![0, 1, 5],
-            "dead letters only: with the first"
-        );
-        assert_eq!(partitions(1), vec![2, 3]);
-        for (range, progress) in &parts {
-            for record in &records[range.clone()] {
-                assert!(progress.iter().any(|p| p.partition == record.partition));
-            }
-        }
-
-        let one = split(&records, &progress, 1);
-        assert_eq!(one.len(), 1);
-        assert_eq!(one[0].0, 0..10);
-        assert_eq!(one[0].1.len(), 5);
-        assert_eq!(
-            split(&records, &progress, 8).len(),
-            4,
-            "at most one run per partition"
-        );
-        let none = split(&[], &progress, 2);
-        assert_eq!(none.len(), 1);
-        assert_eq!(
-            none[0].1.len(),
-            5,
-            "a batch of dead letters still moves its offsets"
         );
     }
 }

@@ -186,7 +186,7 @@ pub async fn balances(pool: &PgPool, stores: &[i64]) -> sqlx::Result<Vec<StoredB
 
 /// The stored next offset of each partition, creating the row (at 0: the beginning) for
 /// a partition this group has never processed.
-pub async fn claim_offsets(
+pub async fn stored_offsets(
     pool: &PgPool,
     group: &str,
     topic: &str,

@@ -3,6 +3,7 @@
 //! outcomes to Kafka and Redis. "Processing guarantees" in ARCHITECTURE.md is the
 //! specification; `consumer` explains how the loop keeps it.
 
+pub mod commit;
 pub mod consumer;
 pub mod decide;
 pub mod halts;
@@ -12,6 +13,8 @@ pub mod liveness;
 pub mod metrics;
 pub mod notify;
 pub mod outputs;
+pub mod rebalance;
+pub mod state;
 
 use std::future::Future;
 
