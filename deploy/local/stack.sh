@@ -201,6 +201,17 @@ redis_up() {
         --save "" --appendonly no --protected-mode yes
     wait_for 30 "Redis on 127.0.0.1:$REDIS_PORT" redis_ping || die "Redis did not start (see $REDIS_DIR/redis.log)"
 }
+# The development signing key: random, made on first use in .local/jwt-secret (git-ignored,
+# readable by you only) and kept, so tokens outlive a restart. The repository holds none.
+signing_secret() {
+    local file="$LOCAL/jwt-secret"
+    if [ ! -s "$file" ]; then
+        mkdir -p "$LOCAL"
+        (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >"$file")
+    fi
+    cat "$file"
+}
+
 redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
 redis_down() { stop_pid "$REDIS_DIR/redis.pid" redis-server "Redis"; }
 redis_status() {
@@ -243,6 +254,9 @@ case "${1:-}" in
         nodes="$(tr -cd ',' <<<"$brokers" | wc -c)"
         echo "KAFKA_BROKERS=$brokers"
         echo "KAFKA_REPLICATION_FACTOR=$((nodes + 1))"
+        # Services not told otherwise run as production and refuse the stack's defaults.
+        echo "BAZAAR_ENV=development"
+        echo "JWT_SECRET=$(signing_secret)"
         ;;
     install)
         install_missing

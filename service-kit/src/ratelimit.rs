@@ -165,7 +165,12 @@ mod tests {
     use crate::settings::{Service, Settings};
 
     fn keys() -> Arc<TokenKeys> {
-        let settings = Settings::from_lookup(Service::Ingest, |_| None).unwrap();
+        let settings = Settings::from_lookup(Service::Ingest, |var| match var {
+            "BAZAAR_ENV" => Some("development".into()),
+            "JWT_SECRET" => Some("a-test-only-secret-of-at-least-32-bytes".into()),
+            _ => None,
+        })
+        .unwrap();
         TokenKeys::from_settings(&settings.auth).unwrap()
     }
 

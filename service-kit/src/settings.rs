@@ -1,6 +1,8 @@
-//! Settings from environment variables (12-factor). Every variable has a default that
-//! works with `deploy/local`; those defaults are for development only, and a service
-//! started with `BAZAAR_ENV=production` refuses to run on any of them.
+//! Settings from environment variables (12-factor). A service runs as production unless
+//! told `BAZAAR_ENV=development`. Most variables have a default that works with
+//! `deploy/local`; those defaults are for development only, and production refuses to run
+//! on any of them. There is no default signing key: `JWT_SECRET` (or a public key) is
+//! always given — `make up` generates one for development.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,7 +14,6 @@ pub mod defaults {
     pub const DATABASE_URL: &str = "postgres://bazaar:bazaar-dev-only@127.0.0.1:55432/bazaar";
     pub const REDIS_URL: &str = "redis://127.0.0.1:56379/0";
     pub const KAFKA_BROKERS: &str = "127.0.0.1:59092";
-    pub const JWT_SECRET: &str = "bazaar-development-only-jwt-secret-do-not-deploy";
     pub const REDIS_KEY_PREFIX: &str = "bazaar:";
     pub const CONSUMER_GROUP: &str = "bazaar-processors";
 }
@@ -202,8 +203,8 @@ impl KafkaSettings {
 pub struct AuthSettings {
     /// `HS256` (default, with `JWT_SECRET`), `RS256` or `EdDSA` (with `JWT_PUBLIC_KEY`).
     pub jwt_algorithm: String,
-    /// HS256 signing secret.
-    pub jwt_secret: SecretString,
+    /// HS256 signing secret (at least 32 bytes; no default).
+    pub jwt_secret: Option<SecretString>,
     /// PEM public key that verifies RS256/EdDSA tokens (from an identity provider, say).
     pub jwt_public_key: Option<String>,
     /// PEM private key, where this deployment issues RS256/EdDSA tokens itself.
@@ -212,6 +213,63 @@ pub struct AuthSettings {
     pub jwt_audience: String,
     /// How long an issued token is valid.
     pub jwt_lifetime: Duration,
+}
+
+/// The shortest HS256 secret accepted: 256 bits, as RFC 7518 asks of HS256 keys.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl AuthSettings {
+    /// The algorithm and its keys, as a whole: HS256 takes `JWT_SECRET` (at least 32
+    /// bytes) and no public or private key; RS256 and EdDSA take `JWT_PUBLIC_KEY` (and
+    /// `JWT_PRIVATE_KEY` where this deployment issues tokens) and no secret. Anything else
+    /// would verify tokens with a key the operator did not mean.
+    fn check(&self) -> Result<(), SettingsError> {
+        let invalid = |var, problem: &str| {
+            Err(SettingsError::Invalid {
+                var,
+                problem: problem.to_owned(),
+            })
+        };
+        match self.jwt_algorithm.as_str() {
+            "HS256" => {
+                if self.jwt_public_key.is_some() || self.jwt_private_key.is_some() {
+                    return invalid(
+                        "JWT_ALGORITHM",
+                        "HS256 (the default) signs with JWT_SECRET, but JWT_PUBLIC_KEY or \
+                         JWT_PRIVATE_KEY is set: set JWT_ALGORITHM to RS256 or EdDSA, or \
+                         unset the keys",
+                    );
+                }
+                match &self.jwt_secret {
+                    None => invalid(
+                        "JWT_SECRET",
+                        "required for HS256 (there is no default; `make up` generates one \
+                         for development in .local/jwt-secret)",
+                    ),
+                    Some(secret) if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES => {
+                        invalid("JWT_SECRET", "shorter than 32 bytes")
+                    }
+                    Some(_) => Ok(()),
+                }
+            }
+            "RS256" | "EdDSA" => {
+                if self.jwt_public_key.is_none() {
+                    return invalid("JWT_PUBLIC_KEY", "required for RS256 and EdDSA");
+                }
+                if self.jwt_secret.is_some() {
+                    return invalid(
+                        "JWT_SECRET",
+                        "set, but RS256 and EdDSA verify with JWT_PUBLIC_KEY: unset it",
+                    );
+                }
+                Ok(())
+            }
+            other => invalid(
+                "JWT_ALGORITHM",
+                &format!("`{other}`: expected HS256, RS256 or EdDSA"),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,9 +293,10 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let get = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
 
+        // Not told it is in development, a service behaves as production.
         let environment = match get("BAZAAR_ENV").as_deref() {
-            None | Some("development") | Some("dev") => Environment::Development,
-            Some("production") | Some("prod") => Environment::Production,
+            Some("development") | Some("dev") => Environment::Development,
+            None | Some("production") | Some("prod") => Environment::Production,
             Some(other) => {
                 return Err(SettingsError::Invalid {
                     var: "BAZAAR_ENV",
@@ -278,7 +337,7 @@ impl Settings {
             kafka: KafkaSettings::from_lookup(service, &get)?,
             auth: AuthSettings {
                 jwt_algorithm: get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".to_owned()),
-                jwt_secret: secret(get("JWT_SECRET"), defaults::JWT_SECRET),
+                jwt_secret: get("JWT_SECRET").map(SecretString::from),
                 jwt_public_key: get("JWT_PUBLIC_KEY"),
                 jwt_private_key: get("JWT_PRIVATE_KEY").map(SecretString::from),
                 jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "bazaar".to_owned()),
@@ -322,6 +381,9 @@ impl Settings {
                 replica_max_balances: parse_or(&get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,
             },
         };
+        if service != Service::Processors {
+            settings.auth.check()?;
+        }
         settings.refuse_development_defaults_in_production()?;
         Ok(settings)
     }
@@ -339,14 +401,6 @@ impl Settings {
         }
         if self.kafka.brokers == defaults::KAFKA_BROKERS {
             problems.push("KAFKA_BROKERS is the development default");
-        }
-        let secret = self.auth.jwt_secret.expose_secret();
-        if self.auth.jwt_public_key.is_none()
-            && (secret == defaults::JWT_SECRET || secret.len() < 32)
-        {
-            problems.push(
-                "JWT_SECRET must be set to a secret of at least 32 bytes (or JWT_PUBLIC_KEY given)",
-            );
         }
         if problems.is_empty() {
             Ok(())
@@ -405,12 +459,107 @@ mod tests {
 
     use super::*;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let vars: HashMap<String, String> = vars
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes-long";
+
+    /// `vars` over `base`.
+    fn lookup(
+        base: &[(&str, &str)],
+        vars: &[(&str, &str)],
+    ) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: HashMap<String, String> = base
             .iter()
+            .chain(vars)
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
-        Settings::from_lookup(Service::Ingest, |var| vars.get(var).cloned())
+        move |var| vars.get(var).cloned()
+    }
+
+    /// A development service's settings with `vars`.
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let base = [("BAZAAR_ENV", "development"), ("JWT_SECRET", SECRET)];
+        Settings::from_lookup(Service::Ingest, lookup(&base, vars))
+    }
+
+    fn production(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let base = [
+            ("DATABASE_URL", "postgres://app:s3cret@db.internal/bazaar"),
+            ("REDIS_URL", "redis://cache.internal"),
+            ("KAFKA_BROKERS", "kafka-1:9092,kafka-2:9092"),
+            ("JWT_SECRET", SECRET),
+        ];
+        Settings::from_lookup(Service::Ingest, lookup(&base, vars))
+    }
+
+    fn refused(result: Result<Settings, SettingsError>, var: &str) {
+        match result {
+            Err(SettingsError::Invalid { var: named, .. }) => assert_eq!(named, var),
+            other => panic!("expected {var} to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_service_not_told_it_is_in_development_is_production() {
+        assert_eq!(
+            production(&[]).unwrap().environment,
+            Environment::Production
+        );
+        let error = Settings::from_lookup(Service::Ingest, lookup(&[("JWT_SECRET", SECRET)], &[]))
+            .unwrap_err()
+            .to_string();
+        for var in ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS"] {
+            assert!(error.contains(var), "{error}");
+        }
+    }
+
+    #[test]
+    fn there_is_no_default_signing_key_in_any_environment() {
+        for environment in ["development", "production"] {
+            let result = production(&[("BAZAAR_ENV", environment), ("JWT_SECRET", "")]);
+            refused(result, "JWT_SECRET");
+        }
+        refused(settings(&[("JWT_SECRET", "short-secret")]), "JWT_SECRET");
+        refused(
+            production(&[("JWT_SECRET", "31-bytes-is-one-byte-too-short")]),
+            "JWT_SECRET",
+        );
+        // The processors verify no tokens and need no key.
+        let processors = Settings::from_lookup(
+            Service::Processors,
+            lookup(&[("BAZAAR_ENV", "development")], &[]),
+        );
+        assert!(processors.is_ok(), "{processors:?}");
+    }
+
+    #[test]
+    fn the_algorithm_and_its_keys_are_checked_as_a_whole() {
+        // A public key with the default algorithm used to fall back to the secret.
+        refused(
+            production(&[("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----")]),
+            "JWT_ALGORITHM",
+        );
+        refused(
+            production(&[("JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----")]),
+            "JWT_ALGORITHM",
+        );
+        refused(
+            production(&[
+                ("JWT_ALGORITHM", "RS256"),
+                ("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----"),
+            ]),
+            "JWT_SECRET",
+        );
+        refused(
+            production(&[("JWT_ALGORITHM", "EdDSA"), ("JWT_SECRET", "")]),
+            "JWT_PUBLIC_KEY",
+        );
+        refused(production(&[("JWT_ALGORITHM", "none")]), "JWT_ALGORITHM");
+        refused(production(&[("JWT_ALGORITHM", "HS512")]), "JWT_ALGORITHM");
+        let asymmetric = production(&[
+            ("JWT_ALGORITHM", "RS256"),
+            ("JWT_SECRET", ""),
+            ("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----"),
+        ]);
+        assert!(asymmetric.is_ok(), "{asymmetric:?}");
     }
 
     #[test]
@@ -429,7 +578,11 @@ mod tests {
             settings(&[]).unwrap().kafka.linger,
             Duration::from_millis(2)
         );
-        let processors = Settings::from_lookup(Service::Processors, |_| None).unwrap();
+        let processors = Settings::from_lookup(
+            Service::Processors,
+            lookup(&[("BAZAAR_ENV", "development")], &[]),
+        )
+        .unwrap();
         assert_eq!(processors.kafka.linger, Duration::from_millis(5));
         let told = settings(&[("KAFKA_LINGER_MS", "7")]).unwrap();
         assert_eq!(told.kafka.linger, Duration::from_millis(7));
@@ -439,22 +592,11 @@ mod tests {
     fn production_refuses_development_defaults() {
         let error = settings(&[("BAZAAR_ENV", "production")]).unwrap_err();
         let message = error.to_string();
-        for var in ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "JWT_SECRET"] {
+        for var in ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS"] {
             assert!(message.contains(var), "{message}");
         }
-    }
-
-    #[test]
-    fn production_starts_with_its_own_values() {
-        let settings = settings(&[
-            ("BAZAAR_ENV", "production"),
-            ("DATABASE_URL", "postgres://app:s3cret@db.internal/bazaar"),
-            ("REDIS_URL", "redis://cache.internal"),
-            ("KAFKA_BROKERS", "kafka-1:9092,kafka-2:9092"),
-            ("JWT_SECRET", "a-production-secret-of-more-than-32-bytes"),
-        ])
-        .unwrap();
-        assert_eq!(settings.environment, Environment::Production);
+        let production = production(&[("BAZAAR_ENV", "production")]).unwrap();
+        assert_eq!(production.environment, Environment::Production);
     }
 
     #[test]

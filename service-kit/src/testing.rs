@@ -85,11 +85,19 @@ impl TestStack {
     /// [`TestStack::start`] with some variables set otherwise.
     pub async fn start_with(variables: &[(&'static str, String)]) -> Self {
         let id = Uuid::new_v4().simple().to_string();
+        // A development deployment of its own, with a signing key no one else has.
+        let mut overrides: HashMap<&'static str, String> = HashMap::from([
+            ("BAZAAR_ENV", "development".to_owned()),
+            (
+                "JWT_SECRET",
+                format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+            ),
+        ]);
+        overrides.extend(variables.iter().cloned());
         let base = Settings::from_lookup(Service::Ingest, |var| {
-            variables
-                .iter()
-                .find(|(name, _)| *name == var)
-                .map(|(_, value)| value.clone())
+            overrides
+                .get(var)
+                .cloned()
                 .or_else(|| std::env::var(var).ok())
         })
         .unwrap_or_else(|error| panic!("test settings: {error}"));
@@ -97,7 +105,6 @@ impl TestStack {
         let database_name = format!("bazaar_test_{id}");
         create_database(&admin_url, &database_name).await;
 
-        let mut overrides: HashMap<&'static str, String> = HashMap::new();
         let test_url = with_database(&admin_url, &database_name);
         overrides.insert("DATABASE_URL", test_url.clone());
         overrides.insert("KAFKA_TOPIC_PREFIX", format!("test-{id}."));
@@ -695,6 +702,21 @@ macro_rules! operational_tests {
             );
         }
 
+        #[test]
+        fn the_binary_is_production_unless_told_and_has_no_signing_key_of_its_own() {
+            let key = ("JWT_SECRET", "a-test-only-secret-of-at-least-32-bytes");
+            let production = $crate::testing::refused_start($binary, &[key]);
+            assert!(
+                production.contains("production") && production.contains("DATABASE_URL"),
+                "{production}"
+            );
+            if $service != $crate::Service::Processors {
+                let keyless =
+                    $crate::testing::refused_start($binary, &[("BAZAAR_ENV", "development")]);
+                assert!(keyless.contains("JWT_SECRET"), "{keyless}");
+            }
+        }
+
         #[tokio::test]
         async fn the_binary_exits_cleanly_on_sigterm() {
             let stack = $crate::testing::TestStack::start().await;
@@ -704,6 +726,46 @@ macro_rules! operational_tests {
             assert!(status.success(), "exit status after SIGTERM: {status}");
         }
     };
+}
+
+/// Runs `binary` with nothing in its environment but `env` and returns what it printed,
+/// panicking unless it refuses to start (exits unsuccessfully within 10 s).
+pub fn refused_start(binary: &str, env: &[(&str, &str)]) -> String {
+    use std::io::Read;
+    let mut child = std::process::Command::new(binary)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{binary}: {error}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{binary} started with {env:?}: it should have refused");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut printed = String::new();
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut stream = stream;
+        let _ = stream.read_to_string(&mut printed);
+    }
+    assert!(
+        !status.success(),
+        "{binary} exited 0 with {env:?}: {printed}"
+    );
+    printed
 }
 
 /// Checks an OpenAPI document: it parses as OpenAPI 3.1 (`oas3`), every `$ref` points at
