@@ -1,8 +1,10 @@
 //! `POST /v1/auth/token`: username and password in, signed JWT out.
 //!
-//! Failed logins are throttled per username and per client address, so guessing is slow
-//! whichever one an attacker varies, while successful logins (many POS devices sharing a
-//! user, say) are never held back. Once a key has used its allowance of failures, its
+//! Failed logins are throttled per (username, address), per address and — more slowly —
+//! per username, so guessing is slow whichever one an attacker varies, while successful
+//! logins (many POS devices sharing a user, say) are never held back and failures from
+//! one address cannot lock a user out of the others (the per-username guard refuses only
+//! addresses that have been failing). Once a key has used its allowance of failures, its
 //! next attempts are refused before the password is even checked until the allowance
 //! refills. Unknown users, wrong passwords and disabled users get the same answer, in
 //! about the same time.
@@ -50,10 +52,20 @@ pub struct TokenResponse {
     pub stores: Vec<i64>,
 }
 
-/// Failed logins per username: the 5th locks it, then one more every 10 s.
-const PER_USERNAME: (u32, Duration) = (5, Duration::from_secs(10));
-/// Failed logins per client address: the 30th locks it, then one more every 2 s.
+/// Failures of one username from one address: the 5th locks that pair, then one more try
+/// every 10 s. Only that address is held back: the user's own devices are not.
+const PER_PAIR: (u32, Duration) = (5, Duration::from_secs(10));
+/// Failures from one address, whatever the username: the 30th locks the address, then one
+/// more try every 2 s.
 const PER_ADDRESS: (u32, Duration) = (30, Duration::from_secs(2));
+/// Failures of one username from every address: the 50th puts the username under guard,
+/// then one more failure every 60 s. Under guard, addresses that have been failing (for any
+/// username, in the last `FAILING_FOR`) are refused; an address that has not been failing
+/// is still heard, so the right password from the user's own device still works while
+/// guesses spread over many addresses slow to a trickle.
+const PER_USERNAME: (u32, Duration) = (50, Duration::from_secs(60));
+/// How long an address that failed a login counts as failing.
+const FAILING_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// The limiter that refuses (and so locks) the `failures`-th failure in a row.
 fn quota((failures, every): (u32, Duration)) -> Quota {
@@ -80,59 +92,101 @@ impl std::fmt::Debug for LoginState {
 /// Counts failures with governor's GCRA; a key whose failure is refused by its limiter
 /// is locked until the limiter would allow the next one.
 struct Throttle {
-    per_username: DefaultKeyedRateLimiter<String>,
+    per_pair: DefaultKeyedRateLimiter<(String, IpAddr)>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
-    locked: Mutex<HashMap<Locked, Instant>>,
+    per_username: DefaultKeyedRateLimiter<String>,
+    locks: Mutex<Locks>,
+}
+
+#[derive(Default)]
+struct Locks {
+    until: HashMap<Locked, Instant>,
+    /// When each address last failed a login.
+    failing: HashMap<IpAddr, Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Locked {
-    Username(String),
+    Pair(String, IpAddr),
     Address(IpAddr),
+    /// Under guard: refused to failing addresses only.
+    Username(String),
 }
 
-/// Beyond this many locked keys, expired locks are swept on the next lock.
+/// Beyond this many locked keys or failing addresses, expired ones are swept on the next
+/// failure.
 const SWEEP_ABOVE: usize = 10_000;
 
 impl Throttle {
-    /// How long `username` from `address` must still wait, if either is locked.
-    fn wait(&self, username: &str, address: IpAddr) -> Option<Duration> {
-        let now = Instant::now();
-        let locked = self.locked.lock().unwrap_or_else(PoisonError::into_inner);
-        [
-            Locked::Address(address),
-            Locked::Username(username.to_owned()),
-        ]
-        .iter()
-        .filter_map(|key| locked.get(key))
-        .map(|until| until.saturating_duration_since(now))
-        .filter(|wait| !wait.is_zero())
-        .max()
+    fn new() -> Self {
+        Self {
+            per_pair: RateLimiter::keyed(quota(PER_PAIR)),
+            per_address: RateLimiter::keyed(quota(PER_ADDRESS)),
+            per_username: RateLimiter::keyed(quota(PER_USERNAME)),
+            locks: Mutex::default(),
+        }
     }
 
-    /// Counts a failure against both keys; locks those that ran out.
+    /// How long `username` from `address` must still wait, if it must.
+    fn wait(&self, username: &str, address: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        let locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        let failing = locks
+            .failing
+            .get(&address)
+            .is_some_and(|at| now.duration_since(*at) < FAILING_FOR);
+        let mut keys = vec![
+            Locked::Pair(username.to_owned(), address),
+            Locked::Address(address),
+        ];
+        if failing {
+            keys.push(Locked::Username(username.to_owned()));
+        }
+        keys.iter()
+            .filter_map(|key| locks.until.get(key))
+            .map(|until| until.saturating_duration_since(now))
+            .filter(|wait| !wait.is_zero())
+            .max()
+    }
+
+    /// Counts a failure against the pair, the address and the username; locks those that
+    /// ran out.
     fn failed(&self, username: &str, address: IpAddr) {
         let clock = DefaultClock::default();
-        let by_address = self.per_address.check_key(&address).err();
-        let by_username = self.per_username.check_key(&username.to_owned()).err();
+        let refused = [
+            (
+                Locked::Pair(username.to_owned(), address),
+                self.per_pair
+                    .check_key(&(username.to_owned(), address))
+                    .err(),
+            ),
+            (
+                Locked::Address(address),
+                self.per_address.check_key(&address).err(),
+            ),
+            (
+                Locked::Username(username.to_owned()),
+                self.per_username.check_key(&username.to_owned()).err(),
+            ),
+        ];
         let now = Instant::now();
-        let mut locked = self.locked.lock().unwrap_or_else(PoisonError::into_inner);
-        if locked.len() > SWEEP_ABOVE {
-            locked.retain(|_, until| *until > now);
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if locks.until.len() > SWEEP_ABOVE || locks.failing.len() > SWEEP_ABOVE {
+            locks.until.retain(|_, until| *until > now);
+            locks
+                .failing
+                .retain(|_, at| now.duration_since(*at) < FAILING_FOR);
+            self.per_pair.retain_recent();
             self.per_address.retain_recent();
             self.per_username.retain_recent();
         }
-        if let Some(not_until) = by_address {
-            locked.insert(
-                Locked::Address(address),
-                now + not_until.wait_time_from(clock.now()),
-            );
-        }
-        if let Some(not_until) = by_username {
-            locked.insert(
-                Locked::Username(username.to_owned()),
-                now + not_until.wait_time_from(clock.now()),
-            );
+        locks.failing.insert(address, now);
+        for (key, not_until) in refused {
+            if let Some(not_until) = not_until {
+                locks
+                    .until
+                    .insert(key, now + not_until.wait_time_from(clock.now()));
+            }
         }
     }
 }
@@ -151,11 +205,7 @@ impl LoginState {
         Ok(Self {
             pool,
             keys,
-            throttle: Arc::new(Throttle {
-                per_username: RateLimiter::keyed(quota(PER_USERNAME)),
-                per_address: RateLimiter::keyed(quota(PER_ADDRESS)),
-                locked: Mutex::default(),
-            }),
+            throttle: Arc::new(Throttle::new()),
             logins,
         })
     }

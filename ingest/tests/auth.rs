@@ -136,7 +136,7 @@ async fn malformed_requests_name_the_field_at_fault() {
 }
 
 #[tokio::test]
-async fn failed_logins_lock_the_username_but_successful_ones_are_never_throttled() {
+async fn failed_logins_slow_the_guesser_but_never_lock_the_user_out() {
     let stack = TestStack::start().await;
     add_user(
         &stack,
@@ -148,43 +148,61 @@ async fn failed_logins_lock_the_username_but_successful_ones_are_never_throttled
     )
     .await;
     let app = start(&stack).await;
+    // The same ingest reached from other loopback addresses: other devices.
+    let from = |last: u8| app.reached_from(last);
+    let right = json!({"username": "victim", "password": "victim-password-123"});
+    let wrong = |n: u32| json!({"username": "victim", "password": format!("guess-{n}")});
     // Successful logins are never held back (many devices may share a user).
     for _ in 0..8 {
-        let (status, _, body) = login(
-            &app,
-            json!({"username": "victim", "password": "victim-password-123"}),
-        )
-        .await;
+        let (status, _, body) = login(&app, right.clone()).await;
         assert_eq!(status, 200, "{body}");
     }
     for attempt in 1..=5 {
-        let (status, _, _) = login(
-            &app,
-            json!({"username": "victim", "password": format!("guess-{attempt}")}),
-        )
-        .await;
+        let (status, _, _) = login(&app, wrong(attempt)).await;
         assert_eq!(status, 401, "attempt {attempt}");
     }
-    let (status, headers, body) = login(
-        &app,
-        json!({"username": "victim", "password": "victim-password-123"}),
-    )
-    .await;
+    // The guessing address is locked for this user, even with the right password…
+    let (status, headers, body) = login(&app, right.clone()).await;
     assert_eq!(status, 429, "{body}");
     let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=10).contains(&retry_after), "{retry_after}");
-    // Another username is not held back by the victim's budget.
+    // …but not for another username, and the user's own device elsewhere logs in.
     let (status, _, _) = login(
         &app,
         json!({"username": "other", "password": "whatever-password"}),
     )
     .await;
     assert_eq!(status, 401);
+    let (status, _, body) = login(&from(2), right.clone()).await;
+    assert_eq!(status, 200, "another address is not locked out: {body}");
 
+    // Guesses spread over many addresses: after 50 failures the username is under guard.
+    // Addresses that have been failing are refused; one that has not still gets in.
+    for last in 10..20 {
+        let device = from(last);
+        for attempt in 1..=5 {
+            let (status, _, _) = login(&device, wrong(attempt)).await;
+            assert!(status == 401 || status == 429, "{status}");
+        }
+    }
+    let failing = from(30);
+    let (status, _, _) = login(&failing, wrong(99)).await;
+    assert_eq!(status, 401, "a fresh address's first guess is heard");
+    let (status, _, body) = login(&failing, right.clone()).await;
+    assert_eq!(
+        status, 429,
+        "a failing address is refused under guard: {body}"
+    );
+    let (status, _, body) = login(&from(31), right).await;
+    assert_eq!(status, 200, "an address that has not been failing: {body}");
+
+    // Throttled: the first locked try; the last spreading address's four tries after its
+    // first guess (heard: it was not failing yet, though the 50th failure had put the
+    // username under guard); the failing address's right password.
     let metrics =
         service_kit::testing::get_text(&app.client, &format!("{}/metrics", app.base)).await;
     assert!(
-        metrics.contains("bazaar_logins_total{outcome=\"throttled\",service=\"ingest\"} 1"),
+        metrics.contains("bazaar_logins_total{outcome=\"throttled\",service=\"ingest\"} 6"),
         "{metrics}"
     );
     stack.cleanup().await;

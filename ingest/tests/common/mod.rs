@@ -12,7 +12,23 @@ use service_kit::testing::TestStack;
 pub struct Running {
     pub base: String,
     pub client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    /// The same service, reached from another loopback address (`127.0.0.{last}`): another
+    /// device.
+    pub fn reached_from(&self, last: u8) -> Self {
+        Self {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            _stop: None,
+        }
+    }
 }
 
 pub async fn start(stack: &TestStack) -> Running {
@@ -27,7 +43,7 @@ pub async fn start(stack: &TestStack) -> Running {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
-        _stop: stop,
+        _stop: Some(stop),
     }
 }
 
