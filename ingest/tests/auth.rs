@@ -245,15 +245,25 @@ async fn the_openapi_document_validates_and_describes_every_write_route() {
         );
     }
     assert!(api["paths"]["/v1/movements"]["post"]["responses"]["503"].is_object());
-    // Every operation may be refused for a control character (hygiene), GETs included.
+    // Every operation may be refused for a control character (hygiene), GETs included;
+    // every one taking a token for the token or the role; every /v1 one by the rate limits.
     for (path, item) in api["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            assert!(
-                operation["responses"]["400"].is_object(),
-                "{method} {path} declares no 400"
-            );
+            let responses = &operation["responses"];
+            assert!(responses["400"].is_object(), "{method} {path}: no 400");
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                assert!(responses["401"].is_object(), "{method} {path}: no 401");
+                assert!(responses["403"].is_object(), "{method} {path}: no 403");
+            }
+            if path.starts_with("/v1/") {
+                assert!(responses["429"].is_object(), "{method} {path}: no 429");
+            }
         }
     }
+    assert!(api["paths"]["/v1/movements"]["post"]["responses"]["401"].is_object());
     let route = &api["paths"]["/v1/auth/token"]["post"];
     for status in ["200", "400", "401", "429"] {
         assert!(

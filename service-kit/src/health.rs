@@ -164,13 +164,15 @@ pub fn openapi(
     api.info.title = format!("Bazaar {service}");
     api.info.description = Some(description.to_owned());
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    declare_control_character_refusals(&mut api);
+    declare_common_refusals(&mut api);
     api
 }
 
-/// Every route may answer `400 control_character` (`hygiene`): the operations that do not
-/// declare a `400` of their own get this one.
-fn declare_control_character_refusals(api: &mut utoipa::openapi::OpenApi) {
+/// The refusals every route of a kind may give, declared on each operation that does not
+/// declare that status itself: `400 control_character` on every route (`hygiene`);
+/// `401` and `403` on every route that takes a token; `429` on every `/v1` route (the rate
+/// limits). Schemathesis-style fuzzing then finds no answer the document does not name.
+fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let has_problem = api
         .components
@@ -179,19 +181,31 @@ fn declare_control_character_refusals(api: &mut utoipa::openapi::OpenApi) {
     if !has_problem {
         return;
     }
-    let refused = ResponseBuilder::new()
-        .description(
-            "A text field, query parameter or path segment holds a control character \
-             (`control_character`, naming it)",
-        )
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
-        .build();
-    for item in api.paths.paths.values_mut() {
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let control = problem(
+        "A text field, query parameter or path segment holds a control character \
+         (`control_character`, naming it)",
+    );
+    let unauthenticated = problem(
+        "No bearer token, or one that is malformed, expired or not ours \
+         (`missing_token`, `invalid_token`, `token_expired`)",
+    );
+    let forbidden = problem("The token's role or stores do not allow this");
+    let limited =
+        problem("Too many requests for this token or address (`rate_limited`); see Retry-After");
+    let api_security = api.security.clone().unwrap_or_default();
+    for (path, item) in &mut api.paths.paths {
+        let limited_route = path.starts_with("/v1/");
         for operation in [
             &mut item.get,
             &mut item.post,
@@ -202,11 +216,25 @@ fn declare_control_character_refusals(api: &mut utoipa::openapi::OpenApi) {
         .into_iter()
         .flatten()
         {
-            operation
-                .responses
-                .responses
-                .entry("400".to_owned())
-                .or_insert_with(|| refused.clone().into());
+            let secured = !operation
+                .security
+                .as_ref()
+                .unwrap_or(&api_security)
+                .is_empty();
+            let responses = &mut operation.responses.responses;
+            let mut declare = |status: &str, response: &utoipa::openapi::Response| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| response.clone().into());
+            };
+            declare("400", &control);
+            if secured {
+                declare("401", &unauthenticated);
+                declare("403", &forbidden);
+            }
+            if limited_route {
+                declare("429", &limited);
+            }
         }
     }
 }
