@@ -75,11 +75,19 @@ fn quota((failures, every): (u32, Duration)) -> Quota {
         .allow_burst(burst)
 }
 
+/// Password checks at once (argon2 takes a core for tens of milliseconds each); beyond,
+/// a login waits up to `HASHING_WAIT`, then is answered `503 busy` with `Retry-After`.
+fn hashing_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get() * 2)
+}
+const HASHING_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct LoginState {
     pub pool: PgPool,
     pub keys: Arc<TokenKeys>,
     throttle: Arc<Throttle>,
+    hashing: Arc<tokio::sync::Semaphore>,
     logins: IntCounterVec,
 }
 
@@ -206,6 +214,7 @@ impl LoginState {
             pool,
             keys,
             throttle: Arc::new(Throttle::new()),
+            hashing: Arc::new(tokio::sync::Semaphore::new(hashing_slots())),
             logins,
         })
     }
@@ -242,6 +251,7 @@ fn invalid_credentials() -> ApiError {
         (status = 400, description = "A field is missing or empty", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown username, wrong password or disabled user (`invalid_credentials`)", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts for this username or address; see Retry-After", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many logins being checked at once (`busy`); see Retry-After", body = service_kit::problem::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(username))]
 pub async fn issue_token(
@@ -276,6 +286,18 @@ pub async fn issue_token(
         || decoy_hash().to_owned(),
         |user| user.password_hash.clone(),
     );
+    let slot = tokio::time::timeout(HASHING_WAIT, state.hashing.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let Some(_slot) = slot else {
+        state.logins.with_label_values(&["busy"]).inc();
+        return Err(ApiError::Unavailable {
+            code: "busy",
+            detail: "too many logins are being checked at once".into(),
+            retry_after: Duration::from_secs(1),
+        });
+    };
     let matches = users::verify_password(request.password, hash).await?;
     let user: Credentials = match found {
         Some(user) if matches && !user.disabled => user,

@@ -251,6 +251,10 @@ async fn the_openapi_document_validates_and_describes_every_write_route() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = &operation["responses"];
             assert!(responses["400"].is_object(), "{method} {path}: no 400");
+            assert!(responses["503"].is_object(), "{method} {path}: no 503");
+            if operation["requestBody"].is_object() {
+                assert!(responses["413"].is_object(), "{method} {path}: no 413");
+            }
             if operation["security"]
                 .as_array()
                 .is_some_and(|s| !s.is_empty())

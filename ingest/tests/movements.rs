@@ -691,3 +691,52 @@ async fn a_control_character_anywhere_is_refused_with_400_naming_the_field() {
         .unwrap();
     assert_eq!(stores, 0);
 }
+
+/// Bodies are measured at the edge: a movement (or any single row) takes 64 KiB, a batch
+/// 1 MiB; beyond, `413 payload_too_large` naming the limit, and nothing is produced.
+#[tokio::test]
+async fn a_body_beyond_its_route_s_limit_is_refused_with_413() {
+    let w = world().await;
+    let sale = |reference: String| {
+        json!({"movement_id": uuid::Uuid::new_v4(), "store_id": w.store, "sku": "TEA-250G",
+               "kind": "sale", "quantity": 1, "unit_price_paise": 1000, "reference": reference})
+    };
+    let (status, problem) = send(
+        &w.app,
+        Method::POST,
+        "/v1/movements",
+        Some(&w.pos),
+        &sale("x".repeat(70 * 1024)),
+    )
+    .await;
+    assert_eq!(status, 413, "{problem}");
+    assert_eq!(problem["code"], "payload_too_large");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("65536"),
+        "{problem}"
+    );
+
+    // 1,000 lines of about 1.1 KiB: beyond a batch's 1 MiB.
+    let lines: Vec<_> = (0..1_000).map(|_| sale("y".repeat(1_100))).collect();
+    let (status, problem) = send(
+        &w.app,
+        Method::POST,
+        "/v1/movements/batch",
+        Some(&w.pos),
+        &json!({ "movements": lines }),
+    )
+    .await;
+    assert_eq!(status, 413, "{problem}");
+    // A full batch of ordinary lines is well within it.
+    let lines: Vec<_> = (0..1_000).map(|n| sale(format!("BILL-{n}"))).collect();
+    let (status, body) = send(
+        &w.app,
+        Method::POST,
+        "/v1/movements/batch",
+        Some(&w.pos),
+        &json!({ "movements": lines }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 1_000, "{body}");
+}

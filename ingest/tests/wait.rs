@@ -202,3 +202,32 @@ async fn a_movement_id_reused_for_another_movement_or_store_is_a_conflict_not_a_
             .unwrap();
     assert_eq!(balances, vec![(store, 10)], "conflicts change nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_deadline_is_answered_503_timeout() {
+    let stack = TestStack::start_with(&[("HTTP_REQUEST_TIMEOUT_MS", "1000".into())]).await;
+    let store = add_store(&stack, "SLOW-01").await;
+    let product = add_product(&stack, "SALT-1KG").await;
+    let supplier = add_supplier(&stack).await;
+    let app = common::start(&stack).await;
+    let keys = service_kit::auth::TokenKeys::from_settings(&stack.settings.auth).unwrap();
+    let (admin, _) = keys
+        .issue("admin", service_kit::auth::Role::Admin, &[])
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // No processors: the wait would run out after 5 s with a 202; the deadline comes first.
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/v1/movements?wait=5s",
+        Some(&admin),
+        &json!({
+            "store_id": store, "product_id": product, "kind": "stock_in", "quantity": 1,
+            "supplier_id": supplier, "unit_cost_paise": 100,
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "timeout");
+    stack.cleanup().await;
+}

@@ -79,6 +79,7 @@ impl Base {
         Ok(Server::bind(
             self.settings.listen_addr,
             router,
+            self.settings.request_timeout,
             self.metrics.clone(),
             readiness,
         )

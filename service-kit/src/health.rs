@@ -170,6 +170,7 @@ pub fn openapi(
 
 /// The refusals every route of a kind may give, declared on each operation that does not
 /// declare that status itself: `400 control_character` on every route (`hygiene`);
+/// `413` on every route that takes a body and `503` on every route (the deadline, `server`);
 /// `401` and `403` on every route that takes a token; `429` on every `/v1` route (the rate
 /// limits). Schemathesis-style fuzzing then finds no answer the document does not name.
 fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
@@ -203,6 +204,14 @@ fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
     let forbidden = problem("The token's role or stores do not allow this");
     let limited =
         problem("Too many requests for this token or address (`rate_limited`); see Retry-After");
+    let too_large = problem(
+        "The body is larger than the route takes (`payload_too_large`): 1 MiB for a batch, \
+         64 KiB otherwise",
+    );
+    let timed_out = problem(
+        "A dependency is unavailable, or the request took longer than HTTP_REQUEST_TIMEOUT_MS \
+         (`timeout`); see Retry-After",
+    );
     let api_security = api.security.clone().unwrap_or_default();
     for (path, item) in &mut api.paths.paths {
         let limited_route = path.starts_with("/v1/");
@@ -228,6 +237,10 @@ fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
                     .or_insert_with(|| response.clone().into());
             };
             declare("400", &control);
+            declare("503", &timed_out);
+            if operation.request_body.is_some() {
+                declare("413", &too_large);
+            }
             if secured {
                 declare("401", &unauthenticated);
                 declare("403", &forbidden);

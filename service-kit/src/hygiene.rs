@@ -7,6 +7,9 @@
 //! JSON cannot carry a control character raw inside a string, only escaped (`\u0000`, `\n`,
 //! …) or, for U+0080–U+009F, as UTF-8. The body is scanned for those byte patterns (one
 //! pass, no parse); only a body that has one is parsed to name the field.
+//!
+//! The body is also measured here, before anything else reads it: a `…/batch` route takes
+//! up to 1 MiB, every other route 64 KiB; beyond, `413 payload_too_large` with the limit.
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -17,8 +20,21 @@ use serde_json::Value;
 
 use crate::problem::ApiError;
 
-/// The largest body checked; axum's own default for a JSON body, which the handlers keep.
-const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// The largest body any route takes: axum's own cap for an extracted body.
+pub const LARGEST_BODY: usize = 2 * 1024 * 1024;
+/// A batch route's body: up to 1,000 lines of at most about 1 KiB.
+pub const BATCH_BODY: usize = 1024 * 1024;
+/// Every other route's body: one movement, one catalog row, one user.
+pub const BODY: usize = 64 * 1024;
+
+/// The largest JSON body `path` takes: `BATCH_BODY` for a `…/batch` route, else `BODY`.
+pub fn body_limit(path: &str) -> usize {
+    if path.ends_with("/batch") {
+        BATCH_BODY
+    } else {
+        BODY
+    }
+}
 
 const MESSAGE: &str = "must not contain control characters (U+0000 to U+001F, U+007F to U+009F)";
 
@@ -53,15 +69,20 @@ pub async fn refuse_control_characters(request: Request, next: Next) -> Response
     if !json {
         return next.run(request).await;
     }
+    let limit = body_limit(uri.path());
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::validation(
-                "body",
-                "too_large",
-                format!("at most {BODY_LIMIT} bytes"),
-            )
+        Err(error) => {
+            let too_large = error
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return if too_large {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::validation("body", "unreadable", "the body could not be read")
+            }
             .into_response();
         }
     };

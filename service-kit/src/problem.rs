@@ -82,6 +82,9 @@ pub enum ApiError {
     /// 422: well-formed, but refers to something that does not exist or cannot be used.
     #[error("unprocessable: {0:?}")]
     Unprocessable(Vec<FieldError>),
+    /// 413: the body is larger than the route takes.
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
     /// 429: over the rate limit.
     #[error("rate limited for {retry_after:?}")]
     RateLimited { retry_after: Duration },
@@ -129,6 +132,7 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,6 +149,7 @@ impl ApiError {
             | Self::Unavailable { code, .. } => code,
             Self::NotFound { .. } => "not_found",
             Self::Unprocessable(_) => "unprocessable",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
@@ -158,6 +163,7 @@ impl ApiError {
             Self::NotFound { .. } => "Not found",
             Self::Conflict { .. } => "Conflict with the current state",
             Self::Unprocessable(_) => "The request refers to something unusable",
+            Self::PayloadTooLarge { .. } => "The body is too large",
             Self::RateLimited { .. } => "Too many requests",
             Self::Unavailable { .. } => "Temporarily unavailable",
             Self::Internal(_) => "Internal error",
@@ -180,6 +186,10 @@ impl ApiError {
                     .unwrap_or_default();
                 (Some(detail.clone()), errors)
             }
+            Self::PayloadTooLarge { limit } => (
+                Some(format!("this route takes bodies of at most {limit} bytes")),
+                Vec::new(),
+            ),
             Self::RateLimited { retry_after } => (
                 Some(format!(
                     "retry after {} s",
@@ -211,6 +221,14 @@ fn retry_after_seconds(wait: Duration) -> u64 {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection;
+        if let JsonRejection::BytesRejection(bytes) = &rejection
+            && bytes.status() == StatusCode::PAYLOAD_TOO_LARGE
+        {
+            // Bodies are measured at the edge (`hygiene`); this is axum's own cap.
+            return Self::PayloadTooLarge {
+                limit: crate::hygiene::LARGEST_BODY,
+            };
+        }
         let text = rejection.body_text();
         let field = match &rejection {
             JsonRejection::JsonDataError(_) => field_of_data_error(&text),

@@ -3,11 +3,17 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use crate::health::Readiness;
 use crate::metrics::{self, Metrics};
+use crate::problem::ApiError;
 
 /// An HTTP server bound to its address (port 0 picks a free port, as tests do).
 #[derive(Debug)]
@@ -17,11 +23,28 @@ pub struct Server {
     readiness: Readiness,
 }
 
+/// A request that takes longer than `timeout` is dropped and answered `503 timeout` (with
+/// `Retry-After`), so no client waits on a request forever and no handler holds its
+/// resources past the deadline.
+async fn deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable {
+            code: "timeout",
+            detail: format!("the request took longer than {} ms", timeout.as_millis()),
+            retry_after: Duration::from_secs(1),
+        }
+        .into_response(),
+    }
+}
+
 impl Server {
-    /// Binds `addr` and wraps `router` with input hygiene, HTTP metrics and request tracing.
+    /// Binds `addr` and wraps `router` with input hygiene, a deadline of `timeout` per
+    /// request, HTTP metrics and request tracing.
     pub async fn bind(
         addr: SocketAddr,
         router: Router,
+        timeout: Duration,
         metrics: Metrics,
         readiness: Readiness,
     ) -> std::io::Result<Self> {
@@ -30,6 +53,7 @@ impl Server {
             .layer(axum::middleware::from_fn(
                 crate::hygiene::refuse_control_characters,
             ))
+            .layer(axum::middleware::from_fn_with_state(timeout, deadline))
             .layer(axum::middleware::from_fn_with_state(
                 metrics,
                 metrics::track_http,

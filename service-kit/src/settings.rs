@@ -76,6 +76,9 @@ pub struct Settings {
     pub service: Service,
     pub environment: Environment,
     pub listen_addr: SocketAddr,
+    /// The longest a request may take before it is answered `503 timeout`:
+    /// `HTTP_REQUEST_TIMEOUT_MS`, 30000 (beyond the longest `?wait`, 10 s).
+    pub request_timeout: Duration,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
@@ -319,6 +322,9 @@ impl Settings {
             service,
             environment,
             listen_addr,
+            request_timeout: Duration::from_millis(
+                parse_or::<u64>(&get, "HTTP_REQUEST_TIMEOUT_MS", 30_000)?.max(1),
+            ),
             database: DatabaseSettings {
                 url: secret(get("DATABASE_URL"), defaults::DATABASE_URL),
                 read_url: get("DATABASE_READ_URL").map(SecretString::from),
