@@ -10,13 +10,13 @@
 //! about the same time.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::{Extension, Json};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -24,6 +24,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Role, TokenKeys};
+use service_kit::client::ClientAddress;
 use service_kit::problem::{ApiError, FieldError};
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -256,7 +257,7 @@ fn invalid_credentials() -> ApiError {
 #[tracing::instrument(skip_all, fields(username))]
 pub async fn issue_token(
     State(state): State<LoginState>,
-    address: Option<Extension<ConnectInfo<SocketAddr>>>,
+    address: Option<Extension<ClientAddress>>,
     body: Result<Json<TokenRequest>, JsonRejection>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let Json(request) = body?;
@@ -274,7 +275,7 @@ pub async fn issue_token(
 
     let address = address.map_or(
         IpAddr::from([0, 0, 0, 0]),
-        |Extension(ConnectInfo(address))| address.ip(),
+        |Extension(ClientAddress(address))| address,
     );
     if let Some(retry_after) = state.throttle.wait(&request.username, address) {
         state.logins.with_label_values(&["throttled"]).inc();

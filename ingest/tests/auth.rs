@@ -338,3 +338,49 @@ fn create_admin_is_safe_to_run_twice() {
     let _ = std::fs::remove_dir_all(&dir);
     runtime.block_on(stack.cleanup());
 }
+
+/// Logs in as `victim` claiming to be `client` in `X-Forwarded-For`: the status.
+async fn login_forwarded_for(app: &common::Running, client: &str, password: &str) -> u16 {
+    app.client
+        .post(format!("{}/v1/auth/token", app.base))
+        .header("x-forwarded-for", client)
+        .json(&json!({"username": "victim", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_its_own_and_elsewhere_the_header_is_ignored() {
+    for trusted in [true, false] {
+        let proxies = if trusted { "127.0.0.0/8" } else { "" };
+        let stack = TestStack::start_with(&[("TRUSTED_PROXIES", proxies.into())]).await;
+        add_user(
+            &stack,
+            "victim",
+            "victim-password-123",
+            "manager",
+            &[1],
+            false,
+        )
+        .await;
+        let app = start(&stack).await;
+        for attempt in 0..5 {
+            let status =
+                login_forwarded_for(&app, "203.0.113.7", &format!("guess-{attempt}")).await;
+            assert_eq!(status, 401);
+        }
+        let guesser = login_forwarded_for(&app, "203.0.113.7", "victim-password-123").await;
+        let other = login_forwarded_for(&app, "203.0.113.8", "victim-password-123").await;
+        if trusted {
+            // The proxy's clients are told apart: only the guesser is locked.
+            assert_eq!((guesser, other), (429, 200));
+        } else {
+            // A header anyone can send changes nothing: the connection's address is locked.
+            assert_eq!((guesser, other), (429, 429));
+        }
+        stack.cleanup().await;
+    }
+}

@@ -54,6 +54,20 @@ impl Base {
             self.settings.rate_limits.per_address,
             self.metrics.registry(),
         )?;
+        // Budgets that are full again are forgotten every minute, so memory follows the
+        // recent callers, not every address ever seen.
+        let weak = std::sync::Arc::downgrade(&limits);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(limits) = weak.upgrade() else {
+                    return;
+                };
+                limits.forget_idle();
+            }
+        });
         Ok((keys, limits))
     }
 
@@ -80,6 +94,7 @@ impl Base {
             self.settings.listen_addr,
             router,
             self.settings.request_timeout,
+            self.settings.trusted_proxies.clone(),
             self.metrics.clone(),
             readiness,
         )

@@ -17,6 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{IntCounterVec, Opts, Registry};
 
 use crate::auth::{Auth, Principal, bearer_token};
+use crate::client::ClientAddress;
 use crate::problem::ApiError;
 
 /// A fixed hasher: the same subject must always land on the same budget.
@@ -116,6 +117,20 @@ fn subject_key(subject: &str) -> u64 {
     hasher.finish()
 }
 
+/// The client's address: as `client::identify` found it, else the connection's peer.
+pub fn client_address(request: &Request) -> IpAddr {
+    let extensions = request.extensions();
+    extensions
+        .get::<ClientAddress>()
+        .map(|ClientAddress(address)| *address)
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip())
+        })
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
 /// What the middleware needs.
 #[derive(Clone, Debug)]
 pub struct RateLimitState {
@@ -134,12 +149,7 @@ pub async fn limit(
     let verdict = match &principal {
         Some(principal) => state.limits.check_subject(&principal.subject),
         None => {
-            let address = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(address)| {
-                    address.ip()
-                });
+            let address = client_address(&request);
             state.limits.check_address(address)
         }
     };

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
+use crate::client::TrustedProxies;
 use crate::health::Readiness;
 use crate::metrics::{self, Metrics};
 use crate::problem::ApiError;
@@ -40,11 +41,13 @@ async fn deadline(State(timeout): State<Duration>, request: Request, next: Next)
 
 impl Server {
     /// Binds `addr` and wraps `router` with input hygiene, a deadline of `timeout` per
-    /// request, HTTP metrics and request tracing.
+    /// request, the client's address (believing `proxies`), HTTP metrics and request
+    /// tracing.
     pub async fn bind(
         addr: SocketAddr,
         router: Router,
         timeout: Duration,
+        proxies: TrustedProxies,
         metrics: Metrics,
         readiness: Readiness,
     ) -> std::io::Result<Self> {
@@ -54,6 +57,10 @@ impl Server {
                 crate::hygiene::refuse_control_characters,
             ))
             .layer(axum::middleware::from_fn_with_state(timeout, deadline))
+            .layer(axum::middleware::from_fn_with_state(
+                proxies,
+                crate::client::identify,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 metrics,
                 metrics::track_http,

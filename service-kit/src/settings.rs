@@ -79,6 +79,9 @@ pub struct Settings {
     /// The longest a request may take before it is answered `503 timeout`:
     /// `HTTP_REQUEST_TIMEOUT_MS`, 30000 (beyond the longest `?wait`, 10 s).
     pub request_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed: `TRUSTED_PROXIES`
+    /// (comma-separated CIDRs), none by default.
+    pub trusted_proxies: crate::client::TrustedProxies,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
@@ -325,6 +328,13 @@ impl Settings {
             request_timeout: Duration::from_millis(
                 parse_or::<u64>(&get, "HTTP_REQUEST_TIMEOUT_MS", 30_000)?.max(1),
             ),
+            trusted_proxies: crate::client::TrustedProxies::parse(
+                &get("TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|problem| SettingsError::Invalid {
+                var: "TRUSTED_PROXIES",
+                problem,
+            })?,
             database: DatabaseSettings {
                 url: secret(get("DATABASE_URL"), defaults::DATABASE_URL),
                 read_url: get("DATABASE_READ_URL").map(SecretString::from),
