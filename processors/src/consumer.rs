@@ -771,18 +771,7 @@ fn component(error: &anyhow::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(partition: i32, offset: i64) -> OwnedMessage {
-        OwnedMessage::new(
-            None,
-            None,
-            "movements".into(),
-            rdkafka::Timestamp::NotAvailable,
-            partition,
-            offset,
-            None,
-        )
-    }
+    use crate::test_support::message;
 
     #[test]
     fn polled_messages_are_taken_from_each_position_on_and_holes_are_normal() {

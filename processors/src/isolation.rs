@@ -149,18 +149,7 @@ impl Isolation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(partition: i32, offset: i64) -> OwnedMessage {
-        OwnedMessage::new(
-            None,
-            None,
-            "movements".into(),
-            rdkafka::Timestamp::NotAvailable,
-            partition,
-            offset,
-            None,
-        )
-    }
+    use crate::test_support::message;
 
     #[test]
     fn a_failed_batch_is_taken_apart_and_a_record_failing_alone_is_poisoned() {

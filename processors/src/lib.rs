@@ -16,6 +16,24 @@ pub mod outputs;
 pub mod rebalance;
 pub mod state;
 
+#[cfg(test)]
+mod test_support {
+    use rdkafka::message::OwnedMessage;
+
+    /// An empty record of the movements topic at `partition` and `offset`.
+    pub fn message(partition: i32, offset: i64) -> OwnedMessage {
+        OwnedMessage::new(
+            None,
+            None,
+            "movements".into(),
+            rdkafka::Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
+    }
+}
+
 use std::future::Future;
 
 use service_kit::app::Base;
