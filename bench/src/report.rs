@@ -129,8 +129,9 @@ impl Report {
     }
 
     /// Sets each throughput row's share of the broker's ceiling (`broker`, measured in the
-    /// same run): ingest's rows against the produce rate, the processors' backlog against
-    /// the consume rate. Fixed-rate rows, refused requests and reads have none.
+    /// same run): ingest's and the pipeline's rows against the produce rate, the
+    /// processors' backlog against the consume rate. Fixed-rate rows, refused requests and
+    /// reads (which do not touch the broker) have none.
     pub fn relate_to(&mut self, broker: &Self) {
         let rate = |scenario: &str| {
             broker
@@ -141,7 +142,7 @@ impl Report {
                 .filter(|rate| *rate > 0.0)
         };
         let ceiling = match self.suite.as_str() {
-            "ingest" => rate(crate::broker::PRODUCE),
+            "ingest" | "pipeline" => rate(crate::broker::PRODUCE),
             "processors" => rate(crate::broker::CONSUME),
             _ => None,
         };
