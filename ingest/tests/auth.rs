@@ -135,11 +135,10 @@ async fn malformed_requests_name_the_field_at_fault() {
     stack.cleanup().await;
 }
 
-#[tokio::test]
-async fn failed_logins_slow_the_guesser_but_never_lock_the_user_out() {
-    let stack = TestStack::start().await;
+/// The user the login-throttling tests guess at: `victim`, password `victim-password-123`.
+async fn add_victim(stack: &TestStack) {
     add_user(
-        &stack,
+        stack,
         "victim",
         "victim-password-123",
         "manager",
@@ -147,6 +146,12 @@ async fn failed_logins_slow_the_guesser_but_never_lock_the_user_out() {
         false,
     )
     .await;
+}
+
+#[tokio::test]
+async fn failed_logins_slow_the_guesser_but_never_lock_the_user_out() {
+    let stack = TestStack::start().await;
+    add_victim(&stack).await;
     let app = start(&stack).await;
     // The same ingest reached from other loopback addresses: other devices.
     let from = |last: u8| app.reached_from(last);
@@ -357,15 +362,7 @@ async fn behind_a_trusted_proxy_each_client_is_its_own_and_elsewhere_the_header_
     for trusted in [true, false] {
         let proxies = if trusted { "127.0.0.0/8" } else { "" };
         let stack = TestStack::start_with(&[("TRUSTED_PROXIES", proxies.into())]).await;
-        add_user(
-            &stack,
-            "victim",
-            "victim-password-123",
-            "manager",
-            &[1],
-            false,
-        )
-        .await;
+        add_victim(&stack).await;
         let app = start(&stack).await;
         for attempt in 0..5 {
             let status =

@@ -716,27 +716,18 @@ async fn a_body_beyond_its_route_s_limit_is_refused_with_413() {
         "{problem}"
     );
 
+    let batch = |reference: fn(usize) -> String| {
+        let lines: Vec<_> = (0..1_000).map(|n| sale(reference(n))).collect();
+        json!({ "movements": lines })
+    };
+    let path = "/v1/movements/batch";
     // 1,000 lines of about 1.1 KiB: beyond a batch's 1 MiB.
-    let lines: Vec<_> = (0..1_000).map(|_| sale("y".repeat(1_100))).collect();
-    let (status, problem) = send(
-        &w.app,
-        Method::POST,
-        "/v1/movements/batch",
-        Some(&w.pos),
-        &json!({ "movements": lines }),
-    )
-    .await;
+    let too_large = batch(|_| "y".repeat(1_100));
+    let (status, problem) = send(&w.app, Method::POST, path, Some(&w.pos), &too_large).await;
     assert_eq!(status, 413, "{problem}");
     // A full batch of ordinary lines is well within it.
-    let lines: Vec<_> = (0..1_000).map(|n| sale(format!("BILL-{n}"))).collect();
-    let (status, body) = send(
-        &w.app,
-        Method::POST,
-        "/v1/movements/batch",
-        Some(&w.pos),
-        &json!({ "movements": lines }),
-    )
-    .await;
+    let ordinary = batch(|n| format!("BILL-{n}"));
+    let (status, body) = send(&w.app, Method::POST, path, Some(&w.pos), &ordinary).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1_000, "{body}");
 }

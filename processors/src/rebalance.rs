@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, Offset};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -63,11 +63,7 @@ impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let partitions: Vec<i32> = list
-                    .elements_for_topic(&self.topic)
-                    .iter()
-                    .map(|element| element.partition())
-                    .collect();
+                let partitions = self.partitions_in(list);
                 let offsets = self.stored_offsets(&partitions);
                 for mut element in list.elements() {
                     if let Some(offset) = offsets.get(&element.partition())
@@ -83,11 +79,7 @@ impl ConsumerContext for RebalanceContext {
                 self.push(Assignment::Assigned(offsets));
             }
             Rebalance::Revoke(list) => {
-                let partitions: Vec<i32> = list
-                    .elements_for_topic(&self.topic)
-                    .iter()
-                    .map(|element| element.partition())
-                    .collect();
+                let partitions = self.partitions_in(list);
                 tracing::info!(?partitions, "Partitions revoked.");
                 self.push(Assignment::Revoked(partitions));
             }
@@ -102,6 +94,14 @@ impl RebalanceContext {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(change);
+    }
+
+    /// The input topic's partitions in a rebalance's list.
+    fn partitions_in(&self, list: &TopicPartitionList) -> Vec<i32> {
+        list.elements_for_topic(&self.topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect()
     }
 
     pub(crate) fn take(&self) -> Vec<Assignment> {

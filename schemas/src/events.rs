@@ -175,8 +175,20 @@ impl StockMovement {
     /// a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
     pub fn fingerprint(&self) -> i64 {
-        let mut bytes = Vec::with_capacity(64);
-        BodyWriter(&mut bytes)
+        // Computed for every movement the processors decide: one buffer per thread.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+        }
+        BUFFER.with_borrow_mut(|bytes| {
+            bytes.clear();
+            self.fingerprint_fields(bytes);
+            // Postgres has no unsigned bigint: the same 64 bits, read as signed.
+            xxhash_rust::xxh3::xxh3_64(bytes) as i64
+        })
+    }
+
+    fn fingerprint_fields(&self, bytes: &mut Vec<u8>) {
+        BodyWriter(bytes)
             .long(self.store_id.get())
             .long(self.product_id.get())
             .long(i64::from(self.kind.avro_index()))
@@ -186,8 +198,6 @@ impl StockMovement {
             .optional_long(self.unit_price_paise)
             .optional_string(self.reason.as_deref())
             .optional_string(self.reference.as_deref());
-        // Postgres has no unsigned bigint: the same 64 bits, read as signed.
-        xxhash_rust::xxh3::xxh3_64(&bytes) as i64
     }
 
     /// The movement's fields in schema order, straight to Avro binary (the hot path of

@@ -94,13 +94,17 @@ impl TestStack {
             ),
         ]);
         overrides.extend(variables.iter().cloned());
-        let base = Settings::from_lookup(Service::Ingest, |var| {
-            overrides
-                .get(var)
-                .cloned()
-                .or_else(|| std::env::var(var).ok())
-        })
-        .unwrap_or_else(|error| panic!("test settings: {error}"));
+        // The overrides, then the process environment (what `make test` evaluated).
+        let settings_of = |overrides: &HashMap<&'static str, String>| {
+            Settings::from_lookup(Service::Ingest, |var| {
+                overrides
+                    .get(var)
+                    .cloned()
+                    .or_else(|| std::env::var(var).ok())
+            })
+            .unwrap_or_else(|error| panic!("test settings: {error}"))
+        };
+        let base = settings_of(&overrides);
         let admin_url = base.database.url.clone();
         let database_name = format!("bazaar_test_{id}");
         create_database(&admin_url, &database_name).await;
@@ -113,14 +117,9 @@ impl TestStack {
         for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
             overrides.insert(service.listen_var(), "127.0.0.1:0".into());
         }
+        // The caller's variables win over this test's own.
         overrides.extend(variables.iter().cloned());
-        let settings = Settings::from_lookup(Service::Ingest, |var| {
-            overrides
-                .get(var)
-                .cloned()
-                .or_else(|| std::env::var(var).ok())
-        })
-        .unwrap_or_else(|error| panic!("test settings: {error}"));
+        let settings = settings_of(&overrides);
 
         let pool = PgPoolOptions::new()
             .max_connections(5)

@@ -21,14 +21,19 @@ impl Running {
     pub fn reached_from(&self, last: u8) -> Self {
         Self {
             base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .local_address(std::net::IpAddr::from([127, 0, 0, last]))
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            client: client(Some(std::net::IpAddr::from([127, 0, 0, last]))),
             _stop: None,
         }
     }
+}
+
+/// A client connecting from `local` (or wherever the system picks).
+fn client(local: Option<std::net::IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 pub async fn start(stack: &TestStack) -> Running {
@@ -39,10 +44,7 @@ pub async fn start(stack: &TestStack) -> Running {
     let stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
     Running {
         base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
+        client: client(None),
         _stop: Some(stop),
     }
 }
