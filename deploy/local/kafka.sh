@@ -123,6 +123,9 @@ unclean.leader.election.enable=false
 # processors may use sessions shorter than the 6 s Kafka accepts by default.
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
+# The processors publish their outputs in transactions: one a dead processor left open is
+# aborted within a second of its timeout (10 s by default) instead of ten.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 
 # A 2-core laptop: few threads; the OS page cache does the rest.
 num.network.threads=2

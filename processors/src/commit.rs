@@ -13,8 +13,9 @@ use crate::ledger::{self, Progress, Record};
 use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
 use crate::outputs::DeadLetter;
+use crate::publish::{Membership, Publisher};
 
-/// A batch decided and published, to be written.
+/// A batch decided (its dead letters produced), to be written and published.
 pub(crate) struct Batch {
     pub(crate) records: Vec<Record>,
     pub(crate) outcomes: Vec<decide::Outcome>,
@@ -34,11 +35,17 @@ pub(crate) struct Landed {
     /// The runs of `batch.records` (with their partitions' progress) now in Postgres.
     pub(crate) committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
     pub(crate) result: anyhow::Result<()>,
+    /// How far the committed part took each partition's outputs; an error if the output
+    /// producer cannot go on.
+    pub(crate) published: anyhow::Result<Vec<(i32, i64)>>,
 }
 
-/// Writes batches: Postgres, then Redis.
+/// Writes batches: Postgres, then Redis, then the output topics.
 pub(crate) struct Committer {
     pub(crate) pool: PgPool,
+    pub(crate) publisher: Publisher,
+    /// The group membership the batch was read under (`None`: not a member).
+    pub(crate) membership: Option<Membership>,
     pub(crate) group: String,
     pub(crate) topic: String,
     pub(crate) parallelism: usize,
@@ -48,7 +55,7 @@ pub(crate) struct Committer {
 impl Committer {
     /// Commits `batch` in up to `parallelism` transactions at once, each with whole
     /// partitions (their records are one run of `records`) and their offsets; then brings
-    /// the cache up to what committed.
+    /// the cache up to what committed and publishes it (`publish`).
     pub(crate) async fn write(
         self,
         mut notifier: Notifier,
@@ -142,11 +149,21 @@ impl Committer {
         };
         self.metrics.stage("cache", &mut clock);
         drop(parts);
+        let published = match &self.membership {
+            Some(membership) => {
+                self.publisher
+                    .committed(membership, &batch, &committed)
+                    .await
+            }
+            None => Ok(Vec::new()),
+        };
+        self.metrics.stage("publish", &mut clock);
         Landed {
             notifier,
             batch,
             committed,
             result,
+            published,
         }
     }
 }
@@ -221,41 +238,15 @@ fn split(
 
 #[cfg(test)]
 mod tests {
-    use schemas::StockMovement;
-
     use super::*;
-
-    fn record(partition: i32, offset: i64) -> Record {
-        let at = chrono::DateTime::UNIX_EPOCH;
-        Record {
-            partition,
-            offset,
-            recorded_at: at,
-            movement: StockMovement {
-                movement_id: uuid::Uuid::from_u128(u128::try_from(offset).unwrap()),
-                store_id: StoreId(i64::from(partition)),
-                product_id: ProductId(1),
-                sku: "SKU".into(),
-                kind: schemas::MovementKind::Sale,
-                quantity: 1,
-                occurred_at: at,
-                received_at: at,
-                supplier_id: None,
-                unit_cost_paise: None,
-                unit_price_paise: Some(1),
-                reason: None,
-                reference: None,
-                actor: "tester".into(),
-                device_id: None,
-            },
-        }
-    }
+    use crate::test_support::record;
 
     fn step(partition: i32) -> Progress {
         Progress {
             partition,
             expected: 0,
             next: 1,
+            published: Some(0),
         }
     }
 

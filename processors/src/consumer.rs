@@ -1,10 +1,11 @@
 //! The processing loop. One thread owns the Kafka consumer; each batch goes: poll
 //! (bounded by count and time) → read what the batch needs from Postgres → decide in
-//! memory → produce the outputs and wait for their acks → commit the batch and the
-//! partitions' next offsets (in up to `PROCESSOR_COMMIT_PARALLELISM` transactions of
-//! whole partitions) → update Redis. The last two steps run in the background while the
-//! next batch goes through the first four, so Postgres and the processor work at once; a
-//! batch is written only after the one before it committed.
+//! memory → produce its dead letters → commit the batch and the partitions' next offsets
+//! (in up to `PROCESSOR_COMMIT_PARALLELISM` transactions of whole partitions) → update
+//! Redis → publish what committed in a Kafka transaction (`publish`). The last three steps
+//! run in the background while the next batch goes through the first four, so Postgres
+//! and the processor work at once; a batch is written only after the one before it
+//! landed. While idle, the loop publishes again from Postgres what the output topics lack.
 //!
 //! Rebalances are handled inside `poll`, which may now run while a batch is being
 //! written. On assignment the consumer seeks to the offsets stored in Postgres, never to
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -40,7 +41,8 @@ use crate::ledger::{self, CommitError, Progress, Record};
 use crate::liveness::Liveness;
 use crate::metrics::ProcessorMetrics;
 use crate::notify::Notifier;
-use crate::outputs::{DeadLetter, Outputs};
+use crate::outputs::{DeadLetter, DeadLetters};
+use crate::publish::Publisher;
 use crate::rebalance::{Assignment, Kafka, RebalanceContext};
 use crate::state::State;
 
@@ -58,7 +60,9 @@ pub struct Processor {
     pub topic: String,
     pub pool: PgPool,
     pub redis: Redis,
-    pub outputs: Outputs,
+    pub dead_letters: DeadLetters,
+    /// The output producer's `transactional.id` (`publish`).
+    pub transactional_id: String,
     pub metrics: ProcessorMetrics,
     pub runtime: Handle,
     pub shutdown: CancellationToken,
@@ -109,6 +113,7 @@ impl Processor {
             changes: Mutex::new(Vec::new()),
             high_watermarks: Mutex::new(HashMap::new()),
             shutdown: self.shutdown.clone(),
+            published_wait: self.settings.processor.transaction_timeout * 3,
         };
         let mut config =
             service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
@@ -133,11 +138,17 @@ impl Processor {
         Ok(Arc::new(consumer))
     }
 
-    /// The loop. Batches are pipelined two deep: while batch N is committed (and then
-    /// cached) in the background, batch N+1 is polled, read, decided on the state N left in
-    /// memory, and published; N+1 goes to Postgres only once N has committed. If N fails,
+    /// The loop. Batches are pipelined two deep: while batch N is committed (then cached
+    /// and published) in the background, batch N+1 is polled, read and decided on the
+    /// state N left in memory; N+1 goes to Postgres only once N has committed. If N fails,
     /// N+1 is dropped unwritten and the partitions of both are read again from Postgres.
     fn consume(&self, state: &mut State, notifier: &mut Option<Notifier>) -> anyhow::Result<()> {
+        let publisher = Publisher::new(
+            &self.settings,
+            &self.transactional_id,
+            self.pool.clone(),
+            self.metrics.clone(),
+        )?;
         let consumer = self.consumer()?;
         let mut lag_measured = Instant::now();
         let mut in_flight: Option<InFlight> = None;
@@ -148,7 +159,7 @@ impl Processor {
                 break Ok(());
             }
             if lag_measured.elapsed() >= STATISTICS_INTERVAL {
-                self.measure_lag(&consumer, &state.positions);
+                self.measure_lag(&consumer, state);
                 lag_measured = Instant::now();
             }
             let mut polling = Instant::now();
@@ -158,10 +169,16 @@ impl Processor {
                     Assignment::Assigned(offsets) => {
                         let partitions: Vec<i32> = offsets.keys().copied().collect();
                         self.clear_halts(&partitions);
-                        state.positions.extend(offsets);
+                        for (partition, stored) in offsets {
+                            state.positions.insert(partition, stored.next);
+                            state.published.insert(partition, stored.published);
+                        }
                     }
                     Assignment::Revoked(partitions) => {
                         self.clear_halts(&partitions);
+                        for partition in &partitions {
+                            state.published.remove(partition);
+                        }
                         // A rewind keeps what isolation learnt; a partition gone forgets it.
                         state.isolation.forget(&partitions);
                         state.drop_partitions(&partitions);
@@ -185,9 +202,14 @@ impl Processor {
                     if let Err(error) = self.land(flight, state, &consumer, notifier) {
                         break Err(error);
                     }
-                } else if let Some(notifier) = notifier.as_mut() {
-                    let held = || state.balances.keys().copied().collect();
-                    self.runtime.block_on(notifier.recover(held));
+                } else {
+                    if let Some(notifier) = notifier.as_mut() {
+                        let held = || state.balances.keys().copied().collect();
+                        self.runtime.block_on(notifier.recover(held));
+                    }
+                    if let Err(error) = self.catch_up(&consumer, &publisher, state) {
+                        break Err(error);
+                    }
                 }
                 continue;
             }
@@ -196,7 +218,7 @@ impl Processor {
             let partitions: Vec<i32> = batch.keys().copied().collect();
             let spans = isolation::spans(&batch);
             let prepared = self.runtime.block_on(self.prepare(state, &pending, batch));
-            // N+1 is decided and published; N must be in Postgres before it.
+            // N+1 is decided; N must be in Postgres before it.
             let previous_landed = match in_flight.take() {
                 Some(flight) => match self.land(flight, state, &consumer, notifier) {
                     Ok(landed) => landed,
@@ -205,13 +227,17 @@ impl Processor {
                 None => true,
             };
             match prepared {
-                Ok((batch, seen)) if previous_landed => {
+                Ok((mut batch, seen)) if previous_landed => {
                     pending = seen;
                     let held: Vec<StoreId> = state.balances.keys().copied().collect();
                     let Some(taken) = notifier.take() else {
                         break Err(anyhow::anyhow!("the cache notifier is missing"));
                     };
-                    let committer = self.committer();
+                    // Where the outputs stand now that the batch before is published.
+                    for step in &mut batch.progress {
+                        step.published = state.published.get(&step.partition).copied();
+                    }
+                    let committer = self.committer(&consumer, &publisher);
                     let task = self
                         .runtime
                         .spawn(async move { committer.write(taken, batch, held).await });
@@ -277,16 +303,19 @@ impl Processor {
         };
         *notifier = Some(landed.notifier);
         let batch = &landed.batch;
-        for (range, progress) in &landed.committed {
+        for (range, _) in &landed.committed {
             let all = range.len() == batch.records.len();
             let dead: &[DeadLetter] = if all { &batch.dead } else { &[] };
             self.observe(
-                consumer,
                 &batch.records[range.clone()],
                 &batch.outcomes[range.clone()],
                 dead,
-                progress,
             );
+        }
+        for (partition, reached) in landed.published? {
+            if let Some(published) = state.published.get_mut(&partition) {
+                *published = (*published).max(reached);
+            }
         }
         match landed.result {
             Ok(()) => {
@@ -362,9 +391,11 @@ impl Processor {
         notifier
     }
 
-    fn committer(&self) -> Committer {
+    fn committer(&self, consumer: &Kafka, publisher: &Publisher) -> Committer {
         Committer {
             pool: self.pool.clone(),
+            publisher: publisher.clone(),
+            membership: consumer.group_metadata().map(Arc::new),
             group: self.group().to_owned(),
             topic: self.topic.clone(),
             parallelism: self.settings.processor.commit_parallelism,
@@ -376,7 +407,7 @@ impl Processor {
     /// `batch_wait` for the rest. `true`: Kafka refused a partition's position (it says
     /// which partition only in its log; `halt_out_of_range` finds it).
     fn poll_batch(&self, consumer: &Kafka) -> (Vec<OwnedMessage>, bool) {
-        let limits = self.settings.processor;
+        let limits = &self.settings.processor;
         let mut messages = Vec::new();
         let mut deadline: Option<Instant> = None;
         while messages.len() < limits.batch_max {
@@ -426,21 +457,21 @@ impl Processor {
         state.drop_partitions(partitions);
         let offsets = consumer.context().stored_offsets(&owned);
         let topic = &self.topic;
-        for (partition, offset) in offsets {
+        for (partition, stored) in offsets {
             consumer.seek(
                 topic,
                 partition,
-                Offset::Offset(offset),
+                Offset::Offset(stored.next),
                 Duration::from_secs(5),
             )?;
-            state.positions.insert(partition, offset);
+            state.positions.insert(partition, stored.next);
         }
         Ok(())
     }
 
-    /// Batch N+1 up to its outputs: read what it needs (its movement ids also among
+    /// Batch N+1 up to its write: read what it needs (its movement ids also among
     /// `pending`, the first outcomes of the batch in flight), decide it on the state in
-    /// memory, publish its outputs and wait for their acks. Moves the positions on.
+    /// memory, produce its dead letters. Moves the positions on.
     /// Returns the batch to write and the first outcomes it decided.
     async fn prepare(
         &self,
@@ -460,6 +491,7 @@ impl Processor {
                 partition,
                 expected,
                 next,
+                published: None,
             });
             count += messages.len();
             for message in messages {
@@ -550,14 +582,11 @@ impl Processor {
             &catalog,
             records.iter().map(|record| &record.movement),
         );
-        let changed = ledger::changed_balances(&records, &outcomes);
-        let alerts = ledger::raised_alerts(&records, &outcomes, &catalog);
         self.metrics.stage("decide", &mut clock);
-        self.outputs
-            .publish(&records, &outcomes, &changed, &alerts, &dead)
-            .await?;
-        self.metrics.stage("publish", &mut clock);
-        drop((changed, alerts));
+        if !dead.is_empty() {
+            self.dead_letters.send(&dead).await?;
+            self.metrics.stage("dead_letters", &mut clock);
+        }
         for step in &progress {
             state.positions.insert(step.partition, step.next);
         }
@@ -573,14 +602,7 @@ impl Processor {
         Ok((batch, seen))
     }
 
-    fn observe(
-        &self,
-        consumer: &Kafka,
-        records: &[Record],
-        outcomes: &[decide::Outcome],
-        dead: &[DeadLetter],
-        progress: &[Progress],
-    ) {
+    fn observe(&self, records: &[Record], outcomes: &[decide::Outcome], dead: &[DeadLetter]) {
         // Counted per batch, then one labelled counter each: not a label lookup per movement.
         let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for (record, outcome) in records.iter().zip(outcomes) {
@@ -600,15 +622,61 @@ impl Processor {
                 .with_label_values(&["unknown", "dead_lettered"])
                 .inc_by(dead.len() as u64);
         }
-        let topic = &self.topic;
-        let mut offsets = TopicPartitionList::new();
-        for step in progress {
-            let _ = offsets.add_partition_offset(topic, step.partition, Offset::Offset(step.next));
+    }
+
+    /// While idle: publishes again, from Postgres, what the output topics lack of owned
+    /// partitions (after an aborted transaction or a crash between commit and publish).
+    /// An attempt that falls short is tried again a second later.
+    fn catch_up(
+        &self,
+        consumer: &Kafka,
+        publisher: &Publisher,
+        state: &mut State,
+    ) -> anyhow::Result<()> {
+        if state
+            .republish_after
+            .is_some_and(|after| Instant::now() < after)
+        {
+            return Ok(());
         }
-        // Postgres holds the truth; Kafka's copy lets standard tools show the group's lag.
-        if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-            tracing::debug!(%error, "Committing offsets to Kafka (for tooling) failed.");
+        let behind: Vec<i32> = state
+            .published
+            .iter()
+            .filter(|(partition, published)| {
+                state
+                    .positions
+                    .get(partition)
+                    .is_some_and(|position| position > published)
+            })
+            .map(|(partition, _)| *partition)
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
         }
+        let Some(membership) = consumer.group_metadata().map(Arc::new) else {
+            return Ok(());
+        };
+        // Up to what Postgres holds: never past the ledger.
+        let stored = consumer.context().stored_offsets(&behind);
+        let mut short = false;
+        for (partition, stored) in stored {
+            let Some(&from) = state.published.get(&partition) else {
+                continue;
+            };
+            if from >= stored.next {
+                continue;
+            }
+            let reached = self.runtime.block_on(publisher.republish(
+                &membership,
+                partition,
+                from,
+                stored.next,
+            ))?;
+            short |= reached < stored.next;
+            state.published.insert(partition, reached);
+        }
+        state.republish_after = short.then(|| Instant::now() + Duration::from_secs(1));
+        Ok(())
     }
 }
 
@@ -666,17 +734,25 @@ impl Processor {
     /// `bazaar_processor_lag`: the partitions' high watermarks (from librdkafka's
     /// statistics, not a broker round trip: this runs on the processing thread) minus the
     /// processor's positions.
-    fn measure_lag(&self, consumer: &Kafka, positions: &HashMap<i32, i64>) {
+    fn measure_lag(&self, consumer: &Kafka, state: &State) {
         let high = consumer
             .context()
             .high_watermarks
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for (partition, lag) in lag(&high, positions) {
+        for (partition, lag) in lag(&high, &state.positions) {
             self.metrics
                 .lag
                 .with_label_values(&[&partition.to_string()])
                 .set(lag);
+        }
+        for (partition, published) in &state.published {
+            if let Some(position) = state.positions.get(partition) {
+                self.metrics
+                    .unpublished
+                    .with_label_values(&[&partition.to_string()])
+                    .set((position - published).max(0));
+            }
         }
     }
 }

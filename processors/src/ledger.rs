@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use schemas::{LedgerStatus, MovementKind, ProductId, StockMovement, StoreId};
+use schemas::{
+    AlertKind, Balance, LedgerEntry, LedgerStatus, MovementKind, ProductId, StockAlert,
+    StockMovement, StoreId, SupplierId,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -29,6 +32,9 @@ pub struct Progress {
     pub partition: i32,
     pub expected: i64,
     pub next: i64,
+    /// How far the output topics had this partition when the batch went to be written
+    /// (`None`: not known here, so the batch publishes nothing of it).
+    pub published: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,49 +190,239 @@ pub async fn balances(pool: &PgPool, stores: &[i64]) -> sqlx::Result<Vec<StoredB
     .await
 }
 
-/// The stored next offset of each partition, creating the row (at 0: the beginning) for
-/// a partition this group has never processed.
+/// Where a partition stands in Postgres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The next offset to process: everything before it is in the ledger.
+    pub next: i64,
+    /// A lower bound of how far the output topics had been published (`publish`).
+    pub published: i64,
+}
+
+/// The stored position of each partition, creating the row (at 0: the beginning) for a
+/// partition this group has never processed.
 pub async fn stored_offsets(
     pool: &PgPool,
     group: &str,
     topic: &str,
     partitions: &[i32],
-) -> sqlx::Result<HashMap<i32, i64>> {
-    let rows: Vec<(i32, i64)> = sqlx::query_as(
+) -> sqlx::Result<HashMap<i32, Stored>> {
+    let rows: Vec<(i32, i64, i64)> = sqlx::query_as(
         "WITH created AS ( \
-           INSERT INTO processor_offsets (consumer_group, topic, partition, next_offset) \
-           SELECT $1, $2, partition, 0 FROM UNNEST($3::int4[]) AS partition \
-           ON CONFLICT DO NOTHING RETURNING partition, next_offset) \
-         SELECT partition, next_offset FROM created \
-         UNION ALL SELECT partition, next_offset FROM processor_offsets \
-           WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3)",
+           INSERT INTO processor_offsets (consumer_group, topic, partition, next_offset, published_offset) \
+           SELECT $1, $2, partition, 0, 0 FROM UNNEST($3::int4[]) AS partition \
+           ON CONFLICT DO NOTHING RETURNING partition, next_offset, published_offset) \
+         SELECT partition, next_offset, published_offset FROM created \
+         UNION ALL SELECT partition, next_offset, COALESCE(published_offset, next_offset) \
+           FROM processor_offsets WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3)",
     )
     .bind(group)
     .bind(topic)
     .bind(partitions)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(partition, next, published)| (partition, Stored { next, published }))
+        .collect())
 }
 
+/// A ledger row as the output topics carry it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerRow {
+    movement_id: Uuid,
+    store_id: i64,
+    product_id: i64,
+    sku: String,
+    kind: String,
+    quantity: i64,
+    status: String,
+    reject_reason: Option<String>,
+    available_quantity: Option<i64>,
+    balance_after: Option<i64>,
+    original_status: Option<String>,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    actor: String,
+    device_id: Option<String>,
+    supplier_id: Option<i64>,
+    unit_cost_paise: Option<i64>,
+    unit_price_paise: Option<i64>,
+    reason: Option<String>,
+    reference: Option<String>,
+    source_partition: i32,
+    source_offset: i64,
+}
+
+impl LedgerRow {
+    pub fn entry(self) -> LedgerEntry {
+        LedgerEntry {
+            movement: StockMovement {
+                movement_id: self.movement_id,
+                store_id: StoreId(self.store_id),
+                product_id: ProductId(self.product_id),
+                sku: self.sku,
+                kind: MovementKind::parse(&self.kind).unwrap_or(MovementKind::Unknown),
+                quantity: self.quantity,
+                occurred_at: self.occurred_at,
+                received_at: self.received_at,
+                supplier_id: self.supplier_id.map(SupplierId),
+                unit_cost_paise: self.unit_cost_paise,
+                unit_price_paise: self.unit_price_paise,
+                reason: self.reason,
+                reference: self.reference,
+                actor: self.actor,
+                device_id: self.device_id,
+            },
+            status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
+            reject_reason: self.reject_reason,
+            available_quantity: self.available_quantity,
+            balance_after: self.balance_after,
+            original_status: self.original_status,
+            recorded_at: self.recorded_at,
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+        }
+    }
+
+    pub fn source_offset(&self) -> i64 {
+        self.source_offset
+    }
+}
+
+/// Up to `limit` ledger rows of records `from..to` of `partition`, in offset order.
+pub async fn ledger_rows(
+    pool: &PgPool,
+    partition: i32,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<LedgerRow>> {
+    sqlx::query_as(
+        "SELECT movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason, \
+           available_quantity, balance_after, original_status, occurred_at, received_at, \
+           recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
+           reference, source_partition, source_offset \
+         FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
+         ORDER BY source_offset LIMIT $4",
+    )
+    .bind(partition)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The current balances and the alerts raised by the applied movements among `rows`, as
+/// the output topics carry them.
+pub async fn outputs_of(
+    pool: &PgPool,
+    rows: &[LedgerEntry],
+) -> sqlx::Result<(Vec<Balance>, Vec<StockAlert>)> {
+    let mut sku: HashMap<(i64, i64), &str> = HashMap::new();
+    let (mut ids, mut stores, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in rows {
+        let movement = &entry.movement;
+        sku.insert(
+            (movement.store_id.get(), movement.product_id.get()),
+            &movement.sku,
+        );
+        if entry.status == LedgerStatus::Applied {
+            ids.push(movement.movement_id);
+            stores.push(movement.store_id.get());
+            times.push(entry.recorded_at);
+        }
+    }
+    let (pair_store, pair_product): (Vec<i64>, Vec<i64>) = sku.keys().copied().unzip();
+    type BalanceRow = (i64, i64, i64, Option<i64>, Uuid, DateTime<Utc>);
+    type AlertRow = (i64, i64, String, i64, Option<i64>, Uuid, DateTime<Utc>);
+    let (balances, alerts) = tokio::try_join!(
+        sqlx::query_as::<_, BalanceRow>(
+            "SELECT b.store_id, b.product_id, b.quantity, b.average_unit_cost_paise, \
+               b.last_movement_id, b.updated_at \
+             FROM UNNEST($1::int8[], $2::int8[]) AS u(store_id, product_id) \
+             JOIN balances b USING (store_id, product_id)",
+        )
+        .bind(&pair_store)
+        .bind(&pair_product)
+        .fetch_all(pool),
+        // Through alerts' (store_id, raised_at) index: an alert is raised at its movement's
+        // record time.
+        sqlx::query_as::<_, AlertRow>(
+            "SELECT a.store_id, a.product_id, a.kind, a.quantity, a.reorder_point, a.movement_id, \
+               a.raised_at \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[]) AS u(movement_id, store_id, raised_at) \
+             JOIN alerts a ON a.store_id = u.store_id AND a.raised_at = u.raised_at \
+               AND a.movement_id = u.movement_id \
+             ORDER BY a.raised_at, a.id",
+        )
+        .bind(&ids)
+        .bind(&stores)
+        .bind(&times)
+        .fetch_all(pool),
+    )?;
+    let sku_of = |store: i64, product: i64| {
+        sku.get(&(store, product))
+            .map_or_else(String::new, |sku| (*sku).to_owned())
+    };
+    let balances = balances
+        .into_iter()
+        .map(
+            |(store, product, quantity, average_unit_cost_paise, last_movement_id, updated_at)| {
+                Balance {
+                    store_id: StoreId(store),
+                    product_id: ProductId(product),
+                    sku: sku_of(store, product),
+                    quantity,
+                    average_unit_cost_paise,
+                    last_movement_id,
+                    updated_at,
+                }
+            },
+        )
+        .collect();
+    let alerts = alerts
+        .into_iter()
+        .map(
+            |(store, product, kind, quantity, reorder_point, movement_id, raised_at)| StockAlert {
+                store_id: StoreId(store),
+                product_id: ProductId(product),
+                sku: sku_of(store, product),
+                kind: AlertKind::parse(&kind).unwrap_or(AlertKind::Unknown),
+                quantity,
+                reorder_point,
+                movement_id,
+                raised_at,
+            },
+        )
+        .collect();
+    Ok((balances, alerts))
+}
+
+/// The batch's write. Parameters are named (`:name`); [`CommitParams`] numbers them.
 const COMMIT: &str = "\
 WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
     available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
     device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, source_partition,
     source_offset)
-  SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[],
-    $8::text[], $9::int8[], $10::int8[], $11::text[], $12::timestamptz[], $13::timestamptz[],
-    $14::timestamptz[], $15::text[], $16::text[], $17::int8[], $18::int8[], $19::int8[], $20::text[],
-    $21::text[], $22::int4[], $23::int8[])
+  SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
+    :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
+    :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
+    :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
+    :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
+    :reference::text[], :source_partition::int4[], :source_offset::int8[])
 ), firsts AS (
   INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
     fingerprint)
-  SELECT * FROM UNNEST($24::uuid[], $25::int8[], $26::text[], $27::text[], $28::int8[], $29::timestamptz[],
-    $66::int8[])
+  SELECT * FROM UNNEST(:first_id::uuid[], :first_store::int8[], :first_status::text[],
+    :first_reason::text[], :first_balance::int8[], :first_at::timestamptz[], :first_fingerprint::int8[])
 ), balance AS (
   INSERT INTO balances (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id, updated_at)
-  SELECT * FROM UNNEST($30::int8[], $31::int8[], $32::int8[], $33::int8[], $34::uuid[], $35::timestamptz[])
+  SELECT * FROM UNNEST(:balance_store::int8[], :balance_product::int8[], :balance_quantity::int8[],
+    :balance_cost::int8[], :balance_movement::uuid[], :balance_at::timestamptz[])
   ON CONFLICT (store_id, product_id) DO UPDATE SET quantity = excluded.quantity,
     average_unit_cost_paise = excluded.average_unit_cost_paise,
     last_movement_id = excluded.last_movement_id, updated_at = excluded.updated_at
@@ -235,8 +431,9 @@ WITH ledger AS (
     sale_count, units_removed)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.product_id, sum(u.sold)::int8,
     sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
-  FROM UNNEST($36::int8[], $37::int8[], $38::timestamptz[], $39::int8[], $40::int8[], $41::int8[],
-    $42::int8[], $43::int8[]) AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
+  FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
+    :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
+    AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2, 3
   ON CONFLICT (store_id, day, product_id) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
@@ -249,8 +446,9 @@ WITH ledger AS (
     sale_count, units_removed)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, sum(u.sold)::int8,
     sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
-  FROM UNNEST($36::int8[], $37::int8[], $38::timestamptz[], $39::int8[], $40::int8[], $41::int8[],
-    $42::int8[], $43::int8[]) AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
+  FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
+    :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
+    AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2
   ON CONFLICT (store_id, day) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
@@ -263,8 +461,8 @@ WITH ledger AS (
     stock_in_count)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.supplier_id, u.product_id,
     sum(u.units)::int8, sum(u.cost)::int8, count(*)
-  FROM UNNEST($44::int8[], $45::int8[], $46::int8[], $47::timestamptz[], $48::int8[], $49::int8[])
-    AS u(store_id, supplier_id, product_id, occurred_at, units, cost)
+  FROM UNNEST(:in_store::int8[], :in_supplier::int8[], :in_product::int8[], :in_at::timestamptz[],
+    :in_units::int8[], :in_cost::int8[]) AS u(store_id, supplier_id, product_id, occurred_at, units, cost)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2, 3, 4
   ON CONFLICT (store_id, day, supplier_id, product_id) DO UPDATE SET
@@ -273,78 +471,174 @@ WITH ledger AS (
     stock_in_count = d.stock_in_count + excluded.stock_in_count
 ), resolved AS (
   UPDATE alerts a SET resolved_at = u.at
-  FROM UNNEST($50::int8[], $51::int8[], $52::timestamptz[]) AS u(store_id, product_id, at)
+  FROM UNNEST(:resolve_store::int8[], :resolve_product::int8[], :resolve_at::timestamptz[])
+    AS u(store_id, product_id, at)
   WHERE a.store_id = u.store_id AND a.product_id = u.product_id AND a.resolved_at IS NULL
 ), raised AS (
   INSERT INTO alerts (store_id, product_id, kind, quantity, reorder_point, movement_id, raised_at, resolved_at)
-  SELECT * FROM UNNEST($53::int8[], $54::int8[], $55::text[], $56::int8[], $57::int8[], $58::uuid[],
-    $59::timestamptz[], $60::timestamptz[])
+  SELECT * FROM UNNEST(:alert_store::int8[], :alert_product::int8[], :alert_kind::text[],
+    :alert_quantity::int8[], :alert_reorder_point::int8[], :alert_movement::uuid[],
+    :alert_raised_at::timestamptz[], :alert_resolved_at::timestamptz[])
 ), moved AS (
-  UPDATE processor_offsets o SET next_offset = u.next, updated_at = now()
-  FROM UNNEST($61::int4[], $62::int8[], $63::int8[]) AS u(partition, expected, next)
-  WHERE o.consumer_group = $64 AND o.topic = $65 AND o.partition = u.partition AND o.next_offset = u.expected
+  UPDATE processor_offsets o SET next_offset = u.next,
+    published_offset = GREATEST(o.published_offset, u.published), updated_at = now()
+  FROM UNNEST(:offset_partition::int4[], :offset_expected::int8[], :offset_next::int8[],
+    :offset_published::int8[]) AS u(partition, expected, next, published)
+  WHERE o.consumer_group = :group AND o.topic = :topic AND o.partition = u.partition
+    AND o.next_offset = u.expected
   RETURNING 1
 )
-SELECT bazaar_require_offsets(cardinality($61::int4[])::int8, (SELECT count(*) FROM moved))";
+SELECT bazaar_require_offsets(cardinality(:offset_partition::int4[])::int8, (SELECT count(*) FROM moved))";
 
-/// The ledger's columns, one vector each.
-#[derive(Default)]
-struct LedgerColumns<'a> {
-    movement_id: Vec<Uuid>,
-    store_id: Vec<i64>,
-    product_id: Vec<i64>,
-    sku: Vec<&'a str>,
-    kind: Vec<&'static str>,
-    quantity: Vec<i64>,
-    status: Vec<&'static str>,
-    reject_reason: Vec<Option<&'static str>>,
-    available_quantity: Vec<Option<i64>>,
-    balance_after: Vec<Option<i64>>,
-    original_status: Vec<Option<&'static str>>,
-    occurred_at: Vec<DateTime<Utc>>,
-    received_at: Vec<DateTime<Utc>>,
-    recorded_at: Vec<DateTime<Utc>>,
-    actor: Vec<&'a str>,
-    device_id: Vec<Option<&'a str>>,
-    supplier_id: Vec<Option<i64>>,
-    unit_cost_paise: Vec<Option<i64>>,
-    unit_price_paise: Vec<Option<i64>>,
-    reason: Vec<Option<&'a str>>,
-    reference: Vec<Option<&'a str>>,
-    source_partition: Vec<i32>,
-    source_offset: Vec<i64>,
+/// Declares a statement's parameters once: a struct with one typed field per `:name` the
+/// statement uses, its statement with the names numbered in field order, and a `bind`
+/// that binds the fields in that order. Nothing positional is written by hand.
+macro_rules! statement_parameters {
+    ($(#[$doc:meta])* struct $name:ident<$a:lifetime> for $sql:ident { $($field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Default)]
+        struct $name<$a> {
+            $($field: $ty,)*
+        }
+
+        impl<$a> $name<$a> {
+            const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The statement, its `:name`s numbered (`$1`…) in field order.
+            fn statement() -> &'static str {
+                static NUMBERED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                NUMBERED.get_or_init(|| {
+                    service_kit::postgres::number_parameters($sql, Self::NAMES)
+                        .unwrap_or_else(|problem| panic!("{}: {problem}", stringify!($sql)))
+                })
+            }
+
+            fn bind<'q>(
+                self,
+                query: sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>,
+            ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>
+            where
+                $a: 'q,
+            {
+                query$(.bind(self.$field))*
+            }
+        }
+    };
 }
 
-impl<'a> LedgerColumns<'a> {
-    fn with_capacity(capacity: usize) -> Self {
+statement_parameters! {
+    /// Every parameter of [`COMMIT`], one column of values each (`UNNEST`ed in SQL).
+    struct CommitParams<'a> for COMMIT {
+        // The ledger: one row per movement.
+        movement_id: Vec<Uuid>,
+        store_id: Vec<i64>,
+        product_id: Vec<i64>,
+        sku: Vec<&'a str>,
+        kind: Vec<&'static str>,
+        quantity: Vec<i64>,
+        status: Vec<&'static str>,
+        reject_reason: Vec<Option<&'static str>>,
+        available_quantity: Vec<Option<i64>>,
+        balance_after: Vec<Option<i64>>,
+        original_status: Vec<Option<&'static str>>,
+        occurred_at: Vec<DateTime<Utc>>,
+        received_at: Vec<DateTime<Utc>>,
+        recorded_at: Vec<DateTime<Utc>>,
+        actor: Vec<&'a str>,
+        device_id: Vec<Option<&'a str>>,
+        supplier_id: Vec<Option<i64>>,
+        unit_cost_paise: Vec<Option<i64>>,
+        unit_price_paise: Vec<Option<i64>>,
+        reason: Vec<Option<&'a str>>,
+        reference: Vec<Option<&'a str>>,
+        source_partition: Vec<i32>,
+        source_offset: Vec<i64>,
+        // First outcomes (movement_ids).
+        first_id: Vec<Uuid>,
+        first_store: Vec<i64>,
+        first_status: Vec<&'static str>,
+        first_reason: Vec<Option<&'static str>>,
+        first_balance: Vec<Option<i64>>,
+        first_at: Vec<DateTime<Utc>>,
+        first_fingerprint: Vec<Option<i64>>,
+        // The last state of every balance changed.
+        balance_store: Vec<i64>,
+        balance_product: Vec<i64>,
+        balance_quantity: Vec<i64>,
+        balance_cost: Vec<Option<i64>>,
+        balance_movement: Vec<Uuid>,
+        balance_at: Vec<DateTime<Utc>>,
+        // Sales and removals, per movement (grouped by local day in SQL).
+        sale_store: Vec<i64>,
+        sale_product: Vec<i64>,
+        sale_at: Vec<DateTime<Utc>>,
+        sold: Vec<i64>,
+        revenue: Vec<i64>,
+        cost: Vec<i64>,
+        sales: Vec<i64>,
+        removed: Vec<i64>,
+        // Stock-ins from a supplier, per movement.
+        in_store: Vec<i64>,
+        in_supplier: Vec<i64>,
+        in_product: Vec<i64>,
+        in_at: Vec<DateTime<Utc>>,
+        in_units: Vec<i64>,
+        in_cost: Vec<i64>,
+        // Active alerts the batch ends, per (store, product).
+        resolve_store: Vec<i64>,
+        resolve_product: Vec<i64>,
+        resolve_at: Vec<DateTime<Utc>>,
+        // Alerts raised.
+        alert_store: Vec<i64>,
+        alert_product: Vec<i64>,
+        alert_kind: Vec<&'static str>,
+        alert_quantity: Vec<i64>,
+        alert_reorder_point: Vec<Option<i64>>,
+        alert_movement: Vec<Uuid>,
+        alert_raised_at: Vec<DateTime<Utc>>,
+        alert_resolved_at: Vec<Option<DateTime<Utc>>>,
+        // The partitions' offsets, moved only from where this processor read them.
+        offset_partition: Vec<i32>,
+        offset_expected: Vec<i64>,
+        offset_next: Vec<i64>,
+        offset_published: Vec<Option<i64>>,
+        group: &'a str,
+        topic: &'a str,
+    }
+}
+
+impl<'a> CommitParams<'a> {
+    fn with_capacity(movements: usize) -> Self {
         Self {
-            movement_id: Vec::with_capacity(capacity),
-            store_id: Vec::with_capacity(capacity),
-            product_id: Vec::with_capacity(capacity),
-            sku: Vec::with_capacity(capacity),
-            kind: Vec::with_capacity(capacity),
-            quantity: Vec::with_capacity(capacity),
-            status: Vec::with_capacity(capacity),
-            reject_reason: Vec::with_capacity(capacity),
-            available_quantity: Vec::with_capacity(capacity),
-            balance_after: Vec::with_capacity(capacity),
-            original_status: Vec::with_capacity(capacity),
-            occurred_at: Vec::with_capacity(capacity),
-            received_at: Vec::with_capacity(capacity),
-            recorded_at: Vec::with_capacity(capacity),
-            actor: Vec::with_capacity(capacity),
-            device_id: Vec::with_capacity(capacity),
-            supplier_id: Vec::with_capacity(capacity),
-            unit_cost_paise: Vec::with_capacity(capacity),
-            unit_price_paise: Vec::with_capacity(capacity),
-            reason: Vec::with_capacity(capacity),
-            reference: Vec::with_capacity(capacity),
-            source_partition: Vec::with_capacity(capacity),
-            source_offset: Vec::with_capacity(capacity),
+            movement_id: Vec::with_capacity(movements),
+            store_id: Vec::with_capacity(movements),
+            product_id: Vec::with_capacity(movements),
+            sku: Vec::with_capacity(movements),
+            kind: Vec::with_capacity(movements),
+            quantity: Vec::with_capacity(movements),
+            status: Vec::with_capacity(movements),
+            reject_reason: Vec::with_capacity(movements),
+            available_quantity: Vec::with_capacity(movements),
+            balance_after: Vec::with_capacity(movements),
+            original_status: Vec::with_capacity(movements),
+            occurred_at: Vec::with_capacity(movements),
+            received_at: Vec::with_capacity(movements),
+            recorded_at: Vec::with_capacity(movements),
+            actor: Vec::with_capacity(movements),
+            device_id: Vec::with_capacity(movements),
+            supplier_id: Vec::with_capacity(movements),
+            unit_cost_paise: Vec::with_capacity(movements),
+            unit_price_paise: Vec::with_capacity(movements),
+            reason: Vec::with_capacity(movements),
+            reference: Vec::with_capacity(movements),
+            source_partition: Vec::with_capacity(movements),
+            source_offset: Vec::with_capacity(movements),
+            ..Self::default()
         }
     }
 
-    fn push(&mut self, record: &'a Record, outcome: &Outcome) {
+    /// The ledger row of one decided movement.
+    fn ledger(&mut self, record: &'a Record, outcome: &Outcome) {
         let movement = &record.movement;
         let recorded = outcome.recorded();
         self.movement_id.push(movement.movement_id);
@@ -371,6 +665,46 @@ impl<'a> LedgerColumns<'a> {
         self.reference.push(movement.reference.as_deref());
         self.source_partition.push(record.partition);
         self.source_offset.push(record.offset);
+    }
+
+    /// A movement's effect on the daily rollups.
+    fn rollups(&mut self, movement: &StockMovement, cost_of_goods: Option<i64>) {
+        match movement.kind {
+            MovementKind::Sale | MovementKind::Removal => {
+                let sale = movement.kind == MovementKind::Sale;
+                self.sale_store.push(movement.store_id.get());
+                self.sale_product.push(movement.product_id.get());
+                self.sale_at.push(movement.occurred_at);
+                self.sold.push(if sale { movement.quantity } else { 0 });
+                self.revenue.push(if sale {
+                    movement
+                        .unit_price_paise
+                        .unwrap_or(0)
+                        .saturating_mul(movement.quantity)
+                } else {
+                    0
+                });
+                self.cost.push(cost_of_goods.unwrap_or(0));
+                self.sales.push(i64::from(sale));
+                self.removed.push(if sale { 0 } else { movement.quantity });
+            }
+            MovementKind::StockIn => {
+                if let Some(supplier) = movement.supplier_id {
+                    self.in_store.push(movement.store_id.get());
+                    self.in_supplier.push(supplier.get());
+                    self.in_product.push(movement.product_id.get());
+                    self.in_at.push(movement.occurred_at);
+                    self.in_units.push(movement.quantity);
+                    self.in_cost.push(
+                        movement
+                            .unit_cost_paise
+                            .unwrap_or(0)
+                            .saturating_mul(movement.quantity),
+                    );
+                }
+            }
+            MovementKind::Unknown => {}
+        }
     }
 }
 
@@ -475,198 +809,63 @@ pub async fn commit(
         alerts,
         progress,
     } = *decided;
-    let mut ledger = LedgerColumns::with_capacity(records.len());
-    // First outcomes (movement_ids).
-    let mut first_id = Vec::new();
-    let mut first_store = Vec::new();
-    let mut first_status = Vec::new();
-    let mut first_reason = Vec::new();
-    let mut first_balance = Vec::new();
-    let mut first_at = Vec::new();
-    let mut first_fingerprint = Vec::new();
-    // Sales and removals, per movement (grouped by day in SQL).
-    let (mut sale_store, mut sale_product, mut sale_at) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut sold, mut revenue, mut cost, mut sales, mut removed) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // Stock-ins per movement.
-    let (mut in_store, mut in_supplier, mut in_product, mut in_at, mut in_units, mut in_cost) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
+    let mut params = CommitParams::with_capacity(records.len());
     for (record, outcome) in records.iter().zip(outcomes) {
-        ledger.push(record, outcome);
+        params.ledger(record, outcome);
         let movement = &record.movement;
         if let Some(original) = outcome.original(movement) {
-            first_id.push(movement.movement_id);
-            first_fingerprint.push(original.fingerprint);
-            first_store.push(movement.store_id.get());
-            first_status.push(original.status.as_str());
-            first_reason.push(original.reject_reason.map(RejectReason::as_str));
-            first_balance.push(original.balance_after);
-            first_at.push(record.recorded_at);
+            params.first_id.push(movement.movement_id);
+            params.first_store.push(movement.store_id.get());
+            params.first_status.push(original.status.as_str());
+            params
+                .first_reason
+                .push(original.reject_reason.map(RejectReason::as_str));
+            params.first_balance.push(original.balance_after);
+            params.first_at.push(record.recorded_at);
+            params.first_fingerprint.push(original.fingerprint);
         }
-        let Outcome::Applied { cost_of_goods, .. } = *outcome else {
-            continue;
-        };
-        match movement.kind {
-            MovementKind::Sale | MovementKind::Removal => {
-                let sale = movement.kind == MovementKind::Sale;
-                sale_store.push(movement.store_id.get());
-                sale_product.push(movement.product_id.get());
-                sale_at.push(movement.occurred_at);
-                sold.push(if sale { movement.quantity } else { 0 });
-                revenue.push(if sale {
-                    movement
-                        .unit_price_paise
-                        .unwrap_or(0)
-                        .saturating_mul(movement.quantity)
-                } else {
-                    0
-                });
-                cost.push(cost_of_goods.unwrap_or(0));
-                sales.push(i64::from(sale));
-                removed.push(if sale { 0 } else { movement.quantity });
-            }
-            MovementKind::StockIn => {
-                if let Some(supplier) = movement.supplier_id {
-                    in_store.push(movement.store_id.get());
-                    in_supplier.push(supplier.get());
-                    in_product.push(movement.product_id.get());
-                    in_at.push(movement.occurred_at);
-                    in_units.push(movement.quantity);
-                    in_cost.push(
-                        movement
-                            .unit_cost_paise
-                            .unwrap_or(0)
-                            .saturating_mul(movement.quantity),
-                    );
-                }
-            }
-            MovementKind::Unknown => {}
+        if let Outcome::Applied { cost_of_goods, .. } = *outcome {
+            params.rollups(movement, cost_of_goods);
         }
     }
-
-    let balance_store: Vec<i64> = changed
-        .iter()
-        .map(|(r, _)| r.movement.store_id.get())
-        .collect();
-    let balance_product: Vec<i64> = changed
-        .iter()
-        .map(|(r, _)| r.movement.product_id.get())
-        .collect();
-    let balance_quantity: Vec<i64> = changed.iter().map(|(_, held)| held.quantity).collect();
-    let balance_cost: Vec<Option<i64>> =
-        changed.iter().map(|(_, held)| held.average_cost).collect();
-    let balance_movement: Vec<Uuid> = changed
-        .iter()
-        .map(|(r, _)| r.movement.movement_id)
-        .collect();
-    let balance_at: Vec<DateTime<Utc>> = changed.iter().map(|(r, _)| r.recorded_at).collect();
-
-    let mut resolve: Vec<(i64, i64, DateTime<Utc>)> = Vec::new();
+    for (record, held) in changed {
+        params.balance_store.push(record.movement.store_id.get());
+        params
+            .balance_product
+            .push(record.movement.product_id.get());
+        params.balance_quantity.push(held.quantity);
+        params.balance_cost.push(held.average_cost);
+        params.balance_movement.push(record.movement.movement_id);
+        params.balance_at.push(record.recorded_at);
+    }
     let mut resolving: std::collections::HashSet<(StoreId, ProductId)> = Default::default();
     for alert in alerts {
         let movement = &alert.record.movement;
         if resolving.insert((movement.store_id, movement.product_id)) {
-            resolve.push((
-                movement.store_id.get(),
-                movement.product_id.get(),
-                alert.record.recorded_at,
-            ));
+            params.resolve_store.push(movement.store_id.get());
+            params.resolve_product.push(movement.product_id.get());
+            params.resolve_at.push(alert.record.recorded_at);
         }
+        params.alert_store.push(movement.store_id.get());
+        params.alert_product.push(movement.product_id.get());
+        params.alert_kind.push(alert.kind.as_str());
+        params.alert_quantity.push(alert.quantity);
+        params.alert_reorder_point.push(alert.reorder_point);
+        params.alert_movement.push(movement.movement_id);
+        params.alert_raised_at.push(alert.record.recorded_at);
+        params.alert_resolved_at.push(alert.resolved_at);
     }
+    for step in progress {
+        params.offset_partition.push(step.partition);
+        params.offset_expected.push(step.expected);
+        params.offset_next.push(step.next);
+        params.offset_published.push(step.published);
+    }
+    params.group = group;
+    params.topic = topic;
 
-    let result = sqlx::query_scalar::<_, i64>(COMMIT)
-        .bind(&ledger.movement_id)
-        .bind(&ledger.store_id)
-        .bind(&ledger.product_id)
-        .bind(&ledger.sku)
-        .bind(&ledger.kind)
-        .bind(&ledger.quantity)
-        .bind(&ledger.status)
-        .bind(&ledger.reject_reason)
-        .bind(&ledger.available_quantity)
-        .bind(&ledger.balance_after)
-        .bind(&ledger.original_status)
-        .bind(&ledger.occurred_at)
-        .bind(&ledger.received_at)
-        .bind(&ledger.recorded_at)
-        .bind(&ledger.actor)
-        .bind(&ledger.device_id)
-        .bind(&ledger.supplier_id)
-        .bind(&ledger.unit_cost_paise)
-        .bind(&ledger.unit_price_paise)
-        .bind(&ledger.reason)
-        .bind(&ledger.reference)
-        .bind(&ledger.source_partition)
-        .bind(&ledger.source_offset)
-        .bind(&first_id)
-        .bind(&first_store)
-        .bind(&first_status)
-        .bind(&first_reason)
-        .bind(&first_balance)
-        .bind(&first_at)
-        .bind(&balance_store)
-        .bind(&balance_product)
-        .bind(&balance_quantity)
-        .bind(&balance_cost)
-        .bind(&balance_movement)
-        .bind(&balance_at)
-        .bind(&sale_store)
-        .bind(&sale_product)
-        .bind(&sale_at)
-        .bind(&sold)
-        .bind(&revenue)
-        .bind(&cost)
-        .bind(&sales)
-        .bind(&removed)
-        .bind(&in_store)
-        .bind(&in_supplier)
-        .bind(&in_product)
-        .bind(&in_at)
-        .bind(&in_units)
-        .bind(&in_cost)
-        .bind(resolve.iter().map(|row| row.0).collect::<Vec<_>>())
-        .bind(resolve.iter().map(|row| row.1).collect::<Vec<_>>())
-        .bind(resolve.iter().map(|row| row.2).collect::<Vec<_>>())
-        .bind(
-            alerts
-                .iter()
-                .map(|a| a.record.movement.store_id.get())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            alerts
-                .iter()
-                .map(|a| a.record.movement.product_id.get())
-                .collect::<Vec<_>>(),
-        )
-        .bind(alerts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
-        .bind(alerts.iter().map(|a| a.quantity).collect::<Vec<_>>())
-        .bind(alerts.iter().map(|a| a.reorder_point).collect::<Vec<_>>())
-        .bind(
-            alerts
-                .iter()
-                .map(|a| a.record.movement.movement_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            alerts
-                .iter()
-                .map(|a| a.record.recorded_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(alerts.iter().map(|a| a.resolved_at).collect::<Vec<_>>())
-        .bind(progress.iter().map(|p| p.partition).collect::<Vec<_>>())
-        .bind(progress.iter().map(|p| p.expected).collect::<Vec<_>>())
-        .bind(progress.iter().map(|p| p.next).collect::<Vec<_>>())
-        .bind(group)
-        .bind(topic)
-        .bind(&first_fingerprint)
+    let result = params
+        .bind(sqlx::query_scalar::<_, i64>(CommitParams::statement()))
         .fetch_one(pool)
         .await;
     match result {
@@ -675,5 +874,17 @@ pub async fn commit(
             Err(CommitError::Fenced)
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_statement_uses_every_parameter_and_no_other() {
+        let statement = CommitParams::statement();
+        assert!(!statement.contains(":movement_id"), "{statement}");
+        assert!(statement.contains(&format!("${}", CommitParams::NAMES.len())));
     }
 }

@@ -13,6 +13,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod notify;
 pub mod outputs;
+mod publish;
 pub mod rebalance;
 pub mod state;
 
@@ -31,6 +32,33 @@ mod test_support {
             offset,
             None,
         )
+    }
+
+    /// A sale of one unit of product 1 by store `partition`, read at `partition`/`offset`.
+    pub fn record(partition: i32, offset: i64) -> crate::ledger::Record {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        crate::ledger::Record {
+            partition,
+            offset,
+            recorded_at: at,
+            movement: schemas::StockMovement {
+                movement_id: uuid::Uuid::from_u128(u128::try_from(offset).unwrap()),
+                store_id: schemas::StoreId(i64::from(partition)),
+                product_id: schemas::ProductId(1),
+                sku: "SKU".into(),
+                kind: schemas::MovementKind::Sale,
+                quantity: 1,
+                occurred_at: at,
+                received_at: at,
+                supplier_id: None,
+                unit_cost_paise: None,
+                unit_price_paise: Some(1),
+                reason: None,
+                reference: None,
+                actor: "tester".into(),
+                device_id: None,
+            },
+        }
     }
 }
 
@@ -112,7 +140,19 @@ impl App {
             topic: topics.movements(),
             pool: base.pool.clone(),
             redis: base.redis.clone(),
-            outputs: outputs::Outputs::new(producer, topics),
+            dead_letters: outputs::DeadLetters::new(producer, &topics),
+            transactional_id: base
+                .settings
+                .processor
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}-{}",
+                        base.settings.kafka.consumer_group,
+                        uuid::Uuid::new_v4()
+                    )
+                }),
             metrics,
             runtime: tokio::runtime::Handle::current(),
             shutdown: stop.clone(),

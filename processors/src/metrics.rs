@@ -30,6 +30,14 @@ pub struct ProcessorMetrics {
     /// `bazaar_processor_poisoned_total`: movements that failed alone in Postgres and went
     /// to the dead-letter topic (`isolation`).
     pub poisoned: IntCounter,
+    /// `bazaar_processor_unpublished{partition}`: records of an owned partition read (and
+    /// committed, or being committed) whose outputs are not on the output topics yet.
+    pub unpublished: IntGaugeVec,
+    /// `bazaar_processor_output_transactions_total{outcome="committed"|"aborted"}`.
+    pub output_transactions: IntCounterVec,
+    /// `bazaar_processor_republished_total`: ledger entries published again from Postgres
+    /// (after a crash, an aborted transaction or a rebalance).
+    pub republished: IntCounter,
 }
 
 impl ProcessorMetrics {
@@ -112,6 +120,24 @@ impl ProcessorMetrics {
                 "bazaar_processor_poisoned_total",
                 "Movements that failed alone in Postgres and went to the dead-letter topic.",
             )?,
+            unpublished: IntGaugeVec::new(
+                Opts::new(
+                    "bazaar_processor_unpublished",
+                    "Records of the partition read by this processor whose outputs are not on the output topics yet.",
+                ),
+                &["partition"],
+            )?,
+            output_transactions: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_processor_output_transactions_total",
+                    "Kafka transactions of output records, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+            republished: IntCounter::new(
+                "bazaar_processor_republished_total",
+                "Ledger entries published again from Postgres after a crash, an aborted transaction or a rebalance.",
+            )?,
         };
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.batch_size.clone()))?;
@@ -123,6 +149,9 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.partition_halted.clone()))?;
         registry.register(Box::new(metrics.poisoned.clone()))?;
         registry.register(Box::new(metrics.group_lag.clone()))?;
+        registry.register(Box::new(metrics.unpublished.clone()))?;
+        registry.register(Box::new(metrics.output_transactions.clone()))?;
+        registry.register(Box::new(metrics.republished.clone()))?;
         Ok(metrics)
     }
 

@@ -1,22 +1,20 @@
-//! The batch's output records: one ledger entry per movement, the last balance of every
-//! product the batch changed, the alerts it raised, and the dead letters. All of them are
-//! produced and acknowledged before the batch commits; a replay after a crash produces
-//! them again, byte for byte, so consumers dedupe by `movement_id`.
+//! The records a batch puts on Kafka: one ledger entry per movement, the last balance of
+//! every product the batch changed and the alerts it raised (published after the commit,
+//! in a transaction: `publish`), and the dead letters (produced before it, here).
 
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use schemas::topics::{balance_key, store_key};
-use schemas::{AvroRecord, Balance, LedgerEntry, StockAlert, Topics};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::{Balance, LedgerEntry, StockAlert, Topics};
 use service_kit::kafka;
 
-use crate::decide::Outcome;
+use crate::decide::{Holding, Outcome};
 use crate::ledger::{RaisedAlert, Record};
 
 /// How long a send waits for room in a full producer queue.
-const QUEUE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// A record of the input topic that cannot be decided, and why.
 #[derive(Debug, Clone)]
@@ -45,103 +43,46 @@ impl DeadLetter {
     }
 }
 
+/// The dead-letter topic's producer. Dead letters are produced (and acknowledged) before
+/// the batch that skips them commits, outside the output transactions: a batch tried
+/// again produces them again, so the dead-letter topic is at least once.
 #[derive(Clone)]
-pub struct Outputs {
+pub struct DeadLetters {
     producer: FutureProducer,
-    names: Names,
-}
-
-/// The topic names, built once.
-#[derive(Debug, Clone)]
-struct Names {
     source: String,
-    ledger: String,
-    balances: String,
-    alerts: String,
-    dead_letters: String,
+    topic: String,
 }
 
-impl std::fmt::Debug for Outputs {
+impl std::fmt::Debug for DeadLetters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outputs")
-            .field("topics", &self.names)
+        f.debug_struct("DeadLetters")
+            .field("topic", &self.topic)
             .finish_non_exhaustive()
     }
 }
 
-impl Outputs {
-    pub fn new(producer: FutureProducer, topics: Topics) -> Self {
-        let names = Names {
+impl DeadLetters {
+    pub fn new(producer: FutureProducer, topics: &Topics) -> Self {
+        Self {
+            producer,
             source: topics.movements(),
-            ledger: topics.ledger(),
-            balances: topics.balances(),
-            alerts: topics.alerts(),
-            dead_letters: topics.movements_dlq(),
-        };
-        Self { producer, names }
+            topic: topics.movements_dlq(),
+        }
     }
 
-    /// Produces every output of a decided batch and waits for all acknowledgements. Each
-    /// record is encoded into one reused buffer and handed to librdkafka (which copies
-    /// it) at once; only the acknowledgements are awaited together.
-    pub async fn publish(
-        &self,
-        records: &[Record],
-        outcomes: &[Outcome],
-        balances: &[(&Record, crate::decide::Holding)],
-        alerts: &[RaisedAlert<'_>],
-        dead: &[DeadLetter],
-    ) -> anyhow::Result<()> {
-        let names = &self.names;
-        let mut pending =
-            Vec::with_capacity(records.len() + balances.len() + alerts.len() + dead.len());
-        let mut buffer = Vec::with_capacity(512);
-        for (record, outcome) in records.iter().zip(outcomes) {
-            let key = store_key(record.movement.store_id);
-            ledger_entry(record, outcome).encode_into(encoding(&mut buffer))?;
-            pending.push(self.enqueue(&names.ledger, &key, &buffer).await?);
-        }
-        for (record, holding) in balances {
-            let movement = &record.movement;
-            let balance = Balance {
-                store_id: movement.store_id,
-                product_id: movement.product_id,
-                sku: movement.sku.clone(),
-                quantity: holding.quantity,
-                average_unit_cost_paise: holding.average_cost,
-                last_movement_id: movement.movement_id,
-                updated_at: record.recorded_at,
-            };
-            let key = balance_key(movement.store_id, movement.product_id);
-            balance.encode_into(encoding(&mut buffer))?;
-            pending.push(self.enqueue(&names.balances, &key, &buffer).await?);
-        }
-        for alert in alerts {
-            let movement = &alert.record.movement;
-            let record = StockAlert {
-                store_id: movement.store_id,
-                product_id: movement.product_id,
-                sku: movement.sku.clone(),
-                kind: alert.kind,
-                quantity: alert.quantity,
-                reorder_point: alert.reorder_point,
-                movement_id: movement.movement_id,
-                raised_at: alert.record.recorded_at,
-            };
-            let key = store_key(movement.store_id);
-            record.encode_into(encoding(&mut buffer))?;
-            pending.push(self.enqueue(&names.alerts, &key, &buffer).await?);
-        }
+    /// Produces `dead` with their error and source as headers and waits for the acks.
+    pub async fn send(&self, dead: &[DeadLetter]) -> Result<(), KafkaError> {
+        let mut pending = Vec::with_capacity(dead.len());
         for letter in dead {
             let partition = letter.partition.to_string();
             let offset = letter.offset.to_string();
             let headers = OwnedHeaders::new()
                 .insert(header("bazaar.error", letter.error))
                 .insert(header("bazaar.error.detail", &letter.detail))
-                .insert(header("bazaar.source.topic", &names.source))
+                .insert(header("bazaar.source.topic", &self.source))
                 .insert(header("bazaar.source.partition", &partition))
                 .insert(header("bazaar.source.offset", &offset));
-            let mut message = FutureRecord::to(&names.dead_letters)
+            let mut message = FutureRecord::to(&self.topic)
                 .payload(letter.payload.as_slice())
                 .headers(headers);
             if let Some(key) = &letter.key {
@@ -154,28 +95,41 @@ impl Outputs {
         }
         Ok(())
     }
-
-    async fn enqueue(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-    ) -> Result<DeliveryFuture, KafkaError> {
-        let message = FutureRecord::to(topic).key(key).payload(payload);
-        kafka::enqueue(&self.producer, message, QUEUE_WAIT).await
-    }
-}
-
-/// The buffer, emptied for the next record.
-fn encoding(buffer: &mut Vec<u8>) -> &mut Vec<u8> {
-    buffer.clear();
-    buffer
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
         value: Some(value),
+    }
+}
+
+/// The balance a batch left for `record`'s store and product.
+pub fn balance(record: &Record, holding: Holding) -> Balance {
+    let movement = &record.movement;
+    Balance {
+        store_id: movement.store_id,
+        product_id: movement.product_id,
+        sku: movement.sku.clone(),
+        quantity: holding.quantity,
+        average_unit_cost_paise: holding.average_cost,
+        last_movement_id: movement.movement_id,
+        updated_at: record.recorded_at,
+    }
+}
+
+/// The alert record of an alert a batch raised.
+pub fn alert(alert: &RaisedAlert<'_>) -> StockAlert {
+    let movement = &alert.record.movement;
+    StockAlert {
+        store_id: movement.store_id,
+        product_id: movement.product_id,
+        sku: movement.sku.clone(),
+        kind: alert.kind,
+        quantity: alert.quantity,
+        reorder_point: alert.reorder_point,
+        movement_id: movement.movement_id,
+        raised_at: alert.record.recorded_at,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Rebalances: the partitions the group gives and takes. Inside `poll` (on the processing
 //! thread), an assignment reads each partition's next offset from Postgres — the only place
-//! offsets are kept — and starts the partition there; the change is handed to the loop,
+//! the ledger's offsets are kept — and starts the partition there, and reads how far its
+//! outputs are published from the group's offsets in Kafka (`publish`); the change is handed to the loop,
 //! which applies it between batches. librdkafka's statistics bring the partitions' high
 //! watermarks on the way.
 
@@ -8,20 +9,21 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::ledger;
+use crate::ledger::{self, Stored};
 
 /// What a rebalance changed, for the loop to apply between batches.
 #[derive(Debug)]
 pub(crate) enum Assignment {
-    /// Partitions now ours, with the next offsets stored in Postgres.
-    Assigned(HashMap<i32, i64>),
+    /// Partitions now ours: the next offset stored in Postgres, and how far the output
+    /// topics are published (the group's offset committed in Kafka).
+    Assigned(HashMap<i32, Stored>),
     Revoked(Vec<i32>),
 }
 
@@ -37,6 +39,8 @@ pub(crate) struct RebalanceContext {
     /// The input partitions' high watermarks, as the broker's fetch responses last told.
     pub(crate) high_watermarks: Mutex<HashMap<i32, i64>>,
     pub(crate) shutdown: CancellationToken,
+    /// How long reading the published offsets may wait for pending transactions.
+    pub(crate) published_wait: Duration,
 }
 
 impl ClientContext for RebalanceContext {
@@ -60,16 +64,21 @@ impl ClientContext for RebalanceContext {
 }
 
 impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
                 let partitions = self.partitions_in(list);
-                let offsets = self.stored_offsets(&partitions);
+                let mut offsets = self.stored_offsets(&partitions);
                 for mut element in list.elements() {
-                    if let Some(offset) = offsets.get(&element.partition())
-                        && let Err(error) = element.set_offset(Offset::Offset(*offset))
+                    if let Some(stored) = offsets.get(&element.partition())
+                        && let Err(error) = element.set_offset(Offset::Offset(stored.next))
                     {
                         tracing::error!(%error, "Setting a start offset failed.");
+                    }
+                }
+                for (partition, published) in self.published(consumer, &partitions) {
+                    if let Some(stored) = offsets.get_mut(&partition) {
+                        stored.published = published;
                     }
                 }
                 tracing::info!(
@@ -108,9 +117,42 @@ impl RebalanceContext {
         std::mem::take(&mut *self.changes.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Postgres is the only place offsets are kept; without it the processor cannot
-    /// start a partition, so it waits (until shutdown).
-    pub(crate) fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, i64> {
+    /// How far the output topics are published: the group's offsets committed in Kafka,
+    /// with the output transactions. Kafka answers once no transaction of these partitions
+    /// is pending (`require_stable`, from `isolation.level=read_committed`), so this may
+    /// wait for a dead owner's transaction to time out. A partition Kafka has no offset
+    /// for (a new group, offsets expired) is left out: Postgres's record of it stands.
+    fn published(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) -> Vec<(i32, i64)> {
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition(&self.topic, *partition);
+        }
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match consumer.committed_offsets(list.clone(), self.published_wait) {
+                Ok(committed) => {
+                    return committed
+                        .elements_for_topic(&self.topic)
+                        .iter()
+                        .filter_map(|element| match element.offset() {
+                            Offset::Offset(offset) => Some((element.partition(), offset)),
+                            _ => None,
+                        })
+                        .collect();
+                }
+                Err(error) if !self.shutdown.is_cancelled() => {
+                    tracing::warn!(%error, "Reading the group's committed offsets failed; retrying.");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(_) => return Vec::new(),
+            }
+        }
+    }
+
+    /// Postgres is the only place the ledger's offsets are kept; without it the processor
+    /// cannot start a partition, so it waits (until shutdown).
+    pub(crate) fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, Stored> {
         let mut wait = Duration::from_millis(100);
         loop {
             let claim = ledger::stored_offsets(&self.pool, &self.group, &self.topic, partitions);

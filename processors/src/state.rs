@@ -19,6 +19,11 @@ pub(crate) struct State {
     pub(crate) partition_of: HashMap<StoreId, i32>,
     /// Next offset to process per owned partition (as stored in Postgres).
     pub(crate) positions: HashMap<i32, i64>,
+    /// Per owned partition, the first offset whose outputs are not on the output topics
+    /// yet (`publish`). At most the position; kept when a partition is read again.
+    pub(crate) published: HashMap<i32, i64>,
+    /// No republishing from Postgres before this (after an attempt that fell short).
+    pub(crate) republish_after: Option<std::time::Instant>,
     /// The reorder points of each held store's settings, by product.
     pub(crate) reorder_points: HashMap<StoreId, HashMap<ProductId, i64>>,
     /// When (by the database's clock) setting changes were last read.

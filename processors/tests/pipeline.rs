@@ -58,11 +58,17 @@ async fn movements_become_the_ledger_balances_rollups_and_alerts_the_model_compu
             counts
         });
     assert_eq!(statuses, expected_statuses);
-    let balance_records = read_available(&stack, &stack.settings.topics().balances()).await;
+    let balance_records = read_committed_topic(
+        &stack,
+        &stack.settings.topics().balances(),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
     let mut last: HashMap<(i64, i64), i64> = HashMap::new();
-    for record in balance_records {
-        let balance = Balance::decode(&record.payload).unwrap();
-        let key = String::from_utf8(record.key.unwrap()).unwrap();
+    for (_, key, payload) in balance_records {
+        let balance = Balance::decode(&payload).unwrap();
+        let key = String::from_utf8(key).unwrap();
         assert_eq!(key, format!("{}:{}", balance.store_id, balance.product_id));
         last.insert(
             (balance.store_id.get(), balance.product_id.get()),
@@ -191,28 +197,6 @@ async fn a_record_postgres_refuses_goes_to_the_dead_letter_topic_and_its_store_g
     );
     assert!(rows.iter().all(|row| row.0 != poison.movement_id));
     assert_state_matches(&stack.pool, &Model::of(&good)).await;
-}
-
-/// Every record currently on `topic` (all partitions), read without a group.
-async fn read_available(stack: &TestStack, topic: &str) -> Vec<service_kit::testing::TopicRecord> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = service_kit::kafka::consumer_config(
-        &stack.settings.kafka,
-        "test-reader",
-        &format!("{}-available", stack.settings.kafka.consumer_group),
-    )
-    .create()
-    .unwrap();
-    let mut total = 0;
-    for partition in 0..service_kit::testing::TEST_PARTITIONS {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(5))
-            .unwrap();
-        total += (high - low) as usize;
-    }
-    stack
-        .read_topic(topic, total, Duration::from_secs(20))
-        .await
 }
 
 /// The headers of one record.

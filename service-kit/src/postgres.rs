@@ -126,3 +126,81 @@ pub async fn follow<F, Fut>(
         }
     }
 }
+
+/// A statement written with named parameters (`:name`) as PostgreSQL wants it: each name
+/// becomes `$n`, its position in `names` plus one (a name used twice is one parameter).
+/// A cast (`::int8`) is not a parameter. Refuses a name the statement uses that is not in
+/// `names`, and one of `names` the statement never uses: binding by position then stays
+/// right by construction.
+pub fn number_parameters(sql: &str, names: &[&str]) -> Result<String, String> {
+    let is_name = |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_';
+    let bytes = sql.as_bytes();
+    let mut numbered = String::with_capacity(sql.len());
+    let mut used = vec![false; names.len()];
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let parameter = bytes[at] == b':'
+            && (at == 0 || bytes[at - 1] != b':')
+            && bytes
+                .get(at + 1)
+                .is_some_and(|next| next.is_ascii_lowercase() || *next == b'_');
+        if !parameter {
+            at += 1;
+            continue;
+        }
+        let start = at + 1;
+        let mut end = start;
+        while end < bytes.len() && is_name(bytes[end]) {
+            end += 1;
+        }
+        let name = &sql[start..end];
+        let index = names
+            .iter()
+            .position(|known| *known == name)
+            .ok_or_else(|| format!("the statement uses `:{name}`, which is not a parameter"))?;
+        used[index] = true;
+        numbered.push_str(&sql[copied..at]);
+        numbered.push('$');
+        numbered.push_str(&(index + 1).to_string());
+        copied = end;
+        at = end;
+    }
+    numbered.push_str(&sql[copied..]);
+    match used.iter().position(|used| !used) {
+        Some(unused) => Err(format!(
+            "parameter `{}` is never used by the statement",
+            names[unused]
+        )),
+        None => Ok(numbered),
+    }
+}
+
+#[cfg(test)]
+mod named_parameters {
+    use super::number_parameters;
+
+    #[test]
+    fn names_become_positions_and_casts_stay_casts() {
+        let sql =
+            "SELECT * FROM UNNEST(:ids::uuid[], :store_id::int8[]) WHERE x = :store_id AND y = ':'";
+        assert_eq!(
+            number_parameters(sql, &["store_id", "ids"]).unwrap(),
+            "SELECT * FROM UNNEST($2::uuid[], $1::int8[]) WHERE x = $1 AND y = ':'"
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_or_an_unused_parameter_is_refused() {
+        assert!(
+            number_parameters("SELECT :a, :b", &["a"])
+                .unwrap_err()
+                .contains("`:b`")
+        );
+        assert!(
+            number_parameters("SELECT :a", &["a", "b"])
+                .unwrap_err()
+                .contains("`b`")
+        );
+    }
+}

@@ -100,8 +100,8 @@ pub struct QuerySettings {
     pub replica_max_balances: usize,
 }
 
-/// How the processors cut their input into batches.
-#[derive(Debug, Clone, Copy)]
+/// How the processors cut their input into batches and publish their outputs.
+#[derive(Debug, Clone)]
 pub struct ProcessorSettings {
     /// Most movements in one batch (one Postgres transaction): `PROCESSOR_BATCH_MAX`, 5000.
     pub batch_max: usize,
@@ -114,6 +114,17 @@ pub struct ProcessorSettings {
     /// How long the broker may hold a fetch for data (`fetch.wait.max.ms`):
     /// `PROCESSOR_FETCH_WAIT_MS`, 10.
     pub fetch_wait: Duration,
+    /// The `transactional.id` of this processor's output producer:
+    /// `PROCESSOR_TRANSACTIONAL_ID`, by default the consumer group and a random suffix.
+    /// Unique per running processor; a processor restarted with the same one (a
+    /// StatefulSet's pod name, say) fences its predecessor's open transaction at once.
+    pub transactional_id: Option<String>,
+    /// How long an output transaction may stay open before the broker aborts it (a
+    /// processor that died mid-transaction holds `read_committed` readers of the output
+    /// partitions back at most this long): `PROCESSOR_TRANSACTION_TIMEOUT_MS`, by default
+    /// the session timeout — the dead processor's transaction is then aborted by the time
+    /// its partitions move, and their new owner need not wait for it.
+    pub transaction_timeout: Duration,
 }
 
 /// What ingest accepts of a movement's event time, and how fresh its catalog stays.
@@ -311,6 +322,8 @@ impl Settings {
             }
         };
 
+        let kafka = KafkaSettings::from_lookup(service, &get)?;
+        let session_ms = u64::try_from(kafka.session_timeout.as_millis()).unwrap_or(u64::MAX);
         let listen_var = service.listen_var();
         let listen_text =
             get(listen_var).unwrap_or_else(|| service.default_listen_addr().to_owned());
@@ -350,7 +363,7 @@ impl Settings {
                 key_prefix: get("REDIS_KEY_PREFIX")
                     .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_owned()),
             },
-            kafka: KafkaSettings::from_lookup(service, &get)?,
+            kafka,
             auth: AuthSettings {
                 jwt_algorithm: get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".to_owned()),
                 jwt_secret: get("JWT_SECRET").map(SecretString::from),
@@ -392,6 +405,10 @@ impl Settings {
                 batch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_BATCH_WAIT_MS", 20)?),
                 commit_parallelism: parse_or(&get, "PROCESSOR_COMMIT_PARALLELISM", 2)?.max(1),
                 fetch_wait: Duration::from_millis(parse_or(&get, "PROCESSOR_FETCH_WAIT_MS", 10)?),
+                transactional_id: get("PROCESSOR_TRANSACTIONAL_ID").filter(|id| !id.is_empty()),
+                transaction_timeout: Duration::from_millis(
+                    parse_or(&get, "PROCESSOR_TRANSACTION_TIMEOUT_MS", session_ms)?.max(1_000),
+                ),
             },
             query: QuerySettings {
                 replica_max_balances: parse_or(&get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,

@@ -533,6 +533,10 @@ impl ChildService {
                 let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
+                // Warnings and errors go with the test's output (shown when it fails).
+                if event["level"] == "WARN" || event["level"] == "ERROR" {
+                    eprintln!("{line}");
+                }
                 if event["message"] == "Listening." {
                     let port = event["address"]
                         .as_str()

@@ -116,6 +116,14 @@ pub fn producer(stack: &TestStack) -> FutureProducer {
     service_kit::kafka::producer(&stack.settings.kafka, "test-pos").unwrap()
 }
 
+/// A producer that keeps retrying for a minute, as a POS would, through a broker's loss.
+pub fn patient_producer(stack: &TestStack) -> FutureProducer {
+    service_kit::kafka::producer_config(&stack.settings.kafka, "test-pos")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap()
+}
+
 /// Produces in order (one store's movements stay in order on its partition).
 pub async fn produce(producer: &FutureProducer, topic: &str, movements: &[StockMovement]) {
     let payloads: Vec<(String, Vec<u8>)> = movements
@@ -464,4 +472,289 @@ pub fn expected_by_store(
 
 pub fn at(seconds: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(seconds, 0).unwrap()
+}
+
+/// Waits until the output topics are published up to the ledger: for every partition,
+/// the group's offset committed in Kafka (with the output transactions) has reached the
+/// offset stored in Postgres.
+pub async fn wait_published(stack: &TestStack, within: Duration) {
+    use rdkafka::consumer::BaseConsumer;
+    let settings = &stack.settings.kafka;
+    let topic = stack.settings.topics().movements();
+    let reader: BaseConsumer =
+        service_kit::kafka::consumer_config(settings, "test-published", &settings.consumer_group)
+            .create()
+            .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..service_kit::testing::TEST_PARTITIONS {
+        list.add_partition(&topic, partition);
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let stored: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT partition, next_offset FROM processor_offsets \
+             WHERE consumer_group = $1 AND topic = $2",
+        )
+        .bind(&settings.consumer_group)
+        .bind(&topic)
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap();
+        let published = reader_committed(&reader, &list);
+        let behind: Vec<(i32, i64, Option<i64>)> = stored
+            .iter()
+            .map(|(partition, next)| (*partition, *next, published.get(partition).copied()))
+            .filter(|(_, next, published)| published.is_none_or(|published| published < *next))
+            .filter(|(_, next, _)| *next > 0)
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outputs not published within {within:?}: (partition, ledger, published) {behind:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn reader_committed(
+    reader: &rdkafka::consumer::BaseConsumer,
+    list: &rdkafka::TopicPartitionList,
+) -> HashMap<i32, i64> {
+    use rdkafka::consumer::Consumer;
+    let committed = reader
+        .committed_offsets(list.clone(), Duration::from_secs(30))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .filter_map(|element| match element.offset() {
+            rdkafka::Offset::Offset(offset) => Some((element.partition(), offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every record of `topic` a `read_committed` consumer sees: at least `at_least` of them
+/// (waiting up to `within`), then until nothing more arrives for two seconds.
+pub async fn read_committed_topic(
+    stack: &TestStack,
+    topic: &str,
+    at_least: usize,
+    within: Duration,
+) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let settings = &stack.settings.kafka;
+    let consumer: StreamConsumer = service_kit::kafka::consumer_config(
+        settings,
+        "test-reader",
+        &format!("{}-reader-{}", settings.consumer_group, Uuid::new_v4()),
+    )
+    .create()
+    .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..service_kit::testing::TEST_PARTITIONS {
+        list.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut records = Vec::with_capacity(at_least);
+    loop {
+        let wait = if records.len() < at_least {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        } else {
+            Duration::from_secs(2)
+        };
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(message) => {
+                let message = message.unwrap();
+                records.push((
+                    message.partition(),
+                    message.key().unwrap_or_default().to_vec(),
+                    message.payload().unwrap_or_default().to_vec(),
+                ));
+            }
+            Err(_) if records.len() < at_least => {
+                panic!("only {} of {at_least} records on {topic}", records.len())
+            }
+            Err(_) => return records,
+        }
+    }
+}
+
+/// The output topics are exactly the ledger: every ledger row once on the ledger topic
+/// (as `read_committed` consumers see it), with its outcome, and the last balance of
+/// every key on the balances topic equal to Postgres.
+pub async fn assert_outputs_are_the_ledger(stack: &TestStack) {
+    use schemas::AvroRecord;
+    wait_published(stack, Duration::from_secs(60)).await;
+    let rows = ledger_rows(&stack.pool).await;
+    let topics = stack.settings.topics();
+    let entries =
+        read_committed_topic(stack, &topics.ledger(), rows.len(), Duration::from_secs(60)).await;
+    let mut on_topic: HashMap<(i32, i64), Vec<schemas::LedgerEntry>> = HashMap::new();
+    for (_, _, payload) in &entries {
+        let entry = schemas::LedgerEntry::decode(payload).unwrap();
+        on_topic
+            .entry((entry.source_partition, entry.source_offset))
+            .or_default()
+            .push(entry);
+    }
+    let repeated = on_topic.values().filter(|found| found.len() > 1).count();
+    assert_eq!(
+        repeated, 0,
+        "ledger rows on the ledger topic more than once"
+    );
+    assert_eq!(
+        entries.len(),
+        rows.len(),
+        "one ledger entry per ledger row, no entry for an uncommitted decision"
+    );
+    for (movement_id, status, _, balance_after, partition, offset) in &rows {
+        let entry = &on_topic
+            .get(&(*partition, *offset))
+            .unwrap_or_else(|| panic!("ledger row {partition}/{offset} is not on the topic"))[0];
+        assert_eq!(entry.movement.movement_id, *movement_id);
+        assert_eq!(entry.status.as_str(), status);
+        assert_eq!(entry.balance_after, *balance_after);
+    }
+
+    let stored: Vec<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT store_id, product_id, quantity, average_unit_cost_paise FROM balances",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    let balances =
+        read_committed_topic(stack, &topics.balances(), 1, Duration::from_secs(30)).await;
+    let mut last: BTreeMap<(i64, i64), (i64, Option<i64>)> = BTreeMap::new();
+    for (_, _, payload) in &balances {
+        let balance = schemas::Balance::decode(payload).unwrap();
+        last.insert(
+            (balance.store_id.get(), balance.product_id.get()),
+            (balance.quantity, balance.average_unit_cost_paise),
+        );
+    }
+    let stored: BTreeMap<(i64, i64), (i64, Option<i64>)> = stored
+        .into_iter()
+        .map(|(store, product, quantity, cost)| ((store, product), (quantity, cost)))
+        .collect();
+    assert_eq!(
+        last, stored,
+        "the last balance per key on the balances topic"
+    );
+}
+
+/// A pause between `low` and `high` milliseconds, different every run.
+pub fn random_pause(state: &mut u64, low: u64, high: u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    Duration::from_millis(low + *state % (high - low))
+}
+
+pub fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos) | 1
+}
+
+/// Movements being produced as a stream.
+pub struct Stream {
+    task: tokio::task::JoinHandle<()>,
+    progress: StreamProgress,
+}
+
+/// How far a stream is, readable from elsewhere.
+#[derive(Clone, Default)]
+pub struct StreamProgress {
+    produced: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    finished: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StreamProgress {
+    /// Records acknowledged on the input topic so far.
+    pub fn produced(&self) -> i64 {
+        self.produced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Stream {
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    pub fn progress(&self) -> StreamProgress {
+        self.progress.clone()
+    }
+
+    pub async fn finish(self) {
+        self.task.await.unwrap();
+    }
+}
+
+/// Produces `movements` as a stream: `chunk` of them every `every`.
+pub fn stream(
+    stack: &TestStack,
+    movements: Vec<schemas::StockMovement>,
+    chunk: usize,
+    every: Duration,
+) -> Stream {
+    use std::sync::atomic::Ordering;
+    let producer = patient_producer(stack);
+    let topic = stack.settings.topics().movements();
+    let progress = StreamProgress::default();
+    let counter = progress.clone();
+    let task = tokio::spawn(async move {
+        for chunk in movements.chunks(chunk) {
+            produce(&producer, &topic, chunk).await;
+            counter
+                .produced
+                .fetch_add(chunk.len() as i64, Ordering::AcqRel);
+            tokio::time::sleep(every).await;
+        }
+        counter.finished.store(true, Ordering::Release);
+    });
+    Stream { task, progress }
+}
+
+/// Waits (bounded) until the group has committed more than `than`.
+pub async fn progress_beyond(stack: &TestStack, than: i64, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if committed(stack).await > than {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Every record of the input topic has exactly one ledger row, with the outcome the
+/// model gives; the state equals the model; the output topics are exactly the ledger.
+pub async fn assert_exactly_once(stack: &TestStack, movements: &[schemas::StockMovement]) {
+    let model = Model::of(movements);
+    let rows = ledger_rows(&stack.pool).await;
+    let mut positions: HashMap<(i32, i64), usize> = HashMap::new();
+    for row in &rows {
+        *positions.entry((row.4, row.5)).or_default() += 1;
+    }
+    assert!(
+        positions.values().all(|count| *count == 1),
+        "a record of the input topic has more than one ledger row"
+    );
+    assert_eq!(rows.len(), movements.len(), "one ledger row per record");
+    let actual = actual_by_store(&rows, movements);
+    assert_eq!(actual, expected_by_store(movements, &model));
+    assert_state_matches(&stack.pool, &model).await;
+    assert_outputs_are_the_ledger(stack).await;
 }

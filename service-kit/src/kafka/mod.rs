@@ -116,6 +116,52 @@ pub fn producer(settings: &KafkaSettings, client_id: &str) -> Result<FutureProdu
     producer_config(settings, client_id).create()
 }
 
+/// A transactional producer (its records reach `read_committed` consumers only when its
+/// transaction commits), its transactions initialised: any earlier producer with the same
+/// `transactional_id` is fenced and its open transaction aborted. A transaction left open
+/// by a producer that died is aborted by the broker after `transaction_timeout`. Blocks
+/// until the transaction coordinator answers (retrying while it is not ready, up to six
+/// transaction timeouts).
+pub fn transactional_producer(
+    settings: &KafkaSettings,
+    client_id: &str,
+    transactional_id: &str,
+    transaction_timeout: Duration,
+) -> Result<FutureProducer, KafkaError> {
+    let producer: FutureProducer = producer_config(settings, client_id)
+        .set("transactional.id", transactional_id)
+        .set(
+            "transaction.timeout.ms",
+            transaction_timeout.as_millis().to_string(),
+        )
+        // librdkafka refuses a record timeout longer than the transaction's.
+        .set(
+            "message.timeout.ms",
+            settings
+                .message_timeout
+                .min(transaction_timeout)
+                .as_millis()
+                .to_string(),
+        )
+        .create()?;
+    // A transaction coordinator that is still loading (a cluster just started, or one
+    // that lost a broker) answers "not coordinator" or "concurrent transactions" for a
+    // while: those pass, and the call is made again.
+    let started = std::time::Instant::now();
+    loop {
+        match producer.init_transactions(transaction_timeout) {
+            Ok(()) => return Ok(producer),
+            Err(KafkaError::Transaction(error))
+                if error.is_retriable() && started.elapsed() < 6 * transaction_timeout =>
+            {
+                tracing::warn!(%error, "Initialising transactions failed; trying again.");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// A readiness check: the broker answers a metadata request for `topic`.
 pub fn readiness_check(
     producer: FutureProducer,

@@ -297,10 +297,23 @@ async fn converge(
         ));
     }
     admin.configs(&names, &mut found).await?;
-    let drift: Vec<String> = declared
-        .iter()
-        .flat_map(|topic| differences(topic, &found[&topic.name]))
-        .collect();
+    let drift_of = |found: &HashMap<String, Found>| -> Vec<String> {
+        declared
+            .iter()
+            .flat_map(|topic| differences(topic, &found[&topic.name]))
+            .collect()
+    };
+    let mut drift = drift_of(&found);
+    // The configs of a topic created a moment ago can also be unknown to the broker asked
+    // (on a cluster); they are what was declared once it knows them.
+    for _ in 0..50 {
+        if drift.is_empty() || created.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        admin.configs(&names, &mut found).await?;
+        drift = drift_of(&found);
+    }
     if !drift.is_empty() {
         return Err(TopicError::Drift(drift));
     }

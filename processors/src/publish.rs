@@ -1,0 +1,353 @@
+//! The output topics are the committed ledger: Postgres is the outbox. A batch's ledger
+//! entries, balances and alerts are published only after the batch committed, in one
+//! Kafka transaction that also commits the input partitions' offsets to the group
+//! (KIP-447): the group's committed offset of a partition is how far the outputs have
+//! been published, Postgres's is how far the ledger is.
+//!
+//! - A transaction that fails is aborted: `read_committed` consumers never see its
+//!   records, and the partition's published position stays where it was.
+//! - A partition whose published position is behind the ledger (a crash between commit
+//!   and publish, an aborted transaction, a new owner) is published again from its
+//!   ledger rows, in offset order, before anything newer of it.
+//! - A processor that lost a partition cannot publish for it: its transaction carries the
+//!   group generation it read the batch under, and the group coordinator refuses the
+//!   offsets of a stale generation, which aborts the whole transaction. The new owner
+//!   reads the published position only once no transaction of it is pending.
+//!
+//! Each ledger row therefore reaches `read_committed` consumers exactly once, in order
+//! per store; `read_uncommitted` consumers may also see aborted records and dedupe by
+//! (`source_partition`, `source_offset`).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use schemas::topics::{balance_key, store_key};
+use schemas::{AvroRecord, Balance, LedgerEntry, StockAlert, Topics};
+use service_kit::{Settings, kafka};
+use sqlx::PgPool;
+
+use crate::commit::Batch;
+use crate::ledger::{self, Progress};
+use crate::metrics::ProcessorMetrics;
+use crate::outputs::{self, QUEUE_WAIT};
+
+/// Ledger rows published again per transaction.
+const REPUBLISH_CHUNK: i64 = 5_000;
+
+/// The group's membership a transaction's offsets are committed under.
+pub(crate) type Membership = Arc<ConsumerGroupMetadata>;
+
+/// Publishes committed outputs in transactions. One per processor and consumer: its
+/// transactions run one at a time (a batch is published only after the one before it).
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    producer: FutureProducer,
+    pool: PgPool,
+    source: String,
+    ledger: String,
+    balances: String,
+    alerts: String,
+    timeout: Duration,
+    metrics: ProcessorMetrics,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("ledger", &self.ledger)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// A transactional producer with `transactional_id`, its transactions initialised
+    /// (blocks until the broker answers).
+    pub(crate) fn new(
+        settings: &Settings,
+        transactional_id: &str,
+        pool: PgPool,
+        metrics: ProcessorMetrics,
+    ) -> anyhow::Result<Self> {
+        let timeout = settings.processor.transaction_timeout;
+        let producer = kafka::transactional_producer(
+            &settings.kafka,
+            "processors-outputs",
+            transactional_id,
+            timeout,
+        )?;
+        let topics: Topics = settings.topics();
+        Ok(Self {
+            producer,
+            pool,
+            source: topics.movements(),
+            ledger: topics.ledger(),
+            balances: topics.balances(),
+            alerts: topics.alerts(),
+            timeout,
+            metrics,
+        })
+    }
+
+    /// Publishes what of `batch` committed (`committed`: runs of its records, with their
+    /// partitions' progress). A partition published up to where the batch started goes
+    /// from memory, all such partitions in one transaction; one behind is published from
+    /// its ledger rows. Returns how far each partition is published now.
+    pub(crate) async fn committed(
+        &self,
+        membership: &Membership,
+        batch: &Batch,
+        committed: &[(Range<usize>, Vec<Progress>)],
+    ) -> anyhow::Result<Vec<(i32, i64)>> {
+        let mut reached = Vec::new();
+        let mut current = Vec::new();
+        let mut offsets = TopicPartitionList::new();
+        for (range, progress) in committed {
+            let runs = partition_runs(&batch.records[range.clone()], range.start);
+            for step in progress {
+                let Some(published) = step.published else {
+                    continue;
+                };
+                if published == step.expected {
+                    if let Some((_, run)) = runs.iter().find(|(p, _)| *p == step.partition) {
+                        current.push(run.clone());
+                    }
+                    offsets.add_partition_offset(
+                        &self.source,
+                        step.partition,
+                        Offset::Offset(step.next),
+                    )?;
+                } else if published < step.next {
+                    let at = self
+                        .republish(membership, step.partition, published, step.next)
+                        .await?;
+                    reached.push((step.partition, at));
+                }
+            }
+        }
+        if offsets.count() == 0 {
+            return Ok(reached);
+        }
+        self.begin()?;
+        let produced = self.produce_decided(batch, &current).await;
+        if self.finish(produced, &offsets, membership).await? {
+            reached.extend(
+                offsets
+                    .elements()
+                    .iter()
+                    .filter_map(|element| Some((element.partition(), element.offset().to_raw()?))),
+            );
+        }
+        Ok(reached)
+    }
+
+    /// Publishes the ledger rows of `partition` from `from` up to `to` (exclusive) again,
+    /// with the current balances and the alerts they raised, in transactions of up to
+    /// `REPUBLISH_CHUNK` rows. Returns how far it got.
+    pub(crate) async fn republish(
+        &self,
+        membership: &Membership,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> anyhow::Result<i64> {
+        let mut at = from;
+        while at < to {
+            let rows = ledger::ledger_rows(&self.pool, partition, at, to, REPUBLISH_CHUNK).await?;
+            let reach = match rows.last() {
+                Some(last) if rows.len() as i64 == REPUBLISH_CHUNK => last.source_offset() + 1,
+                _ => to,
+            };
+            let entries: Vec<LedgerEntry> =
+                rows.into_iter().map(ledger::LedgerRow::entry).collect();
+            let (balances, alerts) = ledger::outputs_of(&self.pool, &entries).await?;
+            let mut offsets = TopicPartitionList::new();
+            offsets.add_partition_offset(&self.source, partition, Offset::Offset(reach))?;
+            self.begin()?;
+            let produced = self.produce_stored(&entries, &balances, &alerts).await;
+            if !self.finish(produced, &offsets, membership).await? {
+                break;
+            }
+            self.metrics.republished.inc_by(entries.len() as u64);
+            tracing::info!(
+                partition,
+                from = at,
+                to = reach,
+                entries = entries.len(),
+                "Published ledger rows again from Postgres."
+            );
+            at = reach;
+        }
+        Ok(at)
+    }
+
+    fn begin(&self) -> anyhow::Result<()> {
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+
+    /// Commits the transaction with `offsets`, or aborts it if producing failed or the
+    /// commit is refused. `Ok(false)`: aborted, nothing of it is visible. An error: the
+    /// producer cannot go on (fenced, or the abort failed); a new one must replace it.
+    async fn finish(
+        &self,
+        produced: anyhow::Result<()>,
+        offsets: &TopicPartitionList,
+        membership: &Membership,
+    ) -> anyhow::Result<bool> {
+        let outcome = match produced {
+            Ok(()) => {
+                let (producer, offsets, membership) =
+                    (self.producer.clone(), offsets.clone(), membership.clone());
+                let timeout = self.timeout;
+                tokio::task::spawn_blocking(move || {
+                    producer.send_offsets_to_transaction(&offsets, &membership, timeout)?;
+                    producer.commit_transaction(timeout)
+                })
+                .await?
+                .map_err(anyhow::Error::from)
+            }
+            Err(error) => Err(error),
+        };
+        let error = match outcome {
+            Ok(()) => {
+                self.metrics
+                    .output_transactions
+                    .with_label_values(&["committed"])
+                    .inc();
+                return Ok(true);
+            }
+            Err(error) => error,
+        };
+        if let Some(KafkaError::Transaction(failure)) = error.downcast_ref::<KafkaError>()
+            && failure.is_fatal()
+        {
+            return Err(error.context("the output producer cannot go on"));
+        }
+        self.metrics
+            .output_transactions
+            .with_label_values(&["aborted"])
+            .inc();
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "An output transaction failed; aborted. Its partitions are published again from Postgres."
+        );
+        let (producer, timeout) = (self.producer.clone(), self.timeout);
+        tokio::task::spawn_blocking(move || producer.abort_transaction(timeout)).await??;
+        Ok(false)
+    }
+
+    /// The outputs of a decided batch's `runs` (of whole partitions), from memory: ledger
+    /// entries, then the last balance of every product they changed, then their alerts.
+    async fn produce_decided(&self, batch: &Batch, runs: &[Range<usize>]) -> anyhow::Result<()> {
+        let mut buffer = Vec::with_capacity(512);
+        for run in runs {
+            let (records, outcomes) = (&batch.records[run.clone()], &batch.outcomes[run.clone()]);
+            for (record, outcome) in records.iter().zip(outcomes) {
+                outputs::ledger_entry(record, outcome).encode_into(encoding(&mut buffer))?;
+                self.send(&self.ledger, &store_key(record.movement.store_id), &buffer)
+                    .await?;
+            }
+        }
+        for run in runs {
+            let (records, outcomes) = (&batch.records[run.clone()], &batch.outcomes[run.clone()]);
+            for (record, holding) in ledger::changed_balances(records, outcomes) {
+                let balance = outputs::balance(record, holding);
+                self.send_balance(&balance, &mut buffer).await?;
+            }
+            for alert in ledger::raised_alerts(records, outcomes, &batch.catalog) {
+                self.send_alert(&outputs::alert(&alert), &mut buffer)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Outputs read back from Postgres.
+    async fn produce_stored(
+        &self,
+        entries: &[LedgerEntry],
+        balances: &[Balance],
+        alerts: &[StockAlert],
+    ) -> anyhow::Result<()> {
+        let mut buffer = Vec::with_capacity(512);
+        for entry in entries {
+            entry.encode_into(encoding(&mut buffer))?;
+            self.send(&self.ledger, &store_key(entry.movement.store_id), &buffer)
+                .await?;
+        }
+        for balance in balances {
+            self.send_balance(balance, &mut buffer).await?;
+        }
+        for alert in alerts {
+            self.send_alert(alert, &mut buffer).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_balance(&self, balance: &Balance, buffer: &mut Vec<u8>) -> anyhow::Result<()> {
+        balance.encode_into(encoding(buffer))?;
+        let key = balance_key(balance.store_id, balance.product_id);
+        self.send(&self.balances, &key, buffer).await
+    }
+
+    async fn send_alert(&self, alert: &StockAlert, buffer: &mut Vec<u8>) -> anyhow::Result<()> {
+        alert.encode_into(encoding(buffer))?;
+        self.send(&self.alerts, &store_key(alert.store_id), buffer)
+            .await
+    }
+
+    /// Hands one record to the transaction (librdkafka copies it). Its acknowledgement is
+    /// not awaited: committing the transaction flushes every record and fails if one did.
+    async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        kafka::enqueue(&self.producer, record, QUEUE_WAIT).await?;
+        Ok(())
+    }
+}
+
+/// The buffer, emptied for the next record.
+fn encoding(buffer: &mut Vec<u8>) -> &mut Vec<u8> {
+    buffer.clear();
+    buffer
+}
+
+/// Each partition's run of `records` (in partition order), as ranges of the batch
+/// (`records` starts at `start` in it).
+fn partition_runs(records: &[ledger::Record], start: usize) -> Vec<(i32, Range<usize>)> {
+    let mut runs: Vec<(i32, Range<usize>)> = Vec::new();
+    for (at, record) in records.iter().enumerate() {
+        match runs.last_mut() {
+            Some((partition, run)) if *partition == record.partition => run.end = start + at + 1,
+            _ => runs.push((record.partition, start + at..start + at + 1)),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_in_partition_order_splits_into_one_run_per_partition() {
+        let records: Vec<ledger::Record> = [(0, 10), (0, 11), (3, 4), (5, 1), (5, 2), (5, 3)]
+            .into_iter()
+            .map(|(partition, offset)| crate::test_support::record(partition, offset))
+            .collect();
+        assert_eq!(
+            partition_runs(&records, 0),
+            vec![(0, 0..2), (3, 2..3), (5, 3..6)]
+        );
+        assert_eq!(
+            partition_runs(&records[2..], 2),
+            vec![(3, 2..3), (5, 3..6)],
+            "ranges of the whole batch"
+        );
+        assert!(partition_runs(&[], 0).is_empty());
+    }
+}
