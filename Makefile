@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build test lint fmt bench demo
+.PHONY: up down status stack build test lint fmt bench demo chaos
 
 ## up: the stack, the migrations and the three services, in the background
 up: stack build
@@ -41,14 +41,21 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
-## test: lint, bring the stack up if needed, run every test of the workspace against it
+## test: lint, bring the stack up if needed, run every test of the workspace against it, then the fault suite with small counts
 test: lint stack
-	@set -a && eval "$$($(STACK) env)" && set +a && \
+	@status=0; \
+	( set -a && eval "$$($(STACK) env)" && set +a && \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
-	fi
+	fi ) || status=$$?; \
+	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
+	exit $$status
+
+## chaos: processors killed, PostgreSQL restarted, Redis stopped, a broker killed, a poison record — on a stack of its own; one table
+chaos:
+	@deploy/local/chaos.sh
 
 ## bench: the broker's own ceiling, then the ingest, processors and query-api suites on a separate one-broker stack; one table
 bench:

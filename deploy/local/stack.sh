@@ -8,6 +8,8 @@
 #   deploy/local/stack.sh down     stop what up started
 #   deploy/local/stack.sh status   what is running
 #   deploy/local/stack.sh env      KAFKA_BROKERS and KAFKA_REPLICATION_FACTOR for this stack
+#   deploy/local/stack.sh stop|start postgres|redis|kafka
+#                                  one component alone (`make chaos` takes them away)
 #
 # KAFKA_NODES=3 runs a three-node Kafka cluster (ports 59092, 59094, 59096) instead of one.
 # Topics are created by `bazaar-topics` (services.sh, the tests), not here.
@@ -262,8 +264,20 @@ case "${1:-}" in
         install_missing
         kafka install
         ;;
+    start|stop)
+        action="$1" component="${2:-}"
+        case "$action:$component" in
+            start:postgres) pg_up ;;
+            stop:postgres) pg_down ;;
+            start:redis) redis_up ;;
+            stop:redis) redis_down ;;
+            start:kafka) kafka up ;;
+            stop:kafka) kafka down ;;
+            *) echo "usage: $0 $action postgres|redis|kafka" >&2; exit 2 ;;
+        esac
+        ;;
     *)
-        echo "usage: $0 up|down|status|env|install" >&2
+        echo "usage: $0 up|down|status|env|install|start <component>|stop <component>" >&2
         exit 2
         ;;
 esac
