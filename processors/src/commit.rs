@@ -13,9 +13,8 @@ use crate::ledger::{self, Progress, Record};
 use crate::metrics::ProcessorMetrics;
 use crate::notify::{CachedBalance, Notifier};
 use crate::outputs::DeadLetter;
-use crate::publish::{Membership, Publisher};
 
-/// A batch decided (its dead letters produced), to be written and published.
+/// A batch decided (its dead letters produced), to be written (then published).
 pub(crate) struct Batch {
     pub(crate) records: Vec<Record>,
     pub(crate) outcomes: Vec<decide::Outcome>,
@@ -35,17 +34,11 @@ pub(crate) struct Landed {
     /// The runs of `batch.records` (with their partitions' progress) now in Postgres.
     pub(crate) committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
     pub(crate) result: anyhow::Result<()>,
-    /// How far the committed part took each partition's outputs; an error if the output
-    /// producer cannot go on.
-    pub(crate) published: anyhow::Result<Vec<(i32, i64)>>,
 }
 
-/// Writes batches: Postgres, then Redis, then the output topics.
+/// Writes batches: Postgres, then Redis.
 pub(crate) struct Committer {
     pub(crate) pool: PgPool,
-    pub(crate) publisher: Publisher,
-    /// The group membership the batch was read under (`None`: not a member).
-    pub(crate) membership: Option<Membership>,
     pub(crate) group: String,
     pub(crate) topic: String,
     pub(crate) parallelism: usize,
@@ -55,7 +48,7 @@ pub(crate) struct Committer {
 impl Committer {
     /// Commits `batch` in up to `parallelism` transactions at once, each with whole
     /// partitions (their records are one run of `records`) and their offsets; then brings
-    /// the cache up to what committed and publishes it (`publish`).
+    /// the cache up to what committed.
     pub(crate) async fn write(
         self,
         mut notifier: Notifier,
@@ -149,21 +142,11 @@ impl Committer {
         };
         self.metrics.stage("cache", &mut clock);
         drop(parts);
-        let published = match &self.membership {
-            Some(membership) => {
-                self.publisher
-                    .committed(membership, &batch, &committed)
-                    .await
-            }
-            None => Ok(Vec::new()),
-        };
-        self.metrics.stage("publish", &mut clock);
         Landed {
             notifier,
             batch,
             committed,
             result,
-            published,
         }
     }
 }

@@ -49,6 +49,10 @@ use crate::state::State;
 /// How long an idle poll blocks before the loop looks at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// Batches' worth of committed records (`PROCESSOR_BATCH_MAX` each) that may wait to be
+/// published before committing waits for publishing.
+const UNPUBLISHED_MAX: usize = 4;
+
 /// How often librdkafka reports its statistics (the high watermarks lag is measured from)
 /// and the lag gauges are set.
 const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
@@ -199,7 +203,7 @@ impl Processor {
             if batch.is_empty() {
                 if let Some(flight) = in_flight.take() {
                     pending.clear();
-                    if let Err(error) = self.land(flight, state, &consumer, notifier) {
+                    if let Err(error) = self.land(flight, state, &consumer, notifier, &publisher) {
                         break Err(error);
                     }
                 } else {
@@ -207,7 +211,10 @@ impl Processor {
                         let held = || state.balances.keys().copied().collect();
                         self.runtime.block_on(notifier.recover(held));
                     }
-                    if let Err(error) = self.catch_up(&consumer, &publisher, state) {
+                    let caught_up = self
+                        .publish_all(&consumer, &publisher, state)
+                        .and_then(|()| self.catch_up(&consumer, &publisher, state));
+                    if let Err(error) = caught_up {
                         break Err(error);
                     }
                 }
@@ -220,7 +227,7 @@ impl Processor {
             let prepared = self.runtime.block_on(self.prepare(state, &pending, batch));
             // N+1 is decided; N must be in Postgres before it.
             let previous_landed = match in_flight.take() {
-                Some(flight) => match self.land(flight, state, &consumer, notifier) {
+                Some(flight) => match self.land(flight, state, &consumer, notifier, &publisher) {
                     Ok(landed) => landed,
                     Err(error) => break Err(error),
                 },
@@ -237,7 +244,7 @@ impl Processor {
                     for step in &mut batch.progress {
                         step.published = state.published.get(&step.partition).copied();
                     }
-                    let committer = self.committer(&consumer, &publisher);
+                    let committer = self.committer();
                     let task = self
                         .runtime
                         .spawn(async move { committer.write(taken, batch, held).await });
@@ -264,7 +271,10 @@ impl Processor {
             }
         };
         // Whatever is in flight finishes (or fails) before the group is left.
-        let landed = in_flight.map(|flight| self.land(flight, state, &consumer, notifier));
+        let landed = in_flight
+            .map(|flight| self.land(flight, state, &consumer, notifier, &publisher))
+            .transpose()
+            .and_then(|_| self.publish_all(&consumer, &publisher, state));
         // Leave the group now (the partitions move at once), not after a session timeout.
         consumer.unsubscribe();
         self.liveness.owned(std::iter::empty());
@@ -273,7 +283,7 @@ impl Processor {
                 state.drop_partitions(&partitions);
             }
         }
-        landed.transpose()?;
+        landed?;
         result
     }
 
@@ -285,6 +295,7 @@ impl Processor {
         state: &mut State,
         consumer: &Kafka,
         notifier: &mut Option<Notifier>,
+        publisher: &Publisher,
     ) -> anyhow::Result<bool> {
         let InFlight {
             partitions,
@@ -312,15 +323,12 @@ impl Processor {
                 dead,
             );
         }
-        for (partition, reached) in landed.published? {
-            if let Some(published) = state.published.get_mut(&partition) {
-                *published = (*published).max(reached);
-            }
-        }
+        let count = batch.count;
+        self.publish(consumer, publisher, state, landed.batch, landed.committed)?;
         match landed.result {
             Ok(()) => {
                 state.failures = 0;
-                self.metrics.batch_size.observe(batch.count as f64);
+                self.metrics.batch_size.observe(count as f64);
                 self.metrics
                     .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -391,11 +399,9 @@ impl Processor {
         notifier
     }
 
-    fn committer(&self, consumer: &Kafka, publisher: &Publisher) -> Committer {
+    fn committer(&self) -> Committer {
         Committer {
             pool: self.pool.clone(),
-            publisher: publisher.clone(),
-            membership: consumer.group_metadata().map(Arc::new),
             group: self.group().to_owned(),
             topic: self.topic.clone(),
             parallelism: self.settings.processor.commit_parallelism,
@@ -622,6 +628,103 @@ impl Processor {
                 .with_label_values(&["unknown", "dead_lettered"])
                 .inc_by(dead.len() as u64);
         }
+    }
+
+    /// Queues what of a landed batch committed for publishing (`pump`).
+    fn publish(
+        &self,
+        consumer: &Kafka,
+        publisher: &Publisher,
+        state: &mut State,
+        batch: Batch,
+        committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
+    ) -> anyhow::Result<()> {
+        if !committed.is_empty() {
+            state.queued_records += batch.records.len();
+            state.unpublished.push((batch, committed));
+        }
+        self.pump(consumer, publisher, state)
+    }
+
+    /// Publishing runs beside committing, one transaction at a time: when the one in flight
+    /// is done, every batch committed meanwhile goes in the next, in order (so publishing
+    /// costs a transaction per round, not per batch). Waits for the one in flight only when
+    /// more than `UNPUBLISHED_MAX` batches' worth of records are queued behind it.
+    fn pump(
+        &self,
+        consumer: &Kafka,
+        publisher: &Publisher,
+        state: &mut State,
+    ) -> anyhow::Result<()> {
+        let full = state.queued_records > UNPUBLISHED_MAX * self.settings.processor.batch_max;
+        if state
+            .publishing
+            .as_ref()
+            .is_some_and(|task| task.is_finished())
+            || full
+        {
+            self.published(state)?;
+        }
+        if state.publishing.is_some() || state.unpublished.is_empty() {
+            return Ok(());
+        }
+        let Some(membership) = consumer.group_metadata().map(Arc::new) else {
+            return Ok(());
+        };
+        let mut batches = std::mem::take(&mut state.unpublished);
+        state.queued_records = 0;
+        for step in batches
+            .iter_mut()
+            .flat_map(|(_, committed)| committed.iter_mut())
+            .flat_map(|(_, progress)| progress.iter_mut())
+        {
+            step.published = state.published.get(&step.partition).copied();
+        }
+        let publisher = publisher.clone();
+        state.publishing = Some(self.runtime.spawn(async move {
+            let mut clock = Instant::now();
+            let reached = publisher.committed(&membership, &batches).await;
+            publisher.metrics().stage("publish", &mut clock);
+            reached
+        }));
+        Ok(())
+    }
+
+    /// Waits for the publishing in flight and takes in how far it got; an error if the
+    /// output producer cannot go on.
+    fn published(&self, state: &mut State) -> anyhow::Result<()> {
+        let Some(task) = state.publishing.take() else {
+            return Ok(());
+        };
+        let reached = self
+            .runtime
+            .block_on(task)
+            .map_err(|error| anyhow::anyhow!("publishing panicked: {error}"))??;
+        for (partition, reached) in reached {
+            if let Some(published) = state.published.get_mut(&partition) {
+                *published = (*published).max(reached);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes everything committed: nothing queued, nothing in flight.
+    fn publish_all(
+        &self,
+        consumer: &Kafka,
+        publisher: &Publisher,
+        state: &mut State,
+    ) -> anyhow::Result<()> {
+        while state.publishing.is_some() || !state.unpublished.is_empty() {
+            self.published(state)?;
+            self.pump(consumer, publisher, state)?;
+            if state.publishing.is_none() {
+                // Not a member: what is queued is published by whoever owns it next.
+                state.unpublished.clear();
+                state.queued_records = 0;
+            }
+        }
+        Ok(())
     }
 
     /// While idle: publishes again, from Postgres, what the output topics lack of owned

@@ -18,6 +18,7 @@
 //! per store; `read_uncommitted` consumers may also see aborted records and dedupe by
 //! (`source_partition`, `source_offset`).
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,13 @@ use crate::outputs::{self, QUEUE_WAIT};
 
 /// Ledger rows published again per transaction.
 const REPUBLISH_CHUNK: i64 = 5_000;
+
+/// A written batch and the runs of it that committed (with their partitions' progress).
+pub(crate) type Committed = (Batch, Vec<(Range<usize>, Vec<Progress>)>);
+
+/// Batches being published: how far it takes each partition's outputs, or an error if the
+/// producer cannot go on.
+pub(crate) type Publishing = tokio::task::JoinHandle<anyhow::Result<Vec<(i32, i64)>>>;
 
 /// The group's membership a transaction's offsets are committed under.
 pub(crate) type Membership = Arc<ConsumerGroupMetadata>;
@@ -93,47 +101,56 @@ impl Publisher {
         })
     }
 
-    /// Publishes what of `batch` committed (`committed`: runs of its records, with their
-    /// partitions' progress). A partition published up to where the batch started goes
-    /// from memory, all such partitions in one transaction; one behind is published from
-    /// its ledger rows. Returns how far each partition is published now.
+    /// Publishes what of `batches` committed (each with runs of its records and their
+    /// partitions' progress), in order. A partition published up to where its first batch
+    /// here started goes from memory — every such run of every batch in one transaction;
+    /// one behind is first published from its ledger rows. Returns how far each partition
+    /// is published now.
     pub(crate) async fn committed(
         &self,
         membership: &Membership,
-        batch: &Batch,
-        committed: &[(Range<usize>, Vec<Progress>)],
+        batches: &[Committed],
     ) -> anyhow::Result<Vec<(i32, i64)>> {
         let mut reached = Vec::new();
-        let mut current = Vec::new();
-        let mut offsets = TopicPartitionList::new();
-        for (range, progress) in committed {
-            let runs = partition_runs(&batch.records[range.clone()], range.start);
-            for step in progress {
-                let Some(published) = step.published else {
-                    continue;
-                };
-                if published == step.expected {
-                    if let Some((_, run)) = runs.iter().find(|(p, _)| *p == step.partition) {
-                        current.push(run.clone());
+        // How far each partition's outputs will be once what is gathered is published.
+        let mut cursor: HashMap<i32, i64> = HashMap::new();
+        let mut current: Vec<(usize, Range<usize>)> = Vec::new();
+        for (at, (batch, committed)) in batches.iter().enumerate() {
+            for (range, progress) in committed {
+                let runs = partition_runs(&batch.records[range.clone()], range.start);
+                for step in progress {
+                    let Some(from) = cursor.get(&step.partition).copied().or(step.published) else {
+                        continue;
+                    };
+                    if from == step.expected {
+                        if let Some((_, run)) = runs.iter().find(|(p, _)| *p == step.partition) {
+                            current.push((at, run.clone()));
+                        }
+                        cursor.insert(step.partition, step.next);
+                    } else if from < step.next {
+                        let to = self
+                            .republish(membership, step.partition, from, step.next)
+                            .await?;
+                        reached.push((step.partition, to));
+                        cursor.insert(step.partition, to);
                     }
-                    offsets.add_partition_offset(
-                        &self.source,
-                        step.partition,
-                        Offset::Offset(step.next),
-                    )?;
-                } else if published < step.next {
-                    let at = self
-                        .republish(membership, step.partition, published, step.next)
-                        .await?;
-                    reached.push((step.partition, at));
                 }
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in &cursor {
+            if !reached
+                .iter()
+                .any(|(done, to)| done == partition && to == next)
+            {
+                offsets.add_partition_offset(&self.source, *partition, Offset::Offset(*next))?;
             }
         }
         if offsets.count() == 0 {
             return Ok(reached);
         }
         self.begin()?;
-        let produced = self.produce_decided(batch, &current).await;
+        let produced = self.produce_decided(batches, &current).await;
         if self.finish(produced, &offsets, membership).await? {
             reached.extend(
                 offsets
@@ -147,7 +164,8 @@ impl Publisher {
 
     /// Publishes the ledger rows of `partition` from `from` up to `to` (exclusive) again,
     /// with the current balances and the alerts they raised, in transactions of up to
-    /// `REPUBLISH_CHUNK` rows. Returns how far it got.
+    /// `REPUBLISH_CHUNK` rows. Returns how far it got (short of `to` if Postgres could not
+    /// be read or a transaction was aborted); an error only if the producer cannot go on.
     pub(crate) async fn republish(
         &self,
         membership: &Membership,
@@ -157,14 +175,28 @@ impl Publisher {
     ) -> anyhow::Result<i64> {
         let mut at = from;
         while at < to {
-            let rows = ledger::ledger_rows(&self.pool, partition, at, to, REPUBLISH_CHUNK).await?;
-            let reach = match rows.last() {
-                Some(last) if rows.len() as i64 == REPUBLISH_CHUNK => last.source_offset() + 1,
-                _ => to,
+            let stored = async {
+                let rows =
+                    ledger::ledger_rows(&self.pool, partition, at, to, REPUBLISH_CHUNK).await?;
+                let reach = match rows.last() {
+                    Some(last) if rows.len() as i64 == REPUBLISH_CHUNK => last.source_offset() + 1,
+                    _ => to,
+                };
+                let entries: Vec<LedgerEntry> =
+                    rows.into_iter().map(ledger::LedgerRow::entry).collect();
+                let (balances, alerts) = ledger::outputs_of(&self.pool, &entries).await?;
+                Ok::<_, sqlx::Error>((reach, entries, balances, alerts))
             };
-            let entries: Vec<LedgerEntry> =
-                rows.into_iter().map(ledger::LedgerRow::entry).collect();
-            let (balances, alerts) = ledger::outputs_of(&self.pool, &entries).await?;
+            // Postgres away is no reason to stop the consumer: what is left is published on
+            // a later try.
+            let (reach, entries, balances, alerts) = match stored.await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    self.metrics.error("postgres");
+                    tracing::warn!(%error, partition, "Reading ledger rows to publish failed.");
+                    break;
+                }
+            };
             let mut offsets = TopicPartitionList::new();
             offsets.add_partition_offset(&self.source, partition, Offset::Offset(reach))?;
             self.begin()?;
@@ -183,6 +215,10 @@ impl Publisher {
             at = reach;
         }
         Ok(at)
+    }
+
+    pub(crate) fn metrics(&self) -> &ProcessorMetrics {
+        &self.metrics
     }
 
     fn begin(&self) -> anyhow::Result<()> {
@@ -241,11 +277,16 @@ impl Publisher {
         Ok(false)
     }
 
-    /// The outputs of a decided batch's `runs` (of whole partitions), from memory: ledger
+    /// The outputs of `runs` (of whole partitions, each in its batch), from memory: ledger
     /// entries, then the last balance of every product they changed, then their alerts.
-    async fn produce_decided(&self, batch: &Batch, runs: &[Range<usize>]) -> anyhow::Result<()> {
+    async fn produce_decided(
+        &self,
+        batches: &[Committed],
+        runs: &[(usize, Range<usize>)],
+    ) -> anyhow::Result<()> {
         let mut buffer = Vec::with_capacity(512);
-        for run in runs {
+        for (at, run) in runs {
+            let batch = &batches[*at].0;
             let (records, outcomes) = (&batch.records[run.clone()], &batch.outcomes[run.clone()]);
             for (record, outcome) in records.iter().zip(outcomes) {
                 outputs::ledger_entry(record, outcome).encode_into(encoding(&mut buffer))?;
@@ -253,7 +294,8 @@ impl Publisher {
                     .await?;
             }
         }
-        for run in runs {
+        for (at, run) in runs {
+            let batch = &batches[*at].0;
             let (records, outcomes) = (&batch.records[run.clone()], &batch.outcomes[run.clone()]);
             for (record, holding) in ledger::changed_balances(records, outcomes) {
                 let balance = outputs::balance(record, holding);

@@ -12,7 +12,7 @@ use crate::ledger;
 use crate::notify::CachedBalance;
 
 /// What the processor holds between batches.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct State {
     pub(crate) balances: Balances,
     /// The partition each held store's movements come from.
@@ -22,6 +22,12 @@ pub(crate) struct State {
     /// Per owned partition, the first offset whose outputs are not on the output topics
     /// yet (`publish`). At most the position; kept when a partition is read again.
     pub(crate) published: HashMap<i32, i64>,
+    /// The committed batches being published (`publish`), with how far they take each
+    /// partition's outputs. One transaction at a time.
+    pub(crate) publishing: Option<crate::publish::Publishing>,
+    /// Batches committed since, waiting for the next transaction, and their records.
+    pub(crate) unpublished: Vec<crate::publish::Committed>,
+    pub(crate) queued_records: usize,
     /// No republishing from Postgres before this (after an attempt that fell short).
     pub(crate) republish_after: Option<std::time::Instant>,
     /// The reorder points of each held store's settings, by product.
