@@ -2,10 +2,12 @@
 //! (bounded by count and time) → read what the batch needs from Postgres → decide in
 //! memory → produce its dead letters → commit the batch and the partitions' next offsets
 //! (in up to `PROCESSOR_COMMIT_PARALLELISM` transactions of whole partitions) → update
-//! Redis → publish what committed in a Kafka transaction (`publish`). The last three steps
-//! run in the background while the next batch goes through the first four, so Postgres
-//! and the processor work at once; a batch is written only after the one before it
-//! landed. While idle, the loop publishes again from Postgres what the output topics lack.
+//! Redis → publish what committed in a Kafka transaction (`publish`). Committing and
+//! caching run in the background while the next batch goes through the first four steps,
+//! so Postgres and the processor work at once; a batch is written only after the one
+//! before it landed. Publishing runs beside both, one transaction at a time, each with
+//! every batch committed since the one before. While idle, the loop publishes again from
+//! Postgres what the output topics lack.
 //!
 //! Rebalances are handled inside `poll`, which may now run while a batch is being
 //! written. On assignment the consumer seeks to the offsets stored in Postgres, never to

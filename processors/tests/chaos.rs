@@ -253,16 +253,23 @@ async fn killed_with_the_default_session(scale: Scale) -> Outcome {
     }
 }
 
-async fn postgres_restarted(scale: Scale) -> Outcome {
+/// A component of the stack stopped for `outage` mid-stream, then started again.
+async fn away(
+    scale: Scale,
+    component: &'static str,
+    outage: Duration,
+    seed: u64,
+    bound: Duration,
+) -> Outcome {
     let stack = TestStack::start().await;
     seed_catalog(&stack.pool).await;
-    let movements = scale.movements(12 + scale.outage.as_secs(), 103);
+    let movements = scale.movements(12 + outage.as_secs(), seed);
     let processor = ChildService::start_with(BINARY, &stack, &[BATCHES]);
     let (faults, stall) = scenario(&stack, movements.clone(), scale.rate / 4, |stream| async {
         tokio::time::sleep(Duration::from_secs(4)).await;
-        stack_command("stop", "postgres");
-        tokio::time::sleep(scale.outage).await;
-        stack_command("start", "postgres");
+        stack_command("stop", component);
+        tokio::time::sleep(outage).await;
+        stack_command("start", component);
         (1, stream, Vec::new())
     })
     .await;
@@ -271,32 +278,19 @@ async fn postgres_restarted(scale: Scale) -> Outcome {
         movements: movements.len(),
         faults,
         stall,
-        // The outage, then a retry backoff of at most 5 s.
-        bound: scale.outage + Duration::from_secs(5) + SLACK,
+        bound,
     }
 }
 
+async fn postgres_restarted(scale: Scale) -> Outcome {
+    // The outage, then a retry backoff of at most 5 s.
+    let bound = scale.outage + Duration::from_secs(5) + SLACK;
+    away(scale, "postgres", scale.outage, 103, bound).await
+}
+
 async fn redis_stopped(scale: Scale) -> Outcome {
-    let stack = TestStack::start().await;
-    seed_catalog(&stack.pool).await;
-    let movements = scale.movements(10 + scale.redis_outage.as_secs(), 104);
-    let processor = ChildService::start_with(BINARY, &stack, &[BATCHES]);
-    let (faults, stall) = scenario(&stack, movements.clone(), scale.rate / 4, |stream| async {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        stack_command("stop", "redis");
-        tokio::time::sleep(scale.redis_outage).await;
-        stack_command("start", "redis");
-        (1, stream, Vec::new())
-    })
-    .await;
-    drop(processor);
-    Outcome {
-        movements: movements.len(),
-        faults,
-        stall,
-        // Redis is a cache: processing does not wait for it.
-        bound: SLACK,
-    }
+    // Redis is a cache: processing does not wait for it.
+    away(scale, "redis", scale.redis_outage, 104, SLACK).await
 }
 
 async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
