@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole backing stack on one machine, no Docker: a private PostgreSQL, Redis and
-# Apache Kafka (KRaft; kafka.sh), each on a loopback port of its own, with data and logs
+# Apache Kafka (KRaft; kafka.sh), each on a loopback port of its own, plus a streaming
+# standby of the PostgreSQL (pg_basebackup; query-api's reports read it), with data and logs
 # under .local/. Never touches the machine's own services or standard ports; `down` stops
 # only what `up` started (by pid). Data survives `down`/`up` and kill -9.
 #
@@ -8,7 +9,7 @@
 #   deploy/local/stack.sh down     stop what up started
 #   deploy/local/stack.sh status   what is running
 #   deploy/local/stack.sh env      KAFKA_BROKERS and KAFKA_REPLICATION_FACTOR for this stack
-#   deploy/local/stack.sh stop|start postgres|redis|kafka
+#   deploy/local/stack.sh stop|start postgres|standby|redis|kafka
 #                                  one component alone (`make chaos` takes them away)
 #
 # KAFKA_NODES=3 runs a three-node Kafka cluster (ports 59092, 59094, 59096) instead of one.
@@ -18,6 +19,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
 PG_PORT="${BAZAAR_PG_PORT:-55432}"
+STANDBY_PORT="${BAZAAR_PG_STANDBY_PORT:-$((PG_PORT + 1))}"
 REDIS_PORT="${BAZAAR_REDIS_PORT:-56379}"
 KAFKA_PORT="${BAZAAR_KAFKA_PORT:-59092}"
 # Development-only credentials of the private PostgreSQL; see service-kit settings.
@@ -123,6 +125,8 @@ pg_dirs() {
     fi
     PG_DATA="$PG_HOME/data"
     PG_LOG="$PG_HOME/postgres.log"
+    STANDBY_DATA="$PG_HOME/standby"
+    STANDBY_LOG="$PG_HOME/standby.log"
 }
 
 pg_up() {
@@ -168,6 +172,49 @@ CONF
     fi
 }
 
+# The standby: a physical copy of the primary taken with pg_basebackup, then following its
+# WAL over streaming replication (hot standby: it answers read-only queries). Made once;
+# it catches up on its own after either side was stopped.
+standby_up() {
+    local bin; bin="$(pg_bin)" || die "PostgreSQL binaries not found"
+    pg_dirs
+    if [ ! -f "$STANDBY_DATA/PG_VERSION" ]; then
+        say "copying the primary into a streaming standby in $STANDBY_DATA"
+        rm -rf "$STANDBY_DATA"
+        pg_as env PGPASSWORD="$PG_PASSWORD" "$bin/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" \
+            -U "$PG_USER" -D "$STANDBY_DATA" --write-recovery-conf --wal-method=stream \
+            --checkpoint=fast --no-sync >/dev/null \
+            || die "pg_basebackup from 127.0.0.1:$PG_PORT failed"
+        cat >>"$STANDBY_DATA/postgresql.conf" <<CONF
+
+# deploy/local: the standby (settings below override the primary's copied above)
+port = $STANDBY_PORT
+unix_socket_directories = '$PG_HOME'
+shared_buffers = 256MB
+hot_standby = on
+# Long reports are not cancelled by the primary's vacuum.
+hot_standby_feedback = on
+CONF
+    fi
+    if pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" status >/dev/null 2>&1; then
+        say "PostgreSQL standby already running on 127.0.0.1:$STANDBY_PORT"
+    else
+        port_open "$STANDBY_PORT" && die "port $STANDBY_PORT is taken by something else; set BAZAAR_PG_STANDBY_PORT"
+        pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" -l "$STANDBY_LOG" -w -t 120 start >/dev/null \
+            || { tail -n 20 "$STANDBY_LOG" >&2; die "the PostgreSQL standby did not start"; }
+        say "PostgreSQL standby is up on 127.0.0.1:$STANDBY_PORT"
+    fi
+}
+
+standby_down() {
+    local bin; bin="$(pg_bin)" || return 0
+    pg_dirs
+    if [ -f "$STANDBY_DATA/postmaster.pid" ] && pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" status >/dev/null 2>&1; then
+        pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" -m fast -w stop >/dev/null
+        say "PostgreSQL standby stopped"
+    fi
+}
+
 pg_down() {
     local bin; bin="$(pg_bin)" || return 0
     pg_dirs
@@ -184,6 +231,11 @@ pg_status() {
         echo "postgres   up    127.0.0.1:$PG_PORT  pid $(head -n 1 "$PG_DATA/postmaster.pid")  data $PG_DATA"
     else
         echo "postgres   down"
+    fi
+    if pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" status >/dev/null 2>&1; then
+        echo "standby    up    127.0.0.1:$STANDBY_PORT  pid $(head -n 1 "$STANDBY_DATA/postmaster.pid")  data $STANDBY_DATA"
+    else
+        echo "standby    down"
     fi
 }
 
@@ -236,12 +288,14 @@ case "${1:-}" in
         mkdir -p "$LOCAL"
         install_missing
         pg_up
+        standby_up
         redis_up
         kafka up
         ;;
     down)
         kafka down
         redis_down
+        standby_down
         pg_down
         ;;
     status)
@@ -256,6 +310,8 @@ case "${1:-}" in
         nodes="$(tr -cd ',' <<<"$brokers" | wc -c)"
         echo "KAFKA_BROKERS=$brokers"
         echo "KAFKA_REPLICATION_FACTOR=$((nodes + 1))"
+        # Reports and history read the standby.
+        echo "DATABASE_READ_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$STANDBY_PORT/$PG_DATABASE"
         # Services not told otherwise run as production and refuse the stack's defaults.
         echo "BAZAAR_ENV=development"
         echo "JWT_SECRET=$(signing_secret)"
@@ -269,11 +325,13 @@ case "${1:-}" in
         case "$action:$component" in
             start:postgres) pg_up ;;
             stop:postgres) pg_down ;;
+            start:standby) standby_up ;;
+            stop:standby) standby_down ;;
             start:redis) redis_up ;;
             stop:redis) redis_down ;;
             start:kafka) kafka up ;;
             stop:kafka) kafka down ;;
-            *) echo "usage: $0 $action postgres|redis|kafka" >&2; exit 2 ;;
+            *) echo "usage: $0 $action postgres|standby|redis|kafka" >&2; exit 2 ;;
         esac
         ;;
     *)

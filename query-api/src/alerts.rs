@@ -117,7 +117,7 @@ pub async fn list_alerts(
     }
     Ok(Json(
         page_by_id(
-            &state.read_pool,
+            state.standby.pool_for(None).await,
             query,
             &page,
             Order::Descending,

@@ -81,7 +81,7 @@ pub async fn list_audit(
     }
     Ok(Json(
         page_by_id(
-            &state.read_pool,
+            state.standby.pool_for(None).await,
             query,
             &page,
             Order::Descending,

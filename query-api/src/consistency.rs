@@ -3,6 +3,7 @@
 //! It waits for that (at most [`MAX_WAIT`]); if they are not there yet the answer is
 //! `503 not_yet_consistent` with `Retry-After`, never an answer that misses the write.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use schemas::consistency::ConsistencyToken;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use service_kit::problem::ApiError;
 use utoipa::IntoParams;
 
-use crate::balances::{Balances, Freshness};
+use crate::balances::Balances;
 use crate::metrics::QueryMetrics;
 
 /// The longest a request waits for the processors.
@@ -26,14 +27,12 @@ pub struct ConsistencyParams {
     pub consistency_token: Option<String>,
 }
 
-/// Whether `freshness` covers every position of `token`.
-pub fn covers(freshness: &Freshness, token: &ConsistencyToken) -> bool {
-    token.positions().iter().all(|(partition, offset)| {
-        freshness
-            .processed
-            .get(partition)
-            .is_some_and(|next| next > offset)
-    })
+/// Whether `processed` (the next offset per partition) is past every position of `token`.
+pub fn covers(processed: &BTreeMap<i32, i64>, token: &ConsistencyToken) -> bool {
+    token
+        .positions()
+        .iter()
+        .all(|(partition, offset)| processed.get(partition).is_some_and(|next| next > offset))
 }
 
 impl ConsistencyParams {
@@ -57,7 +56,7 @@ impl ConsistencyParams {
         let started = Instant::now();
         let mut pause = FIRST_POLL;
         loop {
-            if covers(&balances.progress().await?, &token) {
+            if covers(&balances.progress().await?.processed, &token) {
                 metrics.consistency_wait(true, started.elapsed().as_secs_f64());
                 return Ok(Some(token));
             }
@@ -81,16 +80,12 @@ impl ConsistencyParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balances::Source;
 
     #[test]
     fn a_token_is_covered_once_every_partition_is_past_its_offset() {
         let mut token = ConsistencyToken::at(0, 10);
         token.include(3, 4);
-        let at = |pairs: &[(i32, i64)]| Freshness {
-            source: Source::Cache,
-            processed: pairs.iter().copied().collect(),
-        };
+        let at = |pairs: &[(i32, i64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
         assert!(
             !covers(&at(&[(0, 10), (3, 9)]), &token),
             "offset 10 itself not yet processed"

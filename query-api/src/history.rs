@@ -1,8 +1,8 @@
 //! Movement history: the ledger the processors wrote, one row per movement read from
 //! Kafka whatever its outcome, filtered and paged newest first by a keyset cursor (time,
 //! ledger id), so that paging neither repeats nor skips a row while new ones arrive.
-//! Read from the replica (`DATABASE_READ_URL`) unless the request carries a consistency
-//! token: then from the primary, which the token's wait was checked against.
+//! Read from the standby (`DATABASE_READ_URL`) unless the request carries a consistency
+//! token the standby has not replayed yet (see [`crate::standby`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -142,14 +142,6 @@ pub struct MovementFilter {
 const DEFAULT_ROWS: u32 = 100;
 const MAX_ROWS: u32 = 1_000;
 
-fn pool_for<'a>(state: &'a ReadState, consistency: &ConsistencyParams) -> &'a PgPool {
-    if consistency.consistency_token.is_some() {
-        &state.pool
-    } else {
-        &state.read_pool
-    }
-}
-
 /// The ledger, newest first.
 #[utoipa::path(get, path = "/v1/movements", tag = "movements",
     params(MovementFilter, PageParams, ConsistencyParams), security(("bearer" = [])),
@@ -183,7 +175,7 @@ pub async fn list_movements(
     if let Some(store) = filter.store_id {
         principal.require_store(StoreId(store))?;
     }
-    consistency.wait(&state.balances, &state.metrics).await?;
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
 
     let column = time.column();
     let mut query: QueryBuilder<'static, Postgres> =
@@ -237,7 +229,7 @@ pub async fn list_movements(
         .push_bind(i64::from(limit) + 1);
     let rows: Vec<LedgerRow> = query
         .build_query_as()
-        .fetch_all(pool_for(&state, &consistency))
+        .fetch_all(state.standby.pool_for(token.as_ref()).await)
         .await?;
     Ok(Json(Page::from_rows(rows, limit, |row| {
         (time.of(row).timestamp_micros(), row.id)
@@ -276,7 +268,7 @@ pub async fn get_movement(
     Query(consistency): Query<ConsistencyParams>,
 ) -> Result<Json<MovementOutcome>, ApiError> {
     principal.require(Permission::InventoryRead)?;
-    consistency.wait(&state.balances, &state.metrics).await?;
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
     // The first outcome through movement_ids (its store and record time), the later rows
     // of its store through their own index: the ledger has no index over every movement_id.
     let rows: Vec<LedgerRow> = sqlx::query_as(&format!(
@@ -291,7 +283,7 @@ pub async fn get_movement(
          ) outcomes ORDER BY status IN ('duplicate', 'conflict'), recorded_at, id"
     ))
     .bind(movement_id)
-    .fetch_all(pool_for(&state, &consistency))
+    .fetch_all(state.standby.pool_for(token.as_ref()).await)
     .await?;
     let mut rows = rows.into_iter();
     let movement = rows

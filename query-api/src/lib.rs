@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod replica;
 pub mod reports;
 pub mod routes;
+pub mod standby;
 pub mod users;
 pub mod view;
 
@@ -50,10 +51,10 @@ impl std::ops::Deref for ReadState {
 
 #[derive(Debug)]
 pub struct Reads {
-    /// The primary: current state, and history asked for with a consistency token.
+    /// The primary: current state.
     pub pool: PgPool,
-    /// The replica (`DATABASE_READ_URL`) or the primary: history and rollups.
-    pub read_pool: PgPool,
+    /// The standby (`DATABASE_READ_URL`) or the primary: history, rollups, alerts, audit.
+    pub standby: standby::Standby,
     pub balances: balances::Balances,
     pub view: Arc<view::CatalogView>,
     /// Whole store inventories as last rendered.
@@ -71,19 +72,22 @@ impl FromRef<ReadState> for Auth {
 #[derive(Debug)]
 pub struct App {
     server: Server,
-    /// Stops the catalog view's refresh loop and the balance replica.
+    /// Stops the catalog view's refresh loop, the balance replica and the standby's pings.
     stop_view: CancellationToken,
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let base = Base::connect(settings).await?;
-        let read_pool =
-            postgres::connect_read(&base.settings.database, &base.pool, "query-api").await?;
-        let readiness = base.readiness.clone().with_check(
-            "postgres_read",
-            postgres::readiness_check(read_pool.clone()),
-        );
+        let standby_pool = postgres::standby_pool(&base.settings.database, "query-api")?;
+        // Optional: while the standby is away the primary answers its reads.
+        let readiness = match &standby_pool {
+            Some(pool) => base
+                .readiness
+                .clone()
+                .with_optional_check("postgres_standby", postgres::readiness_check(pool.clone())),
+            None => base.readiness.clone(),
+        };
         let (keys, limits) = base.auth_and_limits()?;
         // The catalog is small and read right after it is written: from the primary.
         let catalog = catalog::CatalogState {
@@ -124,12 +128,20 @@ impl App {
                 metrics.clone(),
                 replica,
             ),
+            standby: standby::Standby::new(
+                base.pool.clone(),
+                standby_pool,
+                &base.settings.kafka.consumer_group,
+                &movements,
+                base.settings.query.standby_wait,
+                metrics.clone(),
+            ),
             pool: base.pool.clone(),
-            read_pool,
             view,
             renderings: inventory::Renderings::default(),
             metrics,
         };
+        reads.standby.watch(stop_view.clone());
         let reads = ReadState {
             reads: Arc::new(reads),
             auth: Auth(keys),

@@ -16,6 +16,9 @@ pub struct QueryMetrics {
     replica_reads: IntCounterVec,
     /// `bazaar_query_replica_balances`: balances held in the copies.
     replica_balances: IntGauge,
+    /// `bazaar_query_database_reads_total{server="standby"|"primary", why}`: which
+    /// PostgreSQL answered a history, rollup, alert or audit read, and why.
+    database_reads: IntCounterVec,
 }
 
 impl QueryMetrics {
@@ -52,7 +55,15 @@ impl QueryMetrics {
                 "bazaar_query_replica_balances",
                 "Balances held in query-api's in-memory copies of the Redis hashes.",
             )?,
+            database_reads: IntCounterVec::new(
+                Opts::new(
+                    "bazaar_query_database_reads_total",
+                    "History, rollup, alert and audit reads by the PostgreSQL server that answered (standby or primary) and why.",
+                ),
+                &["server", "why"],
+            )?,
         };
+        registry.register(Box::new(metrics.database_reads.clone()))?;
         registry.register(Box::new(metrics.redis_fallbacks.clone()))?;
         registry.register(Box::new(metrics.replica_reads.clone()))?;
         registry.register(Box::new(metrics.replica_balances.clone()))?;
@@ -73,6 +84,10 @@ impl QueryMetrics {
     pub fn replica_balances(&self, held: usize) {
         self.replica_balances
             .set(i64::try_from(held).unwrap_or(i64::MAX));
+    }
+
+    pub fn database_read(&self, server: &str, why: &str) {
+        self.database_reads.with_label_values(&[server, why]).inc();
     }
 
     pub fn consistency_wait(&self, reached: bool, seconds: f64) {

@@ -164,8 +164,8 @@ impl Replica {
                 .filter(|_| copies.live)
                 .map(|snapshot| (snapshot.clone(), copies.freshness()))
         };
-        let found =
-            found.filter(|(_, freshness)| after.is_none_or(|token| covers(freshness, token)));
+        let found = found
+            .filter(|(_, freshness)| after.is_none_or(|token| covers(&freshness.processed, token)));
         self.metrics.replica_read(found.is_some());
         found
     }
@@ -185,8 +185,8 @@ impl Replica {
                 .filter(|_| copies.live)
                 .map(|snapshots| (snapshots, copies.freshness()))
         };
-        let found =
-            found.filter(|(_, freshness)| after.is_none_or(|token| covers(freshness, token)));
+        let found = found
+            .filter(|(_, freshness)| after.is_none_or(|token| covers(&freshness.processed, token)));
         self.metrics.replica_read(found.is_some());
         found
     }

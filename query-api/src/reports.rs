@@ -247,7 +247,7 @@ impl RangeParams {
             (from, to) => {
                 let today = match timezone {
                     Some(timezone) => chrono::Utc::now().with_timezone(&timezone).date_naive(),
-                    None => Self::today(&state.read_pool, store).await?,
+                    None => Self::today(&state.pool, store).await?,
                 };
                 let to = to.unwrap_or(today);
                 (
@@ -283,16 +283,20 @@ impl RangeParams {
     }
 }
 
-/// A report from rollups: the role and store are checked, the range resolved.
-async fn rollups(
-    state: &ReadState,
+/// A report from rollups: the role and store are checked, the range resolved, the token
+/// waited for; the pool to read is the standby unless it has not replayed the token.
+async fn rollups<'a>(
+    state: &'a ReadState,
     principal: &Principal,
     store: i64,
     range: &RangeParams,
-) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    consistency: &ConsistencyParams,
+) -> Result<(NaiveDate, NaiveDate, &'a PgPool), ApiError> {
     principal.require(Permission::ReportRead)?;
     require_store(state, principal, store)?;
-    range.resolve(state, store).await
+    let (from, to) = range.resolve(state, store).await?;
+    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    Ok((from, to, state.standby.pool_for(token.as_ref()).await))
 }
 
 // ---- Sales -----------------------------------------------------------------------------------
@@ -374,7 +378,7 @@ const SALES_FIGURES: &str = "COALESCE(SUM(units_sold), 0)::bigint AS units_sold,
 
 /// Sales of a store over local days, by day or by product.
 #[utoipa::path(get, path = "/v1/stores/{id}/reports/sales", tag = "reports",
-    params(("id" = i64, Path, description = "Store id"), RangeParams, SalesParams), security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Store id"), RangeParams, SalesParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The report, with an `ETag`", body = SalesReport),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
@@ -389,9 +393,10 @@ pub async fn sales(
     Path(store): Path<i64>,
     Query(range): Query<RangeParams>,
     Query(params): Query<SalesParams>,
+    Query(consistency): Query<ConsistencyParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (from, to) = rollups(&state, &principal, store, &range).await?;
+    let (from, to, pool) = rollups(&state, &principal, store, &range, &consistency).await?;
     let group = params.group_by.unwrap_or_default();
     // By day from the store-level rollup (a row a day); by product from the per-product one.
     let (select, table, key) = match group {
@@ -409,7 +414,7 @@ pub async fn sales(
     .bind(store)
     .bind(from)
     .bind(to)
-    .fetch_all(&state.read_pool)
+    .fetch_all(pool)
     .await?;
     let mut totals = SalesFigures::default();
     {
@@ -477,7 +482,7 @@ pub struct SourcingReport {
 
 /// Stock-ins of a store by supplier over local days.
 #[utoipa::path(get, path = "/v1/stores/{id}/reports/suppliers", tag = "reports",
-    params(("id" = i64, Path, description = "Store id"), RangeParams, SourcingParams), security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Store id"), RangeParams, SourcingParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The report, with an `ETag`", body = SourcingReport),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
@@ -492,9 +497,10 @@ pub async fn sourcing(
     Path(store): Path<i64>,
     Query(range): Query<RangeParams>,
     Query(params): Query<SourcingParams>,
+    Query(consistency): Query<ConsistencyParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (from, to) = rollups(&state, &principal, store, &range).await?;
+    let (from, to, pool) = rollups(&state, &principal, store, &range, &consistency).await?;
     let (product, group) = match params.group_by.unwrap_or_default() {
         SourcingGroup::Supplier => ("NULL::bigint", "d.supplier_id, s.name"),
         SourcingGroup::Product => ("d.product_id", "d.supplier_id, s.name, d.product_id"),
@@ -509,7 +515,7 @@ pub async fn sourcing(
     .bind(store)
     .bind(from)
     .bind(to)
-    .fetch_all(&state.read_pool)
+    .fetch_all(pool)
     .await?;
     {
         let catalog = state.view.read();

@@ -61,16 +61,21 @@ pub async fn connect_and_migrate(
     Ok(pool)
 }
 
-/// The replica pool when `DATABASE_READ_URL` is set, else the primary's.
-pub async fn connect_read(
+/// A pool of the standby (`DATABASE_READ_URL`), if one is set. It connects when first
+/// used: a service whose standby is down starts and reads the primary meanwhile.
+pub fn standby_pool(
     settings: &DatabaseSettings,
-    primary: &PgPool,
     application: &str,
-) -> Result<PgPool, PostgresError> {
-    match &settings.read_url {
-        Some(url) => pool(settings, url, application).await,
-        None => Ok(primary.clone()),
-    }
+) -> Result<Option<PgPool>, PostgresError> {
+    let Some(url) = &settings.read_url else {
+        return Ok(None);
+    };
+    Ok(Some(
+        PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options(url, application)?),
+    ))
 }
 
 /// A readiness check: the pool can run a query.

@@ -98,6 +98,10 @@ pub struct QuerySettings {
     /// Most balances held in memory as copies of the Redis hashes (about 64 bytes each):
     /// `QUERY_REPLICA_MAX_BALANCES`, 1000000; 0 turns the copies off.
     pub replica_max_balances: usize,
+    /// How long a read with a consistency token waits for the standby
+    /// (`DATABASE_READ_URL`) to replay it before the primary answers instead:
+    /// `QUERY_STANDBY_WAIT_MS`, 500.
+    pub standby_wait: Duration,
 }
 
 /// How the processors cut their input into batches and publish their outputs.
@@ -412,6 +416,7 @@ impl Settings {
             },
             query: QuerySettings {
                 replica_max_balances: parse_or(&get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,
+                standby_wait: Duration::from_millis(parse_or(&get, "QUERY_STANDBY_WAIT_MS", 500)?),
             },
         };
         if service != Service::Processors {

@@ -111,6 +111,11 @@ impl TestStack {
 
         let test_url = with_database(&admin_url, &database_name);
         overrides.insert("DATABASE_URL", test_url.clone());
+        // The stack's standby (`stack.sh env`) has the test's database as soon as it has
+        // replayed its creation.
+        if let Some(standby) = &base.database.read_url {
+            overrides.insert("DATABASE_READ_URL", with_database(standby, &database_name));
+        }
         overrides.insert("KAFKA_TOPIC_PREFIX", format!("test-{id}."));
         overrides.insert("KAFKA_CONSUMER_GROUP", format!("test-{id}"));
         overrides.insert("REDIS_KEY_PREFIX", format!("bazaar-test:{id}:"));
