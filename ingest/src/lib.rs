@@ -27,8 +27,8 @@ use service_kit::{Settings, kafka};
 pub struct App {
     server: Server,
     producer: FutureProducer,
-    /// Stops the catalog cache's refresh loop.
-    stop_cache: tokio_util::sync::CancellationToken,
+    /// Stops the catalog cache's refresh loop and the group lag's measuring.
+    stop_background: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for App {
@@ -52,19 +52,28 @@ impl App {
         let login =
             login::LoginState::new(base.pool.clone(), keys.clone(), base.metrics.registry())?;
         let cache = catalog_cache::CatalogCache::load(&base.pool).await?;
-        let stop_cache = tokio_util::sync::CancellationToken::new();
+        let stop_background = tokio_util::sync::CancellationToken::new();
         tokio::spawn({
             let (cache, pool) = (cache.clone(), base.pool.clone());
             service_kit::postgres::follow(
                 "catalog cache",
                 base.settings.movements.catalog_refresh,
-                stop_cache.clone(),
+                stop_background.clone(),
                 move || {
                     let (cache, pool) = (cache.clone(), pool.clone());
                     async move { cache.refresh(&pool).await }
                 },
             )
         });
+        // The processors' lag on every partition, also while no processor runs.
+        let group_lag = service_kit::kafka::group_lag::GroupLag::new(
+            &base.settings.kafka,
+            "ingest-group-watch",
+            base.pool.clone(),
+            base.settings.topics().movements(),
+            base.metrics.registry(),
+        )?;
+        tokio::spawn(group_lag.run(stop_background.clone(), |_| {}));
         let metrics = metrics::MovementMetrics::register(base.metrics.registry())?;
         let movements = movements::MovementsState(std::sync::Arc::new(movements::Movements {
             auth: service_kit::auth::Auth(keys),
@@ -84,7 +93,7 @@ impl App {
         Ok(Self {
             server,
             producer,
-            stop_cache,
+            stop_background,
         })
     }
 
@@ -99,7 +108,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.server.run_until_stopped(shutdown).await?;
-        self.stop_cache.cancel();
+        self.stop_background.cancel();
         let producer = self.producer;
         tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(10)))
             .await??;

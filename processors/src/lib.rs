@@ -65,6 +65,7 @@ mod test_support {
 use std::future::Future;
 
 use service_kit::app::Base;
+use service_kit::kafka::group_lag::GroupLag;
 use service_kit::server::Server;
 use service_kit::{Settings, kafka};
 use tokio::sync::oneshot;
@@ -121,20 +122,14 @@ impl App {
 
         let stop = CancellationToken::new();
         tokio::spawn(maintain_ledger_partitions(base.pool.clone(), stop.clone()));
-        let watch = liveness::GroupWatch {
-            liveness: liveness.clone(),
-            reader: kafka::consumer_config(
-                &base.settings.kafka,
-                "processors-group-watch",
-                &base.settings.kafka.consumer_group,
-            )
-            .create()?,
-            pool: base.pool.clone(),
-            group: base.settings.kafka.consumer_group.clone(),
-            topic: topics.movements(),
-            metrics: metrics.clone(),
-        };
-        tokio::spawn(watch.run(stop.clone()));
+        let group_lag = GroupLag::new(
+            &base.settings.kafka,
+            "processors-group-watch",
+            base.pool.clone(),
+            topics.movements(),
+            base.metrics.registry(),
+        )?;
+        tokio::spawn(liveness::watch(liveness.clone(), group_lag, stop.clone()));
         let processor = consumer::Processor {
             settings: base.settings.clone(),
             topic: topics.movements(),

@@ -1,26 +1,19 @@
 //! Is the group processing every partition? The processors' own lag only covers the
 //! partitions they fetch: a partition nobody owns looks caught up. So every few seconds
-//! each processor compares the end of every partition of the input topic (asked of the
-//! broker) with the offsets the group committed in Postgres, exports that as
-//! `bazaar_processor_group_lag{partition}`, and notes partitions whose committed offset has
-//! not moved for `STALL` while they have lag. A processor that owns no partition while one
+//! each processor measures the group's lag on every partition
+//! ([`service_kit::kafka::group_lag`], exported as `bazaar_processor_group_lag`), and
+//! notes partitions whose committed offset has not moved for `STALL` while they have lag. A processor that owns no partition while one
 //! is stalled is not ready: the group has work it is not doing (a member that never got
 //! its partitions back after a rebalance, say).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use sqlx::PgPool;
+use service_kit::kafka::group_lag::GroupLag;
 use tokio_util::sync::CancellationToken;
-
-use crate::metrics::ProcessorMetrics;
-
-/// How often the group's lag is measured.
-const EVERY: Duration = Duration::from_secs(5);
 
 /// How long a partition with lag may keep its committed offset before it counts as stalled.
 pub const STALL: Duration = Duration::from_secs(30);
@@ -95,99 +88,15 @@ impl Liveness {
     }
 }
 
-/// What measuring the group's lag needs.
-pub struct GroupWatch {
-    pub liveness: Liveness,
-    /// A client that never joins the group: it only asks for the ends of the partitions.
-    pub reader: BaseConsumer,
-    pub pool: PgPool,
-    pub group: String,
-    pub topic: String,
-    pub metrics: ProcessorMetrics,
-}
-
-impl std::fmt::Debug for GroupWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupWatch")
-            .field("group", &self.group)
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GroupWatch {
-    /// Measures the group's lag every `EVERY` until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
-        let reader = Arc::new(self.reader);
-        let mut every = tokio::time::interval(EVERY);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = every.tick() => {}
-            }
-            let ends = {
-                let (reader, topic) = (reader.clone(), self.topic.clone());
-                tokio::task::spawn_blocking(move || ends(&reader, &topic)).await
-            };
-            let ends = match ends {
-                Ok(Ok(ends)) => ends,
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "Reading the ends of the partitions failed.");
-                    continue;
-                }
-                Err(_) => continue,
-            };
-            let committed: HashMap<i32, i64> = match sqlx::query_as::<_, (i32, i64)>(
-                "SELECT partition, next_offset FROM processor_offsets \
-                 WHERE consumer_group = $1 AND topic = $2",
-            )
-            .bind(&self.group)
-            .bind(&self.topic)
-            .fetch_all(&self.pool)
-            .await
-            {
-                Ok(rows) => rows.into_iter().collect(),
-                Err(error) => {
-                    tracing::debug!(%error, "Reading the group's offsets failed.");
-                    continue;
-                }
-            };
-            let now = Instant::now();
-            for (partition, (low, high)) in ends {
-                // A partition never claimed starts at the earliest record Kafka has.
-                let position = committed.get(&partition).copied().unwrap_or(low);
-                let lag = (high - position).max(0);
-                self.metrics
-                    .group_lag
-                    .with_label_values(&[&partition.to_string()])
-                    .set(lag);
-                self.liveness.observe(partition, position, lag, now);
-            }
+/// Measures the group's lag every few seconds until `stop` and notes what it saw.
+pub async fn watch(liveness: Liveness, lag: GroupLag, stop: CancellationToken) {
+    lag.run(stop, |measured| {
+        let now = Instant::now();
+        for partition in measured {
+            liveness.observe(partition.partition, partition.committed, partition.lag, now);
         }
-    }
-}
-
-/// A partition's earliest offset and the offset its next record will get.
-type Bounds = (i64, i64);
-
-/// The bounds of every partition of `topic`.
-fn ends(
-    reader: &BaseConsumer,
-    topic: &str,
-) -> Result<Vec<(i32, Bounds)>, rdkafka::error::KafkaError> {
-    let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|topic| topic.partitions().iter().map(|partition| partition.id()))
-        .collect();
-    partitions
-        .into_iter()
-        .map(|partition| {
-            let bounds = reader.fetch_watermarks(topic, partition, Duration::from_secs(5))?;
-            Ok((partition, bounds))
-        })
-        .collect()
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -24,9 +24,6 @@ pub struct ProcessorMetrics {
     /// `bazaar_processor_partition_halted{partition}`: 1 while the partition waits for an
     /// operator because its stored position is one Kafka no longer has (`halts`).
     pub partition_halted: IntGaugeVec,
-    /// `bazaar_processor_group_lag{partition}`: every partition of the input topic, owned
-    /// here or not: its end minus the offset the group committed in Postgres (`liveness`).
-    pub group_lag: IntGaugeVec,
     /// `bazaar_processor_poisoned_total`: movements that failed alone in Postgres and went
     /// to the dead-letter topic (`isolation`).
     pub poisoned: IntCounter,
@@ -109,13 +106,6 @@ impl ProcessorMetrics {
                 ),
                 &["partition"],
             )?,
-            group_lag: IntGaugeVec::new(
-                Opts::new(
-                    "bazaar_processor_group_lag",
-                    "Movements on the partition after the offset the group committed in Postgres, for every partition.",
-                ),
-                &["partition"],
-            )?,
             poisoned: IntCounter::new(
                 "bazaar_processor_poisoned_total",
                 "Movements that failed alone in Postgres and went to the dead-letter topic.",
@@ -148,7 +138,6 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.errors.clone()))?;
         registry.register(Box::new(metrics.partition_halted.clone()))?;
         registry.register(Box::new(metrics.poisoned.clone()))?;
-        registry.register(Box::new(metrics.group_lag.clone()))?;
         registry.register(Box::new(metrics.unpublished.clone()))?;
         registry.register(Box::new(metrics.output_transactions.clone()))?;
         registry.register(Box::new(metrics.republished.clone()))?;

@@ -1,6 +1,7 @@
 //! Kafka client configuration, in one place: durable idempotent producers, consumers that
 //! never commit on their own, and (in `topics`) the topics declared in `schemas::topics`.
 
+pub mod group_lag;
 pub mod topics;
 
 pub use topics::{TopicError, ensure_topics};
