@@ -19,6 +19,8 @@ pub struct QueryMetrics {
     /// `bazaar_query_database_reads_total{server="standby"|"primary", why}`: which
     /// PostgreSQL answered a history, rollup, alert or audit read, and why.
     database_reads: IntCounterVec,
+    /// `bazaar_query_standby_lag_bytes`: WAL the standby has yet to replay.
+    standby_lag_bytes: IntGauge,
 }
 
 impl QueryMetrics {
@@ -62,8 +64,13 @@ impl QueryMetrics {
                 ),
                 &["server", "why"],
             )?,
+            standby_lag_bytes: IntGauge::new(
+                "bazaar_query_standby_lag_bytes",
+                "Bytes of the primary's WAL the standby (DATABASE_READ_URL) has not replayed yet, measured each second.",
+            )?,
         };
         registry.register(Box::new(metrics.database_reads.clone()))?;
+        registry.register(Box::new(metrics.standby_lag_bytes.clone()))?;
         registry.register(Box::new(metrics.redis_fallbacks.clone()))?;
         registry.register(Box::new(metrics.replica_reads.clone()))?;
         registry.register(Box::new(metrics.replica_balances.clone()))?;
@@ -88,6 +95,10 @@ impl QueryMetrics {
 
     pub fn database_read(&self, server: &str, why: &str) {
         self.database_reads.with_label_values(&[server, why]).inc();
+    }
+
+    pub fn standby_lag_bytes(&self, bytes: i64) {
+        self.standby_lag_bytes.set(bytes);
     }
 
     pub fn consistency_wait(&self, reached: bool, seconds: f64) {

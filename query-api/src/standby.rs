@@ -11,7 +11,8 @@
 //! primary answers. A request without a token reads the standby as it is.
 //!
 //! The standby is pinged every second; while it does not answer, the primary answers
-//! every read (`/readyz` shows `postgres_standby` degraded).
+//! every read (`/readyz` shows `postgres_standby` degraded). The ping also measures how
+//! many bytes of WAL the standby has yet to replay.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use crate::metrics::QueryMetrics;
 
 const FIRST_POLL: Duration = Duration::from_millis(2);
 const LONGEST_POLL: Duration = Duration::from_millis(25);
-/// How often the standby is pinged, and how long a ping may take.
+/// How often the standby is pinged (and its lag measured), and how long a ping may take.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
@@ -90,26 +91,50 @@ impl Standby {
         }
     }
 
-    /// Pings the standby every second until `stop`, for reads to leave it while it is away.
+    /// Pings the standby every second until `stop`, for reads to leave it while it is
+    /// away, and measures how far its replay is behind the primary's WAL
+    /// (`bazaar_query_standby_lag_bytes`).
     pub fn watch(&self, stop: CancellationToken) {
         let Some(standby) = self.standby.clone() else {
             return;
         };
-        let reachable = self.reachable.clone();
+        let (primary, reachable, metrics) = (
+            self.primary.clone(),
+            self.reachable.clone(),
+            self.metrics.clone(),
+        );
         tokio::spawn(async move {
             while stop
                 .run_until_cancelled(tokio::time::sleep(PING_EVERY))
                 .await
                 .is_some()
             {
-                let ping =
-                    tokio::time::timeout(PING_EVERY, sqlx::query("SELECT 1").execute(&standby));
-                let answered = matches!(ping.await, Ok(Ok(_)));
+                let replayed = tokio::time::timeout(
+                    PING_EVERY,
+                    sqlx::query_scalar::<_, Option<String>>(
+                        "SELECT pg_last_wal_replay_lsn()::text",
+                    )
+                    .fetch_one(&standby),
+                )
+                .await;
+                let answered = matches!(replayed, Ok(Ok(_)));
                 if reachable.swap(answered, Ordering::Relaxed) != answered {
                     if answered {
                         tracing::info!("the standby answers again; reports read it");
                     } else {
                         tracing::warn!("the standby does not answer; reports read the primary");
+                    }
+                }
+                // None: not a standby at all (DATABASE_READ_URL names a primary).
+                if let Ok(Ok(Some(replayed))) = replayed {
+                    let behind = sqlx::query_scalar::<_, i64>(
+                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint",
+                    )
+                    .bind(replayed)
+                    .fetch_one(&primary)
+                    .await;
+                    if let Ok(behind) = behind {
+                        metrics.standby_lag_bytes(behind.max(0));
                     }
                 }
             }

@@ -1,5 +1,5 @@
 //! `/healthz` (the process answers), `/readyz` (its dependencies answer, and it is not
-//! shutting down) and `/metrics`.
+//! shutting down) and `/metrics` (which runs the readiness checks too, for `bazaar_ready`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -296,6 +296,7 @@ async fn healthz(State(state): State<HealthState>) -> Response {
     ))]
 async fn readyz(State(state): State<HealthState>) -> Response {
     let (ready, checks) = state.readiness.report().await;
+    state.metrics.readiness(ready, &checks);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -313,6 +314,9 @@ async fn readyz(State(state): State<HealthState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 async fn render_metrics(State(state): State<HealthState>) -> Response {
+    // Readiness as of this scrape, for alerts on a service that lost a dependency.
+    let (ready, checks) = state.readiness.report().await;
+    state.metrics.readiness(ready, &checks);
     (
         [(
             header::CONTENT_TYPE,

@@ -7,13 +7,24 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// A service's registry, passed explicitly to whatever registers metrics.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Registry,
     http: HttpMetrics,
+    readiness: ReadinessMetrics,
+}
+
+/// What `/readyz` would answer, measured at every scrape: `bazaar_ready` (1 or 0) and
+/// `bazaar_dependency_up{dependency}` (1 when the check answers `ok`).
+#[derive(Clone, Debug)]
+struct ReadinessMetrics {
+    ready: IntGauge,
+    dependency_up: IntGaugeVec,
 }
 
 #[derive(Clone, Debug)]
@@ -52,12 +63,39 @@ impl Metrics {
             ]),
             &["route", "method"],
         )?;
+        let readiness = ReadinessMetrics {
+            ready: IntGauge::new(
+                "bazaar_ready",
+                "1 when the service is ready (what /readyz answers), 0 otherwise.",
+            )?,
+            dependency_up: IntGaugeVec::new(
+                Opts::new(
+                    "bazaar_dependency_up",
+                    "1 when the dependency's readiness check answers ok, 0 when it is down or degraded.",
+                ),
+                &["dependency"],
+            )?,
+        };
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(readiness.ready.clone()))?;
+        registry.register(Box::new(readiness.dependency_up.clone()))?;
         Ok(Self {
             registry,
             http: HttpMetrics { requests, duration },
+            readiness,
         })
+    }
+
+    /// Records a readiness report: whether the service is ready, and each check's result.
+    pub fn readiness(&self, ready: bool, checks: &serde_json::Map<String, serde_json::Value>) {
+        self.readiness.ready.set(i64::from(ready));
+        for (dependency, status) in checks {
+            self.readiness
+                .dependency_up
+                .with_label_values(&[dependency.as_str()])
+                .set(i64::from(status == "ok"));
+        }
     }
 
     pub fn registry(&self) -> &Registry {

@@ -1,7 +1,8 @@
 //! The processors' lag measured from outside their group, for every partition of the
 //! movements topic: the end of each partition (asked of the broker) minus the offset the
 //! group committed in Postgres (a partition never committed counts from its earliest
-//! record). Exported as `bazaar_processor_group_lag{partition}` by the processors and by
+//! record). Exported as `bazaar_processor_group_lag{partition}` (and the committed offset
+//! as `bazaar_processor_group_committed_offset{partition}`) by the processors and by
 //! ingest alike, so that a group with no live member — every processor stopped — still
 //! shows its lag where the alert rules read it. A processor's own `bazaar_processor_lag`
 //! cannot: it only covers the partitions that processor fetches.
@@ -37,7 +38,8 @@ pub struct GroupLag {
     pool: PgPool,
     group: String,
     topic: String,
-    gauge: IntGaugeVec,
+    lag: IntGaugeVec,
+    committed: IntGaugeVec,
 }
 
 impl std::fmt::Debug for GroupLag {
@@ -68,25 +70,34 @@ impl GroupLag {
     ) -> Result<Self, GroupLagError> {
         let reader: BaseConsumer =
             super::consumer_config(settings, client_id, &settings.consumer_group).create()?;
-        let gauge = IntGaugeVec::new(
+        let lag = IntGaugeVec::new(
             Opts::new(
                 "bazaar_processor_group_lag",
                 "Movements on the partition after the offset the processors' group committed in Postgres, for every partition (measured by every processor and every ingest).",
             ),
             &["partition"],
         )?;
-        registry.register(Box::new(gauge.clone()))?;
+        let committed = IntGaugeVec::new(
+            Opts::new(
+                "bazaar_processor_group_committed_offset",
+                "The next offset of the partition the processors' group will process, as committed in Postgres (a partition not moving while it has lag is stuck).",
+            ),
+            &["partition"],
+        )?;
+        registry.register(Box::new(lag.clone()))?;
+        registry.register(Box::new(committed.clone()))?;
         Ok(Self {
             reader: Arc::new(reader),
             pool,
             group: settings.consumer_group.clone(),
             topic,
-            gauge,
+            lag,
+            committed,
         })
     }
 
-    /// Every partition's lag now, also set on the gauge; `None` when the broker or
-    /// Postgres did not answer (the gauge keeps its last values).
+    /// Every partition's lag now, also set on the gauges; `None` when the broker or
+    /// Postgres did not answer (the gauges keep their last values).
     pub async fn measure(&self) -> Option<Vec<PartitionLag>> {
         let ends = {
             let (reader, topic) = (self.reader.clone(), self.topic.clone());
@@ -127,9 +138,11 @@ impl GroupLag {
             })
             .collect();
         for measured in &measured {
-            self.gauge
-                .with_label_values(&[&measured.partition.to_string()])
-                .set(measured.lag);
+            let partition = [measured.partition.to_string()];
+            self.lag.with_label_values(&partition).set(measured.lag);
+            self.committed
+                .with_label_values(&partition)
+                .set(measured.committed);
         }
         Some(measured)
     }
