@@ -13,8 +13,10 @@ use service_kit::{Service, Settings, kafka};
 
 use crate::report::{Report, Row};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Movements produced and consumed back.
+    #[arg(long, default_value_t = 500_000)]
     pub records: usize,
 }
 

@@ -19,17 +19,33 @@ use service_kit::{Service, Settings};
 use crate::load::{self, Shot};
 use crate::report::{Report, Row};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// The ingest binary to start.
+    #[arg(long, default_value = "target/release/ingest")]
     pub binary: std::path::PathBuf,
+    #[arg(long, default_value_t = 58_081)]
     pub port: u16,
+    #[arg(long, default_value_t = 1_000)]
     pub stores: i64,
+    #[arg(long, default_value_t = 1_000)]
     pub products: i64,
+    /// Length of each measured phase.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Connections sending single movements, one phase each.
+    #[arg(long = "connections", value_delimiter = ',', default_values_t = [64, 256, 512])]
     pub concurrencies: Vec<usize>,
+    /// Movements per second of the steady phases.
+    #[arg(long, value_delimiter = ',', default_values_t = [5_000, 10_000])]
     pub steady_rates: Vec<usize>,
+    #[arg(long, default_value_t = 256)]
     pub steady_connections: usize,
+    /// Movements per batch request.
+    #[arg(long, default_value_t = 1_000)]
     pub batch_size: usize,
+    /// Connections sending batches, one phase each.
+    #[arg(long = "batch-connections", value_delimiter = ',', default_values_t = [4, 16])]
     pub batch_concurrencies: Vec<usize>,
 }
 

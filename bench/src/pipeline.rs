@@ -16,17 +16,31 @@ use crate::ingest::{Service_, ids, pos_tokens, seed, single_sales, wait_ready};
 use crate::load;
 use crate::report::{Report, Row};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// The ingest binary to start.
+    #[arg(long = "binary", default_value = "target/release/ingest")]
     pub ingest: std::path::PathBuf,
+    /// The processors binary to start.
+    #[arg(long, default_value = "target/release/processors")]
     pub processors: std::path::PathBuf,
+    #[arg(long = "port", default_value_t = 58_081)]
     pub ingest_port: u16,
+    #[arg(long, default_value_t = 58_083)]
     pub processors_port: u16,
+    #[arg(long, default_value_t = 1_000)]
     pub stores: i64,
+    #[arg(long, default_value_t = 1_000)]
     pub products: i64,
+    /// Length of the ?wait phase.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    #[arg(long, default_value_t = 64)]
     pub wait_connections: usize,
+    /// Movements per second of the steady phase.
+    #[arg(long, default_value_t = 5_000)]
     pub steady_rate: usize,
+    #[arg(long, default_value_t = 300)]
     pub steady_seconds: u64,
 }
 

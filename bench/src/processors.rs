@@ -15,14 +15,25 @@ use service_kit::{Service, Settings, kafka};
 
 use crate::report::{Report, Row};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// The processors binary to start.
+    #[arg(long, default_value = "target/release/processors")]
     pub binary: std::path::PathBuf,
+    #[arg(long, default_value_t = 58_083)]
     pub port: u16,
+    #[arg(long, default_value_t = 1_000)]
     pub stores: i64,
+    #[arg(long, default_value_t = 1_000)]
     pub products: i64,
+    /// Movements waiting on the topic before the processors start.
+    #[arg(long, default_value_t = 300_000)]
     pub backlog: usize,
+    /// Movements per second of the steady phase.
+    #[arg(long, default_value_t = 5_000)]
     pub steady_rate: usize,
+    /// Length of the steady phase.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
 }
 

@@ -21,15 +21,27 @@ use crate::ingest::Service_ as Child;
 use crate::load::{self, Shot};
 use crate::report::{Report, Row};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// The query-api binary to start.
+    #[arg(long, default_value = "target/release/query-api")]
     pub binary: std::path::PathBuf,
+    /// The processors binary to start.
+    #[arg(long, default_value = "target/release/processors")]
     pub processors: std::path::PathBuf,
+    #[arg(long, default_value_t = 58_082)]
     pub port: u16,
+    #[arg(long, default_value_t = 100)]
     pub stores: i64,
+    #[arg(long, default_value_t = 1_000)]
     pub products: i64,
+    /// Ledger rows written before reading.
+    #[arg(long, default_value_t = 10_000_000)]
     pub ledger_rows: i64,
+    /// Length of each read phase.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    #[arg(long, default_value_t = 64)]
     pub connections: usize,
 }
 

@@ -120,21 +120,17 @@ impl App {
 /// `ingest create-admin --username NAME --password-file PATH`: the documented bootstrap
 /// of the first admin. Creates the user unless one of that name exists (then changes
 /// nothing), so running it again is harmless.
-pub async fn create_admin(settings: Settings, args: &[String]) -> anyhow::Result<()> {
-    let value = |flag: &str| {
-        args.windows(2)
-            .find(|pair| pair[0] == flag)
-            .map(|pair| pair[1].clone())
-            .ok_or_else(|| anyhow::anyhow!("usage: ingest create-admin --username NAME --password-file PATH (missing {flag})"))
-    };
-    let username = value("--username")?;
-    let password_file = value("--password-file")?;
-    let password = std::fs::read_to_string(&password_file)
-        .map_err(|error| anyhow::anyhow!("reading {password_file}: {error}"))?
+pub async fn create_admin(
+    settings: Settings,
+    username: &str,
+    password_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let password = std::fs::read_to_string(password_file)
+        .map_err(|error| anyhow::anyhow!("reading {}: {error}", password_file.display()))?
         .trim_end_matches(['\n', '\r'])
         .to_owned();
     let pool = service_kit::postgres::connect_and_migrate(&settings.database, "ingest").await?;
-    match users::ensure_admin(&pool, &username, password).await? {
+    match users::ensure_admin(&pool, username, password).await? {
         users::Bootstrap::Created => tracing::info!(%username, "Admin created."),
         users::Bootstrap::AlreadyThere => {
             tracing::info!(%username, "A user of that name exists; left unchanged.")

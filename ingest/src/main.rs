@@ -1,24 +1,61 @@
-//! The `ingest` binary: see the library for what it does.
-//!
-//! `ingest` serves the write API; `ingest create-admin --username NAME --password-file
-//! PATH` creates the first admin and exits.
+//! The `ingest` binary: the write API, and the commands that prepare a deployment.
 
 /// glibc's allocator showed up at ~14% of ingest's CPU under load (fragmentation and
 /// cross-thread frees); mimalloc keeps per-thread heaps.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use service_kit::{Service, Settings, shutdown, telemetry};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use service_kit::{Service, Settings, environment, shutdown, telemetry};
+
+/// Bazaar's write API: stock movements to Kafka; the catalog, users and tokens in
+/// PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "ingest", version, after_long_help = environment::help(Service::Ingest))]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the write API (what runs without a subcommand).
+    Serve,
+    /// Create an admin user unless a user of that name exists (never changes one), then exit.
+    CreateAdmin {
+        /// The admin's username.
+        #[arg(long, env = "BAZAAR_ADMIN_USERNAME", default_value = "admin")]
+        username: String,
+        /// A file holding the password (trailing newlines are dropped).
+        #[arg(long, env = "BAZAAR_ADMIN_PASSWORD_FILE")]
+        password_file: PathBuf,
+    },
+    /// Bring the PostgreSQL schema up to date, then exit (the services also do on start).
+    Migrate,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     telemetry::init();
     let settings = Settings::from_env(Service::Ingest)?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("create-admin") {
-        return ingest::create_admin(settings, &args[1..]).await;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = ingest::App::build(settings).await?;
+            app.run_until_stopped(shutdown::on_signal().cancelled_owned())
+                .await
+        }
+        Command::CreateAdmin {
+            username,
+            password_file,
+        } => ingest::create_admin(settings, &username, &password_file).await,
+        Command::Migrate => {
+            service_kit::postgres::connect_and_migrate(&settings.database, "ingest-migrate")
+                .await?;
+            tracing::info!("The schema is up to date.");
+            Ok(())
+        }
     }
-    let app = ingest::App::build(settings).await?;
-    app.run_until_stopped(shutdown::on_signal().cancelled_owned())
-        .await
 }

@@ -5,10 +5,18 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use service_kit::{Service, Settings, shutdown, telemetry};
+use clap::Parser;
+use service_kit::{Service, Settings, environment, shutdown, telemetry};
+
+/// Bazaar's stream processors: consume the movements, keep the exact ledger, balances,
+/// rollups and alerts in PostgreSQL and Redis, and publish the outcomes to Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "processors", version, after_long_help = environment::help(Service::Processors))]
+struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    Cli::parse();
     telemetry::init();
     let settings = Settings::from_env(Service::Processors)?;
     let app = processors::App::build(settings).await?;

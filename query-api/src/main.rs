@@ -5,10 +5,18 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use service_kit::{Service, Settings, shutdown, telemetry};
+use clap::Parser;
+use service_kit::{Service, Settings, environment, shutdown, telemetry};
+
+/// Bazaar's read API: inventory, movement history, reports, alerts, the audit log and the
+/// catalog, for dashboards.
+#[derive(Debug, Parser)]
+#[command(name = "query-api", version, after_long_help = environment::help(Service::QueryApi))]
+struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    Cli::parse();
     telemetry::init();
     let settings = Settings::from_env(Service::QueryApi)?;
     let app = query_api::App::build(settings).await?;

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod client;
+pub mod environment;
 pub mod health;
 pub mod hygiene;
 pub mod kafka;

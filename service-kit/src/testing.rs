@@ -43,6 +43,51 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
         .unwrap_or_else(|error| panic!("GET {url}: {error}"))
 }
 
+/// A binary's command line keeps the conventions an operator relies on: `--help` and
+/// `--version` answer and exit 0 (starting nothing), each subcommand has `--help`, and an
+/// unknown argument is refused with exit code 2 and a message naming it.
+pub fn check_command_line(binary: &str, subcommands: &[&str]) {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(binary)
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap_or_else(|error| panic!("running {binary}: {error}"));
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, help, _) = run(&["--help"]);
+    assert_eq!(code, Some(0), "{binary} --help");
+    assert!(help.contains("Usage:"), "{binary} --help: {help}");
+    for subcommand in subcommands {
+        assert!(
+            help.contains(subcommand),
+            "{binary} --help names {subcommand}: {help}"
+        );
+        let (code, sub_help, _) = run(&[subcommand, "--help"]);
+        assert_eq!(code, Some(0), "{binary} {subcommand} --help");
+        assert!(
+            sub_help.contains("Usage:"),
+            "{binary} {subcommand} --help: {sub_help}"
+        );
+    }
+    let (code, version, _) = run(&["--version"]);
+    assert_eq!(code, Some(0), "{binary} --version");
+    assert!(
+        version.contains(env!("CARGO_PKG_VERSION")),
+        "{binary} --version: {version}"
+    );
+    let (code, _, refusal) = run(&["--no-such-option"]);
+    assert_eq!(code, Some(2), "{binary} --no-such-option: {refusal}");
+    assert!(
+        refusal.contains("unexpected argument '--no-such-option'"),
+        "{binary} --no-such-option: {refusal}"
+    );
+}
+
 /// A record read back from a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRecord {

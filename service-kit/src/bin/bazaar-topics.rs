@@ -5,10 +5,13 @@
 //!
 //! `--wait SECONDS` (default 60) keeps asking a cluster that is still starting. Reads
 //! `KAFKA_BROKERS`, `KAFKA_REPLICATION_FACTOR` and `KAFKA_TOPIC_PREFIX`. Exits 0 when every
-//! topic is as declared in `schemas::topics`, 1 naming each difference otherwise: a topic
-//! with the wrong partition count or cleanup policy is never silently accepted.
+//! topic is as declared in `schemas::topics`, 1 naming each difference otherwise (2 for a
+//! bad command line or setting): a topic with the wrong partition count or cleanup policy
+//! is never silently accepted.
 
 use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 use std::time::{Duration, Instant};
 
 use schemas::Topics;
@@ -16,19 +19,34 @@ use service_kit::kafka::topics::{self, Outcome, TopicError};
 use service_kit::settings::KafkaSettings;
 use service_kit::{Service, telemetry};
 
-const USAGE: &str = "usage: bazaar-topics [ensure|check] [--wait SECONDS]";
+/// The pipeline's Kafka topics, as `schemas::topics` declares them: created when missing
+/// (through the admin API) and checked — partitions, replication, cleanup policy,
+/// retention. Reads KAFKA_BROKERS, KAFKA_REPLICATION_FACTOR and KAFKA_TOPIC_PREFIX.
+#[derive(Debug, Parser)]
+#[command(name = "bazaar-topics", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// How long to keep asking a cluster that is still starting (no controller yet, or
+    /// fewer brokers than the replication factor).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, global = true)]
+    wait: u64,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum Command {
+    /// Create the declared topics that are missing, then check them all (the default).
+    Ensure,
+    /// Check only: a missing topic is an error too.
+    Check,
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     telemetry::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (create, wait) = match parse(&args) {
-        Ok(parsed) => parsed,
-        Err(problem) => {
-            eprintln!("{problem}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let create = !matches!(cli.command, Some(Command::Check));
+    let wait = Duration::from_secs(cli.wait);
     let settings = match KafkaSettings::from_lookup(Service::Processors, &|var| {
         std::env::var(var)
             .ok()
@@ -75,26 +93,4 @@ async fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn parse(args: &[String]) -> Result<(bool, Duration), String> {
-    let mut create = true;
-    let mut wait = Duration::from_secs(60);
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "ensure" => create = true,
-            "check" => create = false,
-            "--wait" => {
-                let seconds = args.next().ok_or("--wait needs a number of seconds")?;
-                wait = Duration::from_secs(
-                    seconds
-                        .parse()
-                        .map_err(|_| format!("--wait {seconds}: not a number of seconds"))?,
-                );
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok((create, wait))
 }

@@ -1,0 +1,16 @@
+//! `bazaar-bench --help`, `--version`, its suites, and a refused unknown argument.
+
+#[test]
+fn the_command_line_follows_the_conventions() {
+    service_kit::testing::check_command_line(
+        env!("CARGO_BIN_EXE_bazaar-bench"),
+        &[
+            "broker",
+            "ingest",
+            "processors",
+            "pipeline",
+            "query-api",
+            "combine",
+        ],
+    );
+}

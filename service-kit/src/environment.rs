@@ -1,0 +1,272 @@
+//! Every environment variable the services read, with its default and meaning: the one
+//! list behind `--help` of each service and the checks of the deployment files (a
+//! variable set in `docker-compose.yml` or a manifest must be one of these). A unit test
+//! keeps it equal to what [`crate::Settings`] actually asks for.
+
+use crate::Service;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn var(name: &'static str, default: &'static str, meaning: &'static str) -> Variable {
+    Variable {
+        name,
+        default,
+        meaning,
+    }
+}
+
+/// In the order the README's configuration table lists them.
+pub const VARIABLES: &[Variable] = &[
+    var(
+        "BAZAAR_ENV",
+        "production",
+        "`development` accepts the local stack's defaults",
+    ),
+    var(
+        "DATABASE_URL",
+        "the local stack's (development only)",
+        "PostgreSQL primary",
+    ),
+    var(
+        "DATABASE_READ_URL",
+        "the primary",
+        "a streaming standby for history, reports, alerts and audit (query-api)",
+    ),
+    var("DATABASE_MAX_CONNECTIONS", "10", "pool size per service"),
+    var(
+        "DATABASE_ACQUIRE_TIMEOUT_MS",
+        "5000",
+        "longest wait for a pooled connection",
+    ),
+    var(
+        "REDIS_URL",
+        "the local stack's (development only)",
+        "Redis (a cache: services work while it is down)",
+    ),
+    var("REDIS_KEY_PREFIX", "bazaar:", "prefix of every Redis key"),
+    var(
+        "KAFKA_BROKERS",
+        "the local stack's (development only)",
+        "bootstrap servers",
+    ),
+    var("KAFKA_TOPIC_PREFIX", "(none)", "prefix of every topic name"),
+    var(
+        "KAFKA_CONSUMER_GROUP",
+        "bazaar-processors",
+        "the processors' consumer group",
+    ),
+    var(
+        "KAFKA_REPLICATION_FACTOR",
+        "1",
+        "of the topics bazaar-topics creates",
+    ),
+    var(
+        "KAFKA_MESSAGE_TIMEOUT_MS",
+        "5000",
+        "how long a produce may wait for the broker",
+    ),
+    var(
+        "KAFKA_LINGER_MS",
+        "2 (ingest), 5 (processors)",
+        "how long the producer gathers records into a batch",
+    ),
+    var(
+        "KAFKA_COMPRESSION",
+        "lz4",
+        "lz4, zstd, snappy, gzip or none",
+    ),
+    var(
+        "KAFKA_SESSION_TIMEOUT_MS",
+        "10000",
+        "how long a silent consumer keeps its partitions",
+    ),
+    var(
+        "MOVEMENT_MAX_AGE_DAYS",
+        "30",
+        "oldest occurred_at ingest accepts",
+    ),
+    var(
+        "MOVEMENT_MAX_FUTURE_SKEW_SECONDS",
+        "300",
+        "how far ahead occurred_at may be",
+    ),
+    var(
+        "CATALOG_REFRESH_MS",
+        "250",
+        "how often the catalog copies read changes",
+    ),
+    var(
+        "PROCESSOR_BATCH_MAX",
+        "5000",
+        "most movements per processor batch",
+    ),
+    var(
+        "PROCESSOR_COMMIT_PARALLELISM",
+        "2",
+        "concurrent transactions a batch is written in",
+    ),
+    var(
+        "PROCESSOR_BATCH_WAIT_MS",
+        "20",
+        "longest a batch waits to fill after its first movement",
+    ),
+    var(
+        "PROCESSOR_FETCH_WAIT_MS",
+        "10",
+        "longest the broker holds a fetch for data",
+    ),
+    var(
+        "PROCESSOR_TRANSACTIONAL_ID",
+        "group and a random suffix",
+        "transactional.id of the output producer, unique per processor",
+    ),
+    var(
+        "PROCESSOR_TRANSACTION_TIMEOUT_MS",
+        "KAFKA_SESSION_TIMEOUT_MS",
+        "longest an output transaction may stay open",
+    ),
+    var(
+        "QUERY_STANDBY_WAIT_MS",
+        "500",
+        "how long a read with a consistency token waits for the standby",
+    ),
+    var(
+        "QUERY_REPLICA_MAX_BALANCES",
+        "1000000",
+        "balances query-api copies in memory (0: none)",
+    ),
+    var("JWT_ALGORITHM", "HS256", "HS256, RS256 or EdDSA"),
+    var(
+        "JWT_SECRET",
+        "(none: required with HS256)",
+        "HS256 signing secret, at least 32 bytes",
+    ),
+    var(
+        "JWT_PUBLIC_KEY",
+        "(none)",
+        "PEM key that verifies RS256/EdDSA tokens",
+    ),
+    var(
+        "JWT_PRIVATE_KEY",
+        "(none)",
+        "PEM key to issue RS256/EdDSA tokens here",
+    ),
+    var("JWT_ISSUER", "bazaar", "required iss"),
+    var("JWT_AUDIENCE", "bazaar-api", "required aud"),
+    var("JWT_TTL_SECONDS", "3600", "lifetime of issued tokens"),
+    var(
+        "RATE_LIMIT_SUBJECT_PER_SECOND",
+        "2000",
+        "requests per token subject",
+    ),
+    var(
+        "RATE_LIMIT_SUBJECT_BURST",
+        "4000",
+        "burst per token subject",
+    ),
+    var(
+        "RATE_LIMIT_ADDRESS_PER_SECOND",
+        "50",
+        "requests per address without a valid token",
+    ),
+    var(
+        "RATE_LIMIT_ADDRESS_BURST",
+        "100",
+        "burst per address without a valid token",
+    ),
+    var(
+        "HTTP_REQUEST_TIMEOUT_MS",
+        "30000",
+        "a request's deadline (503 beyond)",
+    ),
+    var(
+        "TRUSTED_PROXIES",
+        "(none)",
+        "CIDRs whose X-Forwarded-For/Forwarded name the client",
+    ),
+    var("INGEST_LISTEN_ADDR", "127.0.0.1:8081", "ingest's address"),
+    var(
+        "QUERY_API_LISTEN_ADDR",
+        "127.0.0.1:8082",
+        "query-api's address",
+    ),
+    var(
+        "PROCESSORS_LISTEN_ADDR",
+        "127.0.0.1:8083",
+        "the processors' health and metrics",
+    ),
+    var("RUST_LOG", "info", "log filter"),
+    var("LOG_FORMAT", "human", "json for one JSON object per line"),
+];
+
+/// Whether `name` is a variable the services read.
+pub fn is_known(name: &str) -> bool {
+    VARIABLES.iter().any(|variable| variable.name == name)
+}
+
+/// The text `--help` of a service ends with: every variable, its default and meaning.
+pub fn help(service: Service) -> String {
+    let width = VARIABLES
+        .iter()
+        .map(|variable| variable.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!(
+        "Configured by environment variables (the README's Configuration section has more). \
+         {} runs as production unless BAZAAR_ENV=development, and production refuses the \
+         development defaults.\n\nEnvironment:\n",
+        service.name()
+    );
+    for variable in VARIABLES {
+        text.push_str(&format!(
+            "  {:width$}  {} [default: {}]\n",
+            variable.name, variable.meaning, variable.default
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::Settings;
+
+    /// What `Settings` asks for, for every service, whatever it then decides.
+    fn asked() -> BTreeSet<String> {
+        let asked = RefCell::new(BTreeSet::new());
+        for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
+            let _ = Settings::from_lookup(service, |name| {
+                asked.borrow_mut().insert(name.to_owned());
+                (name == "BAZAAR_ENV").then(|| "development".to_owned())
+            });
+        }
+        asked.into_inner()
+    }
+
+    #[test]
+    fn the_list_is_what_the_settings_read() {
+        let listed: BTreeSet<String> = VARIABLES
+            .iter()
+            .map(|variable| variable.name.to_owned())
+            .filter(|name| !["RUST_LOG", "LOG_FORMAT"].contains(&name.as_str()))
+            .collect();
+        assert_eq!(listed, asked());
+    }
+
+    #[test]
+    fn help_names_every_variable_with_its_default() {
+        let help = help(Service::Ingest);
+        for variable in VARIABLES {
+            assert!(help.contains(variable.name), "{}", variable.name);
+        }
+        assert!(help.contains("[default: 127.0.0.1:8081]"));
+    }
+}
