@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build test lint fmt bench demo chaos
+.PHONY: up down status stack build test lint check-deploy fmt bench demo chaos
 
 ## up: the stack, the migrations and the three services, in the background
 up: stack build
@@ -41,8 +41,8 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
-## test: lint, bring the stack up if needed, run every test of the workspace against it, then the fault suite with small counts
-test: lint stack
+## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it, then the fault suite with small counts
+test: lint check-deploy stack
 	@status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -65,6 +65,10 @@ bench:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## check-deploy: docker-compose.yml, deploy/Dockerfile, the Kubernetes manifests, Prometheus rules and Grafana dashboards, validated without a container engine
+check-deploy:
+	@deploy/check.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -141,6 +141,10 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.unpublished.clone()))?;
         registry.register(Box::new(metrics.output_transactions.clone()))?;
         registry.register(Box::new(metrics.republished.clone()))?;
+        // At 0 from the start, for the dashboards' rates.
+        for component in ["postgres", "kafka", "redis"] {
+            metrics.errors.with_label_values(&[component]);
+        }
         Ok(metrics)
     }
 

@@ -76,6 +76,11 @@ impl RateLimits {
             &["scope"],
         )?;
         registry.register(Box::new(limited.clone()))?;
+        // At 0 from the start: a series that appears only on the first refusal hides a
+        // rate() from the dashboards until then.
+        for scope in ["subject", "address"] {
+            limited.with_label_values(&[scope]);
+        }
         Ok(Arc::new(Self {
             per_subject: RateLimiter::keyed(per_subject.quota()),
             per_address: RateLimiter::keyed(per_address.quota()),
