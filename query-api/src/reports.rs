@@ -385,6 +385,7 @@ const SALES_FIGURES: &str = "COALESCE(SUM(units_sold), 0)::bigint AS units_sold,
         (status = 400, description = "A parameter is invalid (a range over 366 days, `to` before `from`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not one of the token's stores, or the role may not read reports", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn sales(
@@ -489,6 +490,7 @@ pub struct SourcingReport {
         (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not one of the token's stores, or the role may not read reports", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn sourcing(
