@@ -191,13 +191,11 @@ impl Notifier {
         self.run(redis::pipe().cmd("PING")).await?;
         let ids: Vec<i64> = stores.iter().map(|store| store.get()).collect();
         let rows = crate::ledger::balances(&self.pool, &ids).await?;
-        let offsets: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT partition, next_offset FROM processor_offsets WHERE consumer_group = $1 AND topic = $2",
-        )
-        .bind(&self.group)
-        .bind(&self.topic)
-        .fetch_all(&self.pool)
-        .await?;
+        let offsets: Vec<(i32, i64)> =
+            service_kit::postgres::committed_offsets(&self.pool, &self.group, &self.topic)
+                .await?
+                .into_iter()
+                .collect();
         let mut pipe = redis::pipe();
         for store in stores {
             pipe.del(balances_key(&self.redis, *store)).ignore();

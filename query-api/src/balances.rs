@@ -150,14 +150,7 @@ impl Balances {
 
     /// The next offset per partition the processors have committed.
     async fn offsets(&self) -> Result<BTreeMap<i32, i64>, ApiError> {
-        let rows: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT partition, next_offset FROM processor_offsets WHERE consumer_group = $1 AND topic = $2",
-        )
-        .bind(&*self.group)
-        .bind(&*self.topic)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().collect())
+        Ok(service_kit::postgres::committed_offsets(&self.pool, &self.group, &self.topic).await?)
     }
 
     fn database(processed: BTreeMap<i32, i64>) -> Freshness {

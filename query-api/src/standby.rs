@@ -180,14 +180,7 @@ impl Standby {
 
     /// The standby's next offset per partition of the movements topic.
     async fn replayed(&self, standby: &PgPool) -> Result<BTreeMap<i32, i64>, sqlx::Error> {
-        let rows: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT partition, next_offset FROM processor_offsets WHERE consumer_group = $1 AND topic = $2",
-        )
-        .bind(&self.group)
-        .bind(&self.topic)
-        .fetch_all(standby)
-        .await?;
-        Ok(rows.into_iter().collect())
+        service_kit::postgres::committed_offsets(standby, &self.group, &self.topic).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Postgres pools: the primary for writes and current state, an optional replica for
 //! reports and history.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use futures::FutureExt;
@@ -179,6 +180,23 @@ pub fn number_parameters(sql: &str, names: &[&str]) -> Result<String, String> {
         )),
         None => Ok(numbered),
     }
+}
+
+/// The next offset per partition of `topic` that the processors' `group` committed (with
+/// the ledger rows before it, in the same transactions).
+pub async fn committed_offsets(
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, sqlx::Error> {
+    let rows: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT partition, next_offset FROM processor_offsets WHERE consumer_group = $1 AND topic = $2",
+    )
+    .bind(group)
+    .bind(topic)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 #[cfg(test)]

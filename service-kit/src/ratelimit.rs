@@ -261,7 +261,20 @@ mod tests {
             .iter()
             .find(|family| family.name() == "http_server_rate_limited_total")
             .unwrap();
-        assert_eq!(limited.get_metric()[0].get_counter().get_value(), 1.0);
+        let count = |scope: &str| {
+            limited
+                .get_metric()
+                .iter()
+                .find(|metric| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .any(|label| label.value() == scope)
+                })
+                .map(|metric| metric.get_counter().get_value())
+        };
+        assert_eq!(count("subject"), Some(1.0));
+        assert_eq!(count("address"), Some(0.0), "at 0 before the first refusal");
     }
 
     #[tokio::test]

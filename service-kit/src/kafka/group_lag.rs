@@ -7,7 +7,6 @@
 //! shows its lag where the alert rules read it. A processor's own `bazaar_processor_lag`
 //! cannot: it only covers the partitions that processor fetches.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,21 +110,14 @@ impl GroupLag {
             }
             Err(_) => return None,
         };
-        let committed: HashMap<i32, i64> = match sqlx::query_as::<_, (i32, i64)>(
-            "SELECT partition, next_offset FROM processor_offsets \
-             WHERE consumer_group = $1 AND topic = $2",
-        )
-        .bind(&self.group)
-        .bind(&self.topic)
-        .fetch_all(&self.pool)
-        .await
-        {
-            Ok(rows) => rows.into_iter().collect(),
-            Err(error) => {
-                tracing::debug!(%error, "Reading the group's offsets failed.");
-                return None;
-            }
-        };
+        let committed =
+            match crate::postgres::committed_offsets(&self.pool, &self.group, &self.topic).await {
+                Ok(committed) => committed,
+                Err(error) => {
+                    tracing::debug!(%error, "Reading the group's offsets failed.");
+                    return None;
+                }
+            };
         let measured: Vec<PartitionLag> = ends
             .into_iter()
             .map(|(partition, (low, high))| {
