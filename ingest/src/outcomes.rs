@@ -3,8 +3,14 @@
 //! after the batch that decided it commits. One pub/sub connection per ingest instance
 //! carries every waiting request's channels; any number of instances can wait at once.
 //! Without Redis there is nothing to wait on, and the answer is the plain `202`.
+//!
+//! A retry waits on the channel of the same movement id as the request before it; the
+//! subscribe and unsubscribe commands of one channel are therefore decided and sent one
+//! at a time (under one of [`CHANNEL_LOCKS`] locks, chosen by the channel), so the first
+//! request's `UNSUBSCRIBE` cannot reach Redis after the retry's `SUBSCRIBE`.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,6 +25,9 @@ use uuid::Uuid;
 /// The longest a subscription may take before the request goes on without waiting.
 const SUBSCRIBE_WAIT: Duration = Duration::from_millis(500);
 
+/// Locks serialising (un)subscribing per channel; distinct channels rarely share one.
+const CHANNEL_LOCKS: usize = 64;
+
 type Waiters = HashMap<String, Vec<(u64, mpsc::UnboundedSender<OutcomeNotice>)>>;
 
 #[derive(Clone, Debug)]
@@ -27,6 +36,7 @@ pub struct Outcomes {
     /// The live subscription connection, if any (a dead one is replaced on next use).
     sink: Arc<tokio::sync::Mutex<Option<PubSubSink>>>,
     waiters: Arc<Mutex<Waiters>>,
+    channel_locks: Arc<[tokio::sync::Mutex<()>]>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -46,12 +56,22 @@ impl Outcomes {
             redis,
             sink: Arc::default(),
             waiters: Arc::default(),
+            channel_locks: (0..CHANNEL_LOCKS)
+                .map(|_| tokio::sync::Mutex::default())
+                .collect(),
             next_id: Arc::default(),
         }
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The lock under which `channel` is subscribed and unsubscribed.
+    fn channel_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        channel.hash(&mut hasher);
+        &self.channel_locks[(hasher.finish() % CHANNEL_LOCKS as u64) as usize]
     }
 
     /// Subscribes to `movement_id`'s outcome; `None` when Redis is unavailable.
@@ -62,6 +82,7 @@ impl Outcomes {
         let (sender, notices) = mpsc::unbounded_channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sink = self.sink().await?;
+        let _serial = self.channel_lock(&channel).lock().await;
         self.waiters()
             .entry(channel.clone())
             .or_default()
@@ -137,22 +158,27 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        let channel = std::mem::take(&mut self.channel);
         let last = {
             let mut waiters = self.outcomes.waiters();
-            let remaining = waiters.get_mut(&self.channel).map(|waiting| {
+            let remaining = waiters.get_mut(&channel).map(|waiting| {
                 waiting.retain(|(id, _)| *id != self.id);
                 waiting.len()
             });
             if remaining == Some(0) {
-                waiters.remove(&self.channel);
+                waiters.remove(&channel);
             }
             remaining == Some(0)
         };
         if last {
+            let outcomes = self.outcomes.clone();
             let mut sink = self.sink.clone();
-            let channel = std::mem::take(&mut self.channel);
             tokio::spawn(async move {
-                let _ = sink.unsubscribe(channel).await;
+                let _serial = outcomes.channel_lock(&channel).lock().await;
+                // A retry of the same movement may have subscribed since.
+                if !outcomes.waiters().contains_key(&channel) {
+                    let _ = sink.unsubscribe(&channel).await;
+                }
             });
         }
     }

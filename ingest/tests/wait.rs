@@ -231,3 +231,53 @@ async fn a_request_past_the_deadline_is_answered_503_timeout() {
     assert_eq!(body["code"], "timeout");
     stack.cleanup().await;
 }
+
+/// A retry waits on the same movement's channel right after the first request stopped
+/// waiting on it: the first one's unsubscribe must not end the retry's subscription.
+#[tokio::test]
+async fn a_retry_waiting_on_the_same_movement_hears_its_outcome() {
+    let stack = TestStack::start().await;
+    let redis = service_kit::redis::Redis::new(&stack.settings.redis).unwrap();
+    let outcomes = ingest::outcomes::Outcomes::new(redis.clone());
+    let mut publisher = redis.connection().await.unwrap();
+    let movement_id = uuid::Uuid::now_v7();
+    let channel = redis.key(&schemas::cache::outcome_channel(movement_id));
+    for offset in 0..20 {
+        drop(outcomes.watch(movement_id).await.expect("Redis is up"));
+        let mut retry = outcomes.watch(movement_id).await.expect("Redis is up");
+        let notice = schemas::cache::OutcomeNotice {
+            movement_id,
+            partition: 0,
+            offset,
+            status: "duplicate".into(),
+            reject_reason: None,
+            available_quantity: None,
+            balance_after: Some(1),
+            original_status: Some("applied".into()),
+        };
+        // Published until heard: a notice published before the retry's subscription
+        // reached Redis is lost, as it would be for any late subscriber.
+        let heard = async {
+            loop {
+                let _: i64 = redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(serde_json::to_string(&notice).unwrap())
+                    .query_async(&mut publisher)
+                    .await
+                    .unwrap();
+                if let Ok(heard) =
+                    tokio::time::timeout(Duration::from_millis(50), retry.outcome_of(0, offset))
+                        .await
+                {
+                    return heard;
+                }
+            }
+        };
+        let heard = tokio::time::timeout(Duration::from_secs(5), heard).await;
+        assert!(
+            matches!(heard, Ok(Some(ref notice)) if notice.offset == offset),
+            "retry {offset} heard nothing: {heard:?}"
+        );
+    }
+    stack.cleanup().await;
+}
