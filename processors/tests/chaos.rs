@@ -293,6 +293,14 @@ async fn redis_stopped(scale: Scale) -> Outcome {
     away(scale, "redis", scale.redis_outage, 104, SLACK).await
 }
 
+/// How long the KRaft controller waits before it fences a silent broker and moves its
+/// leaderships: Kafka's `broker.session.timeout.ms`, left at its default.
+const KRAFT_FENCING: Duration = Duration::from_secs(9);
+
+/// The stall's bound: the controller noticing the node is gone, and — when the node was
+/// the output transaction's coordinator — that transaction ending only when its new
+/// coordinator times it out (librdkafka then fails the abort as fatal, and the processor
+/// replaces its producer and consumer: a rejoin, within `SLACK`).
 async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
     let cluster = tokio::task::spawn_blocking(|| KafkaCluster::start(3))
         .await
@@ -312,13 +320,13 @@ async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
     })
     .await;
     drop(processor);
+    let bound = KRAFT_FENCING + stack.settings.processor.transaction_timeout + SLACK;
     stack.cleanup().await;
     Outcome {
         movements: movements.len(),
         faults,
         stall,
-        // A new leader for each partition the node led, and the clients finding it.
-        bound: Duration::from_secs(10) + SLACK,
+        bound,
     }
 }
 
