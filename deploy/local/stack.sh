@@ -19,7 +19,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
 PG_PORT="${BAZAAR_PG_PORT:-55432}"
-STANDBY_PORT="${BAZAAR_PG_STANDBY_PORT:-$((PG_PORT + 1))}"
+# Ten above the primary: the benchmark and fault stacks' primaries sit just above it.
+STANDBY_PORT="${BAZAAR_PG_STANDBY_PORT:-$((PG_PORT + 10))}"
 REDIS_PORT="${BAZAAR_REDIS_PORT:-56379}"
 KAFKA_PORT="${BAZAAR_KAFKA_PORT:-59092}"
 # Development-only credentials of the private PostgreSQL; see service-kit settings.
@@ -157,14 +158,7 @@ timezone = 'UTC'
 log_min_messages = warning
 CONF
     fi
-    if pg_as "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
-        say "PostgreSQL already running on 127.0.0.1:$PG_PORT"
-    else
-        port_open "$PG_PORT" && die "port $PG_PORT is taken by something else; set BAZAAR_PG_PORT"
-        pg_as "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null \
-            || { tail -n 20 "$PG_LOG" >&2; die "PostgreSQL did not start"; }
-        say "PostgreSQL is up on 127.0.0.1:$PG_PORT"
-    fi
+    pg_start "$PG_DATA" "$PG_LOG" "$PG_PORT" PostgreSQL BAZAAR_PG_PORT
     if ! pg_as "$bin/psql" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'" | grep -q 1; then
         pg_as "$bin/createdb" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" "$PG_DATABASE"
@@ -196,31 +190,40 @@ hot_standby = on
 hot_standby_feedback = on
 CONF
     fi
-    if pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" status >/dev/null 2>&1; then
-        say "PostgreSQL standby already running on 127.0.0.1:$STANDBY_PORT"
-    else
-        port_open "$STANDBY_PORT" && die "port $STANDBY_PORT is taken by something else; set BAZAAR_PG_STANDBY_PORT"
-        pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" -l "$STANDBY_LOG" -w -t 120 start >/dev/null \
-            || { tail -n 20 "$STANDBY_LOG" >&2; die "the PostgreSQL standby did not start"; }
-        say "PostgreSQL standby is up on 127.0.0.1:$STANDBY_PORT"
+    pg_start "$STANDBY_DATA" "$STANDBY_LOG" "$STANDBY_PORT" "PostgreSQL standby" BAZAAR_PG_STANDBY_PORT
+}
+
+# pg_start <data> <log> <port> <name> <variable>: starts the cluster in <data> unless it
+# runs. The port is given on the command line, so it wins over the one its configuration
+# was written with.
+pg_start() {
+    local data="$1" log="$2" port="$3" name="$4" variable="$5" bin
+    bin="$(pg_bin)" || die "PostgreSQL binaries not found"
+    if pg_as "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        say "$name already running on 127.0.0.1:$port"
+        return
     fi
+    port_open "$port" && die "port $port is taken by something else; set $variable"
+    pg_as "$bin/pg_ctl" -D "$data" -l "$log" -o "-p $port" -w -t 120 start >/dev/null \
+        || { tail -n 20 "$log" >&2; die "$name did not start"; }
+    say "$name is up on 127.0.0.1:$port"
 }
 
 standby_down() {
-    local bin; bin="$(pg_bin)" || return 0
     pg_dirs
-    if [ -f "$STANDBY_DATA/postmaster.pid" ] && pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" status >/dev/null 2>&1; then
-        pg_as "$bin/pg_ctl" -D "$STANDBY_DATA" -m fast -w stop >/dev/null
-        say "PostgreSQL standby stopped"
-    fi
+    pg_stop "$STANDBY_DATA" "PostgreSQL standby"
 }
 
 pg_down() {
-    local bin; bin="$(pg_bin)" || return 0
     pg_dirs
-    if [ -f "$PG_DATA/postmaster.pid" ] && pg_as "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
-        pg_as "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
-        say "PostgreSQL stopped"
+    pg_stop "$PG_DATA" PostgreSQL
+}
+
+pg_stop() { # pg_stop <data> <name>
+    local bin; bin="$(pg_bin)" || return 0
+    if [ -f "$1/postmaster.pid" ] && pg_as "$bin/pg_ctl" -D "$1" status >/dev/null 2>&1; then
+        pg_as "$bin/pg_ctl" -D "$1" -m fast -w stop >/dev/null
+        say "$2 stopped"
     fi
 }
 
