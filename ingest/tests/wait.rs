@@ -236,6 +236,7 @@ async fn a_request_past_the_deadline_is_answered_503_timeout() {
 /// waiting on it: the first one's unsubscribe must not end the retry's subscription.
 #[tokio::test]
 async fn a_retry_waiting_on_the_same_movement_hears_its_outcome() {
+    use redis::AsyncCommands;
     let stack = TestStack::start().await;
     let redis = service_kit::redis::Redis::new(&stack.settings.redis).unwrap();
     let outcomes = ingest::outcomes::Outcomes::new(redis.clone());
@@ -259,12 +260,8 @@ async fn a_retry_waiting_on_the_same_movement_hears_its_outcome() {
         // reached Redis is lost, as it would be for any late subscriber.
         let heard = async {
             loop {
-                let _: i64 = redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(serde_json::to_string(&notice).unwrap())
-                    .query_async(&mut publisher)
-                    .await
-                    .unwrap();
+                let payload = serde_json::to_string(&notice).unwrap();
+                let _: i64 = publisher.publish(&channel, payload).await.unwrap();
                 if let Ok(heard) =
                     tokio::time::timeout(Duration::from_millis(50), retry.outcome_of(0, offset))
                         .await
