@@ -156,10 +156,12 @@ impl TestStack {
 
         let test_url = with_database(&admin_url, &database_name);
         overrides.insert("DATABASE_URL", test_url.clone());
-        // The stack's standby (`stack.sh env`) has the test's database as soon as it has
-        // replayed its creation.
+        // The stack's standby (`stack.sh env`) has the test's database once it has replayed
+        // its creation: the services start after that.
         if let Some(standby) = &base.database.read_url {
-            overrides.insert("DATABASE_READ_URL", with_database(standby, &database_name));
+            let standby_url = with_database(standby, &database_name);
+            await_replica(&standby_url).await;
+            overrides.insert("DATABASE_READ_URL", standby_url);
         }
         overrides.insert("KAFKA_TOPIC_PREFIX", format!("test-{id}."));
         overrides.insert("KAFKA_CONSUMER_GROUP", format!("test-{id}"));
@@ -348,6 +350,23 @@ fn with_database(admin_url: &SecretString, database: &str) -> String {
     match query {
         Some(query) => format!("{base}/{database}?{query}"),
         None => format!("{base}/{database}"),
+    }
+}
+
+/// Waits (bounded) until the standby at `url` lets a client into its database.
+async fn await_replica(url: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        match PgConnection::connect(url).await {
+            Ok(connection) => {
+                let _ = connection.close().await;
+                return;
+            }
+            Err(error) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("the standby has not replayed the test's database in 30 s: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 
