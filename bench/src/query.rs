@@ -202,7 +202,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let processors = Child(
         Command::new(&options.processors)
             .envs(env)
-            .env(Service::Processors.listen_var(), "127.0.0.1:58083")
+            .env(Service::Processors.listen_var(), "127.0.0.1:18083")
             .stdout(Stdio::null())
             .spawn()?,
     );

@@ -13,9 +13,9 @@ cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 export BAZAAR_LOCAL_DIR="$ROOT/.local/bench"
-export BAZAAR_PG_PORT="${BAZAAR_BENCH_PG_PORT:-55433}"
-export BAZAAR_REDIS_PORT="${BAZAAR_BENCH_REDIS_PORT:-56380}"
-export BAZAAR_KAFKA_PORT="${BAZAAR_BENCH_KAFKA_PORT:-59192}"
+export BAZAAR_PG_PORT="${BAZAAR_BENCH_PG_PORT:-15433}"
+export BAZAAR_REDIS_PORT="${BAZAAR_BENCH_REDIS_PORT:-16380}"
+export BAZAAR_KAFKA_PORT="${BAZAAR_BENCH_KAFKA_PORT:-19192}"
 # One broker: the laptop's stack, whatever the development stack runs.
 export KAFKA_NODES=1
 

@@ -16,7 +16,7 @@
 #   KAFKA_NODES  1 or 3                                       (1, or what the dir holds)
 #   KAFKA_HOST   the loopback address every node listens on   (127.0.0.1)
 #   KAFKA_PORT   node 1's client port; node N uses KAFKA_PORT + 2(N-1) for clients and
-#                the port after it for its controller          (59092)
+#                the port after it for its controller          (19092)
 #   KAFKA_HEAP   JVM heap options per node                    (-Xms256m -Xmx512m)
 set -euo pipefail
 
@@ -29,7 +29,7 @@ KAFKA_DIR="${KAFKA_DIR:-$ROOT/.local/kafka}"
 # A cluster keeps the size it was formatted with.
 KAFKA_NODES="${KAFKA_NODES:-$(cat "$KAFKA_DIR/nodes" 2>/dev/null || echo 1)}"
 KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
-KAFKA_PORT="${KAFKA_PORT:-59092}"
+KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx512m}"
 
 say() { printf '\033[1m[kafka]\033[0m %s\n' "$*"; }

@@ -12,17 +12,19 @@
 #   deploy/local/stack.sh stop|start postgres|standby|redis|kafka
 #                                  one component alone (`make chaos` takes them away)
 #
-# KAFKA_NODES=3 runs a three-node Kafka cluster (ports 59092, 59094, 59096) instead of one.
+# KAFKA_NODES=3 runs a three-node Kafka cluster (ports 19092, 19094, 19096) instead of one.
 # Topics are created by `bazaar-topics` (services.sh, the tests), not here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
-PG_PORT="${BAZAAR_PG_PORT:-55432}"
+# Every fixed port sits below 32768, the start of Linux's ephemeral range: a listener inside
+# that range fails to bind whenever some outgoing connection happens to hold its number.
+PG_PORT="${BAZAAR_PG_PORT:-15432}"
 # Ten above the primary: the benchmark and fault stacks' primaries sit just above it.
 STANDBY_PORT="${BAZAAR_PG_STANDBY_PORT:-$((PG_PORT + 10))}"
-REDIS_PORT="${BAZAAR_REDIS_PORT:-56379}"
-KAFKA_PORT="${BAZAAR_KAFKA_PORT:-59092}"
+REDIS_PORT="${BAZAAR_REDIS_PORT:-16379}"
+KAFKA_PORT="${BAZAAR_KAFKA_PORT:-19092}"
 # Development-only credentials of the private PostgreSQL; see service-kit settings.
 PG_USER="bazaar"
 PG_PASSWORD="bazaar-dev-only"

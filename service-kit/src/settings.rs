@@ -11,9 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// Development-only defaults. They match `deploy/local` and are refused in production.
 pub mod defaults {
-    pub const DATABASE_URL: &str = "postgres://bazaar:bazaar-dev-only@127.0.0.1:55432/bazaar";
-    pub const REDIS_URL: &str = "redis://127.0.0.1:56379/0";
-    pub const KAFKA_BROKERS: &str = "127.0.0.1:59092";
+    pub const DATABASE_URL: &str = "postgres://bazaar:bazaar-dev-only@127.0.0.1:15432/bazaar";
+    pub const REDIS_URL: &str = "redis://127.0.0.1:16379/0";
+    pub const KAFKA_BROKERS: &str = "127.0.0.1:19092";
     pub const REDIS_KEY_PREFIX: &str = "bazaar:";
     pub const CONSUMER_GROUP: &str = "bazaar-processors";
 }
@@ -605,9 +605,9 @@ mod tests {
         let settings = settings(&[]).unwrap();
         assert_eq!(settings.environment, Environment::Development);
         assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8081");
-        assert_eq!(settings.kafka.brokers, "127.0.0.1:59092");
-        assert!(settings.database.url.expose_secret().contains(":55432/"));
-        assert!(settings.redis.url.expose_secret().contains(":56379"));
+        assert_eq!(settings.kafka.brokers, "127.0.0.1:19092");
+        assert!(settings.database.url.expose_secret().contains(":15432/"));
+        assert!(settings.redis.url.expose_secret().contains(":16379"));
     }
 
     #[test]

@@ -439,15 +439,15 @@ mod tests {
 
     #[test]
     fn a_database_url_is_repointed_at_another_database() {
-        let url = SecretString::from("postgres://u:p@127.0.0.1:55432/bazaar?sslmode=disable");
+        let url = SecretString::from("postgres://u:p@127.0.0.1:15432/bazaar?sslmode=disable");
         assert_eq!(
             with_database(&url, "t1"),
-            "postgres://u:p@127.0.0.1:55432/t1?sslmode=disable"
+            "postgres://u:p@127.0.0.1:15432/t1?sslmode=disable"
         );
-        let url = SecretString::from("postgres://u:p@127.0.0.1:55432/bazaar");
+        let url = SecretString::from("postgres://u:p@127.0.0.1:15432/bazaar");
         assert_eq!(
             with_database(&url, "t1"),
-            "postgres://u:p@127.0.0.1:55432/t1"
+            "postgres://u:p@127.0.0.1:15432/t1"
         );
     }
 }
