@@ -192,6 +192,9 @@ hot_standby = on
 hot_standby_feedback = on
 CONF
     fi
+    # It follows the primary on the port the primary has now (pg_basebackup wrote the one
+    # of its day into primary_conninfo).
+    pg_as sed -i -E "s/(primary_conninfo = '.* port=)[0-9]+/\1$PG_PORT/" "$STANDBY_DATA/postgresql.auto.conf"
     pg_start "$STANDBY_DATA" "$STANDBY_LOG" "$STANDBY_PORT" "PostgreSQL standby" BAZAAR_PG_STANDBY_PORT
 }
 
