@@ -10,6 +10,7 @@
 #   kafka.sh start N        start node N again (tests)
 #   kafka.sh status         one line per node
 #   kafka.sh bootstrap      the bootstrap address list (host:port,…)
+#   kafka.sh bootstrap-tls  the same for the SASL_SSL listeners (with KAFKA_TLS_DIR)
 #
 # Configured by the environment:
 #   KAFKA_DIR    where the nodes keep data, config and logs   (.local/kafka)
@@ -18,6 +19,9 @@
 #   KAFKA_PORT   node 1's client port; node N uses KAFKA_PORT + 2(N-1) for clients and
 #                the port after it for its controller          (19092)
 #   KAFKA_HEAP   JVM heap options per node                    (-Xms256m -Xmx512m)
+#   KAFKA_TLS_DIR  with ca.crt, server.crt, server.key and kafka-password (stack.sh makes
+#                them): every node also serves SASL_SSL (SCRAM-SHA-512 or PLAIN, user
+#                `bazaar`) on its client port + 10                 (none: plaintext only)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,6 +35,8 @@ KAFKA_NODES="${KAFKA_NODES:-$(cat "$KAFKA_DIR/nodes" 2>/dev/null || echo 1)}"
 KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx512m}"
+KAFKA_TLS_DIR="${KAFKA_TLS_DIR:-}"
+KAFKA_SASL_USER="bazaar"
 
 say() { printf '\033[1m[kafka]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[kafka] %s\033[0m\n' "$*" >&2; exit 1; }
@@ -39,6 +45,7 @@ case "$KAFKA_NODES" in 1|3) ;; *) die "KAFKA_NODES must be 1 or 3" ;; esac
 
 client_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
 controller_port() { echo $((KAFKA_PORT + 2 * ($1 - 1) + 1)); }
+tls_port() { echo $((KAFKA_PORT + 2 * ($1 - 1) + 10)); }
 node_dir() { echo "$KAFKA_DIR/node-$1"; }
 
 # ---- installation --------------------------------------------------------------------
@@ -92,8 +99,12 @@ voters() {
 }
 
 write_config() { # write_config <node>
-    local n="$1" dir replicas min_isr
+    local n="$1" dir replicas min_isr tls_listener="" tls_advertised=""
     dir="$(node_dir "$n")"
+    if [ -n "$KAFKA_TLS_DIR" ]; then
+        tls_listener=",SASL_SSL://$KAFKA_HOST:$(tls_port "$n")"
+        tls_advertised="$tls_listener"
+    fi
     replicas="$KAFKA_NODES"
     min_isr=$((KAFKA_NODES > 1 ? 2 : 1))
     mkdir -p "$dir/data" "$dir/logs"
@@ -101,11 +112,11 @@ write_config() { # write_config <node>
 # Written by deploy/local/kafka.sh: node $n of $KAFKA_NODES (KRaft, combined mode).
 process.roles=broker,controller
 node.id=$n
-listeners=PLAINTEXT://$KAFKA_HOST:$(client_port "$n"),CONTROLLER://$KAFKA_HOST:$(controller_port "$n")
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$(client_port "$n")
+listeners=PLAINTEXT://$KAFKA_HOST:$(client_port "$n"),CONTROLLER://$KAFKA_HOST:$(controller_port "$n")$tls_listener
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$(client_port "$n")$tls_advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.quorum.voters=$(voters)
 log.dirs=$dir/data
 
@@ -133,6 +144,37 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.check.interval.ms=30000
 PROPERTIES
+    if [ -n "$KAFKA_TLS_DIR" ]; then
+        # The keystore: the certificate and its (PKCS#8, unencrypted) key in one PEM file.
+        cat "$KAFKA_TLS_DIR/server.crt" "$KAFKA_TLS_DIR/server.key" >"$dir/keystore.pem"
+        chmod 600 "$dir/keystore.pem"
+        cat >>"$dir/server.properties" <<PROPERTIES
+
+# Clients that must encrypt and authenticate: SASL_SSL, SCRAM-SHA-512 (credentials in the
+# cluster's metadata, made by kafka.sh up) or PLAIN (as managed services offer).
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$(sasl_password)";
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/keystore.pem
+PROPERTIES
+    fi
+}
+
+sasl_password() { cat "$KAFKA_TLS_DIR/kafka-password"; }
+
+# The SCRAM credential of the SASL user, once per cluster (kept in its metadata log).
+ensure_scram_user() {
+    local marker
+    marker="$(node_dir 1)/scram-$KAFKA_SASL_USER"
+    [ -f "$marker" ] && return
+    java_run kafka.admin.ConfigCommand --bootstrap-server "$(bootstrap)" --alter \
+        --entity-type users --entity-name "$KAFKA_SASL_USER" \
+        --add-config "SCRAM-SHA-512=[iterations=8192,password=$(sasl_password)]" \
+        >"$KAFKA_DIR/scram.log" 2>&1 \
+        || { tail -n 5 "$KAFKA_DIR/scram.log" >&2; die "creating the SCRAM user failed"; }
+    touch "$marker"
+    say "SASL_SSL (SCRAM-SHA-512, PLAIN) for user $KAFKA_SASL_USER at $(bootstrap_tls)"
 }
 
 format_node() { # format_node <node>: once per node, with the cluster's id
@@ -219,6 +261,12 @@ bootstrap() {
     echo "$list"
 }
 
+bootstrap_tls() {
+    local n list=""
+    for n in $(seq 1 "$KAFKA_NODES"); do list="${list:+$list,}$KAFKA_HOST:$(tls_port "$n")"; done
+    echo "$list"
+}
+
 nodes() { seq 1 "$KAFKA_NODES"; }
 
 # ---- main ----------------------------------------------------------------------------
@@ -242,6 +290,7 @@ case "$command" in
         done
         # A quorum of controllers is needed before any node serves: start all, then wait.
         if [ "${#started[@]}" -gt 0 ]; then wait_serving "${started[@]}"; fi
+        if [ -n "$KAFKA_TLS_DIR" ]; then ensure_scram_user; fi
         say "Apache Kafka $KAFKA_VERSION ($KAFKA_NODES node(s)) at $(bootstrap)"
         ;;
     down)
@@ -261,8 +310,9 @@ case "$command" in
         done
         ;;
     bootstrap) bootstrap ;;
+    bootstrap-tls) bootstrap_tls ;;
     *)
-        echo "usage: $0 install|up|down|kill N|start N|status|bootstrap" >&2
+        echo "usage: $0 install|up|down|kill N|start N|status|bootstrap|bootstrap-tls" >&2
         exit 2
         ;;
 esac

@@ -9,10 +9,14 @@
 #   deploy/local/stack.sh down     stop what up started
 #   deploy/local/stack.sh status   what is running
 #   deploy/local/stack.sh env      KAFKA_BROKERS and KAFKA_REPLICATION_FACTOR for this stack
+#                                  (BAZAAR_TLS=1: every link over TLS, Kafka with SASL)
 #   deploy/local/stack.sh stop|start postgres|standby|redis|kafka
 #                                  one component alone (`make chaos` takes them away)
 #
 # KAFKA_NODES=3 runs a three-node Kafka cluster (ports 19092, 19094, 19096) instead of one.
+# Every server also speaks TLS, with a certificate for 127.0.0.1 signed by a CA made here
+# (.local/tls): PostgreSQL on its own port (ssl=on), Redis on its port + 10, Kafka SASL_SSL
+# on each client port + 10.
 # Topics are created by `bazaar-topics` (services.sh, the tests), not here.
 set -euo pipefail
 
@@ -24,6 +28,7 @@ PG_PORT="${BAZAAR_PG_PORT:-15432}"
 # Ten above the primary: the benchmark and fault stacks' primaries sit just above it.
 STANDBY_PORT="${BAZAAR_PG_STANDBY_PORT:-$((PG_PORT + 10))}"
 REDIS_PORT="${BAZAAR_REDIS_PORT:-16379}"
+REDIS_TLS_PORT="$((REDIS_PORT + 10))"
 KAFKA_PORT="${BAZAAR_KAFKA_PORT:-19092}"
 # Development-only credentials of the private PostgreSQL; see service-kit settings.
 PG_USER="bazaar"
@@ -67,6 +72,9 @@ install_missing() {
     command -v cc >/dev/null || packages+=(build-essential)
     command -v cmake >/dev/null || packages+=(cmake)
     command -v curl >/dev/null || packages+=(curl)
+    command -v openssl >/dev/null || packages+=(openssl)
+    # rdkafka, sqlx and redis link OpenSSL for TLS.
+    pkg-config --exists openssl 2>/dev/null || packages+=(libssl-dev pkg-config)
     if [ "${#packages[@]}" -gt 0 ]; then apt_install "${packages[@]}"; fi
 }
 
@@ -103,6 +111,31 @@ stop_pid() { # stop_pid <pidfile> <program-name> <description>
         say "$3 stopped"
     fi
     rm -f "$1"
+}
+
+# ---- TLS -----------------------------------------------------------------------------
+
+# A private CA and one server certificate for 127.0.0.1 and localhost, made once: every
+# server of the stack presents it, clients verify it against ca.crt (with host names).
+TLS_DIR="$LOCAL/tls"
+tls_up() {
+    [ -s "$TLS_DIR/server.crt" ] && [ -s "$TLS_DIR/kafka-password" ] && return
+    say "making a private CA and a certificate for 127.0.0.1 in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    (
+        cd "$TLS_DIR" && umask 077
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Bazaar local CA" \
+            -keyout ca.key -out ca.crt
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+            "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
+            -extfile server.ext -out server.crt
+        rm -f server.csr server.ext ca.srl
+        head -c 24 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >kafka-password
+        chmod 644 ca.crt server.crt
+    ) >/dev/null 2>&1 || die "making the TLS certificates failed (is openssl there?)"
 }
 
 # ---- PostgreSQL ----------------------------------------------------------------------
@@ -209,7 +242,14 @@ pg_start() {
         return
     fi
     port_open "$port" && die "port $port is taken by something else; set $variable"
-    pg_as "$bin/pg_ctl" -D "$data" -l "$log" -o "-p $port" -w -t 120 start >/dev/null \
+    # TLS beside plaintext (clients choose with sslmode); the key belongs to the server's
+    # user, as PostgreSQL insists.
+    mkdir -p "$PG_HOME/tls"
+    cp "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$PG_HOME/tls/"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres: "$PG_HOME/tls"
+    chmod 600 "$PG_HOME/tls/server.key"
+    local tls="-c ssl=on -c ssl_cert_file='$PG_HOME/tls/server.crt' -c ssl_key_file='$PG_HOME/tls/server.key'"
+    pg_as "$bin/pg_ctl" -D "$data" -l "$log" -o "-p $port $tls" -w -t 120 start >/dev/null \
         || { tail -n 20 "$log" >&2; die "$name did not start"; }
     say "$name is up on 127.0.0.1:$port"
 }
@@ -260,7 +300,10 @@ redis_up() {
     # A cache: no persistence.
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" --daemonize yes \
         --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
-        --save "" --appendonly no --protected-mode yes
+        --save "" --appendonly no --protected-mode yes \
+        --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.crt" \
+        --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.crt" \
+        --tls-auth-clients no
     wait_for 30 "Redis on 127.0.0.1:$REDIS_PORT" redis_ping || die "Redis did not start (see $REDIS_DIR/redis.log)"
 }
 # The development signing key: random, made on first use in .local/jwt-secret (git-ignored,
@@ -287,7 +330,10 @@ redis_status() {
 
 # ---- Apache Kafka --------------------------------------------------------------------
 
-kafka() { KAFKA_DIR="$LOCAL/kafka" KAFKA_PORT="$KAFKA_PORT" "$ROOT/deploy/local/kafka.sh" "$@"; }
+kafka() {
+    KAFKA_DIR="$LOCAL/kafka" KAFKA_PORT="$KAFKA_PORT" KAFKA_TLS_DIR="$TLS_DIR" \
+        "$ROOT/deploy/local/kafka.sh" "$@"
+}
 
 # ---- main ----------------------------------------------------------------------------
 
@@ -295,6 +341,7 @@ case "${1:-}" in
     up)
         mkdir -p "$LOCAL"
         install_missing
+        tls_up
         pg_up
         standby_up
         redis_up
@@ -313,16 +360,33 @@ case "${1:-}" in
         ;;
     env)
         # What the services and tests are pointed at: every broker, and topics replicated
-        # on all of them (up to three).
+        # on all of them (up to three). Values in single quotes, for `eval`.
+        var() { printf "%s='%s'\n" "$1" "$2"; }
         brokers="$(kafka bootstrap)"
         nodes="$(tr -cd ',' <<<"$brokers" | wc -c)"
-        echo "KAFKA_BROKERS=$brokers"
-        echo "KAFKA_REPLICATION_FACTOR=$((nodes + 1))"
-        # Reports and history read the standby.
-        echo "DATABASE_READ_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$STANDBY_PORT/$PG_DATABASE"
+        var KAFKA_REPLICATION_FACTOR "$((nodes + 1))"
+        pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$1/$PG_DATABASE$2"; }
+        if [ "${BAZAAR_TLS:-0}" = 1 ]; then
+            # Every link encrypted, every server's name checked against the stack's CA.
+            verify="?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.crt"
+            var KAFKA_BROKERS "$(kafka bootstrap-tls)"
+            var KAFKA_SECURITY_PROTOCOL "SASL_SSL"
+            var KAFKA_SASL_MECHANISM "SCRAM-SHA-512"
+            var KAFKA_SASL_USERNAME "bazaar"
+            var KAFKA_SASL_PASSWORD "$(cat "$TLS_DIR/kafka-password")"
+            var KAFKA_SSL_CA_LOCATION "$TLS_DIR/ca.crt"
+            var DATABASE_URL "$(pg_url "$PG_PORT" "$verify")"
+            var DATABASE_READ_URL "$(pg_url "$STANDBY_PORT" "$verify")"
+            var REDIS_URL "rediss://127.0.0.1:$REDIS_TLS_PORT/0"
+            var REDIS_TLS_CA_FILE "$TLS_DIR/ca.crt"
+        else
+            var KAFKA_BROKERS "$brokers"
+            # Reports and history read the standby.
+            var DATABASE_READ_URL "$(pg_url "$STANDBY_PORT" "")"
+        fi
         # Services not told otherwise run as production and refuse the stack's defaults.
-        echo "BAZAAR_ENV=development"
-        echo "JWT_SECRET=$(signing_secret)"
+        var BAZAAR_ENV "development"
+        var JWT_SECRET "$(signing_secret)"
         ;;
     install)
         install_missing

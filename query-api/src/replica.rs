@@ -423,6 +423,7 @@ mod tests {
         let settings = service_kit::settings::RedisSettings {
             url: "redis://127.0.0.1:9/".to_owned().into(),
             key_prefix: "test:".to_owned(),
+            tls_ca_file: None,
         };
         let registry = prometheus::Registry::new();
         let metrics = QueryMetrics::register(&registry).unwrap();

@@ -50,6 +50,11 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var("REDIS_KEY_PREFIX", "bazaar:", "prefix of every Redis key"),
     var(
+        "REDIS_TLS_CA_FILE",
+        "(the system's trust store)",
+        "PEM file of the CA that signed the server's certificate (rediss://)",
+    ),
+    var(
         "KAFKA_BROKERS",
         "the local stack's (development only)",
         "bootstrap servers",
@@ -85,6 +90,33 @@ pub const VARIABLES: &[Variable] = &[
         "10000",
         "how long a silent consumer keeps its partitions",
     ),
+    var(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_SSL or SASL_PLAINTEXT",
+    ),
+    var(
+        "KAFKA_SSL_CA_LOCATION",
+        "(the system's trust store)",
+        "PEM file of the CA that signed the brokers' certificates",
+    ),
+    var(
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        "(none)",
+        "this client's certificate, for brokers that ask for one (mTLS)",
+    ),
+    var(
+        "KAFKA_SSL_KEY_LOCATION",
+        "(none)",
+        "the key of that certificate",
+    ),
+    var(
+        "KAFKA_SASL_MECHANISM",
+        "SCRAM-SHA-512",
+        "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN",
+    ),
+    var("KAFKA_SASL_USERNAME", "(none)", "required with SASL"),
+    var("KAFKA_SASL_PASSWORD", "(none)", "required with SASL"),
     var(
         "MOVEMENT_MAX_AGE_DAYS",
         "30",

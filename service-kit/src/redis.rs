@@ -31,10 +31,28 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// Checks the URL; does not connect yet.
+    /// Checks the URL (and reads the CA of a `rediss://` one); does not connect yet.
     pub fn new(settings: &RedisSettings) -> redis::RedisResult<Self> {
+        let url = settings.url.expose_secret();
+        let client = match &settings.tls_ca_file {
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(|error| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "REDIS_TLS_CA_FILE cannot be read",
+                        format!("{path}: {error}"),
+                    ))
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(url, certificates)?
+            }
+            None => redis::Client::open(url)?,
+        };
         Ok(Self {
-            client: redis::Client::open(settings.url.expose_secret())?,
+            client,
             manager: Arc::new(OnceCell::new()),
             key_prefix: settings.key_prefix.as_str().into(),
         })

@@ -71,6 +71,20 @@ pub enum Environment {
     Production,
 }
 
+impl Environment {
+    /// `BAZAAR_ENV`: not told it is in development, a service behaves as production.
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        match get("BAZAAR_ENV").as_deref() {
+            Some("development") | Some("dev") => Ok(Self::Development),
+            None | Some("production") | Some("prod") => Ok(Self::Production),
+            Some(other) => Err(SettingsError::Invalid {
+                var: "BAZAAR_ENV",
+                problem: format!("expected `development` or `production`, got `{other}`"),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub service: Service,
@@ -166,6 +180,9 @@ pub struct RedisSettings {
     pub url: SecretString,
     /// Every key this deployment writes starts with it (tests use a unique one each).
     pub key_prefix: String,
+    /// `REDIS_TLS_CA_FILE`: the CA that signed the server's certificate, for a `rediss://`
+    /// URL (by default the system's trust store).
+    pub tls_ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +203,130 @@ pub struct KafkaSettings {
     /// How long a silent consumer keeps its partitions before the group moves them:
     /// `KAFKA_SESSION_TIMEOUT_MS`, 10000.
     pub session_timeout: Duration,
+    /// How the clients reach the brokers: plaintext, TLS, SASL.
+    pub security: KafkaSecurity,
+}
+
+/// How every Kafka client of a service connects: librdkafka's own settings, one variable
+/// each.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaSecurity {
+    /// `KAFKA_SECURITY_PROTOCOL`: `PLAINTEXT` (default), `SSL`, `SASL_SSL` or
+    /// `SASL_PLAINTEXT`.
+    pub protocol: String,
+    /// `KAFKA_SSL_CA_LOCATION`: PEM file of the CA that signed the brokers' certificates
+    /// (by default the system's trust store). Brokers' host names are always verified.
+    pub ca_location: Option<String>,
+    /// `KAFKA_SSL_CERTIFICATE_LOCATION` and `KAFKA_SSL_KEY_LOCATION`: this client's
+    /// certificate and key, for brokers that authenticate clients by TLS (mTLS).
+    pub certificate_location: Option<String>,
+    pub key_location: Option<String>,
+    /// `KAFKA_SASL_MECHANISM`: `SCRAM-SHA-512` (default), `SCRAM-SHA-256` or `PLAIN`
+    /// (managed services that issue API keys).
+    pub sasl_mechanism: String,
+    /// `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`, required with SASL.
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<SecretString>,
+}
+
+impl KafkaSecurity {
+    fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+        environment: Environment,
+    ) -> Result<Self, SettingsError> {
+        let invalid = |var, problem: String| Err(SettingsError::Invalid { var, problem });
+        let protocol = get("KAFKA_SECURITY_PROTOCOL")
+            .unwrap_or_else(|| "PLAINTEXT".to_owned())
+            .to_ascii_uppercase();
+        let sasl = match protocol.as_str() {
+            "PLAINTEXT" | "SSL" => false,
+            "SASL_SSL" | "SASL_PLAINTEXT" => true,
+            other => {
+                return invalid(
+                    "KAFKA_SECURITY_PROTOCOL",
+                    format!("`{other}`: expected PLAINTEXT, SSL, SASL_SSL or SASL_PLAINTEXT"),
+                );
+            }
+        };
+        let sasl_mechanism = get("KAFKA_SASL_MECHANISM")
+            .unwrap_or_else(|| "SCRAM-SHA-512".to_owned())
+            .to_ascii_uppercase();
+        if !matches!(
+            sasl_mechanism.as_str(),
+            "SCRAM-SHA-512" | "SCRAM-SHA-256" | "PLAIN"
+        ) {
+            return invalid(
+                "KAFKA_SASL_MECHANISM",
+                format!("`{sasl_mechanism}`: expected SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"),
+            );
+        }
+        let security = Self {
+            ca_location: get("KAFKA_SSL_CA_LOCATION"),
+            certificate_location: get("KAFKA_SSL_CERTIFICATE_LOCATION"),
+            key_location: get("KAFKA_SSL_KEY_LOCATION"),
+            sasl_username: get("KAFKA_SASL_USERNAME"),
+            sasl_password: get("KAFKA_SASL_PASSWORD").map(SecretString::from),
+            protocol,
+            sasl_mechanism,
+        };
+        if sasl && (security.sasl_username.is_none() || security.sasl_password.is_none()) {
+            return invalid(
+                "KAFKA_SASL_USERNAME",
+                format!(
+                    "{} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+                    security.protocol
+                ),
+            );
+        }
+        if !sasl && (security.sasl_username.is_some() || security.sasl_password.is_some()) {
+            return invalid(
+                "KAFKA_SECURITY_PROTOCOL",
+                "KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set, but the protocol has no \
+                 SASL: set SASL_SSL"
+                    .to_owned(),
+            );
+        }
+        if security.certificate_location.is_some() != security.key_location.is_some() {
+            return invalid(
+                "KAFKA_SSL_CERTIFICATE_LOCATION",
+                "a client certificate and its key go together: set both or neither".to_owned(),
+            );
+        }
+        if environment == Environment::Production
+            && security.protocol == "SASL_PLAINTEXT"
+            && security.sasl_mechanism == "PLAIN"
+        {
+            return invalid(
+                "KAFKA_SECURITY_PROTOCOL",
+                "SASL_PLAINTEXT with PLAIN sends the password in clear: use SASL_SSL".to_owned(),
+            );
+        }
+        Ok(security)
+    }
+
+    /// Sets these on a librdkafka configuration.
+    pub fn apply(&self, config: &mut rdkafka::ClientConfig) {
+        config.set("security.protocol", &self.protocol);
+        if self.protocol.contains("SSL") {
+            // librdkafka's default, said aloud: the broker's name must be in its certificate.
+            config.set("ssl.endpoint.identification.algorithm", "https");
+            for (key, value) in [
+                ("ssl.ca.location", &self.ca_location),
+                ("ssl.certificate.location", &self.certificate_location),
+                ("ssl.key.location", &self.key_location),
+            ] {
+                if let Some(value) = value {
+                    config.set(key, value);
+                }
+            }
+        }
+        if let (Some(username), Some(password)) = (&self.sasl_username, &self.sasl_password) {
+            config
+                .set("sasl.mechanisms", &self.sasl_mechanism)
+                .set("sasl.username", username)
+                .set("sasl.password", password.expose_secret());
+        }
+    }
 }
 
 impl KafkaSettings {
@@ -195,6 +336,7 @@ impl KafkaSettings {
         get: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         Ok(Self {
+            security: KafkaSecurity::from_lookup(get, Environment::from_lookup(get)?)?,
             brokers: get("KAFKA_BROKERS").unwrap_or_else(|| defaults::KAFKA_BROKERS.to_owned()),
             topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
             consumer_group: get("KAFKA_CONSUMER_GROUP")
@@ -314,17 +456,7 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let get = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
 
-        // Not told it is in development, a service behaves as production.
-        let environment = match get("BAZAAR_ENV").as_deref() {
-            Some("development") | Some("dev") => Environment::Development,
-            None | Some("production") | Some("prod") => Environment::Production,
-            Some(other) => {
-                return Err(SettingsError::Invalid {
-                    var: "BAZAAR_ENV",
-                    problem: format!("expected `development` or `production`, got `{other}`"),
-                });
-            }
-        };
+        let environment = Environment::from_lookup(&get)?;
 
         let kafka = KafkaSettings::from_lookup(service, &get)?;
         let session_ms = u64::try_from(kafka.session_timeout.as_millis()).unwrap_or(u64::MAX);
@@ -366,6 +498,7 @@ impl Settings {
                 url: secret(get("REDIS_URL"), defaults::REDIS_URL),
                 key_prefix: get("REDIS_KEY_PREFIX")
                     .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_owned()),
+                tls_ca_file: get("REDIS_TLS_CA_FILE"),
             },
             kafka,
             auth: AuthSettings {

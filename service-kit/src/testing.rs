@@ -31,6 +31,39 @@ fn stack_missing(what: &str, error: impl std::fmt::Display) -> ! {
     panic!("the local stack is not reachable ({what}: {error}); run `make up` first")
 }
 
+/// The local stack's links with every one encrypted (`BAZAAR_TLS=1 deploy/local/stack.sh
+/// env`): Kafka's SASL_SSL listeners with SCRAM-SHA-512, PostgreSQL with
+/// `sslmode=verify-full` and Redis over `rediss://`, each verified against the stack's own
+/// CA. For [`TestStack::start_with`].
+pub fn local_tls_env() -> Vec<(&'static str, String)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/stack.sh");
+    let output = std::process::Command::new("bash")
+        .args([script, "env"])
+        .env("BAZAAR_TLS", "1")
+        .output()
+        .unwrap_or_else(|error| panic!("running stack.sh env: {error}"));
+    assert!(
+        output.status.success(),
+        "stack.sh env: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            // The test's own development identity stays its own.
+            if ["BAZAAR_ENV", "JWT_SECRET"].contains(&name) {
+                return None;
+            }
+            let variable = crate::environment::VARIABLES
+                .iter()
+                .find(|variable| variable.name == name)
+                .unwrap_or_else(|| panic!("stack.sh env printed {name}, which no service reads"));
+            Some((variable.name, value.trim_matches('\'').to_owned()))
+        })
+        .collect()
+}
+
 /// `GET url` and its body as text (a service's `/metrics`, `/openapi.json`, …).
 pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client
@@ -169,8 +202,14 @@ impl TestStack {
         for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
             overrides.insert(service.listen_var(), "127.0.0.1:0".into());
         }
-        // The caller's variables win over this test's own.
-        overrides.extend(variables.iter().cloned());
+        // The caller's variables win over this test's own — but its database URLs were the
+        // starting point of the test's own (same server, same TLS, the test's database).
+        overrides.extend(
+            variables
+                .iter()
+                .filter(|(var, _)| !["DATABASE_URL", "DATABASE_READ_URL"].contains(var))
+                .cloned(),
+        );
         let settings = settings_of(&overrides);
 
         let pool = PgPoolOptions::new()
@@ -309,9 +348,8 @@ impl TestStack {
 async fn delete_topics(settings: &Settings) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
-    let Ok(admin) = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .create::<AdminClient<DefaultClientContext>>()
+    let Ok(admin) =
+        crate::kafka::client_config(&settings.kafka).create::<AdminClient<DefaultClientContext>>()
     else {
         return;
     };

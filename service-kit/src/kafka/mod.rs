@@ -18,13 +18,21 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::settings::KafkaSettings;
 
+/// What every client of this deployment shares: the brokers and how to reach them
+/// (TLS, SASL).
+pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    settings.security.apply(&mut config);
+    config
+}
+
 /// Producer settings: every record is acknowledged by all in-sync replicas and written
 /// exactly once per send even when librdkafka retries (`enable.idempotence`), compressed,
 /// and briefly lingered so that concurrent requests share a batch.
 pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = client_config(settings);
     config
-        .set("bootstrap.servers", &settings.brokers)
         .set("client.id", client_id)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -88,9 +96,8 @@ pub async fn acknowledged(delivery: DeliveryFuture) -> Result<Delivery, KafkaErr
 /// Consumer settings: offsets are committed by the application (into Postgres by the
 /// processors), never automatically; a new group starts from the beginning.
 pub fn consumer_config(settings: &KafkaSettings, client_id: &str, group_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = client_config(settings);
     config
-        .set("bootstrap.servers", &settings.brokers)
         .set("client.id", client_id)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")

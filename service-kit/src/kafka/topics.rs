@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -85,13 +84,13 @@ struct Admin {
 
 impl Admin {
     fn new(settings: &KafkaSettings) -> Result<Self, TopicError> {
-        let client = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .create()
-            .map_err(|source| TopicError::Unreachable {
-                brokers: settings.brokers.clone(),
-                source,
-            })?;
+        let client =
+            super::client_config(settings)
+                .create()
+                .map_err(|source| TopicError::Unreachable {
+                    brokers: settings.brokers.clone(),
+                    source,
+                })?;
         Ok(Self {
             client: Arc::new(client),
             brokers: settings.brokers.clone(),
