@@ -731,3 +731,28 @@ async fn a_body_beyond_its_route_s_limit_is_refused_with_413() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1_000, "{body}");
 }
+
+/// Header fields are measured before anything reads them: 16 KiB in all; beyond,
+/// `431 headers_too_large` (as a problem document), and nothing is produced.
+#[tokio::test]
+async fn header_fields_beyond_16_kib_are_refused_with_431() {
+    let w = world().await;
+    let body = json!({"movement_id": uuid::Uuid::new_v4(), "store_id": w.store, "sku": "TEA-250G",
+                      "kind": "sale", "quantity": 1, "unit_price_paise": 1000});
+    let response = w
+        .app
+        .client
+        .post(format!("{}/v1/movements", w.app.base))
+        .bearer_auth(&w.pos)
+        .header("x-padding", "p".repeat(17 * 1024))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "headers_too_large", "{problem}");
+    // The same request without the padding goes through.
+    let (status, accepted) = send(&w.app, Method::POST, "/v1/movements", Some(&w.pos), &body).await;
+    assert_eq!(status, 202, "{accepted}");
+}

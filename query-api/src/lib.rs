@@ -89,6 +89,7 @@ impl App {
             None => base.readiness.clone(),
         };
         let (keys, limits) = base.auth_and_limits()?;
+        let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
         // The catalog is small and read right after it is written: from the primary.
         let catalog = catalog::CatalogState {
             pool: base.pool.clone(),

@@ -52,6 +52,7 @@ impl Base {
         let limits = crate::ratelimit::RateLimits::new(
             self.settings.rate_limits.per_subject,
             self.settings.rate_limits.per_address,
+            Some(self.redis.clone()),
             self.metrics.registry(),
         )?;
         // Budgets that are full again are forgotten every minute, so memory follows the
@@ -85,19 +86,30 @@ impl Base {
         let (routes, paths) =
             api.map_or((None, None), |(routes, paths)| (Some(routes), Some(paths)));
         let document = health::openapi(service, description, paths);
-        let mut router =
-            health::router(service, readiness.clone(), self.metrics.clone(), &document);
+        let separate_metrics = self.settings.metrics_listen_addr;
+        let mut router = health::router(
+            service,
+            readiness.clone(),
+            self.metrics.clone(),
+            &document,
+            separate_metrics.is_none(),
+        );
         if let Some(routes) = routes {
             router = router.merge(routes);
         }
-        Ok(Server::bind(
+        let mut server = Server::bind(
             self.settings.listen_addr,
             router,
             self.settings.request_timeout,
             self.settings.trusted_proxies.clone(),
             self.metrics.clone(),
-            readiness,
+            readiness.clone(),
         )
-        .await?)
+        .await?;
+        if let Some(address) = separate_metrics {
+            let metrics = health::metrics_router(service, readiness, self.metrics.clone());
+            server = server.with_metrics_on(address, metrics).await?;
+        }
+        Ok(server)
     }
 }

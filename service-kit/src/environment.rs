@@ -232,6 +232,11 @@ pub const VARIABLES: &[Variable] = &[
         "127.0.0.1:8083",
         "the processors' health and metrics",
     ),
+    var(
+        "METRICS_LISTEN_ADDR",
+        "(unset)",
+        "serve /metrics here instead of on the service's address",
+    ),
     var("RUST_LOG", "info", "log filter"),
     var("LOG_FORMAT", "human", "json for one JSON object per line"),
 ];

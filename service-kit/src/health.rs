@@ -212,6 +212,8 @@ fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
         "A dependency is unavailable, or the request took longer than HTTP_REQUEST_TIMEOUT_MS \
          (`timeout`); see Retry-After",
     );
+    let headers_too_large =
+        problem("The header fields take more than 16 KiB in all (`headers_too_large`)");
     let api_security = api.security.clone().unwrap_or_default();
     for (path, item) in &mut api.paths.paths {
         let limited_route = path.starts_with("/v1/");
@@ -237,6 +239,7 @@ fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
                     .or_insert_with(|| response.clone().into());
             };
             declare("400", &control);
+            declare("431", &headers_too_large);
             declare("503", &timed_out);
             if operation.request_body.is_some() {
                 declare("413", &too_large);
@@ -252,27 +255,44 @@ fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The operational routes every service serves, and `/openapi.json` with `api`.
+/// The operational routes every service serves, and `/openapi.json` with `api`;
+/// `/metrics` too unless `with_metrics` is false (served on an address of its own, by
+/// [`metrics_router`]).
 pub fn router(
     service: &'static str,
     readiness: Readiness,
     metrics: Metrics,
     api: &utoipa::openapi::OpenApi,
+    with_metrics: bool,
 ) -> Router {
     let openapi = Arc::new(api.to_pretty_json().unwrap_or_else(|error| {
         tracing::error!(%error, "The OpenAPI document does not serialise.");
         "{}".to_owned()
     }));
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(render_openapi));
+    if with_metrics {
+        router = router.route("/metrics", get(render_metrics));
+    }
+    router.with_state(HealthState {
+        service,
+        readiness,
+        metrics,
+        openapi,
+    })
+}
+
+/// `/metrics` alone, for `METRICS_LISTEN_ADDR`.
+pub fn metrics_router(service: &'static str, readiness: Readiness, metrics: Metrics) -> Router {
+    Router::new()
         .route("/metrics", get(render_metrics))
-        .route("/openapi.json", get(render_openapi))
         .with_state(HealthState {
             service,
             readiness,
             metrics,
-            openapi,
+            openapi: Arc::new(String::new()),
         })
 }
 

@@ -85,6 +85,9 @@ pub enum ApiError {
     /// 413: the body is larger than the route takes.
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
+    /// 431: the request's header fields are larger than any client of ours needs.
+    #[error("header fields too large (limit {limit} bytes)")]
+    HeadersTooLarge { limit: usize },
     /// 429: over the rate limit.
     #[error("rate limited for {retry_after:?}")]
     RateLimited { retry_after: Duration },
@@ -133,6 +136,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,6 +154,7 @@ impl ApiError {
             Self::NotFound { .. } => "not_found",
             Self::Unprocessable(_) => "unprocessable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
@@ -164,6 +169,7 @@ impl ApiError {
             Self::Conflict { .. } => "Conflict with the current state",
             Self::Unprocessable(_) => "The request refers to something unusable",
             Self::PayloadTooLarge { .. } => "The body is too large",
+            Self::HeadersTooLarge { .. } => "The header fields are too large",
             Self::RateLimited { .. } => "Too many requests",
             Self::Unavailable { .. } => "Temporarily unavailable",
             Self::Internal(_) => "Internal error",
@@ -188,6 +194,12 @@ impl ApiError {
             }
             Self::PayloadTooLarge { limit } => (
                 Some(format!("this route takes bodies of at most {limit} bytes")),
+                Vec::new(),
+            ),
+            Self::HeadersTooLarge { limit } => (
+                Some(format!(
+                    "header fields may take at most {limit} bytes in all"
+                )),
                 Vec::new(),
             ),
             Self::RateLimited { retry_after } => (

@@ -22,6 +22,8 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     readiness: Readiness,
+    /// `/metrics` on an address of its own (`METRICS_LISTEN_ADDR`).
+    metrics: Option<(TcpListener, Router)>,
 }
 
 /// A request that takes longer than `timeout` is dropped and answered `503 timeout` (with
@@ -70,7 +72,25 @@ impl Server {
             listener,
             router,
             readiness,
+            metrics: None,
         })
+    }
+
+    /// Also serves `router` (the metrics) on `addr`, for as long as the API is served.
+    pub async fn with_metrics_on(
+        mut self,
+        addr: SocketAddr,
+        router: Router,
+    ) -> std::io::Result<Self> {
+        self.metrics = Some((TcpListener::bind(addr).await?, router));
+        Ok(self)
+    }
+
+    /// Where the metrics are served when they have an address of their own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -104,11 +124,26 @@ impl Server {
                 tracing::debug!(%error, "Could not set TCP_NODELAY on a connection.");
             }
         });
-        axum::serve(listener, service)
+        let stopped = tokio_util::sync::CancellationToken::new();
+        let metrics = self.metrics.map(|(listener, router)| {
+            let stopped = stopped.clone();
+            tracing::info!(address = ?listener.local_addr().ok(), "Serving /metrics.");
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped.cancelled_owned())
+                    .await
+            })
+        });
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 readiness.start_draining();
             })
-            .await
+            .await;
+        stopped.cancel();
+        if let Some(metrics) = metrics {
+            metrics.await.map_err(std::io::Error::other)??;
+        }
+        served
     }
 }

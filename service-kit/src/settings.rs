@@ -90,6 +90,9 @@ pub struct Settings {
     pub service: Service,
     pub environment: Environment,
     pub listen_addr: SocketAddr,
+    /// Where `/metrics` is served instead of `listen_addr`, so that scrapes stay on an
+    /// internal network while the API faces clients: `METRICS_LISTEN_ADDR`, unset.
+    pub metrics_listen_addr: Option<SocketAddr>,
     /// The longest a request may take before it is answered `503 timeout`:
     /// `HTTP_REQUEST_TIMEOUT_MS`, 30000 (beyond the longest `?wait`, 10 s).
     pub request_timeout: Duration,
@@ -470,10 +473,20 @@ impl Settings {
                 problem: format!("`{listen_text}` is not an address like 127.0.0.1:8081: {error}"),
             })?;
 
+        let metrics_listen_addr = get("METRICS_LISTEN_ADDR")
+            .map(|text| {
+                text.parse().map_err(|error| SettingsError::Invalid {
+                    var: "METRICS_LISTEN_ADDR",
+                    problem: format!("`{text}` is not an address like 0.0.0.0:9090: {error}"),
+                })
+            })
+            .transpose()?;
+
         let settings = Self {
             service,
             environment,
             listen_addr,
+            metrics_listen_addr,
             request_timeout: Duration::from_millis(
                 parse_or::<u64>(&get, "HTTP_REQUEST_TIMEOUT_MS", 30_000)?.max(1),
             ),

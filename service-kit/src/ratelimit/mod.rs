@@ -1,28 +1,46 @@
-//! Rate limits (governor, GCRA): per token subject, and per client address for requests
-//! without a valid token. Over the limit: `429` with `Retry-After`, counted in metrics.
+//! Rate limits (GCRA): per token subject, and per client address for requests without a
+//! valid token. The budgets live in Redis, shared by every instance of the service, so a
+//! subject's limit is the configured one however many instances serve it; while Redis is
+//! away each instance keeps budgets of its own (governor) and `/readyz` says so. Every
+//! answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers)
+//! so clients can pace themselves; over the limit: `429` with `Retry-After`, counted in
+//! metrics.
 //!
 //! The middleware verifies the bearer token once and leaves the [`Principal`] in the
 //! request's extensions, where the extractor picks it up.
 
+mod shared;
+
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use prometheus::{IntCounterVec, Opts, Registry};
 
 use crate::auth::{Auth, Principal, bearer_token};
 use crate::client::ClientAddress;
 use crate::problem::ApiError;
+use crate::redis::Redis;
+use shared::Shared;
 
 /// A fixed hasher: the same subject must always land on the same budget.
 static SUBJECT_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
     std::hash::BuildHasherDefault::new();
+
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Requests per second and burst, per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +60,82 @@ impl Limit {
     fn quota(self) -> Quota {
         Quota::per_second(self.per_second).allow_burst(self.burst)
     }
+
+    fn interval(self) -> Duration {
+        Duration::from_secs(1) / self.per_second.get()
+    }
+
+    /// `RateLimit-Policy`: a quota of `burst` requests in the window that refills it.
+    fn policy(self, name: &str) -> HeaderValue {
+        let window = self.burst.get().div_ceil(self.per_second.get());
+        HeaderValue::try_from(format!("\"{name}\";q={};w={window}", self.burst))
+            .expect("a policy is ASCII")
+    }
+}
+
+/// One request taken from (or refused by) a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Requests left in the burst after this one.
+    pub remaining: u32,
+    /// Until the whole burst is available again.
+    pub full_in: Duration,
+    /// Refused: until one more request would be allowed.
+    pub retry_after: Duration,
+}
+
+type Budgets<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// One kind of budget: its limit, its header, and this instance's own budgets for while
+/// Redis is away.
+struct Scope<K: Hash + Eq + Clone> {
+    name: &'static str,
+    limit: Limit,
+    policy: HeaderValue,
+    local: Budgets<K>,
+}
+
+impl<K: Hash + Eq + Clone> Scope<K> {
+    fn new(name: &'static str, limit: Limit) -> Self {
+        Self {
+            name,
+            limit,
+            policy: limit.policy(name),
+            local: RateLimiter::keyed(limit.quota())
+                .with_middleware::<StateInformationMiddleware>(),
+        }
+    }
+
+    fn check_locally(&self, key: &K, clock: &DefaultClock) -> Decision {
+        let interval = self.limit.interval();
+        match self.local.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    allowed: true,
+                    remaining,
+                    full_in: interval * (self.limit.burst.get() - remaining),
+                    retry_after: Duration::ZERO,
+                }
+            }
+            Err(not_until) => Decision {
+                allowed: false,
+                remaining: 0,
+                full_in: interval * self.limit.burst.get(),
+                retry_after: not_until.wait_time_from(clock.now()),
+            },
+        }
+    }
 }
 
 /// The limiters of one service.
 pub struct RateLimits {
     /// Keyed by a hash of the subject, so the hot path allocates nothing.
-    per_subject: DefaultKeyedRateLimiter<u64>,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    per_subject: Scope<u64>,
+    per_address: Scope<IpAddr>,
+    shared: Option<Shared>,
     limited: IntCounterVec,
     clock: DefaultClock,
 }
@@ -56,16 +143,19 @@ pub struct RateLimits {
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimits")
-            .field("subjects", &self.per_subject.len())
-            .field("addresses", &self.per_address.len())
+            .field("shared", &self.shared.is_some())
+            .field("local_subjects", &self.per_subject.local.len())
+            .field("local_addresses", &self.per_address.local.len())
             .finish()
     }
 }
 
 impl RateLimits {
+    /// Budgets in `redis` (under its key prefix) when given, else this instance's alone.
     pub fn new(
         per_subject: Limit,
         per_address: Limit,
+        redis: Option<Redis>,
         registry: &Registry,
     ) -> Result<Arc<Self>, prometheus::Error> {
         let limited = IntCounterVec::new(
@@ -82,36 +172,85 @@ impl RateLimits {
             limited.with_label_values(&[scope]);
         }
         Ok(Arc::new(Self {
-            per_subject: RateLimiter::keyed(per_subject.quota()),
-            per_address: RateLimiter::keyed(per_address.quota()),
+            per_subject: Scope::new("subject", per_subject),
+            per_address: Scope::new("address", per_address),
+            shared: redis.map(Shared::new),
             limited,
             clock: DefaultClock::default(),
         }))
     }
 
-    /// Takes one request from `subject`'s budget, or says how long to wait.
-    pub fn check_subject(&self, subject: &str) -> Result<(), Duration> {
-        self.per_subject
-            .check_key(&subject_key(subject))
-            .map_err(|not_until| {
-                self.limited.with_label_values(&["subject"]).inc();
-                not_until.wait_time_from(self.clock.now())
-            })
+    /// Takes one request from `subject`'s budget.
+    pub async fn check_subject(&self, subject: &str) -> Decision {
+        let key = subject_key(subject);
+        self.check(&self.per_subject, key, || format!("{key:016x}"))
+            .await
     }
 
-    /// Takes one request from `address`'s budget, or says how long to wait.
-    pub fn check_address(&self, address: IpAddr) -> Result<(), Duration> {
-        self.per_address.check_key(&address).map_err(|not_until| {
-            self.limited.with_label_values(&["address"]).inc();
-            not_until.wait_time_from(self.clock.now())
-        })
+    /// Takes one request from `address`'s budget.
+    pub async fn check_address(&self, address: IpAddr) -> Decision {
+        self.check(&self.per_address, address, || address.to_string())
+            .await
     }
 
-    /// Forgets keys whose budget is full again, so memory stays bounded by recent
-    /// callers. Run it periodically.
+    async fn check<K: Hash + Eq + Clone>(
+        &self,
+        scope: &Scope<K>,
+        key: K,
+        shared_key: impl FnOnce() -> String,
+    ) -> Decision {
+        let shared = match &self.shared {
+            Some(shared) => {
+                let key = format!("ratelimit:{}:{}", scope.name, shared_key());
+                shared.check(&key, scope.limit).await
+            }
+            None => None,
+        };
+        let decision = shared.unwrap_or_else(|| scope.check_locally(&key, &self.clock));
+        if !decision.allowed {
+            self.limited.with_label_values(&[scope.name]).inc();
+        }
+        decision
+    }
+
+    /// Forgets this instance's budgets that are full again, so memory stays bounded by
+    /// recent callers. Run it periodically.
     pub fn forget_idle(&self) {
-        self.per_subject.retain_recent();
-        self.per_address.retain_recent();
+        self.per_subject.local.retain_recent();
+        self.per_address.local.retain_recent();
+    }
+
+    /// An optional readiness check: degraded while the budgets are per instance because
+    /// Redis is away (limits are then N times the configured one behind N instances).
+    pub fn readiness_check(
+        self: &Arc<Self>,
+    ) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + use<> {
+        let limits = self.clone();
+        move || {
+            let shared = limits.shared.as_ref().is_some_and(Shared::is_shared);
+            async move {
+                if shared {
+                    Ok(())
+                } else {
+                    Err("budgets per instance: Redis is unreachable".to_owned())
+                }
+            }
+            .boxed()
+        }
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` for an answer that took from `scope`'s budget.
+    fn headers(&self, scope: &str, decision: &Decision, headers: &mut HeaderMap) {
+        let policy = match scope {
+            "subject" => &self.per_subject.policy,
+            _ => &self.per_address.policy,
+        };
+        headers.insert(RATELIMIT_POLICY.clone(), policy.clone());
+        let reset = decision.full_in.as_secs_f64().ceil() as u64;
+        let current = format!("\"{scope}\";r={};t={reset}", decision.remaining);
+        if let Ok(value) = HeaderValue::try_from(current) {
+            headers.insert(RATELIMIT.clone(), value);
+        }
     }
 }
 
@@ -151,20 +290,31 @@ pub async fn limit(
 ) -> Response {
     let principal =
         bearer_token(request.headers()).and_then(|token| state.auth.0.verify(token).ok());
-    let verdict = match &principal {
-        Some(principal) => state.limits.check_subject(&principal.subject),
+    let (scope, decision) = match &principal {
+        Some(principal) => (
+            "subject",
+            state.limits.check_subject(&principal.subject).await,
+        ),
         None => {
             let address = client_address(&request);
-            state.limits.check_address(address)
+            ("address", state.limits.check_address(address).await)
         }
     };
-    if let Err(retry_after) = verdict {
-        return ApiError::RateLimited { retry_after }.into_response();
-    }
-    if let Some(principal) = principal {
-        request.extensions_mut().insert::<Principal>(principal);
-    }
-    next.run(request).await
+    let mut response = if decision.allowed {
+        if let Some(principal) = principal {
+            request.extensions_mut().insert::<Principal>(principal);
+        }
+        next.run(request).await
+    } else {
+        ApiError::RateLimited {
+            retry_after: decision.retry_after,
+        }
+        .into_response()
+    };
+    state
+        .limits
+        .headers(scope, &decision, response.headers_mut());
+    response
 }
 
 #[cfg(test)]
@@ -221,6 +371,7 @@ mod tests {
         let limits = RateLimits::new(
             Limit::new(1, 3).unwrap(),
             Limit::new(1, 1).unwrap(),
+            None,
             &registry,
         )
         .unwrap();
@@ -233,10 +384,19 @@ mod tests {
             .issue("calm-pos", Role::Pos, &[schemas::StoreId(1)])
             .unwrap();
 
-        for _ in 0..3 {
-            assert_eq!(call(&app, Some(&busy)).await.status(), StatusCode::OK);
+        // Each answer says what is left of the burst and when it is whole again.
+        for remaining in (0..3).rev() {
+            let response = call(&app, Some(&busy)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()["ratelimit-policy"],
+                "\"subject\";q=3;w=3"
+            );
+            let expected = format!("\"subject\";r={remaining};t={}", 3 - remaining);
+            assert_eq!(response.headers()["ratelimit"], expected.as_str());
         }
         let refused = call(&app, Some(&busy)).await;
+        assert_eq!(refused.headers()["ratelimit"], "\"subject\";r=0;t=3");
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
         assert_eq!(
@@ -282,6 +442,7 @@ mod tests {
         let limits = RateLimits::new(
             Limit::new(100, 100).unwrap(),
             Limit::new(1, 2).unwrap(),
+            None,
             &Registry::new(),
         )
         .unwrap();
