@@ -75,6 +75,8 @@ install_missing() {
     command -v openssl >/dev/null || packages+=(openssl)
     # rdkafka, sqlx and redis link OpenSSL for TLS.
     pkg-config --exists openssl 2>/dev/null || packages+=(libssl-dev pkg-config)
+    # The contract tests' OpenAPI fuzzer lives in a virtualenv (deploy/local/tools.sh).
+    python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
     if [ "${#packages[@]}" -gt 0 ]; then apt_install "${packages[@]}"; fi
 }
 

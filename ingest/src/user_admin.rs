@@ -3,10 +3,11 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use service_kit::auth::{Auth, Permission, Principal, Role};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, FieldError};
 use sqlx::{PgPool, Postgres, Transaction};
 use utoipa::ToSchema;

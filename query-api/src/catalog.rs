@@ -4,7 +4,7 @@
 //! settings are scoped: a token sees only its stores' rows and gets 403 for others.
 
 use axum::Json;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use schemas::StoreId;
 use schemas::catalog::{
     PRODUCT_COLUMNS, Product, STORE_COLUMNS, STORE_PRODUCT_COLUMNS, SUPPLIER_COLUMNS,
@@ -12,6 +12,7 @@ use schemas::catalog::{
 };
 use serde::Deserialize;
 use service_kit::auth::{Auth, Permission, Principal};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{PgPool, Postgres, QueryBuilder};

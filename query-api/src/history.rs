@@ -5,11 +5,12 @@
 //! token the standby has not replayed yet (see [`crate::standby`]).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{Postgres, QueryBuilder};

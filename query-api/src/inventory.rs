@@ -6,13 +6,14 @@
 //! A store's inventory lists each product it has a balance for (it moved there at least
 //! once) and each product it has live settings for (stock 0 until it moves).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};

@@ -3,12 +3,13 @@
 //! inventory), sales and supplier sourcing from the daily rollups (the replica), whose
 //! days are local dates in the store's timezone. Every report carries an `ETag`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::PgPool;

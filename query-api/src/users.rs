@@ -1,10 +1,11 @@
 //! User reads (admin only): who may do what, never a password hash.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use schemas::catalog::{USER_COLUMNS, User};
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::QueryBuilder;

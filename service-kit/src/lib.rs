@@ -10,6 +10,7 @@ pub mod health;
 pub mod hygiene;
 pub mod kafka;
 pub mod metrics;
+pub mod path;
 pub mod postgres;
 pub mod problem;
 pub mod query;

@@ -1,12 +1,13 @@
 //! Supplier prices: what a supplier charges a store for a product, in paise, from a date on.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
+use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
