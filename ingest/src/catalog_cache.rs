@@ -41,6 +41,26 @@ impl CatalogCache {
         Ok(cache)
     }
 
+    /// A cache holding exactly these rows (`(id, live)`; products `(id, sku, live)`), for
+    /// checking movements without a database: the fuzz targets and unit tests.
+    pub fn from_rows(
+        stores: impl IntoIterator<Item = (i64, bool)>,
+        products: impl IntoIterator<Item = (i64, &'static str, bool)>,
+        suppliers: impl IntoIterator<Item = (i64, bool)>,
+    ) -> Self {
+        let cache = Self::default();
+        write(&cache.stores).extend(stores);
+        write(&cache.suppliers).extend(suppliers);
+        for (id, sku, live) in products {
+            let sku: Arc<str> = Arc::from(sku);
+            if live {
+                write(&cache.skus).insert(sku.clone(), id);
+            }
+            write(&cache.products).insert(id, ProductEntry { sku, live });
+        }
+        cache
+    }
+
     pub fn store_is_live(&self, store: i64) -> bool {
         read(&self.stores).get(&store).copied().unwrap_or(false)
     }

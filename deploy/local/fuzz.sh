@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs each cargo-fuzz target (fuzz/) for a bounded time from its seed corpus: the Avro
+# decoder and a movement request's parsing and validation. A crash fails the run and
+# leaves the input that caused it in fuzz/artifacts/<target>/.
+#
+#   deploy/local/fuzz.sh                 every target, FUZZ_SECONDS (60) each
+#   FUZZ_SECONDS=600 deploy/local/fuzz.sh avro_decode
+#   FUZZ_PROFILE=dev deploy/local/fuzz.sh   unoptimised: builds in a fraction of the time
+#                                           and runs fewer inputs a second (`make test`)
+#
+# libFuzzer needs the nightly toolchain (rustup's, beside stable); cargo-fuzz is
+# installed from crates.io when missing. Inputs that reach new code stay in a scratch
+# corpus under .local/fuzz, not in the repository's seeds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
+SECONDS_EACH="${FUZZ_SECONDS:-60}"
+profile=()
+[ "${FUZZ_PROFILE:-release}" = dev ] && profile=(--dev)
+CARGO_FUZZ_VERSION=0.13.2
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[fuzz] %s\033[0m\n' "$*" >&2; exit 1; }
+
+rustup toolchain list | grep -q '^nightly' \
+    || die "the nightly toolchain is missing (rustup toolchain install nightly)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION from crates.io"
+    cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
+fi
+
+cd "$ROOT/fuzz"
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+say "building ${targets[*]}"
+cargo +nightly fuzz build "${profile[@]}"
+for target in "${targets[@]}"; do
+    scratch="$LOCAL/fuzz/$target"
+    mkdir -p "$scratch"
+    say "$target: ${SECONDS_EACH} s from corpus/$target"
+    # -rss_limit_mb: a decoder that believes a length prefix must not take the machine.
+    status=0
+    cargo +nightly fuzz run "${profile[@]}" "$target" "$scratch" "corpus/$target" -- \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -print_final_stats=1 \
+        >"$scratch.log" 2>&1 || status=$?
+    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|Failing input|artifact_prefix)' \
+        "$scratch.log" || true
+    if [ "$status" -ne 0 ]; then
+        tail -n 40 "$scratch.log" >&2
+        die "$target crashed: the input is in fuzz/artifacts/$target/ (log: $scratch.log)"
+    fi
+done
+say "no crash in ${targets[*]}"

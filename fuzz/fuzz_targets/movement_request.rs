@@ -1,0 +1,88 @@
+//! Any body a client can send to `POST /v1/movements`: parsing and validation never panic
+//! and never fail as a server error, and a movement they accept is one the pipeline can
+//! carry — within its limits, on a live store and product, and unchanged through Avro.
+#![no_main]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use ingest::catalog_cache::CatalogCache;
+use ingest::movements::validate::{MAX_QUANTITY, MovementRequest, Validator};
+use libfuzzer_sys::fuzz_target;
+use schemas::{AvroRecord, MovementKind, StockMovement, StoreId};
+use service_kit::auth::{Principal, Role, StoreScope};
+use service_kit::settings::MovementSettings;
+
+const PRODUCTS: [(i64, &str, bool); 3] = [
+    (1, "ATTA-5KG", true),
+    (2, "DAL-1KG", true),
+    (3, "OLD-SOAP", false),
+];
+
+fuzz_target!(|bytes: &[u8]| {
+    let Ok(request) = serde_json::from_slice::<MovementRequest>(bytes) else {
+        return;
+    };
+    let cache = CatalogCache::from_rows(
+        [(1, true), (2, true), (3, false)],
+        PRODUCTS,
+        [(7, true), (8, false)],
+    );
+    let settings = MovementSettings {
+        max_age: Duration::from_secs(30 * 86_400),
+        max_future_skew: Duration::from_secs(300),
+        catalog_refresh: Duration::from_millis(250),
+    };
+    let validator = Validator {
+        cache: &cache,
+        settings: &settings,
+        now: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+    };
+    let principal = Principal {
+        subject: "pos-fuzz".to_owned(),
+        role: Role::Manager,
+        stores: StoreScope::Only(BTreeSet::from([StoreId(1), StoreId(3)])),
+    };
+    let movement = match validator.validate(request, &principal, None) {
+        Ok(movement) => movement,
+        Err(problem) => {
+            let status = problem.status();
+            assert!(
+                status.is_client_error(),
+                "{status} for a client's body: {problem:?}"
+            );
+            return;
+        }
+    };
+    assert_eq!(
+        movement.store_id,
+        StoreId(1),
+        "only a live store of the token's"
+    );
+    assert!((1..=MAX_QUANTITY).contains(&movement.quantity));
+    let product = PRODUCTS
+        .iter()
+        .find(|(id, ..)| *id == movement.product_id.0);
+    assert!(
+        product.is_some_and(|(_, sku, live)| *live && movement.sku == *sku),
+        "{movement:?}"
+    );
+    assert_eq!(
+        movement.supplier_id.is_some(),
+        movement.kind == MovementKind::StockIn
+    );
+    assert_eq!(
+        movement.unit_price_paise.is_some(),
+        movement.kind == MovementKind::Sale
+    );
+    assert_eq!(
+        movement.reason.is_some(),
+        movement.kind == MovementKind::Removal
+    );
+    let encoded = movement.encode().expect("an accepted movement encodes");
+    assert_eq!(
+        StockMovement::decode(&encoded).expect("and decodes"),
+        movement
+    );
+});
