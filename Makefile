@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build test lint check-deploy fmt bench demo chaos
+.PHONY: up down status stack build test lint cargo-deny deny advisories check-deploy fmt bench demo chaos fuzz
 
 ## up: the stack, the migrations and the three services, in the background
 up: stack build
@@ -41,7 +41,7 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
-## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it, then the fault suite with small counts
+## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it, then the fault suite with small counts and each fuzz target for 30 s
 test: lint check-deploy stack
 	@status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
@@ -51,6 +51,7 @@ test: lint check-deploy stack
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi ) || status=$$?; \
 	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
+	FUZZ_SECONDS=30 FUZZ_PROFILE=dev deploy/local/fuzz.sh || status=$$?; \
 	exit $$status
 
 ## chaos: processors killed, PostgreSQL restarted, Redis stopped, a broker killed, a poison record — on a stack of its own; one table
@@ -61,10 +62,28 @@ chaos:
 bench:
 	@deploy/local/bench.sh
 
-## lint: formatting and clippy, warnings are errors
-lint:
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (60) from its seed corpus (nightly toolchain)
+fuzz:
+	@deploy/local/fuzz.sh
+
+## lint: formatting and clippy (warnings are errors), and the supply-chain policy
+lint: deny
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+CARGO_DENY_VERSION := 0.20.2
+cargo-deny:
+	@$(CARGO) deny --version 2>/dev/null | grep -q '$(CARGO_DENY_VERSION)' \
+		|| $(CARGO) install --locked cargo-deny@$(CARGO_DENY_VERSION)
+
+## deny: licenses, bans and sources of every dependency against deny.toml (crates.io only, no advisory database)
+deny: cargo-deny
+	$(CARGO) deny --locked check licenses bans sources
+
+## advisories: the RustSec advisory database against Cargo.lock; needs the internet (GitHub), so a networked CI runs it, not ours
+advisories: cargo-deny
+	$(CARGO) deny check advisories
 
 ## check-deploy: docker-compose.yml, deploy/Dockerfile, the Kubernetes manifests, Prometheus rules and Grafana dashboards, validated without a container engine
 check-deploy:
