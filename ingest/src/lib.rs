@@ -50,8 +50,12 @@ impl App {
             .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
         let (keys, limits) = base.auth_and_limits()?;
         let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
-        let login =
-            login::LoginState::new(base.pool.clone(), keys.clone(), base.metrics.registry())?;
+        let login = login::LoginState::new(
+            base.pool.clone(),
+            keys.clone(),
+            Some(base.redis.clone()),
+            base.metrics.registry(),
+        )?;
         let cache = catalog_cache::CatalogCache::load(&base.pool).await?;
         let stop_background = tokio_util::sync::CancellationToken::new();
         tokio::spawn({

@@ -381,3 +381,25 @@ async fn behind_a_trusted_proxy_each_client_is_its_own_and_elsewhere_the_header_
         stack.cleanup().await;
     }
 }
+
+/// Behind a load balancer, guesses spread over two instances count as one run of
+/// failures (the throttle lives in Redis): the guesser is locked out on both, the victim's
+/// own device on another address is not.
+#[tokio::test]
+async fn guesses_spread_over_two_instances_lock_the_guesser_on_both_and_not_the_victim() {
+    let stack = TestStack::start_with(&[("TRUSTED_PROXIES", "127.0.0.0/8".into())]).await;
+    add_victim(&stack).await;
+    let (one, two) = (start(&stack).await, start(&stack).await);
+    // Five failures of the pair lock it; each instance sees only some of them.
+    for attempt in 0..5 {
+        let app = if attempt % 2 == 0 { &one } else { &two };
+        let status = login_forwarded_for(app, "203.0.113.7", &format!("guess-{attempt}")).await;
+        assert_eq!(status, 401, "guess {attempt}");
+    }
+    for app in [&one, &two] {
+        let guesser = login_forwarded_for(app, "203.0.113.7", "victim-password-123").await;
+        let victim = login_forwarded_for(app, "203.0.113.8", "victim-password-123").await;
+        assert_eq!((guesser, victim), (429, 200));
+    }
+    stack.cleanup().await;
+}

@@ -138,12 +138,10 @@ async fn a_client_that_trusts_another_ca_or_gives_the_wrong_password_is_refused(
         .await
         .expect("PostgreSQL verify-full with the stack's CA");
 
-    let error = kafka(&bad).expect_err("Kafka trusted a certificate from another CA");
-    println!("Kafka with another CA: {error}");
-    let error = redis(&bad)
+    kafka(&bad).expect_err("Kafka trusted a certificate from another CA");
+    redis(&bad)
         .await
         .expect_err("Redis trusted a certificate from another CA");
-    println!("Redis with another CA: {error}");
     let error = postgres(&bad)
         .await
         .expect_err("PostgreSQL trusted a certificate from another CA");

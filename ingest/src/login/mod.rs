@@ -8,6 +8,11 @@
 //! next attempts are refused before the password is even checked until the allowance
 //! refills. Unknown users, wrong passwords and disabled users get the same answer, in
 //! about the same time.
+//!
+//! The throttle's state lives in Redis, shared by every ingest instance (`shared`); while
+//! Redis is unreachable each instance throttles with its own (governor) instead.
+
+mod shared;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,18 +60,18 @@ pub struct TokenResponse {
 
 /// Failures of one username from one address: the 5th locks that pair, then one more try
 /// every 10 s. Only that address is held back: the user's own devices are not.
-const PER_PAIR: (u32, Duration) = (5, Duration::from_secs(10));
+pub(crate) const PER_PAIR: (u32, Duration) = (5, Duration::from_secs(10));
 /// Failures from one address, whatever the username: the 30th locks the address, then one
 /// more try every 2 s.
-const PER_ADDRESS: (u32, Duration) = (30, Duration::from_secs(2));
+pub(crate) const PER_ADDRESS: (u32, Duration) = (30, Duration::from_secs(2));
 /// Failures of one username from every address: the 50th puts the username under guard,
 /// then one more failure every 60 s. Under guard, addresses that have been failing (for any
 /// username, in the last `FAILING_FOR`) are refused; an address that has not been failing
 /// is still heard, so the right password from the user's own device still works while
 /// guesses spread over many addresses slow to a trickle.
-const PER_USERNAME: (u32, Duration) = (50, Duration::from_secs(60));
+pub(crate) const PER_USERNAME: (u32, Duration) = (50, Duration::from_secs(60));
 /// How long an address that failed a login counts as failing.
-const FAILING_FOR: Duration = Duration::from_secs(15 * 60);
+pub(crate) const FAILING_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// The limiter that refuses (and so locks) the `failures`-th failure in a row.
 fn quota((failures, every): (u32, Duration)) -> Quota {
@@ -88,6 +93,7 @@ pub struct LoginState {
     pub pool: PgPool,
     pub keys: Arc<TokenKeys>,
     throttle: Arc<Throttle>,
+    shared: Option<Arc<shared::SharedThrottle>>,
     hashing: Arc<tokio::sync::Semaphore>,
     logins: IntCounterVec,
 }
@@ -201,9 +207,11 @@ impl Throttle {
 }
 
 impl LoginState {
+    /// Throttles through `redis` when given (shared by every instance), else alone.
     pub fn new(
         pool: PgPool,
         keys: Arc<TokenKeys>,
+        redis: Option<service_kit::redis::Redis>,
         registry: &Registry,
     ) -> Result<Self, prometheus::Error> {
         let logins = IntCounterVec::new(
@@ -215,9 +223,37 @@ impl LoginState {
             pool,
             keys,
             throttle: Arc::new(Throttle::new()),
+            shared: redis.map(|redis| Arc::new(shared::SharedThrottle::new(redis))),
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_slots())),
             logins,
         })
+    }
+}
+
+impl LoginState {
+    /// How long `username` from `address` must still wait, if it must.
+    async fn must_wait(&self, username: &str, address: IpAddr) -> Option<Duration> {
+        if let Some(shared) = &self.shared {
+            match shared.wait(username, address).await {
+                Ok(wait) => return (!wait.is_zero()).then_some(wait),
+                Err(error) => {
+                    tracing::warn!(%error, "Redis is unreachable: logins are throttled by this instance alone.");
+                }
+            }
+        }
+        self.throttle.wait(username, address)
+    }
+
+    async fn failed(&self, username: &str, address: IpAddr) {
+        if let Some(shared) = &self.shared {
+            match shared.failed(username, address).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "Redis is unreachable: logins are throttled by this instance alone.");
+                }
+            }
+        }
+        self.throttle.failed(username, address);
     }
 }
 
@@ -277,7 +313,7 @@ pub async fn issue_token(
         IpAddr::from([0, 0, 0, 0]),
         |Extension(ClientAddress(address))| address,
     );
-    if let Some(retry_after) = state.throttle.wait(&request.username, address) {
+    if let Some(retry_after) = state.must_wait(&request.username, address).await {
         state.logins.with_label_values(&["throttled"]).inc();
         return Err(ApiError::RateLimited { retry_after });
     }
@@ -303,7 +339,7 @@ pub async fn issue_token(
     let user: Credentials = match found {
         Some(user) if matches && !user.disabled => user,
         _ => {
-            state.throttle.failed(&request.username, address);
+            state.failed(&request.username, address).await;
             state.logins.with_label_values(&["refused"]).inc();
             return Err(invalid_credentials());
         }
