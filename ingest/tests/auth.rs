@@ -403,3 +403,108 @@ async fn guesses_spread_over_two_instances_lock_the_guesser_on_both_and_not_the_
     }
     stack.cleanup().await;
 }
+
+/// The signing secret of a deployment started the way the README says (`make up`: the
+/// stack's own `.local/jwt-secret`, printed by `stack.sh env`).
+fn readme_signing_secret() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/stack.sh");
+    let output = std::process::Command::new("bash")
+        .args([script, "env"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "stack.sh env failed; run `make up`"
+    );
+    let env = String::from_utf8(output.stdout).unwrap();
+    env.lines()
+        .find_map(|line| line.strip_prefix("JWT_SECRET="))
+        .expect("stack.sh env prints JWT_SECRET")
+        .trim_matches('\'')
+        .to_owned()
+}
+
+/// Every run of 32 or more non-blank characters in a file the repository tracks: what
+/// anyone who has read the repository could try as an HS256 secret (32 bytes at least).
+fn secrets_anyone_could_read() -> std::collections::BTreeSet<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let files = std::process::Command::new("git")
+        .args(["-C", root, "ls-files", "-z"])
+        .output()
+        .unwrap();
+    let mut candidates = std::collections::BTreeSet::new();
+    for path in files
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter(|path| !path.is_empty())
+    {
+        let path = std::path::Path::new(root).join(String::from_utf8_lossy(path).as_ref());
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let separators = |c: char| c.is_whitespace() || "\"'`=,;(){}[]<>".contains(c);
+        for word in text.split(separators) {
+            if word.len() >= 32 {
+                candidates.insert(word.to_owned());
+            }
+        }
+    }
+    candidates
+}
+
+/// No secret lives in the repository: a token signed with any string in it is refused by
+/// ingest started the way the README says.
+#[tokio::test]
+async fn a_token_signed_with_anything_in_the_repository_is_refused() {
+    let secret = readme_signing_secret();
+    let stack = TestStack::start_with(&[("JWT_SECRET", secret.clone())]).await;
+    let service_keys = TokenKeys::from_settings(&stack.settings.auth).unwrap();
+    let candidates = secrets_anyone_could_read();
+    assert!(candidates.len() > 100, "{} candidates", candidates.len());
+    assert!(
+        !candidates.contains(&secret),
+        "the signing secret is in the repository"
+    );
+
+    let forge = |candidate: &str| {
+        let settings =
+            service_kit::Settings::from_lookup(service_kit::Service::Ingest, |var| match var {
+                "BAZAAR_ENV" => Some("development".to_owned()),
+                "JWT_SECRET" => Some(candidate.to_owned()),
+                _ => None,
+            })
+            .unwrap();
+        let keys = TokenKeys::from_settings(&settings.auth).unwrap();
+        keys.issue("intruder", Role::Admin, &[]).unwrap().0
+    };
+    let forged: Vec<String> = candidates
+        .iter()
+        .map(|candidate| forge(candidate))
+        .collect();
+    for (token, candidate) in forged.iter().zip(&candidates) {
+        assert!(
+            service_keys.verify(token).is_err(),
+            "{candidate} signs for the service"
+        );
+    }
+    // And over HTTP, as an intruder would present them: the test secrets first.
+    let app = start(&stack).await;
+    let test_secrets = forged
+        .iter()
+        .zip(&candidates)
+        .filter(|(_, candidate)| candidate.contains("secret"))
+        .map(|(token, _)| token);
+    for token in test_secrets.take(10) {
+        let status = app
+            .client
+            .post(format!("{}/v1/stores", app.base))
+            .bearer_auth(token)
+            .json(&json!({"code": "X-1", "name": "Intruder's store", "city": "Pune"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    stack.cleanup().await;
+}

@@ -132,7 +132,7 @@ impl<K: Hash + Eq + Clone> Scope<K> {
 
 /// The limiters of one service.
 pub struct RateLimits {
-    /// Keyed by a hash of the subject, so the hot path allocates nothing.
+    /// This instance's budgets are keyed by a hash of the subject: no copy of it is kept.
     per_subject: Scope<u64>,
     per_address: Scope<IpAddr>,
     shared: Option<Shared>,
