@@ -43,6 +43,9 @@ fuzz_target!(|bytes: &[u8]| {
         subject: "pos-fuzz".to_owned(),
         role: Role::Manager,
         stores: StoreScope::Only(BTreeSet::from([StoreId(1), StoreId(3)])),
+        session: None,
+        token_version: 0,
+        expires_at: i64::MAX,
     };
     let movement = match validator.validate(request, &principal, None) {
         Ok(movement) => movement,

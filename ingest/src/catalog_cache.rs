@@ -1,14 +1,16 @@
 //! The catalog as ingest validates movements against it, held in memory so that the hot
 //! path never waits for Postgres. Postgres stays the source: the cache loads everything at
 //! start, then every `CATALOG_REFRESH_MS` reads the rows changed since it last looked
-//! (soft deletes are changes too), so a new product is usable — and a deleted one refused —
-//! well within a second on every ingest instance.
+//! (soft deletes are changes too), so a deleted product is refused well within a second
+//! on every ingest instance. A reference the cache does not know is looked up again
+//! ([`CatalogCache::catch_up`]) before it is refused: a store or product created a moment
+//! ago is usable in the very next request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
-use service_kit::postgres::{CHANGE_OVERLAP, CHANGED_SINCE};
+use service_kit::postgres::{CHANGE_OVERLAP, CHANGED_SINCE, CatchUp};
 use sqlx::PgPool;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,7 @@ pub struct CatalogCache {
     /// When the last refresh began, by the database's clock: the next one reads the rows
     /// changed since a little before it.
     watermark: RwLock<Option<DateTime<Utc>>>,
+    catch_up: CatchUp,
 }
 
 type Changes<T> = Vec<T>;
@@ -81,6 +84,27 @@ impl CatalogCache {
         let skus = read(&self.skus);
         let (sku, id) = skus.get_key_value(sku)?;
         Some((*id, sku.clone()))
+    }
+
+    /// Refreshes now (shared with misses arriving together) so that what was committed
+    /// before the caller missed is known.
+    pub async fn catch_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        self.catch_up.run(|| self.refresh(pool)).await
+    }
+
+    /// Whether every reference of a movement is known and live: a movement naming
+    /// something else is worth a [`Self::catch_up`] before it is refused.
+    pub fn knows(
+        &self,
+        store: i64,
+        product: Option<i64>,
+        sku: Option<&str>,
+        supplier: Option<i64>,
+    ) -> bool {
+        self.store_is_live(store)
+            && product.is_none_or(|product| self.product(product).is_some_and(|entry| entry.live))
+            && (product.is_some() || sku.is_none_or(|sku| self.product_by_sku(sku).is_some()))
+            && supplier.is_none_or(|supplier| self.supplier_is_live(supplier))
     }
 
     /// Reads the rows changed since the last refresh (all of them the first time).

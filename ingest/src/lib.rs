@@ -48,12 +48,13 @@ impl App {
             .readiness
             .clone()
             .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
-        let (keys, limits) = base.auth_and_limits()?;
+        let (keys, limits) = base.auth_and_limits().await?;
         let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
         let login = login::LoginState::new(
             base.pool.clone(),
             keys.clone(),
             Some(base.redis.clone()),
+            login::Lifetimes::from(&base.settings.auth),
             base.metrics.registry(),
         )?;
         let cache = catalog_cache::CatalogCache::load(&base.pool).await?;
@@ -83,6 +84,7 @@ impl App {
         let movements = movements::MovementsState(std::sync::Arc::new(movements::Movements {
             auth: service_kit::auth::Auth(keys),
             cache,
+            pool: base.pool.clone(),
             producer: movements::producer::MovementProducer::new(
                 producer.clone(),
                 base.settings.topics().movements(),

@@ -10,7 +10,7 @@ use service_kit::auth::{Auth, BearerSecurity};
 use service_kit::ratelimit::{self, RateLimitState, RateLimits};
 use utoipa::OpenApi;
 
-use crate::login::{self, LoginState};
+use crate::login::{self, LoginState, sessions};
 use crate::movements::{self, MovementsState};
 use crate::user_admin::{self, UsersState};
 
@@ -18,7 +18,8 @@ use crate::user_admin::{self, UsersState};
 #[openapi(
     paths(
         movements::post_movement, movements::post_batch,
-        login::issue_token, user_admin::create_user, user_admin::change_user,
+        login::issue_token, sessions::refresh, sessions::logout, sessions::change_password,
+        user_admin::create_user, user_admin::change_user,
         stores::create_store, stores::change_store, stores::delete_store,
         products::create_product, products::change_product, products::delete_product,
         suppliers::create_supplier, suppliers::change_supplier, suppliers::delete_supplier,
@@ -27,7 +28,7 @@ use crate::user_admin::{self, UsersState};
     ),
     components(schemas(
         movements::validate::MovementRequest, movements::Accepted, movements::BatchRequest, movements::BatchResult, movements::LineResult,
-        login::TokenRequest, login::TokenResponse, user_admin::NewUser, user_admin::UserChange, user_admin::User,
+        login::TokenRequest, login::TokenResponse, sessions::RefreshRequest, sessions::PasswordChange, user_admin::NewUser, user_admin::UserChange, user_admin::User,
         stores::Store, stores::NewStore, stores::StoreChange, products::Product, products::NewProduct, products::ProductChange,
         suppliers::Supplier, suppliers::NewSupplier, suppliers::SupplierChange,
         supplier_prices::SupplierPrice, supplier_prices::NewSupplierPrice, supplier_prices::SupplierPriceChange,
@@ -37,7 +38,7 @@ use crate::user_admin::{self, UsersState};
     modifiers(&BearerSecurity),
     tags(
         (name = "movements", description = "Stock movements from POS and staff apps, to Kafka"),
-        (name = "auth", description = "Tokens for users and devices"),
+        (name = "auth", description = "Sign in, refresh, sign out, change one's own password"),
         (name = "users", description = "User administration (admin only)"),
         (name = "catalog", description = "Stores, products, suppliers, supplier prices and per-store product settings (admin only; reads are in query-api)")
     )
@@ -65,6 +66,9 @@ pub fn api(
     };
     let router = Router::new()
         .route("/v1/auth/token", post(login::issue_token))
+        .route("/v1/auth/refresh", post(sessions::refresh))
+        .route("/v1/auth/logout", post(sessions::logout))
+        .route("/v1/auth/password", post(sessions::change_password))
         .with_state(login)
         .merge(
             Router::new()

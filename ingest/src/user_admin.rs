@@ -1,5 +1,10 @@
 //! User administration (admin only): create users, change their role, stores, password,
 //! or disable them. Every change writes an `audit_log` row in the same transaction.
+//!
+//! A change to what a user may do ends their access tokens on every instance within about
+//! a second (the user's token version goes up); disabling a user or resetting their
+//! password also ends their sessions, so no refresh brings the tokens back. A user whose
+//! role or stores changed refreshes into a token that says what they may do now.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -15,6 +20,8 @@ use utoipa::ToSchema;
 use schemas::catalog::USER_COLUMNS;
 pub use schemas::catalog::User;
 
+use crate::login::LoginState;
+use crate::login::sessions::Ended;
 use crate::users::{self, MIN_PASSWORD_LENGTH, password_is_long_enough};
 
 #[derive(Clone, Debug)]
@@ -175,7 +182,8 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Change a user's role, stores, password, or disable it (admin only).
+/// Change a user's role, stores, password, or disable it (admin only). Their access tokens
+/// stop working within seconds; disabling or a new password also ends their sessions.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", request_body = UserChange,
     params(("id" = i64, Path, description = "User id")),
     security(("bearer" = [])),
@@ -229,20 +237,36 @@ pub async fn change_user(
         return Err(ApiError::Validation(problems));
     }
 
-    let after = sqlx::query_as::<_, User>(&format!(
+    let disabling = change.disabled == Some(true) && !before.disabled;
+    let resetting = hash.is_some();
+    let revoking =
+        disabling || resetting || role != before.role || !same_stores(&stores, &before.stores);
+    let (after, token_version) = sqlx::query_as::<_, UserWithVersion>(&format!(
         "UPDATE users SET role = $2, store_ids = $3, password_hash = COALESCE($4, password_hash),
              disabled_at = CASE WHEN $5::boolean IS NULL THEN disabled_at
                                 WHEN $5 THEN COALESCE(disabled_at, now()) ELSE NULL END,
+             token_version = token_version + $6::int,
              updated_at = now()
-         WHERE id = $1 RETURNING {USER_COLUMNS}"
+         WHERE id = $1 RETURNING {USER_COLUMNS}, token_version"
     ))
     .bind(id)
     .bind(&role)
     .bind(&stores)
     .bind(hash)
     .bind(change.disabled)
+    .bind(i32::from(revoking))
     .fetch_one(&mut *transaction)
-    .await?;
+    .await
+    .map(|row| (row.user, row.token_version))?;
+    let ended = match (disabling, resetting) {
+        (true, _) => Some(Ended::UserDisabled),
+        (false, true) => Some(Ended::PasswordReset),
+        (false, false) => None,
+    };
+    let ended = match ended {
+        Some(why) => LoginState::end_sessions(&mut transaction, id, None, why).await?,
+        None => Vec::new(),
+    };
     let action = match change.disabled {
         Some(true) if !before.disabled => "disable",
         Some(false) if before.disabled => "enable",
@@ -259,7 +283,28 @@ pub async fn change_user(
     )
     .await?;
     transaction.commit().await?;
+    let revocations = state.auth.0.revocations();
+    revocations.raise_version(&after.username, token_version);
+    revocations.revoke_sessions(ended);
     Ok(Json(after))
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithVersion {
+    #[sqlx(flatten)]
+    user: User,
+    token_version: i64,
+}
+
+/// The same stores, in any order.
+fn same_stores(left: &[i64], right: &[i64]) -> bool {
+    let mut left = left.to_vec();
+    let mut right = right.to_vec();
+    left.sort_unstable();
+    left.dedup();
+    right.sort_unstable();
+    right.dedup();
+    left == right
 }
 
 #[cfg(test)]

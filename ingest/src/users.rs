@@ -45,6 +45,7 @@ pub struct Credentials {
     pub role: String,
     pub store_ids: Vec<i64>,
     pub disabled: bool,
+    pub token_version: i64,
 }
 
 /// Hashes with argon2id and a random salt; CPU-heavy, so off the async workers.
@@ -81,7 +82,8 @@ pub async fn find_credentials(
     username: &str,
 ) -> Result<Option<Credentials>, sqlx::Error> {
     sqlx::query_as::<_, Credentials>(
-        "SELECT id, username, password_hash, role, store_ids, disabled_at IS NOT NULL AS disabled
+        "SELECT id, username, password_hash, role, store_ids, disabled_at IS NOT NULL AS disabled,
+                token_version
          FROM users WHERE username = $1",
     )
     .bind(username)

@@ -26,7 +26,13 @@ async fn the_bootstrap_admin_gets_a_token_that_verifies_and_the_bootstrap_is_aud
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["role"], "admin");
-    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["expires_in"], 900, "access tokens are short-lived");
+    assert_eq!(body["refresh_expires_in"], 14 * 86_400);
+    assert_eq!(
+        body["refresh_token"].as_str().unwrap().len(),
+        43,
+        "256 bits, base64url"
+    );
     let keys = TokenKeys::from_settings(&stack.settings.auth).unwrap();
     let principal = keys.verify(body["access_token"].as_str().unwrap()).unwrap();
     assert_eq!(

@@ -1,8 +1,9 @@
-//! The two HTTP APIs as the simulator uses them: a token from ingest's login, JSON in and
-//! out, and the status of every answer (the simulator counts refusals, it does not fail
-//! on them).
+//! The two HTTP APIs as the simulator uses them: a token from ingest's login (refreshed
+//! before it expires, so a run may outlast it), JSON in and out, and the status of every
+//! answer (the simulator counts refusals, it does not fail on them).
 
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use reqwest::StatusCode;
@@ -13,7 +14,35 @@ pub struct Api {
     client: reqwest::Client,
     pub ingest: String,
     pub query: String,
-    token: String,
+    tokens: Arc<RwLock<Tokens>>,
+    /// Held by the one request that refreshes the tokens.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Debug)]
+struct Tokens {
+    access: String,
+    refresh: String,
+    /// A minute before the access token expires.
+    renew_at: Instant,
+}
+
+impl Tokens {
+    /// From a token answer of ingest (sign-in or refresh).
+    fn from_answer(body: &Value) -> anyhow::Result<Self> {
+        let text = |field: &str| {
+            body[field]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("the token answer has no {field}"))
+        };
+        let lifetime = body["expires_in"].as_u64().unwrap_or(0);
+        Ok(Self {
+            access: text("access_token")?,
+            refresh: text("refresh_token")?,
+            renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(60)),
+        })
+    }
 }
 
 impl Api {
@@ -43,23 +72,54 @@ impl Api {
             status == StatusCode::OK,
             "logging in as {username}: {status} {body}"
         );
-        let token = body["access_token"]
-            .as_str()
-            .context("the login answer has no access_token")?
-            .to_owned();
         Ok(Self {
             client,
             ingest,
             query: query.trim_end_matches('/').to_owned(),
-            token,
+            tokens: Arc::new(RwLock::new(Tokens::from_answer(&body)?)),
+            refreshing: Arc::default(),
         })
+    }
+
+    /// The access token, refreshed first when it is about to expire.
+    async fn token(&self) -> anyhow::Result<String> {
+        {
+            let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+            if Instant::now() < tokens.renew_at {
+                return Ok(tokens.access.clone());
+            }
+        }
+        let _refreshing = self.refreshing.lock().await;
+        let refresh = {
+            let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+            if Instant::now() < tokens.renew_at {
+                return Ok(tokens.access.clone());
+            }
+            tokens.refresh.clone()
+        };
+        let response = self
+            .client
+            .post(format!("{}/v1/auth/refresh", self.ingest))
+            .json(&json!({ "refresh_token": refresh }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(
+            status == StatusCode::OK,
+            "refreshing the token: {status} {body}"
+        );
+        let fresh = Tokens::from_answer(&body)?;
+        let access = fresh.access.clone();
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(access)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
         let response = self
             .client
             .post(format!("{}{path}", self.ingest))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token().await?)
             .json(body)
             .send()
             .await?;
@@ -72,7 +132,7 @@ impl Api {
         let response = self
             .client
             .get(format!("{}{path}", self.query))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token().await?)
             .send()
             .await
             .with_context(|| format!("query-api does not answer at {}", self.query))?;

@@ -160,9 +160,17 @@ pub fn store_items<'a>(
 }
 
 /// The store must exist (deleted ones too: their stock is history) and be the caller's.
-pub fn require_store(state: &ReadState, principal: &Principal, store: i64) -> Result<(), ApiError> {
+pub async fn require_store(
+    state: &ReadState,
+    principal: &Principal,
+    store: i64,
+) -> Result<(), ApiError> {
     principal.require_store(StoreId(store))?;
-    if state.view.read().stores.contains_key(&store) {
+    if state
+        .view
+        .holds(&state.pool, |catalog| catalog.stores.contains_key(&store))
+        .await
+    {
         Ok(())
     } else {
         Err(ApiError::not_found("store", store))
@@ -266,7 +274,7 @@ pub async fn store_inventory(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
-    require_store(&state, &principal, store)?;
+    require_store(&state, &principal, store).await?;
     let limit = page.limit_or(DEFAULT_ITEMS, MAX_ITEMS)? as usize;
     let after = page.after::<i64>()?;
     let q = filter.check()?;
@@ -286,6 +294,15 @@ pub async fn store_inventory(
         freshness,
         version,
     } = state.balances.of_store(store, token.as_ref()).await?;
+    // A product stocked a moment after it was created is shown, not left out.
+    state
+        .view
+        .holds(&state.pool, |catalog| {
+            balances
+                .iter()
+                .all(|(product, _)| catalog.products.contains_key(product))
+        })
+        .await;
 
     let rendered = {
         let catalog = state.view.read();
@@ -397,8 +414,14 @@ pub async fn store_product(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
-    require_store(&state, &principal, store)?;
-    if !state.view.read().products.contains_key(&product) {
+    require_store(&state, &principal, store).await?;
+    if !state
+        .view
+        .holds(&state.pool, |catalog| {
+            catalog.products.contains_key(&product)
+        })
+        .await
+    {
         return Err(ApiError::not_found("product", product));
     }
     let token = consistency.wait(&state.balances, &state.metrics).await?;
@@ -466,11 +489,17 @@ pub async fn product_inventory(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
+    if !state
+        .view
+        .holds(&state.pool, |catalog| {
+            catalog.products.contains_key(&product)
+        })
+        .await
+    {
+        return Err(ApiError::not_found("product", product));
+    }
     let stores: Vec<i64> = {
         let catalog = state.view.read();
-        if !catalog.products.contains_key(&product) {
-            return Err(ApiError::not_found("product", product));
-        }
         catalog
             .stores
             .keys()

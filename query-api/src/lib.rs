@@ -88,7 +88,7 @@ impl App {
                 .with_optional_check("postgres_standby", postgres::readiness_check(pool.clone())),
             None => base.readiness.clone(),
         };
-        let (keys, limits) = base.auth_and_limits()?;
+        let (keys, limits) = base.auth_and_limits().await?;
         let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
         // The catalog is small and read right after it is written: from the primary.
         let catalog = catalog::CatalogState {

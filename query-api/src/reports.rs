@@ -36,7 +36,7 @@ async fn current(
     consistency: &ConsistencyParams,
 ) -> Result<StoreBalances, ApiError> {
     principal.require(Permission::ReportRead)?;
-    require_store(state, principal, store)?;
+    require_store(state, principal, store).await?;
     let token = consistency.wait(&state.balances, &state.metrics).await?;
     state.balances.of_store(store, token.as_ref()).await
 }
@@ -294,7 +294,7 @@ async fn rollups<'a>(
     consistency: &ConsistencyParams,
 ) -> Result<(NaiveDate, NaiveDate, &'a PgPool), ApiError> {
     principal.require(Permission::ReportRead)?;
-    require_store(state, principal, store)?;
+    require_store(state, principal, store).await?;
     let (from, to) = range.resolve(state, store).await?;
     let token = consistency.wait(&state.balances, &state.metrics).await?;
     Ok((from, to, state.standby.pool_for(token.as_ref()).await))

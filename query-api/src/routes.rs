@@ -21,14 +21,14 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, reports, use
         catalog::list_suppliers, catalog::get_supplier,
         catalog::list_supplier_prices, catalog::get_supplier_price,
         catalog::list_store_products,
-        users::list_users, users::get_user,
+        users::list_users, users::get_user, users::me,
         inventory::store_inventory, inventory::store_product, inventory::product_inventory,
         history::list_movements, history::get_movement,
         reports::stock_summary, reports::valuation, reports::sales, reports::sourcing,
         alerts::list_alerts, audit::list_audit
     ),
     components(schemas(
-        Store, Product, Supplier, SupplierPrice, StoreProduct, User,
+        Store, Product, Supplier, SupplierPrice, StoreProduct, User, users::Me,
         Page<Store>, Page<Product>, Page<Supplier>, Page<SupplierPrice>, Page<StoreProduct>, Page<User>,
         balances::Freshness, balances::Source,
         inventory::InventoryItem, inventory::InventoryPage, inventory::InventoryResponse, inventory::StockStatus,
@@ -47,7 +47,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, reports, use
     modifiers(&BearerSecurity),
     tags(
         (name = "catalog", description = "Stores, products, suppliers, prices and per-store settings (writes are in ingest)"),
-        (name = "users", description = "Users (admin only; changes are in ingest)"),
+        (name = "users", description = "Users (admin only; changes are in ingest) and who am I (anyone)"),
         (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
         (name = "movements", description = "The ledger: every movement's outcome"),
         (name = "reports", description = "Stock summary and valuation (current balances), sales and supplier sourcing (daily rollups, local days)"),
@@ -83,6 +83,7 @@ pub fn api(
         .route("/v1/store-products", get(catalog::list_store_products))
         .route("/v1/users", get(users::list_users))
         .route("/v1/users/{id}", get(users::get_user))
+        .route("/v1/me", get(users::me))
         .with_state(catalog)
         .merge(
             Router::new()

@@ -1,15 +1,17 @@
-//! User reads (admin only): who may do what, never a password hash.
+//! User reads: who may do what, never a password hash (admin only); and who am I (anyone).
 
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use schemas::catalog::{USER_COLUMNS, User};
-use serde::Deserialize;
-use service_kit::auth::{Permission, Principal};
+use serde::{Deserialize, Serialize};
+use service_kit::auth::{Permission, Principal, Role};
 use service_kit::path::Path;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::QueryBuilder;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::catalog::CatalogState;
 use crate::pagination::{Page, PageParams, contains_pattern};
@@ -90,4 +92,52 @@ pub async fn get_user(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("user", id))
+}
+
+/// Who the caller is: what their token says they may do, and the user behind it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    #[schema(example = "manager.andheri")]
+    pub username: String,
+    /// The user's id; absent for a token whose subject is not a user here (a device token
+    /// issued elsewhere).
+    pub user_id: Option<i64>,
+    pub role: Role,
+    /// Stores the token may touch; empty when `all_stores`.
+    pub stores: Vec<i64>,
+    pub all_stores: bool,
+    /// The session (sign-in) the token belongs to, ended by `POST /v1/auth/logout`.
+    pub session_id: Option<Uuid>,
+    /// When the access token expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who am I (any role).
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject))]
+pub async fn me(
+    State(state): State<CatalogState>,
+    principal: Principal,
+) -> Result<Json<Me>, ApiError> {
+    let user_id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+        .bind(&principal.subject)
+        .fetch_optional(&state.pool)
+        .await?;
+    let (stores, all_stores) = match principal.store_filter() {
+        Some(stores) => (stores, false),
+        None => (Vec::new(), true),
+    };
+    Ok(Json(Me {
+        user_id,
+        role: principal.role,
+        stores,
+        all_stores,
+        session_id: principal.session,
+        expires_at: DateTime::from_timestamp(principal.expires_at, 0).unwrap_or_default(),
+        username: principal.subject,
+    }))
 }

@@ -2,7 +2,9 @@
 //! category and unit, a store's scope, and per-store reorder points — held in memory so a
 //! balance read from Redis needs no Postgres round trip to be shown. Postgres stays the
 //! source: the view loads everything at start, then every `CATALOG_REFRESH_MS` reads
-//! the rows changed since it last looked (soft deletes are changes too).
+//! the rows changed since it last looked (soft deletes are changes too). A store or product
+//! the view does not know is looked up again before a read is answered `404`
+//! ([`CatalogView::holds`]): one created a moment ago is found.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +54,7 @@ pub struct CatalogView {
     /// Changes whenever a refresh read changed rows: renderings made with an older
     /// generation may show an old name or reorder point.
     generation: AtomicU64,
+    catch_up: service_kit::postgres::CatchUp,
 }
 
 type ProductRow = (
@@ -78,6 +81,18 @@ impl CatalogView {
     /// The catalog as of the last refresh (hold the guard briefly).
     pub fn read(&self) -> RwLockReadGuard<'_, Catalog> {
         self.catalog.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `check` holds of the catalog, brought up to date first if it does not hold
+    /// of the copy (what was committed before this call is then known).
+    pub async fn holds(&self, pool: &PgPool, check: impl Fn(&Catalog) -> bool) -> bool {
+        if check(&self.read()) {
+            return true;
+        }
+        if let Err(error) = self.catch_up.run(|| self.refresh(pool)).await {
+            tracing::warn!(%error, "Looking up a store or product the catalog view lacks failed; answering from the view as it is.");
+        }
+        check(&self.read())
     }
 
     /// Reads the rows changed since the last refresh (all of them the first time).

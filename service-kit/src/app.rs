@@ -41,14 +41,22 @@ impl Base {
 }
 
 impl Base {
-    /// The token keys and rate limiters of the API, from the settings.
-    pub fn auth_and_limits(
+    /// The token keys (with the revocation list read, and followed from now on) and rate
+    /// limiters of the API, from the settings.
+    pub async fn auth_and_limits(
         &self,
     ) -> anyhow::Result<(
         std::sync::Arc<crate::auth::TokenKeys>,
         std::sync::Arc<crate::ratelimit::RateLimits>,
     )> {
         let keys = crate::auth::TokenKeys::from_settings(&self.settings.auth)?;
+        keys.revocations()
+            .refresh(&self.pool, keys.longest_token_life())
+            .await?;
+        tokio::spawn(crate::auth::revocations::follow(
+            std::sync::Arc::downgrade(&keys),
+            self.pool.clone(),
+        ));
         let limits = crate::ratelimit::RateLimits::new(
             self.settings.rate_limits.per_subject,
             self.settings.rate_limits.per_address,

@@ -190,7 +190,17 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var("JWT_ISSUER", "bazaar", "required iss"),
     var("JWT_AUDIENCE", "bazaar-api", "required aud"),
-    var("JWT_TTL_SECONDS", "3600", "lifetime of issued tokens"),
+    var("JWT_TTL_SECONDS", "900", "lifetime of issued access tokens"),
+    var(
+        "REFRESH_TTL_SECONDS",
+        "1209600",
+        "lifetime of an unused refresh token (14 days)",
+    ),
+    var(
+        "SESSION_TTL_SECONDS",
+        "2592000",
+        "longest a session lasts, however often refreshed (30 days)",
+    ),
     var(
         "RATE_LIMIT_SUBJECT_PER_SECOND",
         "2000",

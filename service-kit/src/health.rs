@@ -198,8 +198,8 @@ fn declare_common_refusals(api: &mut utoipa::openapi::OpenApi) {
          (`control_character`, naming it)",
     );
     let unauthenticated = problem(
-        "No bearer token, or one that is malformed, expired or not ours \
-         (`missing_token`, `invalid_token`, `token_expired`)",
+        "No bearer token, or one that is malformed, expired, revoked or not ours \
+         (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`)",
     );
     let forbidden = problem("The token's role or stores do not allow this");
     let limited =

@@ -107,6 +107,43 @@ pub const CHANGED_SINCE: &str = "updated_at > COALESCE($1::timestamptz, '-infini
 /// quiet catalog is not read again and again.
 pub const CHANGE_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Least time between two refreshes that misses asked for: ids that exist nowhere cannot
+/// turn every request into queries.
+pub const CATCH_UP_SPACING: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Brings an in-memory copy of Postgres rows up to date before a reader that missed in it
+/// answers "no such thing": a store created a moment ago is found although the periodic
+/// refresh has not run yet. Misses that arrive together share one refresh — one that began
+/// after they arrived — and refreshes for misses run one at a time, at least
+/// [`CATCH_UP_SPACING`] apart.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    /// When the last catch-up's refresh began; held while one runs.
+    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl CatchUp {
+    pub async fn run<F, Fut>(&self, refresh: F) -> Result<(), sqlx::Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+    {
+        let missed = tokio::time::Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some(began) = *last {
+            if began >= missed {
+                // A refresh that began after this miss has finished: the copy is current.
+                return Ok(());
+            }
+            tokio::time::sleep_until(began + CATCH_UP_SPACING).await;
+        }
+        let began = tokio::time::Instant::now();
+        refresh().await?;
+        *last = Some(began);
+        Ok(())
+    }
+}
+
 /// Calls `refresh` every `every` until `stop`: an in-memory copy of Postgres rows (a
 /// catalog cache) follows their changes. A failed refresh is logged and retried on the
 /// next tick; the copy keeps serving what it has.

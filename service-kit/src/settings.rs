@@ -377,8 +377,12 @@ pub struct AuthSettings {
     pub jwt_private_key: Option<SecretString>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
-    /// How long an issued token is valid.
+    /// How long an issued access token is valid.
     pub jwt_lifetime: Duration,
+    /// How long a refresh token is valid if unused (each use issues a new one).
+    pub refresh_lifetime: Duration,
+    /// How long a session (a login) lasts at most, however often it is refreshed.
+    pub session_lifetime: Duration,
 }
 
 /// The shortest HS256 secret accepted: 256 bits, as RFC 7518 asks of HS256 keys.
@@ -521,7 +525,17 @@ impl Settings {
                 jwt_private_key: get("JWT_PRIVATE_KEY").map(SecretString::from),
                 jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "bazaar".to_owned()),
                 jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "bazaar-api".to_owned()),
-                jwt_lifetime: Duration::from_secs(parse_or(&get, "JWT_TTL_SECONDS", 3_600)?),
+                jwt_lifetime: Duration::from_secs(parse_or(&get, "JWT_TTL_SECONDS", 900)?),
+                refresh_lifetime: Duration::from_secs(parse_or(
+                    &get,
+                    "REFRESH_TTL_SECONDS",
+                    14 * 86_400,
+                )?),
+                session_lifetime: Duration::from_secs(parse_or(
+                    &get,
+                    "SESSION_TTL_SECONDS",
+                    30 * 86_400,
+                )?),
             },
             rate_limits: RateLimitSettings {
                 per_subject: limit(

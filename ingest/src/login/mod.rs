@@ -12,6 +12,7 @@
 //! The throttle's state lives in Redis, shared by every ingest instance (`shared`); while
 //! Redis is unreachable each instance throttles with its own (governor) instead.
 
+pub mod sessions;
 mod shared;
 
 use std::collections::HashMap;
@@ -26,7 +27,6 @@ use axum::{Extension, Json};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{IntCounterVec, Opts, Registry};
-use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Role, TokenKeys};
 use service_kit::client::ClientAddress;
@@ -44,15 +44,21 @@ pub struct TokenRequest {
     pub password: String,
 }
 
-/// An OAuth2-style bearer token.
+/// An OAuth2-style token answer: a short-lived bearer token and the refresh token that
+/// buys the next one (`POST /v1/auth/refresh`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
-    /// Seconds until the token expires.
-    #[schema(example = 3600)]
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
     pub expires_in: i64,
+    /// Opaque; good for one `POST /v1/auth/refresh`. Keep it secret, like a password.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires if unused.
+    #[schema(example = 1_209_600)]
+    pub refresh_expires_in: i64,
     pub role: Role,
     /// Stores the token may touch; empty means all (admin and analyst).
     pub stores: Vec<i64>,
@@ -96,6 +102,29 @@ pub struct LoginState {
     shared: Option<Arc<shared::SharedThrottle>>,
     hashing: Arc<tokio::sync::Semaphore>,
     logins: IntCounterVec,
+    lifetimes: Lifetimes,
+}
+
+/// How long refresh tokens and sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub refresh: Duration,
+    pub session: Duration,
+}
+
+impl From<&service_kit::settings::AuthSettings> for Lifetimes {
+    fn from(settings: &service_kit::settings::AuthSettings) -> Self {
+        Self {
+            refresh: settings.refresh_lifetime,
+            session: settings.session_lifetime,
+        }
+    }
+}
+
+impl axum::extract::FromRef<LoginState> for service_kit::auth::Auth {
+    fn from_ref(state: &LoginState) -> Self {
+        Self(state.keys.clone())
+    }
 }
 
 impl std::fmt::Debug for LoginState {
@@ -212,10 +241,14 @@ impl LoginState {
         pool: PgPool,
         keys: Arc<TokenKeys>,
         redis: Option<service_kit::redis::Redis>,
+        lifetimes: Lifetimes,
         registry: &Registry,
     ) -> Result<Self, prometheus::Error> {
         let logins = IntCounterVec::new(
-            Opts::new("bazaar_logins_total", "Token requests, by outcome."),
+            Opts::new(
+                "bazaar_logins_total",
+                "Token requests (logins and refreshes), by outcome.",
+            ),
             &["outcome"],
         )?;
         registry.register(Box::new(logins.clone()))?;
@@ -226,6 +259,7 @@ impl LoginState {
             shared: redis.map(|redis| Arc::new(shared::SharedThrottle::new(redis))),
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_slots())),
             logins,
+            lifetimes,
         })
     }
 }
@@ -242,6 +276,24 @@ impl LoginState {
             }
         }
         self.throttle.wait(username, address)
+    }
+
+    /// Checks `password` against `hash` in one of the hashing slots; `busy` when none
+    /// frees up in time.
+    async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
+        let slot = tokio::time::timeout(HASHING_WAIT, self.hashing.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let Some(_slot) = slot else {
+            self.logins.with_label_values(&["busy"]).inc();
+            return Err(ApiError::Unavailable {
+                code: "busy",
+                detail: "too many passwords are being checked at once".into(),
+                retry_after: Duration::from_secs(1),
+            });
+        };
+        Ok(users::verify_password(password, hash).await?)
     }
 
     async fn failed(&self, username: &str, address: IpAddr) {
@@ -280,11 +332,12 @@ fn invalid_credentials() -> ApiError {
     }
 }
 
-/// Issue a token for a username and password.
+/// Sign in: a username and password buy an access token and a refresh token (a new
+/// session).
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth",
     request_body = TokenRequest,
     responses(
-        (status = 200, description = "A signed token", body = TokenResponse),
+        (status = 200, description = "A signed access token and a refresh token", body = TokenResponse),
         (status = 400, description = "A field is missing or empty", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown username, wrong password or disabled user (`invalid_credentials`)", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts for this username or address; see Retry-After", body = service_kit::problem::Problem, content_type = "application/problem+json"),
@@ -323,19 +376,7 @@ pub async fn issue_token(
         || decoy_hash().to_owned(),
         |user| user.password_hash.clone(),
     );
-    let slot = tokio::time::timeout(HASHING_WAIT, state.hashing.acquire())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    let Some(_slot) = slot else {
-        state.logins.with_label_values(&["busy"]).inc();
-        return Err(ApiError::Unavailable {
-            code: "busy",
-            detail: "too many logins are being checked at once".into(),
-            retry_after: Duration::from_secs(1),
-        });
-    };
-    let matches = users::verify_password(request.password, hash).await?;
+    let matches = state.verify(request.password, hash).await?;
     let user: Credentials = match found {
         Some(user) if matches && !user.disabled => user,
         _ => {
@@ -345,29 +386,7 @@ pub async fn issue_token(
         }
     };
 
-    let role = Role::parse(&user.role).ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!(
-            "user {} has an unknown role {}",
-            user.id,
-            user.role
-        ))
-    })?;
-    let stores: Vec<StoreId> = user.store_ids.iter().copied().map(StoreId).collect();
-    let (access_token, claims) =
-        state
-            .keys
-            .issue(&user.username, role, &stores)
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!(
-                    "this deployment verifies tokens but cannot issue them (no JWT_PRIVATE_KEY)"
-                ))
-            })?;
+    let response = state.start_session(&user).await?;
     state.logins.with_label_values(&["issued"]).inc();
-    Ok(Json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: claims.exp - claims.iat,
-        role,
-        stores: claims.stores,
-    }))
+    Ok(Json(response))
 }

@@ -36,6 +36,8 @@ pub const MAX_BATCH: usize = 1_000;
 pub struct Movements {
     pub auth: Auth,
     pub cache: Arc<CatalogCache>,
+    /// The catalog's source, asked when a movement names something the cache lacks.
+    pub pool: sqlx::PgPool,
     pub producer: MovementProducer,
     pub settings: MovementSettings,
     pub metrics: MovementMetrics,
@@ -52,6 +54,19 @@ impl std::ops::Deref for MovementsState {
 
     fn deref(&self) -> &Movements {
         &self.0
+    }
+}
+
+impl Movements {
+    /// Brings the cached catalog up to date when `requests` name something it lacks (a
+    /// store or product created a moment ago), so they are decided on the current catalog.
+    async fn know<'a>(&self, mut requests: impl Iterator<Item = &'a MovementRequest>) {
+        if requests.all(|request| request.references_known(&self.cache)) {
+            return;
+        }
+        if let Err(error) = self.cache.catch_up(&self.pool).await {
+            tracing::warn!(%error, "Looking up a reference the catalog cache lacks failed; the movement is checked against the cache as it is.");
+        }
     }
 }
 
@@ -210,6 +225,7 @@ pub async fn post_movement(
     let header_id = idempotency_key(&headers)?;
     let request = body?.0;
     let kind = MovementKind::parse(&request.kind);
+    state.know(std::iter::once(&request)).await;
     let validator = Validator {
         cache: &state.cache,
         settings: &state.settings,
@@ -375,6 +391,17 @@ pub async fn post_batch(
         ));
     }
     state.metrics.batch_size.observe(lines.len() as f64);
+    let parsed: Vec<Result<MovementRequest, ApiError>> = lines
+        .into_iter()
+        .map(|line| {
+            let mut deserializer = serde_json::Deserializer::from_str(line.get());
+            serde_path_to_error::deserialize::<_, MovementRequest>(&mut deserializer)
+                .map_err(|error| ApiError::from_located(error, "invalid_json", "body"))
+        })
+        .collect();
+    state
+        .know(parsed.iter().filter_map(|line| line.as_ref().ok()))
+        .await;
     let validator = Validator {
         cache: &state.cache,
         settings: &state.settings,
@@ -383,20 +410,14 @@ pub async fn post_batch(
     let checked: Vec<(
         Option<MovementKind>,
         Result<schemas::StockMovement, ApiError>,
-    )> = lines
+    )> = parsed
         .into_iter()
-        .map(|line| {
-            let mut deserializer = serde_json::Deserializer::from_str(line.get());
-            match serde_path_to_error::deserialize::<_, MovementRequest>(&mut deserializer) {
-                Ok(request) => {
-                    let kind = MovementKind::parse(&request.kind);
-                    (kind, validator.validate(request, &principal, None))
-                }
-                Err(error) => (
-                    None,
-                    Err(ApiError::from_located(error, "invalid_json", "body")),
-                ),
+        .map(|line| match line {
+            Ok(request) => {
+                let kind = MovementKind::parse(&request.kind);
+                (kind, validator.validate(request, &principal, None))
             }
+            Err(problem) => (None, Err(problem)),
         })
         .collect();
     // Every valid line is handed to librdkafka first (it batches them on the wire), then

@@ -57,6 +57,18 @@ pub struct MovementRequest {
     pub device_id: Option<String>,
 }
 
+impl MovementRequest {
+    /// Whether the cache knows everything this request names.
+    pub fn references_known(&self, cache: &CatalogCache) -> bool {
+        cache.knows(
+            self.store_id,
+            self.product_id,
+            self.sku.as_deref(),
+            self.supplier_id,
+        )
+    }
+}
+
 /// Checks requests against one moment's view of the clock, the catalog and the settings.
 #[derive(Debug)]
 pub struct Validator<'a> {

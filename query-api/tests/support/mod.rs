@@ -80,23 +80,36 @@ impl Pipeline {
 
     /// Another query-api on the same stack with `extra` settings.
     pub async fn another_query_api(&mut self, extra: &[(&str, &str)]) -> String {
-        let mut env: std::collections::HashMap<String, String> = self
-            .stack
-            .env()
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        env.insert("QUERY_API_LISTEN_ADDR".into(), "127.0.0.1:0".into());
-        for (key, value) in extra {
-            env.insert((*key).to_owned(), (*value).to_owned());
-        }
-        let settings =
-            service_kit::Settings::from_lookup(Service::QueryApi, |key| env.get(key).cloned())
-                .unwrap();
+        let settings = self.settings_with(Service::QueryApi, extra);
         let app = query_api::App::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         self.stops
             .push(background(|stopped| app.run_until_stopped(stopped)));
         base
+    }
+
+    /// Another ingest on the same stack.
+    pub async fn another_ingest(&mut self) -> String {
+        let settings = self.settings_with(Service::Ingest, &[]);
+        let app = ingest::App::build(settings).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        self.stops
+            .push(background(|stopped| app.run_until_stopped(stopped)));
+        base
+    }
+
+    /// The stack's settings for `service` on a port of its own, with `extra`.
+    fn settings_with(&self, service: Service, extra: &[(&str, &str)]) -> service_kit::Settings {
+        let mut env: std::collections::HashMap<String, String> = self
+            .stack
+            .env()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        env.insert(service.listen_var().into(), "127.0.0.1:0".into());
+        for (key, value) in extra {
+            env.insert((*key).to_owned(), (*value).to_owned());
+        }
+        service_kit::Settings::from_lookup(service, |key| env.get(key).cloned()).unwrap()
     }
 
     pub fn token(&self, role: Role, stores: &[i64]) -> String {

@@ -3,7 +3,11 @@
 //!
 //! Tokens are verified for signature, algorithm (exactly the configured one: no `none`,
 //! no switching from an asymmetric key to HMAC), expiry, issuer and audience. A token
-//! names the stores it may touch; touching another store is `403`.
+//! names the stores it may touch; touching another store is `403`. A token whose session
+//! ended, or whose user was disabled or changed after it was issued, is refused on every
+//! instance within about a second (`revocations`).
+
+pub mod revocations;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use schemas::{MovementKind, StoreId};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::problem::ApiError;
 use crate::settings::AuthSettings;
@@ -115,6 +120,15 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// This token's own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<Uuid>,
+    /// The session (login) the token belongs to; ending the session revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// The user's token version when it was issued; raising the version revokes it.
+    #[serde(default)]
+    pub ver: i64,
 }
 
 /// The stores a caller may touch.
@@ -130,6 +144,11 @@ pub struct Principal {
     pub subject: String,
     pub role: Role,
     pub stores: StoreScope,
+    /// The session the token belongs to (tokens issued by `POST /v1/auth/token`).
+    pub session: Option<Uuid>,
+    pub token_version: i64,
+    /// When the token expires (seconds since the epoch).
+    pub expires_at: i64,
 }
 
 impl Principal {
@@ -143,6 +162,9 @@ impl Principal {
             subject: claims.sub,
             role: claims.role,
             stores,
+            session: claims.sid,
+            token_version: claims.ver,
+            expires_at: claims.exp,
         }
     }
 
@@ -207,6 +229,7 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     lifetime: Duration,
+    revocations: revocations::Revocations,
     /// Tokens that verified, with their expiry: a device presents the same token for
     /// its whole lifetime, so its signature and claims are checked once, not per request.
     verified: std::sync::Mutex<std::collections::HashMap<Box<str>, (Principal, i64)>>,
@@ -296,13 +319,38 @@ impl TokenKeys {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             lifetime: settings.jwt_lifetime,
+            revocations: revocations::Revocations::default(),
             verified: std::sync::Mutex::default(),
         }))
     }
 
-    /// Signs a token for `subject`; `None` when this deployment only verifies tokens
-    /// issued elsewhere (a public key without the private one).
+    /// The revocations this instance refuses tokens by.
+    pub fn revocations(&self) -> &revocations::Revocations {
+        &self.revocations
+    }
+
+    /// How long after its issue a token may still be presented: what a revocation must be
+    /// remembered for.
+    pub fn longest_token_life(&self) -> Duration {
+        self.lifetime + Duration::from_secs(LEEWAY_SECONDS)
+    }
+
+    /// Signs a token for `subject` outside any session (devices and tests given a token
+    /// directly); `None` when this deployment only verifies tokens issued elsewhere (a
+    /// public key without the private one).
     pub fn issue(&self, subject: &str, role: Role, stores: &[StoreId]) -> Option<(String, Claims)> {
+        self.issue_in_session(subject, role, stores, None, 0)
+    }
+
+    /// Signs a token for `subject` in `session`, under the user's token `version`.
+    pub fn issue_in_session(
+        &self,
+        subject: &str,
+        role: Role,
+        stores: &[StoreId],
+        session: Option<Uuid>,
+        version: i64,
+    ) -> Option<(String, Claims)> {
         let encoding = self.encoding.as_ref()?;
         let now = Utc::now().timestamp();
         let claims = Claims {
@@ -313,6 +361,9 @@ impl TokenKeys {
             exp: now + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            jti: Some(Uuid::new_v4()),
+            sid: session,
+            ver: version,
         };
         let token = encode(&Header::new(self.algorithm), &claims, encoding).ok()?;
         Some((token, claims))
@@ -329,10 +380,12 @@ impl TokenKeys {
             if let Some((principal, exp)) = verified.get(token)
                 && now <= exp.saturating_add(leeway)
             {
+                self.check_revocations(principal)?;
                 return Ok(principal.clone());
             }
         }
         let principal = self.verify_signed(token)?;
+        self.check_revocations(&principal.0)?;
         let mut verified = self
             .verified
             .lock()
@@ -345,6 +398,25 @@ impl TokenKeys {
         }
         verified.insert(token.into(), principal.clone());
         Ok(principal.0)
+    }
+
+    fn check_revocations(&self, principal: &Principal) -> Result<(), ApiError> {
+        let revoked = self.revocations.check(
+            &principal.subject,
+            principal.session,
+            principal.token_version,
+        );
+        match revoked {
+            None => Ok(()),
+            Some(revocations::Revoked::Session) => Err(ApiError::Unauthenticated {
+                code: "token_revoked",
+                detail: "the token's session has ended (logout, a reused refresh token or a password change): sign in again".into(),
+            }),
+            Some(revocations::Revoked::User) => Err(ApiError::Unauthenticated {
+                code: "token_revoked",
+                detail: "the user was disabled or changed after this token was issued: refresh it or sign in again".into(),
+            }),
+        }
     }
 
     /// Checks signature, algorithm, expiry, issuer and audience.
@@ -474,7 +546,8 @@ mod tests {
         let (token, claims) = keys.issue("pos-7", Role::Pos, &[StoreId(7)]).unwrap();
         assert_eq!(claims.iss, "bazaar");
         assert_eq!(claims.aud, "bazaar-api");
-        assert_eq!(claims.exp - claims.iat, 3_600);
+        assert_eq!(claims.exp - claims.iat, 900);
+        assert!(claims.jti.is_some() && claims.sid.is_none(), "{claims:?}");
         let principal = keys.verify(&token).unwrap();
         assert_eq!(principal.subject, "pos-7");
         assert_eq!(principal.role, Role::Pos);
@@ -615,6 +688,9 @@ mod tests {
             exp: 0,
             iss: String::new(),
             aud: String::new(),
+            jti: None,
+            sid: None,
+            ver: 0,
         })
     }
 
