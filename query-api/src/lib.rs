@@ -17,6 +17,7 @@ pub mod etag;
 pub mod history;
 pub mod inventory;
 pub mod metrics;
+pub mod network;
 pub mod pagination;
 pub mod replica;
 pub mod reports;

@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use crate::catalog::{self, CatalogState};
 use crate::pagination::Page;
-use crate::{ReadState, alerts, audit, balances, history, inventory, reports, users};
+use crate::{ReadState, alerts, audit, balances, history, inventory, network, reports, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, reports, use
         inventory::store_inventory, inventory::store_product, inventory::product_inventory,
         history::list_movements, history::get_movement,
         reports::stock_summary, reports::valuation, reports::sales, reports::sourcing,
+        network::products, network::categories,
         alerts::list_alerts, audit::list_audit
     ),
     components(schemas(
@@ -40,6 +41,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, reports, use
         reports::ValuationResponse, reports::ValuationGroup,
         reports::SalesReport, reports::SalesRow, reports::SalesFigures, reports::SalesGroup,
         reports::SourcingReport, reports::SourcingRow, reports::SourcingGroup,
+        network::NetworkProduct, Page<network::NetworkProduct>, network::NetworkCategory, network::NetworkCategories,
         alerts::Alert, alerts::AlertKind, Page<alerts::Alert>,
         audit::AuditEntry, Page<audit::AuditEntry>,
         service_kit::problem::Problem, service_kit::problem::FieldError
@@ -50,7 +52,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, reports, use
         (name = "users", description = "Users (admin only; changes are in ingest) and who am I (anyone)"),
         (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
         (name = "movements", description = "The ledger: every movement's outcome"),
-        (name = "reports", description = "Stock summary and valuation (current balances), sales and supplier sourcing (daily rollups, local days)"),
+        (name = "reports", description = "Stock summary and valuation (current balances), sales and supplier sourcing (daily rollups, local days), and stock across the network"),
         (name = "alerts", description = "Low-stock and out-of-stock alerts"),
         (name = "audit", description = "Who changed what in master data and users (admin only)")
     )
@@ -105,6 +107,8 @@ pub fn api(
                 .route("/v1/stores/{id}/reports/valuation", get(reports::valuation))
                 .route("/v1/stores/{id}/reports/sales", get(reports::sales))
                 .route("/v1/stores/{id}/reports/suppliers", get(reports::sourcing))
+                .route("/v1/reports/network/products", get(network::products))
+                .route("/v1/reports/network/categories", get(network::categories))
                 .route("/v1/alerts", get(alerts::list_alerts))
                 .route("/v1/audit", get(audit::list_audit))
                 .with_state(reads),
