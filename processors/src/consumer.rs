@@ -539,36 +539,36 @@ impl Processor {
             ledger::seen(&self.pool, &ids),
             ledger::catalog(&self.pool, &stores, &products),
             ledger::balances(&self.pool, &missing),
-            ledger::reorder_points(&self.pool, &missing),
+            ledger::settings(&self.pool, &missing),
             ledger::settings_changed(&self.pool, since),
         )?;
         // Changes to the stores held before this batch; the stores it takes on are read
         // whole, at least as new.
         state.settings_read = Some(read_at);
         for change in changes {
-            if let Some(points) = state.reorder_points.get_mut(&change.store) {
-                match change.reorder_point {
-                    Some(point) => points.insert(change.product, point),
-                    None => points.remove(&change.product),
+            if let Some(settings) = state.settings.get_mut(&change.store) {
+                match change.setting {
+                    Some(setting) => settings.insert(change.product, setting),
+                    None => settings.remove(&change.product),
                 };
             }
         }
         for store in &missing {
-            state.reorder_points.entry(StoreId(*store)).or_default();
+            state.settings.entry(StoreId(*store)).or_default();
         }
-        for (store, product, point) in points {
+        for (store, product, setting) in points {
             state
-                .reorder_points
-                .entry(StoreId(store))
+                .settings
+                .entry(store)
                 .or_default()
-                .insert(ProductId(product), point);
+                .insert(product, setting);
         }
         catalog.reorder_points = pairs
             .iter()
             .filter_map(|(store, product)| {
                 let (store, product) = (StoreId(*store), ProductId(*product));
-                let point = state.reorder_points.get(&store)?.get(&product)?;
-                Some(((store, product), *point))
+                let point = state.settings.get(&store)?.get(&product)?.reorder_point?;
+                Some(((store, product), point))
             })
             .collect();
         for id in &ids {
@@ -590,6 +590,21 @@ impl Processor {
             &catalog,
             records.iter().map(|record| &record.movement),
         );
+        // A sale applied without a price is recorded at the store's selling price as the
+        // processors hold it now (a duplicate or rejection of it sold nothing).
+        for (record, outcome) in records.iter_mut().zip(&outcomes) {
+            let movement = &record.movement;
+            if matches!(outcome, decide::Outcome::Applied { .. })
+                && movement.kind == schemas::MovementKind::Sale
+                && movement.unit_price_paise.is_none()
+            {
+                record.store_price_paise = state
+                    .settings
+                    .get(&movement.store_id)
+                    .and_then(|settings| settings.get(&movement.product_id))
+                    .and_then(|setting| setting.selling_price);
+            }
+        }
         self.metrics.stage("decide", &mut clock);
         if !dead.is_empty() {
             self.dead_letters.send(&dead).await?;
@@ -922,6 +937,7 @@ fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
         offset: message.offset(),
         recorded_at,
         movement,
+        store_price_paise: None,
     })
 }
 

@@ -24,6 +24,17 @@ pub struct Record {
     /// clock, so a replayed batch writes the same rows and output records.
     pub recorded_at: DateTime<Utc>,
     pub movement: StockMovement,
+    /// For a sale sent without a price: the store's selling price of the product as the
+    /// processors held it when they applied the sale — the price the ledger records. The
+    /// movement itself stays as sent (its fingerprint tells a retry from a conflict).
+    pub store_price_paise: Option<i64>,
+}
+
+impl Record {
+    /// The unit price the ledger records: the one sent, else the store's.
+    pub fn unit_price_paise(&self) -> Option<i64> {
+        self.movement.unit_price_paise.or(self.store_price_paise)
+    }
 }
 
 /// How far a batch moves one partition: from the offset Postgres held to the next one.
@@ -76,8 +87,8 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
         .collect())
 }
 
-/// The live stores (with their policy) and live products among these. Reorder points are
-/// held in memory with the stores' balances (see [`reorder_points`] and
+/// The live stores (with their policy) and live products among these. Reorder points and
+/// selling prices are held in memory with the stores' balances (see [`settings`] and
 /// [`settings_changed`]).
 pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::Result<CatalogView> {
     let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
@@ -108,27 +119,58 @@ pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::R
     Ok(view)
 }
 
-/// The reorder points of these stores' live settings: (store, product, point).
-pub async fn reorder_points(pool: &PgPool, stores: &[i64]) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+/// What a store holds for a product that the processors need: its reorder point (for
+/// alerts) and selling price (for sales sent without one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Setting {
+    pub reorder_point: Option<i64>,
+    pub selling_price: Option<i64>,
+}
+
+impl Setting {
+    fn of(reorder_point: Option<i64>, selling_price: Option<i64>) -> Option<Self> {
+        (reorder_point.is_some() || selling_price.is_some()).then_some(Self {
+            reorder_point,
+            selling_price,
+        })
+    }
+}
+
+/// These stores' live settings that hold a reorder point or a price.
+pub async fn settings(
+    pool: &PgPool,
+    stores: &[i64],
+) -> sqlx::Result<Vec<(StoreId, ProductId, Setting)>> {
     if stores.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_as(
-        "SELECT sp.store_id, sp.product_id, sp.reorder_point \
+    let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT sp.store_id, sp.product_id, sp.reorder_point, sp.selling_price_paise \
          FROM UNNEST($1::int8[]) AS u(store_id) JOIN store_products sp USING (store_id) \
-         WHERE sp.deleted_at IS NULL AND sp.reorder_point IS NOT NULL",
+         WHERE sp.deleted_at IS NULL \
+           AND (sp.reorder_point IS NOT NULL OR sp.selling_price_paise IS NOT NULL)",
     )
     .bind(stores)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(store, product, point, price)| {
+            Some((
+                StoreId(store),
+                ProductId(product),
+                Setting::of(point, price)?,
+            ))
+        })
+        .collect())
 }
 
-/// A store setting changed: its reorder point if it is live and has one.
+/// A store setting changed: what it holds now (`None`: deleted, or nothing to hold).
 #[derive(Debug, Clone, Copy)]
 pub struct SettingChange {
     pub store: StoreId,
     pub product: ProductId,
-    pub reorder_point: Option<i64>,
+    pub setting: Option<Setting>,
 }
 
 /// The database's time now, and the settings changed after `since` (none without one).
@@ -141,11 +183,13 @@ pub async fn settings_changed(
         Option<i64>,
         Option<i64>,
         Option<i64>,
+        Option<i64>,
         Option<bool>,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "WITH t AS (SELECT now() AS at) \
-         SELECT t.at, sp.store_id, sp.product_id, sp.reorder_point, sp.deleted_at IS NULL \
+         SELECT t.at, sp.store_id, sp.product_id, sp.reorder_point, sp.selling_price_paise, \
+                sp.deleted_at IS NULL \
          FROM t LEFT JOIN store_products sp ON sp.updated_at > COALESCE($1::timestamptz, 'infinity')",
     )
     .bind(since)
@@ -154,11 +198,11 @@ pub async fn settings_changed(
     let read_at = rows.first().map_or_else(Utc::now, |row| row.0);
     let changes = rows
         .into_iter()
-        .filter_map(|(_, store, product, point, live)| {
+        .filter_map(|(_, store, product, point, price, live)| {
             Some(SettingChange {
                 store: StoreId(store?),
                 product: ProductId(product?),
-                reorder_point: point.filter(|_| live == Some(true)),
+                setting: Setting::of(point, price).filter(|_| live == Some(true)),
             })
         })
         .collect();
@@ -660,7 +704,7 @@ impl<'a> CommitParams<'a> {
         self.supplier_id
             .push(movement.supplier_id.map(|id| id.get()));
         self.unit_cost_paise.push(movement.unit_cost_paise);
-        self.unit_price_paise.push(movement.unit_price_paise);
+        self.unit_price_paise.push(record.unit_price_paise());
         self.reason.push(movement.reason.as_deref());
         self.reference.push(movement.reference.as_deref());
         self.source_partition.push(record.partition);
@@ -668,7 +712,8 @@ impl<'a> CommitParams<'a> {
     }
 
     /// A movement's effect on the daily rollups.
-    fn rollups(&mut self, movement: &StockMovement, cost_of_goods: Option<i64>) {
+    fn rollups(&mut self, record: &Record, cost_of_goods: Option<i64>) {
+        let movement = &record.movement;
         match movement.kind {
             MovementKind::Sale | MovementKind::Removal => {
                 let sale = movement.kind == MovementKind::Sale;
@@ -677,8 +722,8 @@ impl<'a> CommitParams<'a> {
                 self.sale_at.push(movement.occurred_at);
                 self.sold.push(if sale { movement.quantity } else { 0 });
                 self.revenue.push(if sale {
-                    movement
-                        .unit_price_paise
+                    record
+                        .unit_price_paise()
                         .unwrap_or(0)
                         .saturating_mul(movement.quantity)
                 } else {
@@ -825,7 +870,7 @@ pub async fn commit(
             params.first_fingerprint.push(original.fingerprint);
         }
         if let Outcome::Applied { cost_of_goods, .. } = *outcome {
-            params.rollups(movement, cost_of_goods);
+            params.rollups(record, cost_of_goods);
         }
     }
     for (record, held) in changed {

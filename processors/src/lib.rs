@@ -58,6 +58,7 @@ mod test_support {
                 actor: "tester".into(),
                 device_id: None,
             },
+            store_price_paise: None,
         }
     }
 }

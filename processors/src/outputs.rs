@@ -136,8 +136,11 @@ pub fn alert(alert: &RaisedAlert<'_>) -> StockAlert {
 /// The ledger entry of one decided movement.
 pub fn ledger_entry(record: &Record, outcome: &Outcome) -> LedgerEntry {
     let recorded = outcome.recorded();
+    let mut movement = record.movement.clone();
+    // As the ledger row holds it: a price-less sale at the store's price.
+    movement.unit_price_paise = record.unit_price_paise();
     LedgerEntry {
-        movement: record.movement.clone(),
+        movement,
         status: outcome.status(),
         reject_reason: recorded.reject_reason.map(str::to_owned),
         available_quantity: recorded.available_quantity,

@@ -30,8 +30,8 @@ pub(crate) struct State {
     pub(crate) queued_records: usize,
     /// No republishing from Postgres before this (after an attempt that fell short).
     pub(crate) republish_after: Option<std::time::Instant>,
-    /// The reorder points of each held store's settings, by product.
-    pub(crate) reorder_points: HashMap<StoreId, HashMap<ProductId, i64>>,
+    /// Each held store's settings (reorder point, selling price), by product.
+    pub(crate) settings: HashMap<StoreId, HashMap<ProductId, ledger::Setting>>,
     /// When (by the database's clock) setting changes were last read.
     pub(crate) settings_read: Option<DateTime<Utc>>,
     /// Batches that failed deterministically, being taken apart.
@@ -49,7 +49,7 @@ impl State {
                 .get(store)
                 .is_none_or(|partition| !partitions.contains(partition))
         });
-        self.reorder_points.retain(|store, _| {
+        self.settings.retain(|store, _| {
             partition_of
                 .get(store)
                 .is_none_or(|partition| !partitions.contains(partition))

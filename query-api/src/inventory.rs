@@ -24,7 +24,7 @@ use crate::balances::{Balance, Freshness, StoreBalances};
 use crate::consistency::ConsistencyParams;
 use crate::etag::{self, Rendered};
 use crate::pagination::{Page, PageParams};
-use crate::view::{Catalog, ProductMeta};
+use crate::view::{Catalog, ProductMeta, Setting};
 
 /// A page of inventory holds this many products unless `limit` says otherwise…
 pub const DEFAULT_ITEMS: u32 = 1_000;
@@ -71,6 +71,10 @@ pub struct Stock {
     pub average_unit_cost_paise: Option<i64>,
     /// `quantity × average_unit_cost_paise` (0 when out of stock).
     pub value_paise: Option<i64>,
+    /// The store's selling price of one unit, when it has one.
+    pub selling_price_paise: Option<i64>,
+    /// `quantity × selling_price_paise`: the stock at retail (0 when out of stock).
+    pub retail_value_paise: Option<i64>,
     pub reorder_point: Option<i64>,
     pub stock_status: StockStatus,
     /// Absent until the product first moves in the store.
@@ -79,15 +83,17 @@ pub struct Stock {
 }
 
 impl Stock {
-    pub fn new(balance: Option<&Balance>, reorder_point: Option<i64>) -> Self {
+    pub fn new(balance: Option<&Balance>, setting: Setting) -> Self {
         let quantity = balance.map_or(0, |balance| balance.quantity);
         let average_unit_cost_paise = balance.and_then(|balance| balance.average_unit_cost_paise);
         Self {
             quantity,
             average_unit_cost_paise,
             value_paise: value_paise(quantity, average_unit_cost_paise),
-            reorder_point,
-            stock_status: StockStatus::of(quantity, reorder_point),
+            selling_price_paise: setting.selling_price_paise,
+            retail_value_paise: value_paise(quantity, setting.selling_price_paise),
+            reorder_point: setting.reorder_point,
+            stock_status: StockStatus::of(quantity, setting.reorder_point),
             last_movement_id: balance.map(|balance| balance.last_movement_id),
             updated_at: balance.map(|balance| balance.updated_at),
         }
@@ -112,7 +118,7 @@ impl<'a> InventoryItem<'a> {
         product_id: i64,
         meta: &'a ProductMeta,
         balance: Option<&Balance>,
-        reorder_point: Option<i64>,
+        setting: Setting,
     ) -> Self {
         Self {
             product_id,
@@ -120,7 +126,7 @@ impl<'a> InventoryItem<'a> {
             name: &meta.name,
             category: meta.category.as_deref(),
             unit: &meta.unit,
-            stock: Stock::new(balance, reorder_point),
+            stock: Stock::new(balance, setting),
         }
     }
 }
@@ -152,8 +158,12 @@ pub fn store_items<'a>(
         .into_iter()
         .filter_map(|(product, balance)| {
             let meta = catalog.products.get(&product)?;
-            let reorder_point = catalog.reorder_point(store, product);
-            Some(InventoryItem::new(product, meta, balance, reorder_point))
+            Some(InventoryItem::new(
+                product,
+                meta,
+                balance,
+                catalog.setting(store, product),
+            ))
         })
         .collect();
     items.into_iter()
@@ -437,7 +447,7 @@ pub async fn store_product(
             product,
             meta,
             balance.as_ref(),
-            catalog.reorder_point(store, product),
+            catalog.setting(store, product),
         ),
     };
     etag::respond(&headers, &item, Some(&freshness))
@@ -533,7 +543,7 @@ pub async fn product_inventory(
         }
         rows.push(ProductStock {
             store_id: *store,
-            stock: Stock::new(balance, catalog.reorder_point(*store, product)),
+            stock: Stock::new(balance, catalog.setting(*store, product)),
         });
     }
     let inventory = ProductInventory {

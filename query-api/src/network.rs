@@ -1,5 +1,6 @@
 //! Network-wide stock: every store the token may see at once, per product or per category
-//! — units, value at moving-average cost, and in how many stores a product is low or out.
+//! — units, value at moving-average cost and at the stores' selling prices, and in how
+//! many stores a product is low or out.
 //! Admins and analysts see the whole network; a manager, their own stores.
 //!
 //! Computed in Postgres from the committed balances (the standby's copy when it has
@@ -22,7 +23,7 @@ use crate::pagination::{Page, PageParams, contains_pattern};
 /// A query that begins with `stock`: every live (store, product) pair a store in scope
 /// (`stores`; `None`: all) stocks or has settings for — balances, and settings of products
 /// that never moved there (stock 0). Columns: store_id, product_id, quantity, cost,
-/// reorder_point.
+/// reorder_point, price.
 fn with_stock(stores: Option<Vec<i64>>) -> QueryBuilder<'static, Postgres> {
     let mut query =
         QueryBuilder::new("WITH scope AS (SELECT id FROM stores WHERE deleted_at IS NULL");
@@ -31,12 +32,13 @@ fn with_stock(stores: Option<Vec<i64>>) -> QueryBuilder<'static, Postgres> {
     }
     query.push(
         "), stock AS (
-            SELECT b.store_id, b.product_id, b.quantity, b.average_unit_cost_paise AS cost, sp.reorder_point
+            SELECT b.store_id, b.product_id, b.quantity, b.average_unit_cost_paise AS cost,
+                   sp.reorder_point, sp.selling_price_paise AS price
             FROM balances b JOIN scope ON scope.id = b.store_id
             LEFT JOIN store_products sp
                    ON sp.store_id = b.store_id AND sp.product_id = b.product_id AND sp.deleted_at IS NULL
             UNION ALL
-            SELECT sp.store_id, sp.product_id, 0, NULL, sp.reorder_point
+            SELECT sp.store_id, sp.product_id, 0, NULL, sp.reorder_point, sp.selling_price_paise
             FROM store_products sp JOIN scope ON scope.id = sp.store_id
             WHERE sp.deleted_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM balances b
@@ -51,6 +53,7 @@ const FIGURES: &str = "
     count(*)::bigint AS stores,
     COALESCE(sum(greatest(quantity, 0)), 0)::bigint AS units,
     COALESCE(sum(greatest(quantity, 0)::numeric * COALESCE(cost, 0)), 0)::bigint AS value_paise,
+    COALESCE(sum(greatest(quantity, 0)::numeric * COALESCE(price, 0)), 0)::bigint AS retail_value_paise,
     count(*) FILTER (WHERE quantity > 0)::bigint AS stores_in_stock,
     count(*) FILTER (WHERE quantity > 0 AND quantity <= reorder_point)::bigint AS stores_low,
     count(*) FILTER (WHERE quantity <= 0)::bigint AS stores_out";
@@ -70,6 +73,8 @@ pub struct NetworkProduct {
     pub units: i64,
     /// Stock value at each store's moving-average cost.
     pub value_paise: i64,
+    /// Stock value at each store's selling price (stores without one count nothing).
+    pub retail_value_paise: i64,
     pub stores_in_stock: i64,
     /// Stores where it is at or below its reorder point but not out.
     pub stores_low: i64,
@@ -89,6 +94,7 @@ pub struct NetworkCategory {
     /// Units in stock, each product in its own unit.
     pub units: i64,
     pub value_paise: i64,
+    pub retail_value_paise: i64,
     pub stores_in_stock: i64,
     pub stores_low: i64,
     pub stores_out: i64,
@@ -99,6 +105,7 @@ pub struct NetworkCategories {
     /// Stores in scope (live ones).
     pub stores: i64,
     pub total_value_paise: i64,
+    pub total_retail_value_paise: i64,
     /// Largest value first.
     pub rows: Vec<NetworkCategory>,
 }
@@ -223,6 +230,7 @@ pub async fn categories(
     Ok(Json(NetworkCategories {
         stores: in_scope,
         total_value_paise: rows.iter().map(|row| row.value_paise).sum(),
+        total_retail_value_paise: rows.iter().map(|row| row.retail_value_paise).sum(),
         rows,
     }))
 }

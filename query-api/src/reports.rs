@@ -52,6 +52,10 @@ pub struct StockSummary {
     pub units: i64,
     /// Stock value at moving-average cost.
     pub value_paise: i64,
+    /// Stock value at the store's selling prices (products without one count nothing).
+    pub retail_value_paise: i64,
+    /// Products in stock without a selling price here: `retail_value_paise` leaves them out.
+    pub unpriced_in_stock: usize,
     /// Products at or below their reorder point but not out of stock.
     pub low_stock: usize,
     /// Products with nothing in stock.
@@ -94,6 +98,8 @@ pub async fn stock_summary(
         products_in_stock: 0,
         units: 0,
         value_paise: 0,
+        retail_value_paise: 0,
+        unpriced_in_stock: 0,
         low_stock: 0,
         out_of_stock: 0,
     };
@@ -103,6 +109,13 @@ pub async fn stock_summary(
         summary.value_paise = summary
             .value_paise
             .saturating_add(item.stock.value_paise.unwrap_or(0));
+        match item.stock.retail_value_paise {
+            Some(retail) => {
+                summary.retail_value_paise = summary.retail_value_paise.saturating_add(retail)
+            }
+            None if item.stock.quantity > 0 => summary.unpriced_in_stock += 1,
+            None => {}
+        }
         match item.stock.stock_status {
             StockStatus::InStock => summary.products_in_stock += 1,
             StockStatus::Low => {
@@ -142,12 +155,15 @@ pub struct ValuationRow {
     pub products: usize,
     pub units: i64,
     pub value_paise: i64,
+    /// At the store's selling prices (products without one count nothing).
+    pub retail_value_paise: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Valuation {
     pub store_id: i64,
     pub total_value_paise: i64,
+    pub total_retail_value_paise: i64,
     /// Largest value first.
     pub rows: Vec<ValuationRow>,
 }
@@ -198,12 +214,16 @@ pub async fn valuation(
             products: 0,
             units: 0,
             value_paise: 0,
+            retail_value_paise: 0,
         });
         row.products += 1;
         row.units += item.stock.quantity.max(0);
         row.value_paise = row
             .value_paise
             .saturating_add(item.stock.value_paise.unwrap_or(0));
+        row.retail_value_paise = row
+            .retail_value_paise
+            .saturating_add(item.stock.retail_value_paise.unwrap_or(0));
     }
     drop(catalog);
     let mut rows: Vec<ValuationRow> = rows.into_values().collect();
@@ -213,6 +233,10 @@ pub async fn valuation(
         total_value_paise: rows
             .iter()
             .map(|row| row.value_paise)
+            .fold(0, i64::saturating_add),
+        total_retail_value_paise: rows
+            .iter()
+            .map(|row| row.retail_value_paise)
             .fold(0, i64::saturating_add),
         rows,
     };

@@ -33,17 +33,25 @@ pub struct StoreMeta {
 pub struct Catalog {
     pub products: HashMap<i64, ProductMeta>,
     pub stores: BTreeMap<i64, StoreMeta>,
-    /// Store → product → reorder point, for live per-store settings.
-    pub settings: HashMap<i64, BTreeMap<i64, Option<i64>>>,
+    /// Store → product → live per-store settings.
+    pub settings: HashMap<i64, BTreeMap<i64, Setting>>,
+}
+
+/// A product's settings in one store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setting {
+    pub reorder_point: Option<i64>,
+    pub selling_price_paise: Option<i64>,
 }
 
 impl Catalog {
-    pub fn reorder_point(&self, store: i64, product: i64) -> Option<i64> {
+    /// The product's settings in the store (none when it has no live settings there).
+    pub fn setting(&self, store: i64, product: i64) -> Setting {
         self.settings
             .get(&store)
             .and_then(|products| products.get(&product))
             .copied()
-            .flatten()
+            .unwrap_or_default()
     }
 }
 
@@ -66,6 +74,8 @@ type ProductRow = (
     bool,
     DateTime<Utc>,
 );
+
+type SettingRow = (i64, i64, Option<i64>, Option<i64>, bool, DateTime<Utc>);
 
 impl CatalogView {
     pub async fn load(pool: &PgPool) -> Result<Arc<Self>, sqlx::Error> {
@@ -111,7 +121,7 @@ impl CatalogView {
             "SELECT id, deleted_at IS NULL, timezone, updated_at FROM stores WHERE {changed}"
         );
         let settings_sql = format!(
-            "SELECT store_id, product_id, reorder_point, deleted_at IS NULL, updated_at FROM store_products WHERE {changed}"
+            "SELECT store_id, product_id, reorder_point, selling_price_paise, deleted_at IS NULL, updated_at FROM store_products WHERE {changed}"
         );
         let (products, stores, settings) = tokio::try_join!(
             sqlx::query_as::<_, ProductRow>(&products_sql)
@@ -120,7 +130,7 @@ impl CatalogView {
             sqlx::query_as::<_, (i64, bool, String, DateTime<Utc>)>(&stores_sql)
                 .bind(since)
                 .fetch_all(pool),
-            sqlx::query_as::<_, (i64, i64, Option<i64>, bool, DateTime<Utc>)>(&settings_sql)
+            sqlx::query_as::<_, SettingRow>(&settings_sql)
                 .bind(since)
                 .fetch_all(pool),
         )?;
@@ -143,10 +153,14 @@ impl CatalogView {
                 let timezone = timezone.parse().ok();
                 catalog.stores.insert(id, StoreMeta { live, timezone });
             }
-            for (store, product, reorder_point, live, _) in settings {
+            for (store, product, reorder_point, selling_price_paise, live, _) in settings {
                 let products = catalog.settings.entry(store).or_default();
                 if live {
-                    products.insert(product, reorder_point);
+                    let setting = Setting {
+                        reorder_point,
+                        selling_price_paise,
+                    };
+                    products.insert(product, setting);
                 } else {
                     products.remove(&product);
                 }

@@ -77,8 +77,7 @@ pub struct SupplierPrice {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-pub const STORE_PRODUCT_COLUMNS: &str =
-    "store_id, product_id, reorder_point, reorder_quantity, created_at, updated_at, deleted_at";
+pub const STORE_PRODUCT_COLUMNS: &str = "store_id, product_id, reorder_point, reorder_quantity, selling_price_paise, created_at, updated_at, deleted_at";
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct StoreProduct {
@@ -88,6 +87,9 @@ pub struct StoreProduct {
     pub reorder_point: Option<i64>,
     /// How much to order when it does.
     pub reorder_quantity: Option<i64>,
+    /// What one unit sells for in this store, in paise: the price of a sale sent without
+    /// one, and the retail value of the stock.
+    pub selling_price_paise: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,

@@ -1,5 +1,6 @@
 //! Per-store product settings: the reorder point (an alert fires when the balance falls
-//! below it) and the quantity to reorder.
+//! below it), the quantity to reorder and the selling price. Admins, and managers for their
+//! own stores, set them up and change them; only admins remove them.
 
 use std::fmt;
 
@@ -7,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
+use schemas::StoreId;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
@@ -69,6 +71,8 @@ pub struct NewStoreProduct {
     pub product_id: i64,
     pub reorder_point: Option<i64>,
     pub reorder_quantity: Option<i64>,
+    /// What one unit sells for in this store, in paise.
+    pub selling_price_paise: Option<i64>,
 }
 
 /// A partial update: only the fields present change; `null` clears one.
@@ -81,22 +85,35 @@ pub struct StoreProductChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub reorder_quantity: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub selling_price_paise: Option<Option<i64>>,
 }
 
-fn check(reorder_point: Option<i64>, reorder_quantity: Option<i64>) -> Checks {
+fn check(
+    reorder_point: Option<i64>,
+    reorder_quantity: Option<i64>,
+    selling_price_paise: Option<i64>,
+) -> Checks {
     let mut checks = Checks::default();
     checks
         .range("reorder_point", reorder_point, 0..=MAX_QUANTITY, "")
-        .range("reorder_quantity", reorder_quantity, 1..=MAX_QUANTITY, "");
+        .range("reorder_quantity", reorder_quantity, 1..=MAX_QUANTITY, "")
+        .range(
+            "selling_price_paise",
+            selling_price_paise,
+            0..=crate::movements::validate::MAX_PAISE,
+            " paise",
+        );
     checks
 }
 
-/// Set up a product in a store (admin only).
+/// Set up a product in a store (admin, or the store's manager).
 #[utoipa::path(post, path = "/v1/store-products", tag = "catalog", request_body = NewStoreProduct, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = StoreProduct),
         (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither an admin nor a manager of the store", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The product is already set up in this store (`duplicate_store_product`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The store or product does not exist (or is deleted)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -106,9 +123,15 @@ pub async fn create_store_product(
     principal: Principal,
     body: Result<Json<NewStoreProduct>, JsonRejection>,
 ) -> Result<(StatusCode, Json<StoreProduct>), ApiError> {
-    principal.require(Permission::CatalogWrite)?;
+    principal.require(Permission::StoreSettingsWrite)?;
     let new = body?.0;
-    check(new.reorder_point, new.reorder_quantity).done()?;
+    principal.require_store(StoreId(new.store_id))?;
+    check(
+        new.reorder_point,
+        new.reorder_quantity,
+        new.selling_price_paise,
+    )
+    .done()?;
     let key = StoreProductKey {
         store_id: new.store_id,
         product_id: new.product_id,
@@ -159,20 +182,23 @@ pub async fn create_store_product(
                 .push_bind(new.reorder_point)
                 .push(", reorder_quantity = ")
                 .push_bind(new.reorder_quantity)
+                .push(", selling_price_paise = ")
+                .push_bind(new.selling_price_paise)
                 .push(" WHERE ");
             StoreProduct::push_key(&mut revive, key);
             revive
         }
         None => {
             let mut insert = QueryBuilder::new(
-                "INSERT INTO store_products (store_id, product_id, reorder_point, reorder_quantity) VALUES (",
+                "INSERT INTO store_products (store_id, product_id, reorder_point, reorder_quantity, selling_price_paise) VALUES (",
             );
             insert
                 .separated(", ")
                 .push_bind(key.store_id)
                 .push_bind(key.product_id)
                 .push_bind(new.reorder_point)
-                .push_bind(new.reorder_quantity);
+                .push_bind(new.reorder_quantity)
+                .push_bind(new.selling_price_paise);
             insert.push(")");
             insert
         }
@@ -182,13 +208,13 @@ pub async fn create_store_product(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Change a product's settings in a store (admin only).
+/// Change a product's settings in a store (admin, or the store's manager).
 #[utoipa::path(patch, path = "/v1/store-products/{store_id}/{product_id}", tag = "catalog", request_body = StoreProductChange, security(("bearer" = [])),
     params(("store_id" = i64, Path, description = "Store id"), ("product_id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The settings after the change", body = StoreProduct),
         (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither an admin nor a manager of the store", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The product is not set up in this store (or was removed)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store_id, product_id = product_id))]
@@ -198,7 +224,8 @@ pub async fn change_store_product(
     Path((store_id, product_id)): Path<(i64, i64)>,
     body: Result<Json<StoreProductChange>, JsonRejection>,
 ) -> Result<Json<StoreProduct>, ApiError> {
-    principal.require(Permission::CatalogWrite)?;
+    principal.require(Permission::StoreSettingsWrite)?;
+    principal.require_store(StoreId(store_id))?;
     let change = body?.0;
     let key = StoreProductKey {
         store_id,
@@ -207,9 +234,11 @@ pub async fn change_store_product(
     let after = super::update::<StoreProduct>(&state.pool, &principal, key, async |before, set| {
         let point = merged(change.reorder_point, &before.reorder_point);
         let quantity = merged(change.reorder_quantity, &before.reorder_quantity);
-        check(point, quantity).done()?;
+        let price = merged(change.selling_price_paise, &before.selling_price_paise);
+        check(point, quantity, price).done()?;
         set.set("reorder_point", point)
-            .set("reorder_quantity", quantity);
+            .set("reorder_quantity", quantity)
+            .set("selling_price_paise", price);
         Ok(())
     })
     .await?;

@@ -48,7 +48,9 @@ pub struct MovementRequest {
     pub supplier_id: Option<i64>,
     /// Stock-in only, required: cost of one unit, in paise.
     pub unit_cost_paise: Option<i64>,
-    /// Sale only, required: selling price of one unit, in paise.
+    /// Sale only: the price one unit sold at, in paise. Without it the sale is recorded at
+    /// the store's selling price of the product (`selling_price_paise` of its store
+    /// product), when it has one.
     pub unit_price_paise: Option<i64>,
     /// Removal only, required: `damaged`, `expired`, `lost`, `theft` or `other`.
     pub reason: Option<String>,
@@ -183,13 +185,14 @@ impl Validator<'_> {
                 kind == MovementKind::StockIn,
                 kind,
             );
-            only_for(
-                &mut checks,
-                "unit_price_paise",
-                &request.unit_price_paise,
-                kind == MovementKind::Sale,
-                kind,
-            );
+            // A sale without a price is recorded at the store's selling price.
+            if request.unit_price_paise.is_some() && kind != MovementKind::Sale {
+                checks.fail(
+                    "unit_price_paise",
+                    "not_allowed",
+                    format!("not part of a {kind}"),
+                );
+            }
             only_for(
                 &mut checks,
                 "reason",

@@ -79,7 +79,7 @@ impl Role {
             Self::Admin => true,
             Self::Manager => matches!(
                 permission,
-                CatalogRead | MovementWrite | InventoryRead | ReportRead
+                CatalogRead | StoreSettingsWrite | MovementWrite | InventoryRead | ReportRead
             ),
             Self::Staff => matches!(permission, CatalogRead | MovementWrite | InventoryRead),
             Self::Pos => matches!(permission, CatalogRead | MovementWrite),
@@ -102,6 +102,8 @@ impl Role {
 pub enum Permission {
     CatalogRead,
     CatalogWrite,
+    /// A product's reorder point and selling price in a store (the token's stores).
+    StoreSettingsWrite,
     UserAdmin,
     MovementWrite,
     InventoryRead,
@@ -718,6 +720,9 @@ mod tests {
                 .all(|p| admin.allows(*p))
         );
         assert!(!Role::Manager.allows(CatalogWrite) && Role::Manager.allows(CatalogRead));
+        assert!(
+            Role::Manager.allows(StoreSettingsWrite) && !Role::Staff.allows(StoreSettingsWrite)
+        );
         assert!(!Role::Manager.allows(UserAdmin) && !Role::Manager.allows(AuditRead));
         assert!(Role::Staff.allows(MovementWrite) && !Role::Staff.allows(ReportRead));
         assert!(!Role::Analyst.allows(MovementWrite) && Role::Analyst.allows(ReportRead));
