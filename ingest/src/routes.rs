@@ -40,7 +40,7 @@ use crate::user_admin::{self, UsersState};
         (name = "movements", description = "Stock movements from POS and staff apps, to Kafka"),
         (name = "auth", description = "Sign in, refresh, sign out, change one's own password"),
         (name = "users", description = "User administration (admin only)"),
-        (name = "catalog", description = "Stores, products, suppliers, supplier prices and per-store product settings (admin only; reads are in query-api)")
+        (name = "catalog", description = "Stores, products, suppliers, supplier prices (admin only) and per-store product settings (admins and the store's manager); reads are in query-api")
     )
 )]
 struct IngestApi;

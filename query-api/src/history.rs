@@ -176,7 +176,7 @@ pub async fn list_movements(
     if let Some(store) = filter.store_id {
         principal.require_store(StoreId(store))?;
     }
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(&consistency).await?;
 
     let column = time.column();
     let mut query: QueryBuilder<'static, Postgres> =
@@ -269,7 +269,7 @@ pub async fn get_movement(
     Query(consistency): Query<ConsistencyParams>,
 ) -> Result<Json<MovementOutcome>, ApiError> {
     principal.require(Permission::InventoryRead)?;
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(&consistency).await?;
     // The first outcome through movement_ids (its store and record time), the later rows
     // of its store through their own index: the ledger has no index over every movement_id.
     let rows: Vec<LedgerRow> = sqlx::query_as(&format!(

@@ -187,6 +187,21 @@ pub async fn require_store(
     }
 }
 
+/// The product must exist (deleted ones too: their stock is history).
+async fn require_product(state: &ReadState, product: i64) -> Result<(), ApiError> {
+    if state
+        .view
+        .holds(&state.pool, |catalog| {
+            catalog.products.contains_key(&product)
+        })
+        .await
+    {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("product", product))
+    }
+}
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InventoryFilter {
@@ -288,7 +303,7 @@ pub async fn store_inventory(
     let limit = page.limit_or(DEFAULT_ITEMS, MAX_ITEMS)? as usize;
     let after = page.after::<i64>()?;
     let q = filter.check()?;
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(&consistency).await?;
     // The whole inventory — what dashboards poll — is rendered once per version.
     let whole = filter.is_empty() && after.is_none() && limit == DEFAULT_ITEMS as usize;
     let generation = state.view.generation();
@@ -425,16 +440,8 @@ pub async fn store_product(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
     require_store(&state, &principal, store).await?;
-    if !state
-        .view
-        .holds(&state.pool, |catalog| {
-            catalog.products.contains_key(&product)
-        })
-        .await
-    {
-        return Err(ApiError::not_found("product", product));
-    }
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    require_product(&state, product).await?;
+    let token = state.consistent(&consistency).await?;
     let (balance, freshness) = state.balances.one(store, product, token.as_ref()).await?;
     let catalog = state.view.read();
     let meta = catalog
@@ -499,15 +506,7 @@ pub async fn product_inventory(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
-    if !state
-        .view
-        .holds(&state.pool, |catalog| {
-            catalog.products.contains_key(&product)
-        })
-        .await
-    {
-        return Err(ApiError::not_found("product", product));
-    }
+    require_product(&state, product).await?;
     let stores: Vec<i64> = {
         let catalog = state.view.read();
         catalog
@@ -517,7 +516,7 @@ pub async fn product_inventory(
             .filter(|store| principal.may_access(StoreId(*store)))
             .collect()
     };
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(&consistency).await?;
     let (balances, freshness) = state
         .balances
         .of_product(&stores, product, token.as_ref())

@@ -63,6 +63,25 @@ pub struct Reads {
     pub metrics: metrics::QueryMetrics,
 }
 
+impl Reads {
+    /// Waits until the processors have committed what `consistency` names (when it names
+    /// anything); a reader with a token has just written, so the catalog view is brought up
+    /// to date too — a price or reorder point changed before the movements is shown.
+    pub async fn consistent(
+        &self,
+        consistency: &consistency::ConsistencyParams,
+    ) -> Result<Option<schemas::consistency::ConsistencyToken>, service_kit::problem::ApiError>
+    {
+        let token = consistency.wait(&self.balances, &self.metrics).await?;
+        if token.is_some()
+            && let Err(error) = self.view.catch_up(&self.pool).await
+        {
+            tracing::warn!(%error, "Bringing the catalog view up to date for a consistency token failed; answering from the view as it is.");
+        }
+        Ok(token)
+    }
+}
+
 impl FromRef<ReadState> for Auth {
     fn from_ref(state: &ReadState) -> Self {
         state.auth.clone()

@@ -58,6 +58,26 @@ const FIGURES: &str = "
     count(*) FILTER (WHERE quantity > 0 AND quantity <= reorder_point)::bigint AS stores_low,
     count(*) FILTER (WHERE quantity <= 0)::bigint AS stores_out";
 
+/// The figures of a product (or a category) over the stores in scope.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct NetworkFigures {
+    /// (store, product) pairs counted: for a product, the stores that stock it or have
+    /// settings for it.
+    pub stores: i64,
+    /// Units in stock (negative balances count as none; a category adds each product in
+    /// its own unit).
+    pub units: i64,
+    /// Stock value at each store's moving-average cost.
+    pub value_paise: i64,
+    /// Stock value at each store's selling price (stores without one count nothing).
+    pub retail_value_paise: i64,
+    pub stores_in_stock: i64,
+    /// At or below the reorder point but not out.
+    pub stores_low: i64,
+    /// Out of stock.
+    pub stores_out: i64,
+}
+
 /// One product across the stores in scope.
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct NetworkProduct {
@@ -67,19 +87,9 @@ pub struct NetworkProduct {
     pub category: Option<String>,
     /// `pc`, `g` or `ml`: the unit `units` counts.
     pub unit: String,
-    /// Stores that stock the product or have settings for it.
-    pub stores: i64,
-    /// Units in stock, over those stores (negative balances count as none).
-    pub units: i64,
-    /// Stock value at each store's moving-average cost.
-    pub value_paise: i64,
-    /// Stock value at each store's selling price (stores without one count nothing).
-    pub retail_value_paise: i64,
-    pub stores_in_stock: i64,
-    /// Stores where it is at or below its reorder point but not out.
-    pub stores_low: i64,
-    /// Stores where it is out of stock.
-    pub stores_out: i64,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub figures: NetworkFigures,
 }
 
 /// One category across the stores in scope (products without one: `category` absent).
@@ -89,15 +99,9 @@ pub struct NetworkCategory {
     pub category: Option<String>,
     /// Products of the category stocked (or set up) somewhere in scope.
     pub products: i64,
-    /// (store, product) pairs.
-    pub stores: i64,
-    /// Units in stock, each product in its own unit.
-    pub units: i64,
-    pub value_paise: i64,
-    pub retail_value_paise: i64,
-    pub stores_in_stock: i64,
-    pub stores_low: i64,
-    pub stores_out: i64,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub figures: NetworkFigures,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,7 +134,7 @@ async fn scope<'a>(
     consistency: &ConsistencyParams,
 ) -> Result<(&'a PgPool, Option<Vec<i64>>), ApiError> {
     principal.require(Permission::ReportRead)?;
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(consistency).await?;
     Ok((
         state.standby.pool_for(token.as_ref()).await,
         principal.store_filter(),
@@ -229,8 +233,8 @@ pub async fn categories(
     .await?;
     Ok(Json(NetworkCategories {
         stores: in_scope,
-        total_value_paise: rows.iter().map(|row| row.value_paise).sum(),
-        total_retail_value_paise: rows.iter().map(|row| row.retail_value_paise).sum(),
+        total_value_paise: rows.iter().map(|row| row.figures.value_paise).sum(),
+        total_retail_value_paise: rows.iter().map(|row| row.figures.retail_value_paise).sum(),
         rows,
     }))
 }

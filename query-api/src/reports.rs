@@ -37,7 +37,7 @@ async fn current(
 ) -> Result<StoreBalances, ApiError> {
     principal.require(Permission::ReportRead)?;
     require_store(state, principal, store).await?;
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(consistency).await?;
     state.balances.of_store(store, token.as_ref()).await
 }
 
@@ -320,7 +320,7 @@ async fn rollups<'a>(
     principal.require(Permission::ReportRead)?;
     require_store(state, principal, store).await?;
     let (from, to) = range.resolve(state, store).await?;
-    let token = consistency.wait(&state.balances, &state.metrics).await?;
+    let token = state.consistent(consistency).await?;
     Ok((from, to, state.standby.pool_for(token.as_ref()).await))
 }
 

@@ -41,7 +41,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, network, rep
         reports::ValuationResponse, reports::ValuationGroup,
         reports::SalesReport, reports::SalesRow, reports::SalesFigures, reports::SalesGroup,
         reports::SourcingReport, reports::SourcingRow, reports::SourcingGroup,
-        network::NetworkProduct, Page<network::NetworkProduct>, network::NetworkCategory, network::NetworkCategories,
+        network::NetworkFigures, network::NetworkProduct, Page<network::NetworkProduct>, network::NetworkCategory, network::NetworkCategories,
         alerts::Alert, alerts::AlertKind, Page<alerts::Alert>,
         audit::AuditEntry, Page<audit::AuditEntry>,
         service_kit::problem::Problem, service_kit::problem::FieldError

@@ -93,13 +93,19 @@ impl CatalogView {
         self.catalog.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Refreshes now (shared with others asking together) so that what was committed
+    /// before the call is known.
+    pub async fn catch_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        self.catch_up.run(|| self.refresh(pool)).await
+    }
+
     /// Whether `check` holds of the catalog, brought up to date first if it does not hold
     /// of the copy (what was committed before this call is then known).
     pub async fn holds(&self, pool: &PgPool, check: impl Fn(&Catalog) -> bool) -> bool {
         if check(&self.read()) {
             return true;
         }
-        if let Err(error) = self.catch_up.run(|| self.refresh(pool)).await {
+        if let Err(error) = self.catch_up(pool).await {
             tracing::warn!(%error, "Looking up a store or product the catalog view lacks failed; answering from the view as it is.");
         }
         check(&self.read())

@@ -1,5 +1,5 @@
-//! Catalog writes (admin only): stores, products, suppliers, supplier prices and
-//! per-store product settings. Create, partial update, soft delete — the ledger keeps
+//! Catalog writes (admin only, but a store's manager may set its product settings):
+//! stores, products, suppliers, supplier prices and per-store product settings. Create, partial update, soft delete — the ledger keeps
 //! referring to deleted rows, and a deleted store or product can no longer receive
 //! movements. Every change writes its `audit_log` row in the same transaction.
 //!
