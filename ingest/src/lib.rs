@@ -14,6 +14,7 @@ pub mod login;
 pub mod metrics;
 pub mod movements;
 pub mod outcomes;
+pub mod purchase_orders;
 pub mod routes;
 pub mod user_admin;
 pub mod users;
@@ -81,20 +82,30 @@ impl App {
         )?;
         tokio::spawn(group_lag.run(stop_background.clone(), |_| {}));
         let metrics = metrics::MovementMetrics::register(base.metrics.registry())?;
+        let movement_producer = movements::producer::MovementProducer::new(
+            producer.clone(),
+            base.settings.topics().movements(),
+            metrics.clone(),
+        );
+        let orders = purchase_orders::OrdersState {
+            pool: base.pool.clone(),
+            auth: service_kit::auth::Auth(keys.clone()),
+            producer: movement_producer.clone(),
+        };
+        tokio::spawn(purchase_orders::receive::keep_publishing(
+            orders.clone(),
+            stop_background.clone(),
+        ));
         let movements = movements::MovementsState(std::sync::Arc::new(movements::Movements {
             auth: service_kit::auth::Auth(keys),
             cache,
             pool: base.pool.clone(),
-            producer: movements::producer::MovementProducer::new(
-                producer.clone(),
-                base.settings.topics().movements(),
-                metrics.clone(),
-            ),
+            producer: movement_producer,
             settings: base.settings.movements,
             metrics,
             outcomes: outcomes::Outcomes::new(base.redis.clone()),
         }));
-        let api = routes::api(login, movements, limits);
+        let api = routes::api(login, movements, orders, limits);
         let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";
         let server = base.serve(readiness, description, Some(api)).await?;
         Ok(Self {

@@ -12,7 +12,9 @@ use utoipa::OpenApi;
 
 use crate::login::{self, LoginState, sessions};
 use crate::movements::{self, MovementsState};
+use crate::purchase_orders::{self as orders, OrdersState, receive, suggestions};
 use crate::user_admin::{self, UsersState};
+use schemas::purchase_orders::{OrderLine, OrderState, PurchaseOrder, Receipt, ReceiptLine};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +26,9 @@ use crate::user_admin::{self, UsersState};
         products::create_product, products::change_product, products::delete_product,
         suppliers::create_supplier, suppliers::change_supplier, suppliers::delete_supplier,
         supplier_prices::create_supplier_price, supplier_prices::change_supplier_price, supplier_prices::delete_supplier_price,
-        store_products::create_store_product, store_products::change_store_product, store_products::delete_store_product
+        store_products::create_store_product, store_products::change_store_product, store_products::delete_store_product,
+        orders::create_order, orders::change_order, suggestions::from_suggestions,
+        orders::submit_order, orders::approve_order, orders::reject_order, orders::cancel_order, receive::receive
     ),
     components(schemas(
         movements::validate::MovementRequest, movements::Accepted, movements::BatchRequest, movements::BatchResult, movements::LineResult,
@@ -33,6 +37,9 @@ use crate::user_admin::{self, UsersState};
         suppliers::Supplier, suppliers::NewSupplier, suppliers::SupplierChange,
         supplier_prices::SupplierPrice, supplier_prices::NewSupplierPrice, supplier_prices::SupplierPriceChange,
         store_products::StoreProduct, store_products::NewStoreProduct, store_products::StoreProductChange,
+        orders::NewOrder, orders::NewLine, orders::OrderChange, suggestions::FromSuggestions,
+        receive::ReceiptRequest, receive::ReceivedLine, receive::ReceiptAnswer,
+        OrderState, PurchaseOrder, OrderLine, Receipt, ReceiptLine,
         service_kit::problem::Problem, service_kit::problem::FieldError
     )),
     modifiers(&BearerSecurity),
@@ -40,6 +47,7 @@ use crate::user_admin::{self, UsersState};
         (name = "movements", description = "Stock movements from POS and staff apps, to Kafka"),
         (name = "auth", description = "Sign in, refresh, sign out, change one's own password"),
         (name = "users", description = "User administration (admin only)"),
+        (name = "purchase-orders", description = "Orders from stores to suppliers: drafted and submitted by admins and the store's managers, approved or rejected by admins, received by the store's staff as stock-ins on the pipeline; reads and reorder suggestions are in query-api"),
         (name = "catalog", description = "Stores, products, suppliers, supplier prices (admin only) and per-store product settings (admins and the store's manager); reads are in query-api")
     )
 )]
@@ -49,6 +57,7 @@ struct IngestApi;
 pub fn api(
     login: LoginState,
     movements: MovementsState,
+    orders: OrdersState,
     limits: Arc<RateLimits>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let auth = Auth(login.keys.clone());
@@ -118,6 +127,33 @@ pub fn api(
                         .delete(store_products::delete_store_product),
                 )
                 .with_state(catalog),
+        )
+        .merge(
+            Router::new()
+                .route("/v1/purchase-orders", post(orders::create_order))
+                .route(
+                    "/v1/purchase-orders/from-suggestions",
+                    post(suggestions::from_suggestions),
+                )
+                .route("/v1/purchase-orders/{id}", patch(orders::change_order))
+                .route(
+                    "/v1/purchase-orders/{id}/submit",
+                    post(orders::submit_order),
+                )
+                .route(
+                    "/v1/purchase-orders/{id}/approve",
+                    post(orders::approve_order),
+                )
+                .route(
+                    "/v1/purchase-orders/{id}/reject",
+                    post(orders::reject_order),
+                )
+                .route(
+                    "/v1/purchase-orders/{id}/cancel",
+                    post(orders::cancel_order),
+                )
+                .route("/v1/purchase-orders/{id}/receipts", post(receive::receive))
+                .with_state(orders),
         )
         .layer(axum::middleware::from_fn_with_state(
             limiting,

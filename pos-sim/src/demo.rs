@@ -74,7 +74,6 @@ pub async fn seed(api: &Api) -> anyhow::Result<Vec<i64>> {
         "Sharma Wholesale",
     )
     .await?;
-    let _ = supplier;
     let mut products = Vec::new();
     for (sku, name, category, unit) in PRODUCTS {
         let body = json!({"sku": sku, "name": name, "category": category, "unit": unit});
@@ -98,6 +97,18 @@ pub async fn seed(api: &Api) -> anyhow::Result<Vec<i64>> {
             accept_existing(
                 api.post("/v1/store-products", &body).await?,
                 "/v1/store-products",
+            )?;
+            // The supplier's price, so that reorder suggestions turn into purchase orders.
+            let cost = if PRODUCTS[index].3 == "g" {
+                8
+            } else {
+                2_000 + 1_500 * index as i64
+            };
+            let body = json!({"store_id": store, "supplier_id": supplier, "product_id": product,
+                "unit_cost_paise": cost, "effective_from": "2026-01-01"});
+            accept_existing(
+                api.post("/v1/supplier-prices", &body).await?,
+                "/v1/supplier-prices",
             )?;
         }
     }

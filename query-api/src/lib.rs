@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod network;
 pub mod pagination;
+pub mod purchase_orders;
 pub mod replica;
 pub mod reports;
 pub mod routes;

@@ -11,7 +11,13 @@ use utoipa::OpenApi;
 
 use crate::catalog::{self, CatalogState};
 use crate::pagination::Page;
-use crate::{ReadState, alerts, audit, balances, history, inventory, network, reports, users};
+use crate::{
+    ReadState, alerts, audit, balances, history, inventory, network, purchase_orders, reports,
+    users,
+};
+use schemas::purchase_orders::{
+    OrderLine, OrderState, PurchaseOrder, Receipt, ReceiptLine, Suggestion,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,7 +32,8 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, network, rep
         history::list_movements, history::get_movement,
         reports::stock_summary, reports::valuation, reports::sales, reports::sourcing,
         network::products, network::categories,
-        alerts::list_alerts, audit::list_audit
+        alerts::list_alerts, audit::list_audit,
+        purchase_orders::list_orders, purchase_orders::get_order, purchase_orders::open_orders, purchase_orders::reorder_suggestions
     ),
     components(schemas(
         Store, Product, Supplier, SupplierPrice, StoreProduct, User, users::Me,
@@ -44,6 +51,8 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, network, rep
         network::NetworkFigures, network::NetworkProduct, Page<network::NetworkProduct>, network::NetworkCategory, network::NetworkCategories,
         alerts::Alert, alerts::AlertKind, Page<alerts::Alert>,
         audit::AuditEntry, Page<audit::AuditEntry>,
+        OrderState, PurchaseOrder, OrderLine, Receipt, ReceiptLine, Suggestion, Page<PurchaseOrder>,
+        purchase_orders::OpenOrders, purchase_orders::OpenOrdersReport, purchase_orders::Suggestions,
         service_kit::problem::Problem, service_kit::problem::FieldError
     )),
     modifiers(&BearerSecurity),
@@ -53,6 +62,7 @@ use crate::{ReadState, alerts, audit, balances, history, inventory, network, rep
         (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
         (name = "movements", description = "The ledger: every movement's outcome"),
         (name = "reports", description = "Stock summary and valuation (current balances), sales and supplier sourcing (daily rollups, local days), and stock across the network"),
+        (name = "purchase-orders", description = "Orders from stores to suppliers, open orders per supplier and reorder suggestions (changes are in ingest)"),
         (name = "alerts", description = "Low-stock and out-of-stock alerts"),
         (name = "audit", description = "Who changed what in master data and users (admin only)")
     )
@@ -111,6 +121,16 @@ pub fn api(
                 .route("/v1/reports/network/categories", get(network::categories))
                 .route("/v1/alerts", get(alerts::list_alerts))
                 .route("/v1/audit", get(audit::list_audit))
+                .route("/v1/purchase-orders", get(purchase_orders::list_orders))
+                .route("/v1/purchase-orders/{id}", get(purchase_orders::get_order))
+                .route(
+                    "/v1/reports/open-purchase-orders",
+                    get(purchase_orders::open_orders),
+                )
+                .route(
+                    "/v1/stores/{id}/reorder-suggestions",
+                    get(purchase_orders::reorder_suggestions),
+                )
                 .with_state(reads),
         )
         // Only for clients that ask (`Accept-Encoding`); a full inventory shrinks ~10×.

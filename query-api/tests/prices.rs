@@ -11,35 +11,16 @@ use service_kit::auth::Role;
 use support::Pipeline;
 use support::model::SUPPLIER;
 
-async fn send(
-    pipeline: &Pipeline,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let response = pipeline
-        .client
-        .request(method, format!("{}{path}", pipeline.ingest))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Posts one movement and waits for its outcome; the answer.
 async fn apply(pipeline: &Pipeline, movement: &Value) -> Value {
-    let (status, body) = send(
-        pipeline,
-        reqwest::Method::POST,
-        "/v1/movements?wait=5s",
-        &pipeline.admin(),
-        movement.clone(),
-    )
-    .await;
+    let (status, body) = pipeline
+        .send(
+            reqwest::Method::POST,
+            "/v1/movements?wait=5s",
+            &pipeline.admin(),
+            movement.clone(),
+        )
+        .await;
     assert!(status.is_success(), "{status} {body}");
     body
 }
@@ -60,60 +41,60 @@ async fn a_sale_without_a_price_takes_the_stores_price_and_reports_show_retail_v
 
     // The manager of store 1 sets the price; store 2's manager and a staff member may not.
     let manager = pipeline.token(Role::Manager, &[1]);
-    let (status, setting) = send(
-        &pipeline,
-        patch.clone(),
-        "/v1/store-products/1/1",
-        &manager,
-        json!({"selling_price_paise": 2_500}),
-    )
-    .await;
+    let (status, setting) = pipeline
+        .send(
+            patch.clone(),
+            "/v1/store-products/1/1",
+            &manager,
+            json!({"selling_price_paise": 2_500}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{setting}");
     assert_eq!(setting["selling_price_paise"], 2_500);
     let other = pipeline.token(Role::Manager, &[2]);
-    let (status, problem) = send(
-        &pipeline,
-        patch.clone(),
-        "/v1/store-products/1/1",
-        &other,
-        json!({"selling_price_paise": 1}),
-    )
-    .await;
+    let (status, problem) = pipeline
+        .send(
+            patch.clone(),
+            "/v1/store-products/1/1",
+            &other,
+            json!({"selling_price_paise": 1}),
+        )
+        .await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("store_forbidden"))
     );
     let staff = pipeline.token(Role::Staff, &[1]);
-    let (status, problem) = send(
-        &pipeline,
-        patch.clone(),
-        "/v1/store-products/1/1",
-        &staff,
-        json!({"selling_price_paise": 1}),
-    )
-    .await;
+    let (status, problem) = pipeline
+        .send(
+            patch.clone(),
+            "/v1/store-products/1/1",
+            &staff,
+            json!({"selling_price_paise": 1}),
+        )
+        .await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("role_forbidden"))
     );
-    let (status, problem) = send(
-        &pipeline,
-        patch.clone(),
-        "/v1/store-products/1/1",
-        &manager,
-        json!({"selling_price_paise": -5}),
-    )
-    .await;
+    let (status, problem) = pipeline
+        .send(
+            patch.clone(),
+            "/v1/store-products/1/1",
+            &manager,
+            json!({"selling_price_paise": -5}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "selling_price_paise");
-    let (status, problem) = send(
-        &pipeline,
-        reqwest::Method::DELETE,
-        "/v1/store-products/1/1",
-        &manager,
-        Value::Null,
-    )
-    .await;
+    let (status, problem) = pipeline
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/store-products/1/1",
+            &manager,
+            Value::Null,
+        )
+        .await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("role_forbidden")),
@@ -154,14 +135,14 @@ async fn a_sale_without_a_price_takes_the_stores_price_and_reports_show_retail_v
     assert_eq!(recorded["unit_price_paise"], 3_000, "a price sent is kept");
 
     // A new price reaches the next sale; a retry of the first sale is still a duplicate.
-    let (status, _) = send(
-        &pipeline,
-        patch,
-        "/v1/store-products/1/1",
-        &manager,
-        json!({"selling_price_paise": 2_600}),
-    )
-    .await;
+    let (status, _) = pipeline
+        .send(
+            patch,
+            "/v1/store-products/1/1",
+            &manager,
+            json!({"selling_price_paise": 2_600}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let later = apply(&pipeline, &sale(1, None)).await;
     let retry = apply(&pipeline, &unpriced).await;

@@ -12,6 +12,7 @@ pub mod consistency;
 pub mod events;
 pub mod ids;
 pub mod migrations;
+pub mod purchase_orders;
 pub mod topics;
 
 pub use codec::{AvroRecord, DecodeError, Decoder, EncodeError};

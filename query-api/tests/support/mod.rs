@@ -143,6 +143,27 @@ impl Pipeline {
         )
     }
 
+    /// `method {ingest}{path}` with a JSON body: the status and the JSON answer (`Null`
+    /// when there is none).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.ingest))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET` from query-api; asserts `200` and returns the body.
     pub async fn read(&self, path: &str, token: &str) -> Value {
         let (status, _, body) = self.get_from(&self.query, path, token, &[]).await;

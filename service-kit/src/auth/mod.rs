@@ -79,11 +79,28 @@ impl Role {
             Self::Admin => true,
             Self::Manager => matches!(
                 permission,
-                CatalogRead | StoreSettingsWrite | MovementWrite | InventoryRead | ReportRead
+                CatalogRead
+                    | StoreSettingsWrite
+                    | MovementWrite
+                    | InventoryRead
+                    | ReportRead
+                    | PurchaseOrderWrite
+                    | PurchaseOrderReceive
+                    | PurchaseOrderRead
             ),
-            Self::Staff => matches!(permission, CatalogRead | MovementWrite | InventoryRead),
+            Self::Staff => matches!(
+                permission,
+                CatalogRead
+                    | MovementWrite
+                    | InventoryRead
+                    | PurchaseOrderReceive
+                    | PurchaseOrderRead
+            ),
             Self::Pos => matches!(permission, CatalogRead | MovementWrite),
-            Self::Analyst => matches!(permission, CatalogRead | InventoryRead | ReportRead),
+            Self::Analyst => matches!(
+                permission,
+                CatalogRead | InventoryRead | ReportRead | PurchaseOrderRead
+            ),
         }
     }
 
@@ -109,6 +126,13 @@ pub enum Permission {
     InventoryRead,
     ReportRead,
     AuditRead,
+    /// Create, edit, submit and cancel a store's purchase orders.
+    PurchaseOrderWrite,
+    /// Approve or reject a submitted purchase order.
+    PurchaseOrderApprove,
+    /// Record a delivery against an approved purchase order.
+    PurchaseOrderReceive,
+    PurchaseOrderRead,
 }
 
 /// The registered and private claims of a Bazaar token.
