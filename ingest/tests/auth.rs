@@ -249,6 +249,18 @@ async fn the_openapi_document_validates_and_describes_every_write_route() {
         ("/v1/store-products", "post"),
         ("/v1/store-products/{store_id}/{product_id}", "patch"),
         ("/v1/users", "post"),
+        ("/v1/users/{id}", "patch"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/password", "post"),
+        ("/v1/purchase-orders", "post"),
+        ("/v1/purchase-orders/from-suggestions", "post"),
+        ("/v1/purchase-orders/{id}", "patch"),
+        ("/v1/purchase-orders/{id}/submit", "post"),
+        ("/v1/purchase-orders/{id}/approve", "post"),
+        ("/v1/purchase-orders/{id}/reject", "post"),
+        ("/v1/purchase-orders/{id}/cancel", "post"),
+        ("/v1/purchase-orders/{id}/receipts", "post"),
     ] {
         assert!(
             api["paths"][path][method].is_object(),
