@@ -22,7 +22,7 @@ pub use schemas::catalog::User;
 
 use crate::login::LoginState;
 use crate::login::sessions::Ended;
-use crate::users::{self, MIN_PASSWORD_LENGTH, password_is_long_enough};
+use crate::users;
 
 #[derive(Clone, Debug)]
 pub struct UsersState {
@@ -57,16 +57,6 @@ pub struct UserChange {
     pub password: Option<String>,
     /// `true` disables the user (its logins are refused); `false` enables it again.
     pub disabled: Option<bool>,
-}
-
-fn check_password(problems: &mut Vec<FieldError>, password: &str) {
-    if !password_is_long_enough(password) {
-        problems.push(FieldError::new(
-            "password",
-            "too_short",
-            format!("at least {MIN_PASSWORD_LENGTH} characters"),
-        ));
-    }
 }
 
 fn valid_username(username: &str) -> bool {
@@ -145,7 +135,7 @@ pub async fn create_user(
             "3 to 64 characters: lower-case letters, digits, '.', '_', '-'",
         ));
     }
-    check_password(&mut problems, &new.password);
+    problems.extend(users::password_problem("password", &new.password));
     let mut transaction = state.pool.begin().await?;
     let role =
         check_role_and_stores(&mut transaction, &new.role, &new.stores, &mut problems).await?;
@@ -226,8 +216,8 @@ pub async fn change_user(
         .unwrap_or_else(|| before.stores.clone());
     check_role_and_stores(&mut transaction, &role, &stores, &mut problems).await?;
     let hash = match change.password {
-        Some(password) if !password_is_long_enough(&password) => {
-            check_password(&mut problems, &password);
+        Some(password) if !users::password_is_long_enough(&password) => {
+            problems.extend(users::password_problem("password", &password));
             None
         }
         Some(password) => Some(users::hash_password(password).await?),

@@ -29,6 +29,17 @@ pub fn password_is_long_enough(password: &str) -> bool {
     password.chars().count() >= MIN_PASSWORD_LENGTH
 }
 
+/// What is wrong with `password` as a new password sent in `field`, if anything.
+pub fn password_problem(field: &str, password: &str) -> Option<service_kit::problem::FieldError> {
+    (!password_is_long_enough(password)).then(|| {
+        service_kit::problem::FieldError::new(
+            field,
+            "too_short",
+            format!("at least {MIN_PASSWORD_LENGTH} characters"),
+        )
+    })
+}
+
 /// Failures here are never the client's fault once input was validated.
 impl From<UserError> for service_kit::problem::ApiError {
     fn from(error: UserError) -> Self {

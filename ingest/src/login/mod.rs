@@ -332,6 +332,14 @@ fn invalid_credentials() -> ApiError {
     }
 }
 
+/// The client's address, or the unspecified address when the request carries none.
+fn client_address(address: Option<Extension<ClientAddress>>) -> IpAddr {
+    address.map_or(
+        IpAddr::from([0, 0, 0, 0]),
+        |Extension(ClientAddress(address))| address,
+    )
+}
+
 /// Sign in: a username and password buy an access token and a refresh token (a new
 /// session).
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth",
@@ -362,10 +370,7 @@ pub async fn issue_token(
     }
     tracing::Span::current().record("username", request.username.as_str());
 
-    let address = address.map_or(
-        IpAddr::from([0, 0, 0, 0]),
-        |Extension(ClientAddress(address))| address,
-    );
+    let address = client_address(address);
     if let Some(retry_after) = state.must_wait(&request.username, address).await {
         state.logins.with_label_values(&["throttled"]).inc();
         return Err(ApiError::RateLimited { retry_after });

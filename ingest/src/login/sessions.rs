@@ -7,8 +7,6 @@
 //! An ended session's access tokens are refused on every API instance within about a
 //! second (`service_kit::auth::revocations`); this instance refuses them at once.
 
-use std::net::IpAddr;
-
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -28,7 +26,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{LoginState, TokenResponse};
-use crate::users::{self, Credentials, MIN_PASSWORD_LENGTH, password_is_long_enough};
+use crate::users::{self, Credentials};
 
 /// Why a session ended (`sessions.revoked_why`).
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +151,21 @@ impl LoginState {
         })
     }
 
+    /// Ends session `id` (unless ended already) for `why`, here and — through Postgres — on
+    /// every instance.
+    async fn end_session(&self, id: Uuid, why: Ended) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = now(), revoked_why = $2
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(why.as_str())
+        .execute(&self.pool)
+        .await?;
+        self.keys.revocations().revoke_sessions([id]);
+        Ok(())
+    }
+
     /// Ends `sessions` (those not ended already) for `why`, here and — through Postgres —
     /// on every instance; the caller commits.
     pub(crate) async fn end_sessions(
@@ -251,16 +264,10 @@ pub async fn refresh(
         ));
     }
     if presented.used {
-        sqlx::query("UPDATE sessions SET revoked_at = now(), revoked_why = $2 WHERE id = $1")
-            .bind(presented.session_id)
-            .bind(Ended::RefreshReused.as_str())
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
+        drop(transaction);
         state
-            .keys
-            .revocations()
-            .revoke_sessions([presented.session_id]);
+            .end_session(presented.session_id, Ended::RefreshReused)
+            .await?;
         state.logins.with_label_values(&["refresh_reused"]).inc();
         tracing::warn!(session_id = %presented.session_id, user = %presented.user.username,
             "A refresh token was presented a second time: its session is ended, every token of it refused.");
@@ -298,17 +305,7 @@ pub async fn logout(
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     if let Some(session) = principal.session {
-        let mut transaction = state.pool.begin().await?;
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = now(), revoked_why = $2
-             WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(session)
-        .bind(Ended::Logout.as_str())
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        state.keys.revocations().revoke_sessions([session]);
+        state.end_session(session, Ended::Logout).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -332,17 +329,10 @@ pub async fn change_password(
     body: Result<Json<PasswordChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(change) = body?;
-    if !password_is_long_enough(&change.new_password) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "new_password",
-            "too_short",
-            format!("at least {MIN_PASSWORD_LENGTH} characters"),
-        )]));
+    if let Some(problem) = users::password_problem("new_password", &change.new_password) {
+        return Err(ApiError::Validation(vec![problem]));
     }
-    let address = address.map_or(
-        IpAddr::from([0, 0, 0, 0]),
-        |Extension(ClientAddress(address))| address,
-    );
+    let address = super::client_address(address);
     // A stolen access token must not become a way to guess the password: wrong current
     // passwords count against the same throttle as failed logins.
     if let Some(retry_after) = state.must_wait(&principal.subject, address).await {

@@ -40,6 +40,14 @@ struct State {
     watermark: Option<DateTime<Utc>>,
 }
 
+impl State {
+    /// A version never goes down: a read older than a change this instance made keeps it.
+    fn raise_version(&mut self, subject: String, version: i64) {
+        let current = self.versions.entry(subject).or_default();
+        *current = (*current).max(version);
+    }
+}
+
 /// Why a token is refused although its signature and claims hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revoked {
@@ -74,9 +82,10 @@ impl Revocations {
 
     /// Applies a user's new token version this instance just committed.
     pub fn raise_version(&self, subject: &str, version: i64) {
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let current = state.versions.entry(subject.to_owned()).or_default();
-        *current = (*current).max(version);
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .raise_version(subject.to_owned(), version);
     }
 
     /// Reads the revocations written since the last read (the first time: every revoked
@@ -109,8 +118,7 @@ impl Revocations {
             .sessions
             .retain(|_, revoked_at| *revoked_at > read_at - keep);
         for (subject, version) in versions {
-            let current = state.versions.entry(subject).or_default();
-            *current = (*current).max(version);
+            state.raise_version(subject, version);
         }
         state.watermark = Some(read_at);
         Ok(())
