@@ -28,7 +28,8 @@ use service_kit::{Settings, kafka};
 pub struct App {
     server: Server,
     producer: FutureProducer,
-    /// Stops the catalog cache's refresh loop and the group lag's measuring.
+    /// Stops the background jobs: the catalog cache's refresh, the group lag's measuring,
+    /// publishing receipts left unpublished and forgetting ended sessions.
     stop_background: tokio_util::sync::CancellationToken,
 }
 
@@ -62,7 +63,7 @@ impl App {
         let stop_background = tokio_util::sync::CancellationToken::new();
         tokio::spawn({
             let (cache, pool) = (cache.clone(), base.pool.clone());
-            service_kit::postgres::follow(
+            service_kit::postgres::repeat(
                 "catalog cache",
                 base.settings.movements.catalog_refresh,
                 stop_background.clone(),
@@ -92,10 +93,33 @@ impl App {
             auth: service_kit::auth::Auth(keys.clone()),
             producer: movement_producer.clone(),
         };
-        tokio::spawn(purchase_orders::receive::keep_publishing(
-            orders.clone(),
-            stop_background.clone(),
-        ));
+        tokio::spawn({
+            let orders = orders.clone();
+            service_kit::postgres::repeat(
+                "publishing receipts",
+                purchase_orders::receive::PUBLISH_EVERY,
+                stop_background.clone(),
+                move || {
+                    let orders = orders.clone();
+                    async move {
+                        purchase_orders::receive::publish_pending(&orders.pool, &orders.producer)
+                            .await
+                    }
+                },
+            )
+        });
+        tokio::spawn({
+            let pool = base.pool.clone();
+            service_kit::postgres::repeat(
+                "forgetting ended sessions",
+                login::sessions::SWEEP_EVERY,
+                stop_background.clone(),
+                move || {
+                    let pool = pool.clone();
+                    async move { login::sessions::sweep(&pool).await.map(|_| ()) }
+                },
+            )
+        });
         let movements = movements::MovementsState(std::sync::Arc::new(movements::Movements {
             auth: service_kit::auth::Auth(keys),
             cache,

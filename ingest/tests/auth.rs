@@ -526,3 +526,87 @@ async fn a_token_signed_with_anything_in_the_repository_is_refused() {
     }
     stack.cleanup().await;
 }
+
+#[tokio::test]
+async fn sessions_and_refresh_tokens_a_day_past_their_end_are_forgotten_and_no_others() {
+    let stack = TestStack::start().await;
+    add_user(
+        &stack,
+        "sweeper",
+        "long-enough-password",
+        "staff",
+        &[1],
+        false,
+    )
+    .await;
+    let user: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'sweeper'")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    // (session expires, revoked, refresh token expires, whether the session stays)
+    let cases = [
+        (
+            "now() + interval '20 days'",
+            "NULL",
+            "now() + interval '10 days'",
+            true,
+        ),
+        (
+            "now() - interval '2 days'",
+            "NULL",
+            "now() - interval '2 days'",
+            false,
+        ),
+        (
+            "now() + interval '20 days'",
+            "now() - interval '2 days'",
+            "now() + interval '10 days'",
+            false,
+        ),
+        (
+            "now() + interval '20 days'",
+            "now() - interval '1 hour'",
+            "now() + interval '10 days'",
+            true,
+        ),
+        (
+            "now() - interval '1 hour'",
+            "NULL",
+            "now() - interval '1 hour'",
+            true,
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (at, (expires, revoked, token_expires, stays)) in cases.into_iter().enumerate() {
+        let id = uuid::Uuid::new_v4();
+        sqlx::query(&format!(
+            "WITH s AS (INSERT INTO sessions (id, user_id, expires_at, revoked_at, revoked_why)
+                        VALUES ($1, $2, {expires}, {revoked}, CASE WHEN {revoked} IS NULL THEN NULL ELSE 'logout' END))
+             INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($3, $1, {token_expires})"
+        ))
+        .bind(id)
+        .bind(user)
+        .bind(vec![at as u8; 32])
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+        if stays {
+            expected.push(id);
+        }
+    }
+    let forgotten = ingest::login::sessions::sweep(&stack.pool).await.unwrap();
+    assert_eq!(forgotten, 2);
+    let mut left: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap();
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected);
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 3, "the tokens of the sessions that stay");
+    stack.cleanup().await;
+}

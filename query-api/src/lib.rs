@@ -121,7 +121,7 @@ impl App {
         let stop_view = CancellationToken::new();
         tokio::spawn({
             let (view, pool) = (view.clone(), base.pool.clone());
-            postgres::follow(
+            postgres::repeat(
                 "catalog view",
                 base.settings.movements.catalog_refresh,
                 stop_view.clone(),

@@ -144,17 +144,19 @@ impl CatchUp {
     }
 }
 
-/// Calls `refresh` every `every` until `stop`: an in-memory copy of Postgres rows (a
-/// catalog cache) follows their changes. A failed refresh is logged and retried on the
-/// next tick; the copy keeps serving what it has.
-pub async fn follow<F, Fut>(
+/// Runs `job` every `every` until `stop`: an in-memory copy of Postgres rows following
+/// their changes (a catalog cache), or upkeep (publishing what was left unpublished,
+/// forgetting what expired). A failure is logged (`what` names the job) and the job runs
+/// again on the next tick; a copy keeps serving what it has meanwhile.
+pub async fn repeat<F, Fut, E>(
     what: &'static str,
     every: std::time::Duration,
     stop: tokio_util::sync::CancellationToken,
-    mut refresh: F,
+    mut job: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -162,8 +164,8 @@ pub async fn follow<F, Fut>(
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {
-                if let Err(error) = refresh().await {
-                    tracing::warn!(%error, what, "Refreshing an in-memory copy of Postgres rows failed; it serves what it has and retries.");
+                if let Err(error) = job().await {
+                    tracing::warn!(%error, what, "A periodic job on Postgres failed; it runs again on the next tick.");
                 }
             }
         }

@@ -21,7 +21,7 @@ use service_kit::auth::{Principal, Role};
 use service_kit::client::ClientAddress;
 use service_kit::problem::{ApiError, FieldError};
 use sha2::{Digest, Sha256};
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -186,6 +186,34 @@ impl LoginState {
         .fetch_all(&mut **transaction)
         .await
     }
+}
+
+/// How often each ingest forgets ended sessions.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Forgets refresh tokens and sessions that ended or expired more than a day ago — far
+/// longer than any access token of theirs lives, so nothing can still need them (a token
+/// presented after that is unknown: `401 invalid_refresh_token`). At most 10,000 of each a
+/// call, so a backlog never holds a long transaction. Returns how many sessions went.
+pub async fn sweep(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM refresh_tokens WHERE token_hash IN (
+             SELECT token_hash FROM refresh_tokens
+              WHERE expires_at < now() - interval '1 day' LIMIT 10000)",
+    )
+    .execute(pool)
+    .await?;
+    let sessions = sqlx::query(
+        "DELETE FROM sessions WHERE id IN (
+             SELECT id FROM sessions WHERE expires_at < now() - interval '1 day'
+             UNION
+             SELECT id FROM sessions WHERE revoked_at < now() - interval '1 day'
+             LIMIT 10000)",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(sessions)
 }
 
 fn interval(duration: std::time::Duration) -> String {

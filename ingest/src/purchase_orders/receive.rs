@@ -32,6 +32,8 @@ use crate::movements::producer::MovementProducer;
 /// How old an unpublished receipt must be before [`publish_pending`] takes it: the
 /// request that recorded it is then surely no longer publishing it itself.
 pub const UNPUBLISHED_GRACE_SECONDS: i64 = 10;
+/// How often each instance looks for such receipts.
+pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -443,22 +445,6 @@ pub async fn publish(
     .execute(pool)
     .await?;
     Ok(token)
-}
-
-/// Every few seconds until `stop`, [`publish_pending`].
-pub async fn keep_publishing(state: OrdersState, stop: tokio_util::sync::CancellationToken) {
-    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticks.tick() => {
-                if let Err(error) = publish_pending(&state.pool, &state.producer).await {
-                    tracing::warn!(%error, "Publishing receipts recorded earlier failed; retrying in a few seconds.");
-                }
-            }
-        }
-    }
 }
 
 /// Publishes receipts recorded more than [`UNPUBLISHED_GRACE_SECONDS`] ago whose stock-ins
