@@ -49,6 +49,28 @@ pub struct Options {
     pub batch_concurrencies: Vec<usize>,
 }
 
+/// Starts ingest on `port` with `env` on top of the benchmark's, and waits until it is ready.
+async fn start(
+    binary: &std::path::Path,
+    port: u16,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Service_> {
+    let child = Command::new(binary)
+        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| anyhow::anyhow!("starting {}: {error}", binary.display()))?;
+    let service = Service_(child);
+    wait_ready(port).await?;
+    Ok(service)
+}
+
 /// Stops the child service when the benchmark ends, however it ends.
 pub struct Service_(pub Child);
 
@@ -196,19 +218,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let products = Arc::new(ids(&pool, "products", "BENCH-SKU-", options.products).await?);
     let tokens = Arc::new(pos_tokens(&settings, &stores)?);
 
-    let child = Command::new(&options.binary)
-        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{}", options.port))
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|error| anyhow::anyhow!("starting {}: {error}", options.binary.display()))?;
-    let pid = child.id();
-    let _service = Service_(child);
-    wait_ready(options.port).await?;
+    let service = start(&options.binary, options.port, &[]).await?;
+    let pid = service.0.id();
     let address: SocketAddr = ([127, 0, 0, 1], options.port).into();
 
     let single = single_sales(tokens.clone(), products.clone(), "/v1/movements", 1);
@@ -279,6 +290,29 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         refused_at,
         &refused,
     ));
+    // The same again on an ingest without Redis: its rate limits are budgets of its own,
+    // so the difference is the Redis round trip the shared limits add to every request.
+    let local_port = options.port + 1;
+    let local = start(
+        &options.binary,
+        local_port,
+        &[("REDIS_URL", "redis://127.0.0.1:1")],
+    )
+    .await?;
+    let refused_locally = load::closed_loop(
+        ([127, 0, 0, 1], local_port).into(),
+        refused_at,
+        seconds,
+        StatusCode::BAD_REQUEST,
+        single_sales(tokens.clone(), products.clone(), "/v1/movements", 0),
+    )
+    .await?;
+    drop(local);
+    rows.push(Row::new(
+        "the same, rate limits per instance (no Redis)",
+        refused_at,
+        &refused_locally,
+    ));
     let accepted_at = rows
         .iter()
         .find(|row| row.connections == refused_at && row.scenario.ends_with("max throughput"))
@@ -320,6 +354,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             accepted / refused.per_second().max(1.0)
         ));
     }
+    notes.push(format!(
+        "shared rate limits (one Redis call a request) at {refused_at} connections: {:.2} of the rate of per-instance limits; p50 {:.2} ms against {:.2} ms",
+        refused.per_second() / refused_locally.per_second().max(1.0),
+        refused.percentile_ms(0.5),
+        refused_locally.percentile_ms(0.5),
+    ));
     if let Some(peak) = peak_rss_mib(pid) {
         notes.push(format!(
             "ingest peak resident memory (VmHWM): {peak:.0} MiB"

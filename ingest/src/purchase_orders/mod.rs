@@ -247,7 +247,8 @@ async fn lock_for(
     load_one(transaction, id).await
 }
 
-/// Audits the change from `before` to the order as it now stands, commits, and returns it.
+/// Marks order `id` changed, audits the change from `before` to the order as it now
+/// stands, commits, and returns it.
 async fn finish(
     mut transaction: Transaction<'_, Postgres>,
     principal: &Principal,
@@ -255,6 +256,10 @@ async fn finish(
     id: i64,
     before: Option<&PurchaseOrder>,
 ) -> Result<PurchaseOrder, ApiError> {
+    sqlx::query("UPDATE purchase_orders SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *transaction)
+        .await?;
     let after = load_one(&mut transaction, id).await?;
     crate::audit::record(
         &mut transaction,
@@ -389,10 +394,6 @@ pub async fn change_order(
             priced_lines(&mut transaction, before.store_id, before.supplier_id, lines).await?;
         write_lines(&mut transaction, id, &lines).await?;
     }
-    sqlx::query("UPDATE purchase_orders SET updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *transaction)
-        .await?;
     let after = finish(
         transaction,
         &principal,
@@ -438,8 +439,7 @@ async fn transition(
             unreachable!("edits and receipts have their own handlers")
         }
     };
-    let update =
-        format!("UPDATE purchase_orders SET {assignments}, updated_at = now() WHERE id = $1");
+    let update = format!("UPDATE purchase_orders SET {assignments} WHERE id = $1");
     let mut query = sqlx::query(&update).bind(id);
     if decided {
         query = query.bind(&principal.subject);

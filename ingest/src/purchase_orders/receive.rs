@@ -199,8 +199,7 @@ pub async fn receive(
     sqlx::query(
         "UPDATE purchase_orders o
             SET state = CASE WHEN done THEN 'received' ELSE 'partially_received' END,
-                closed_at = CASE WHEN done THEN now() END,
-                updated_at = now()
+                closed_at = CASE WHEN done THEN now() END
            FROM (SELECT $2 OR bool_and(received_quantity >= quantity) AS done
                    FROM purchase_order_lines WHERE purchase_order_id = $1) AS received
           WHERE o.id = $1",
