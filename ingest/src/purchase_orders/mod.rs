@@ -78,18 +78,20 @@ pub struct OrderChange {
     pub lines: Option<Vec<NewLine>>,
 }
 
-fn check_lines(checks: &mut Checks, lines: &[NewLine]) {
-    if lines.len() > MAX_LINES {
+/// Lines as (product, quantity, unit cost if given): `min` to [`MAX_LINES`] of them, one
+/// per product, quantities and costs in range.
+fn check_lines(checks: &mut Checks, lines: &[(i64, i64, Option<i64>)], min: usize) {
+    if !(min..=MAX_LINES).contains(&lines.len()) {
         checks.fail(
             "lines",
             "invalid_length",
-            format!("at most {MAX_LINES} lines"),
+            format!("{min} to {MAX_LINES} lines"),
         );
         return;
     }
     let mut seen = HashSet::new();
-    for (at, line) in lines.iter().enumerate() {
-        if !seen.insert(line.product_id) {
+    for (at, &(product, quantity, cost)) in lines.iter().enumerate() {
+        if !seen.insert(product) {
             checks.fail(
                 &format!("lines[{at}].product_id"),
                 "duplicate",
@@ -99,16 +101,25 @@ fn check_lines(checks: &mut Checks, lines: &[NewLine]) {
         checks
             .range(
                 &format!("lines[{at}].quantity"),
-                Some(line.quantity),
+                Some(quantity),
                 1..=MAX_QUANTITY,
                 "",
             )
             .range(
                 &format!("lines[{at}].unit_cost_paise"),
-                line.unit_cost_paise,
+                cost,
                 0..=MAX_UNIT_COST_PAISE,
                 " paise",
             );
+    }
+}
+
+impl NewLine {
+    fn parts(lines: &[Self]) -> Vec<(i64, i64, Option<i64>)> {
+        lines
+            .iter()
+            .map(|line| (line.product_id, line.quantity, line.unit_cost_paise))
+            .collect()
     }
 }
 
@@ -173,7 +184,8 @@ async fn priced_lines(
     Ok(priced)
 }
 
-/// Replaces the lines of order `id` with `lines` (one statement).
+/// Replaces the lines of order `id` with `lines` as (product, quantity, unit cost): two
+/// statements, whatever the number of lines.
 async fn write_lines(
     transaction: &mut Transaction<'_, Postgres>,
     id: i64,
@@ -333,7 +345,7 @@ pub async fn create_order(
     let note = trimmed(new.note);
     let mut checks = Checks::default();
     checks.optional_text("note", note.as_deref(), MAX_NOTE);
-    check_lines(&mut checks, &new.lines);
+    check_lines(&mut checks, &NewLine::parts(&new.lines), 0);
     checks.done()?;
     principal.require_store(StoreId(new.store_id))?;
 
@@ -376,7 +388,7 @@ pub async fn change_order(
     let mut checks = Checks::default();
     checks.optional_text("note", note.clone().flatten().as_deref(), MAX_NOTE);
     if let Some(lines) = &change.lines {
-        check_lines(&mut checks, lines);
+        check_lines(&mut checks, &NewLine::parts(lines), 0);
     }
     checks.done()?;
 

@@ -25,12 +25,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::transitions::Action;
-use super::{MAX_LINES, MAX_QUANTITY, OrdersState, finish, load_one, lock};
+use super::{OrdersState, check_lines, finish, load_one, lock};
 use crate::catalog::Checks;
 use crate::movements::producer::MovementProducer;
 
-/// How old an unpublished receipt must be before [`publish_pending`] takes it: the
-/// request that recorded it is then surely no longer publishing it itself.
+/// How old an unpublished receipt must be before [`publish_pending`] takes it: by then the
+/// request that recorded it has published it or given up (were it still at it, the second
+/// copies would be duplicates in the ledger).
 pub const UNPUBLISHED_GRACE_SECONDS: i64 = 10;
 /// How often each instance looks for such receipts.
 pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -67,25 +68,11 @@ pub struct ReceiptAnswer {
 fn check(request: &ReceiptRequest) -> Result<(), ApiError> {
     let mut checks = Checks::default();
     if let Some(lines) = &request.lines {
-        if lines.is_empty() || lines.len() > MAX_LINES {
-            checks.fail("lines", "invalid_length", format!("1 to {MAX_LINES} lines"));
-        }
-        let mut seen = HashSet::new();
-        for (at, line) in lines.iter().enumerate() {
-            if !seen.insert(line.product_id) {
-                checks.fail(
-                    &format!("lines[{at}].product_id"),
-                    "duplicate",
-                    "one line per product",
-                );
-            }
-            checks.range(
-                &format!("lines[{at}].quantity"),
-                Some(line.quantity),
-                1..=MAX_QUANTITY,
-                "",
-            );
-        }
+        let lines: Vec<(i64, i64, Option<i64>)> = lines
+            .iter()
+            .map(|line| (line.product_id, line.quantity, None))
+            .collect();
+        check_lines(&mut checks, &lines, 1);
     }
     checks.done()
 }
