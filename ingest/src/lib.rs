@@ -92,6 +92,7 @@ impl App {
             pool: base.pool.clone(),
             auth: service_kit::auth::Auth(keys.clone()),
             producer: movement_producer.clone(),
+            unpublished: metrics::unpublished_receipts(base.metrics.registry())?,
         };
         tokio::spawn({
             let orders = orders.clone();
@@ -101,10 +102,7 @@ impl App {
                 stop_background.clone(),
                 move || {
                     let orders = orders.clone();
-                    async move {
-                        purchase_orders::receive::publish_pending(&orders.pool, &orders.producer)
-                            .await
-                    }
+                    async move { purchase_orders::receive::publish_pending(&orders).await }
                 },
             )
         });

@@ -88,6 +88,18 @@ impl MovementMetrics {
     }
 }
 
+/// `bazaar_purchase_order_receipts_unpublished`: receipts recorded more than the grace
+/// period ago whose stock-ins the broker has not acknowledged, as last looked (every few
+/// seconds). Above zero for minutes: deliveries are in Postgres but not in the stock.
+pub fn unpublished_receipts(registry: &Registry) -> Result<IntGauge, prometheus::Error> {
+    let gauge = IntGauge::new(
+        "bazaar_purchase_order_receipts_unpublished",
+        "Receipts recorded more than 10 s ago whose stock-ins are not on the movements topic yet.",
+    )?;
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
+}
+
 #[derive(Debug)]
 pub struct InFlight(IntGauge);
 

@@ -38,6 +38,8 @@ pub struct OrdersState {
     pub auth: Auth,
     /// Receipts become stock-ins on `inventory.movements.v1`.
     pub producer: MovementProducer,
+    /// `bazaar_purchase_order_receipts_unpublished`.
+    pub unpublished: prometheus::IntGauge,
 }
 
 impl FromRef<OrdersState> for Auth {

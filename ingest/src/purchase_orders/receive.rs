@@ -437,21 +437,25 @@ pub async fn publish(
 /// never reached the broker (the instance stopped, or the broker was down, between the
 /// commit and the acknowledgement). Several instances may publish the same receipt: its
 /// movements are duplicates in the ledger.
-pub async fn publish_pending(pool: &PgPool, producer: &MovementProducer) -> anyhow::Result<()> {
+pub async fn publish_pending(state: &OrdersState) -> anyhow::Result<()> {
     let pending: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM purchase_order_receipts
           WHERE published_at IS NULL AND received_at < now() - make_interval(secs => $1)
-          ORDER BY received_at LIMIT 100",
+          ORDER BY received_at",
     )
     .bind(UNPUBLISHED_GRACE_SECONDS as f64)
-    .fetch_all(pool)
+    .fetch_all(&state.pool)
     .await?;
+    state.unpublished.set(pending.len() as i64);
     if pending.is_empty() {
         return Ok(());
     }
-    publish(pool, producer, &pending)
-        .await
-        .map_err(|error| anyhow::anyhow!("publishing receipts: {error}"))?;
+    for receipts in pending.chunks(100) {
+        publish(&state.pool, &state.producer, receipts)
+            .await
+            .map_err(|error| anyhow::anyhow!("publishing receipts: {error}"))?;
+        state.unpublished.sub(receipts.len() as i64);
+    }
     tracing::info!(
         receipts = pending.len(),
         "Published receipts whose stock-ins had not reached the broker."
