@@ -506,6 +506,26 @@ async fn every_role_takes_exactly_the_transitions_it_may() {
     )
     .await;
     assert_eq!(problem["errors"][0]["code"], "no_lines");
+    // An unknown supplier or store is named as such, not as lines without a price.
+    let unknown = expect(
+        &pipeline,
+        "/v1/purchase-orders",
+        &admin,
+        json!({"store_id": 1, "supplier_id": 99, "lines": [{"product_id": 1, "quantity": 1}]}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(unknown["errors"][0]["field"], "supplier_id", "{unknown}");
+    assert_eq!(unknown["errors"].as_array().unwrap().len(), 1, "{unknown}");
+    let unknown = expect(
+        &pipeline,
+        "/v1/purchase-orders/from-suggestions",
+        &admin,
+        json!({"store_id": 99, "supplier_id": 1}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(unknown["errors"][0]["field"], "store_id", "{unknown}");
     let missing = expect(
         &pipeline,
         "/v1/purchase-orders/999999/approve",

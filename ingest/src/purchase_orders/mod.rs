@@ -289,15 +289,12 @@ async fn finish(
     Ok(after)
 }
 
-/// Creates a draft in `transaction` and returns its id.
-async fn insert_draft(
+/// The order's store and supplier must be live, and stay so until `transaction` ends.
+async fn require_store_and_supplier(
     transaction: &mut Transaction<'_, Postgres>,
-    principal: &Principal,
     store: i64,
     supplier: i64,
-    note: Option<String>,
-    lines: &[(i64, i64, i64)],
-) -> Result<i64, ApiError> {
+) -> Result<(), ApiError> {
     require_live(
         transaction,
         &[
@@ -313,7 +310,19 @@ async fn insert_draft(
             },
         ],
     )
-    .await?;
+    .await
+}
+
+/// Creates a draft in `transaction` (its store and supplier checked before) and returns
+/// its id.
+async fn insert_draft(
+    transaction: &mut Transaction<'_, Postgres>,
+    principal: &Principal,
+    store: i64,
+    supplier: i64,
+    note: Option<String>,
+    lines: &[(i64, i64, i64)],
+) -> Result<i64, ApiError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO purchase_orders (store_id, supplier_id, note, created_by)
          VALUES ($1, $2, $3, $4) RETURNING id",
@@ -352,6 +361,7 @@ pub async fn create_order(
     principal.require_store(StoreId(new.store_id))?;
 
     let mut transaction = state.pool.begin().await?;
+    require_store_and_supplier(&mut transaction, new.store_id, new.supplier_id).await?;
     let lines = priced_lines(&mut transaction, new.store_id, new.supplier_id, &new.lines).await?;
     let id = insert_draft(
         &mut transaction,

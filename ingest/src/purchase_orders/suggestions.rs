@@ -15,7 +15,7 @@ use service_kit::auth::{Permission, Principal};
 use service_kit::problem::{ApiError, FieldError, Problem};
 use utoipa::ToSchema;
 
-use super::{MAX_LINES, OrdersState, finish, insert_draft};
+use super::{MAX_LINES, OrdersState, finish, insert_draft, require_store_and_supplier};
 use crate::catalog::Checks;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,6 +70,7 @@ pub async fn from_suggestions(
     let cover = request.cover_days.unwrap_or(DEFAULT_COVER_DAYS);
 
     let mut transaction = state.pool.begin().await?;
+    require_store_and_supplier(&mut transaction, request.store_id, request.supplier_id).await?;
     let suggestions: Vec<Suggestion> = sqlx::query_as(SUGGESTIONS_SQL)
         .bind(request.store_id)
         .bind(request.supplier_id)
@@ -88,8 +89,13 @@ pub async fn from_suggestions(
             )
         })
         .collect();
-    // The store and supplier are checked first: an unknown one is that, not "nothing to
-    // reorder". An empty draft is rolled back.
+    if lines.is_empty() {
+        return Err(ApiError::Unprocessable(vec![FieldError::new(
+            "supplier_id",
+            "nothing_to_reorder",
+            "no product this supplier prices for the store is at or below its reorder point (counting what is on order)",
+        )]));
+    }
     let id = insert_draft(
         &mut transaction,
         &principal,
@@ -99,13 +105,6 @@ pub async fn from_suggestions(
         &lines,
     )
     .await?;
-    if lines.is_empty() {
-        return Err(ApiError::Unprocessable(vec![FieldError::new(
-            "supplier_id",
-            "nothing_to_reorder",
-            "no product this supplier prices for the store is at or below its reorder point (counting what is on order)",
-        )]));
-    }
     let order = finish(transaction, &principal, "create", id, None).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
