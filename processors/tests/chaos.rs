@@ -297,10 +297,15 @@ async fn redis_stopped(scale: Scale) -> Outcome {
 /// leaderships: Kafka's `broker.session.timeout.ms`, left at its default.
 const KRAFT_FENCING: Duration = Duration::from_secs(9);
 
-/// The stall's bound: the controller noticing the node is gone, and — when the node was
-/// the output transaction's coordinator — that transaction ending only when its new
-/// coordinator times it out (librdkafka then fails the abort as fatal, and the processor
-/// replaces its producer and consumer: a rejoin, within `SLACK`).
+/// The stall's bound: the controller noticing the node is gone; output records in flight
+/// to a partition the node led waiting out their timeout (the transactional producer's
+/// `message.timeout.ms`) before the transaction fails and its abort can begin; and — when
+/// the node was the transaction's coordinator — that transaction ending only when its new
+/// coordinator times it out (librdkafka then fails the abort, and the processor replaces
+/// its producer and consumer: a rejoin, within `SLACK`). A CI run on 2026-12-04 took that
+/// whole path: 58 ledger records timed out 16 s after the first coordinator error, the
+/// abort begun 6 s later timed out after 10 s, and the new producer waited 9 s more for
+/// the coordinator — 32.5 s of stall against a bound that lacked the record timeout.
 async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
     let cluster = tokio::task::spawn_blocking(|| KafkaCluster::start(3))
         .await
@@ -320,7 +325,13 @@ async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
     })
     .await;
     drop(processor);
-    let bound = KRAFT_FENCING + stack.settings.processor.transaction_timeout + SLACK;
+    let transaction_timeout = stack.settings.processor.transaction_timeout;
+    let record_timeout = stack
+        .settings
+        .kafka
+        .message_timeout
+        .min(transaction_timeout);
+    let bound = KRAFT_FENCING + record_timeout + transaction_timeout + SLACK;
     stack.cleanup().await;
     Outcome {
         movements: movements.len(),
