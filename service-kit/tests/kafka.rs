@@ -236,38 +236,6 @@ async fn movements_keyed_by_store_come_back_in_order_and_offsets_resume_after_a_
 
 /// The topic command's work: `bazaar-topics` runs exactly this.
 #[tokio::test]
-async fn every_documented_compression_produces_records_that_come_back() {
-    let stack = TestStack::start().await;
-    let topic = stack.settings.topics().movements();
-    let mut sent = Vec::new();
-    for codec in ["lz4", "zstd", "snappy", "gzip", "none"] {
-        let mut settings = stack.settings.kafka.clone();
-        settings.compression = codec.to_owned();
-        let producer = kafka::producer(&settings, "kafka-test")
-            .unwrap_or_else(|error| panic!("KAFKA_COMPRESSION={codec}: {error}"));
-        let bytes = movement(1, sent.len() as i64).encode().unwrap();
-        let key = store_key(StoreId(1));
-        producer
-            .send(
-                FutureRecord::to(&topic).key(&key).payload(&bytes),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_or_else(|(error, _)| panic!("KAFKA_COMPRESSION={codec}: {error}"));
-        sent.push(bytes);
-    }
-    let consumer = consumer(&stack, &topic);
-    let consumed: Vec<Vec<u8>> = consume_and_commit(&consumer, &topic, sent.len())
-        .await
-        .into_iter()
-        .map(|record| record.bytes)
-        .collect();
-    leave(consumer);
-    assert_eq!(consumed, sent, "in order, byte for byte");
-    stack.cleanup().await;
-}
-
-#[tokio::test]
 async fn declared_topics_are_created_once_and_then_found_as_declared() {
     use service_kit::kafka::topics::{Outcome, ensure_topics};
     let stack = TestStack::start().await;
