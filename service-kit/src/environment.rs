@@ -80,11 +80,7 @@ pub const VARIABLES: &[Variable] = &[
         "2 (ingest), 5 (processors)",
         "how long the producer gathers records into a batch",
     ),
-    var(
-        "KAFKA_COMPRESSION",
-        "lz4",
-        "lz4, zstd, snappy, gzip or none",
-    ),
+    var("KAFKA_COMPRESSION", "lz4", "lz4, snappy, gzip or none"),
     var(
         "KAFKA_SESSION_TIMEOUT_MS",
         "10000",
