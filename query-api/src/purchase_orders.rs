@@ -7,8 +7,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use schemas::StoreId;
 use schemas::purchase_orders::{
-    self, DEFAULT_COVER_DAYS, DEFAULT_WINDOW_DAYS, OrderState, PurchaseOrder, SUGGESTIONS_SQL,
-    Suggestion,
+    self, DEFAULT_COVER_DAYS, DEFAULT_WINDOW_DAYS, MAX_COVER_DAYS, MAX_WINDOW_DAYS, OrderState,
+    PurchaseOrder, SUGGESTIONS_SQL, Suggestion,
 };
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
@@ -250,8 +250,18 @@ pub async fn reorder_suggestions(
     Query(params): Query<SuggestionParams>,
 ) -> Result<Json<Suggestions>, ApiError> {
     principal.require(Permission::PurchaseOrderRead)?;
-    let window = days("window_days", params.window_days, 365, DEFAULT_WINDOW_DAYS)?;
-    let cover = days("cover_days", params.cover_days, 180, DEFAULT_COVER_DAYS)?;
+    let window = days(
+        "window_days",
+        params.window_days,
+        MAX_WINDOW_DAYS,
+        DEFAULT_WINDOW_DAYS,
+    )?;
+    let cover = days(
+        "cover_days",
+        params.cover_days,
+        MAX_COVER_DAYS,
+        DEFAULT_COVER_DAYS,
+    )?;
     require_store(&state, &principal, store).await?;
     let items: Vec<Suggestion> = sqlx::query_as(SUGGESTIONS_SQL)
         .bind(store)

@@ -231,6 +231,9 @@ pub async fn load(
 /// an order should cover, unless the request says otherwise.
 pub const DEFAULT_WINDOW_DAYS: i32 = 28;
 pub const DEFAULT_COVER_DAYS: i32 = 14;
+/// The longest window and cover a request may ask for.
+pub const MAX_WINDOW_DAYS: i32 = 365;
+pub const MAX_COVER_DAYS: i32 = 180;
 
 /// A product of a store at or below its reorder point counting what is on order (open
 /// orders, drafts included), with a supplier that has a current price for it there.

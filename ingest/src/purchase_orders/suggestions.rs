@@ -8,7 +8,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use schemas::StoreId;
 use schemas::purchase_orders::{
-    DEFAULT_COVER_DAYS, DEFAULT_WINDOW_DAYS, PurchaseOrder, SUGGESTIONS_SQL, Suggestion,
+    DEFAULT_COVER_DAYS, DEFAULT_WINDOW_DAYS, MAX_COVER_DAYS, MAX_WINDOW_DAYS, PurchaseOrder,
+    SUGGESTIONS_SQL, Suggestion,
 };
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
@@ -54,13 +55,13 @@ pub async fn from_suggestions(
         .range(
             "window_days",
             request.window_days.map(i64::from),
-            1..=365,
+            1..=i64::from(MAX_WINDOW_DAYS),
             " days",
         )
         .range(
             "cover_days",
             request.cover_days.map(i64::from),
-            1..=180,
+            1..=i64::from(MAX_COVER_DAYS),
             " days",
         )
         .optional_text("note", note.as_deref(), super::MAX_NOTE);
