@@ -216,11 +216,13 @@ pub async fn change_user(
         .unwrap_or_else(|| before.stores.clone());
     check_role_and_stores(&mut transaction, &role, &stores, &mut problems).await?;
     let hash = match change.password {
-        Some(password) if !users::password_is_long_enough(&password) => {
-            problems.extend(users::password_problem("password", &password));
-            None
-        }
-        Some(password) => Some(users::hash_password(password).await?),
+        Some(password) => match users::password_problem("password", &password) {
+            Some(problem) => {
+                problems.push(problem);
+                None
+            }
+            None => Some(users::hash_password(password).await?),
+        },
         None => None,
     };
     if !problems.is_empty() {

@@ -25,7 +25,7 @@ pub enum UserError {
 }
 
 /// The one password rule: long enough.
-pub fn password_is_long_enough(password: &str) -> bool {
+fn password_is_long_enough(password: &str) -> bool {
     password.chars().count() >= MIN_PASSWORD_LENGTH
 }
 
