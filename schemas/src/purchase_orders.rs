@@ -162,7 +162,7 @@ pub fn receipt_movement_id(receipt: Uuid, product_id: i64) -> Uuid {
 }
 
 /// The orders `ids` with their lines and receipts, in the order of `ids` (missing ones
-/// left out): three queries, whatever the number of orders.
+/// left out): four queries, whatever the number of orders.
 pub async fn load(
     connection: &mut PgConnection,
     ids: &[i64],

@@ -204,14 +204,7 @@ pub async fn receive(
     )
     .await?;
     let token = publish(&state.pool, &state.producer, &[request.receipt_id]).await?;
-    answer(
-        &state.pool,
-        StatusCode::CREATED,
-        order,
-        request.receipt_id,
-        token,
-    )
-    .await
+    answer(StatusCode::CREATED, order, request.receipt_id, token)
 }
 
 /// The (product, quantity) pairs that arrived: those named, each on the order
@@ -307,37 +300,23 @@ async fn replay(
         });
     }
     let token = publish(&state.pool, &state.producer, &[request.receipt_id]).await?;
-    answer(
-        &state.pool,
-        StatusCode::OK,
-        order,
-        request.receipt_id,
-        token,
-    )
-    .await
+    answer(StatusCode::OK, order, request.receipt_id, token)
 }
 
-async fn answer(
-    pool: &PgPool,
+/// The answer once [`publish`] succeeded: `order` with receipt `receipt_id` published.
+fn answer(
     status: StatusCode,
     mut order: PurchaseOrder,
     receipt_id: Uuid,
     token: ConsistencyToken,
 ) -> Result<(StatusCode, Json<ReceiptAnswer>), ApiError> {
-    // Published now: read again so that the answer says so.
-    let mut connection = pool.acquire().await?;
-    if let Some(fresh) = schemas::purchase_orders::load(&mut connection, &[order.id])
-        .await?
-        .pop()
-    {
-        order = fresh;
-    }
     let receipt = order
         .receipts
-        .iter()
+        .iter_mut()
         .find(|receipt| receipt.id == receipt_id)
-        .cloned()
         .ok_or_else(|| ApiError::not_found("receipt", receipt_id))?;
+    receipt.published = true;
+    let receipt = receipt.clone();
     Ok((
         status,
         Json(ReceiptAnswer {
