@@ -1,13 +1,15 @@
 # The commands a newcomer needs. Everything runs on this machine, no Docker:
 # deploy/local starts a private PostgreSQL, Redis and Apache Kafka on loopback ports.
 SHELL := /bin/bash
-export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Prebuilt cargo-nextest, cargo-deny, cargo-fuzz and kubectl (deploy/local/tools.sh).
+TOOLS_BIN := $(or $(BAZAAR_LOCAL_DIR),$(CURDIR)/.local)/tools/bin
+export PATH := $(TOOLS_BIN):$(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build test lint cargo-deny deny advisories check-deploy fmt bench demo chaos fuzz
+.PHONY: up down status stack build tools test lint deny advisories check-deploy fmt bench demo chaos fuzz
 
 ## up: the stack, the migrations and the three services, in the background
 up: stack build
@@ -41,18 +43,19 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
-## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it, then the fault suite with small counts and each fuzz target for 30 s
-test: lint check-deploy stack
+## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts and each fuzz target for 30 s
+test: tools lint check-deploy stack
 	@status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
-	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace --no-fail-fast; \
-	fi ) || status=$$?; \
+		$(CARGO) nextest run --workspace --profile ci ) || status=$$?; \
+	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
 	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
 	FUZZ_SECONDS=30 FUZZ_PROFILE=dev deploy/local/fuzz.sh || status=$$?; \
 	exit $$status
+
+## tools: the prebuilt test and lint tools, pinned, into .local/tools (seconds, once)
+tools:
+	@deploy/local/tools.sh dev >/dev/null
 
 ## chaos: processors killed, PostgreSQL restarted, Redis stopped, a broker killed, a poison record — on a stack of its own; one table
 chaos:
@@ -72,17 +75,12 @@ lint: deny
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-CARGO_DENY_VERSION := 0.20.2
-cargo-deny:
-	@$(CARGO) deny --version 2>/dev/null | grep -q '$(CARGO_DENY_VERSION)' \
-		|| $(CARGO) install --locked cargo-deny@$(CARGO_DENY_VERSION)
-
 ## deny: licenses, bans and sources of every dependency against deny.toml (crates.io only, no advisory database)
-deny: cargo-deny
+deny: tools
 	$(CARGO) deny --locked check licenses bans sources
 
 ## advisories: the RustSec advisory database against Cargo.lock; needs the internet (GitHub), so a networked CI runs it, not ours
-advisories: cargo-deny
+advisories: tools
 	$(CARGO) deny check advisories
 
 ## check-deploy: docker-compose.yml, deploy/Dockerfile, the Kubernetes manifests, Prometheus rules and Grafana dashboards, validated without a container engine

@@ -4,16 +4,15 @@
 #                       and through `docker-compose config`, for both Kafka profiles
 #   deploy/Dockerfile   pinned base images
 #   deploy/prometheus   promtool check config / rules, and the alert rules' unit tests
-#   deploy/k8s          the production overlay built by kustomize, every resource
+#   deploy/k8s          the production overlay built by kustomize (kubectl's), every resource
 #                       validated against Kubernetes' schemas (kubernetes-validate --strict)
 #   deploy/grafana      the dashboard is JSON (query-api/tests/deploy.rs checks its metrics)
 # Installs what it needs under .local/tools (Debian packages with apt-get, PyPI into a
-# virtualenv, kustomize from the Go module proxy). `make test` runs it.
+# virtualenv, kubectl as a prebuilt wheel through deploy/local/tools.sh). `make test` runs it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${BAZAAR_LOCAL_DIR:-$ROOT/.local}/tools"
-KUSTOMIZE_VERSION=v5.7.1
 KUBERNETES_VERSION=1.34.0
 cd "$ROOT"
 
@@ -24,7 +23,6 @@ install_tools() {
     local packages=()
     command -v docker-compose >/dev/null || packages+=(docker-compose)
     command -v promtool >/dev/null || packages+=(prometheus)
-    command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
     python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
     if [ "${#packages[@]}" -gt 0 ]; then
         local sudo=""
@@ -40,12 +38,7 @@ install_tools() {
         "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
             'check-jsonschema==0.39.0' 'kubernetes-validate==1.37.0'
     fi
-    if [ ! -x "$TOOLS/bin/kustomize" ]; then
-        say "building kustomize $KUSTOMIZE_VERSION from the Go module proxy"
-        local go; go="$(command -v go || echo /usr/local/go/bin/go)"
-        GOBIN="$TOOLS/bin" GOPATH="$TOOLS/go" GOFLAGS=-modcacherw \
-            "$go" install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
-    fi
+    KUBECTL="$("$ROOT/deploy/local/tools.sh" dev)/kubectl"
 }
 
 # Values for the compose file's required variables: only `config` sees them.
@@ -80,10 +73,10 @@ promtool check config deploy/prometheus/prometheus.yml >/dev/null
 promtool check rules deploy/prometheus/rules/*.yml >/dev/null
 promtool test rules deploy/prometheus/rules-test.yml
 
-say "Kubernetes: kustomize build overlays/production | kubernetes-validate --strict ($KUBERNETES_VERSION)"
+say "Kubernetes: kubectl kustomize overlays/production | kubernetes-validate --strict ($KUBERNETES_VERSION)"
 cp -r deploy/k8s "$work/k8s"
 cp "$work/k8s/overlays/production/secrets.env.example" "$work/k8s/overlays/production/secrets.env"
-"$TOOLS/bin/kustomize" build "$work/k8s/overlays/production" >"$work/production.yaml"
+"$KUBECTL" kustomize "$work/k8s/overlays/production" >"$work/production.yaml"
 "$TOOLS/venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "$work/production.yaml"
 say "$(grep -c '^kind:' "$work/production.yaml") resources valid"
 

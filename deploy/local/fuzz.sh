@@ -8,8 +8,8 @@
 #   FUZZ_PROFILE=dev deploy/local/fuzz.sh   unoptimised: builds in a fraction of the time
 #                                           and runs fewer inputs a second (`make test`)
 #
-# libFuzzer needs the nightly toolchain (rustup's, beside stable); cargo-fuzz is
-# installed from crates.io when missing. Inputs that reach new code stay in a scratch
+# libFuzzer needs the nightly toolchain (rustup's, beside stable); cargo-fuzz is the
+# prebuilt one deploy/local/tools.sh pins. Inputs that reach new code stay in a scratch
 # corpus under .local/fuzz, not in the repository's seeds.
 set -euo pipefail
 
@@ -18,18 +18,13 @@ LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
 profile=()
 [ "${FUZZ_PROFILE:-release}" = dev ] && profile=(--dev)
-CARGO_FUZZ_VERSION=0.13.2
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="$("$ROOT/deploy/local/tools.sh" dev):$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[fuzz] %s\033[0m\n' "$*" >&2; exit 1; }
 
 rustup toolchain list | grep -q '^nightly' \
     || die "the nightly toolchain is missing (rustup toolchain install nightly)"
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    say "installing cargo-fuzz $CARGO_FUZZ_VERSION from crates.io"
-    cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
-fi
 
 cd "$ROOT/fuzz"
 targets=("$@")
