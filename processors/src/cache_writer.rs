@@ -1,4 +1,4 @@
-//! Redis after each commit: the current balances of the stores this processor holds (for
+//! The Redis cache writer. After each commit: the current balances of the stores this processor holds (for
 //! hot reads), every movement's outcome (for ingest's `?wait`), and how far each partition
 //! has been committed (for read-your-writes). Redis is a cache: a failure here never fails
 //! or slows a batch for long. The processor marks the cache stale, goes on, and rebuilds
@@ -54,7 +54,7 @@ pub fn progress_key(redis: &Redis, topic: &str) -> String {
 }
 
 #[derive(Debug)]
-pub struct Notifier {
+pub struct CacheWriter {
     redis: Redis,
     pool: PgPool,
     group: String,
@@ -65,7 +65,7 @@ pub struct Notifier {
     last_try: Option<Instant>,
 }
 
-impl Notifier {
+impl CacheWriter {
     pub fn new(
         redis: Redis,
         pool: PgPool,

@@ -5,31 +5,19 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use schemas::{ProductId, StoreId};
+use schemas::StoreId;
 use sqlx::PgPool;
 
+use crate::batch::Batch;
+use crate::cache_writer::CacheWriter;
 use crate::decide::{self, Holding};
+use crate::effects;
 use crate::ledger::{self, Progress, Record};
 use crate::metrics::ProcessorMetrics;
-use crate::notify::{CachedBalance, Notifier};
-use crate::outputs::DeadLetter;
 
-/// A batch decided (its dead letters produced), to be written (then published).
-pub(crate) struct Batch {
-    pub(crate) records: Vec<Record>,
-    pub(crate) outcomes: Vec<decide::Outcome>,
-    pub(crate) dead: Vec<DeadLetter>,
-    pub(crate) progress: Vec<Progress>,
-    pub(crate) catalog: decide::CatalogView,
-    /// Stores whose whole state this batch loaded (their cache entries are written whole).
-    pub(crate) loaded: Vec<(StoreId, Vec<(ProductId, CachedBalance)>)>,
-    /// Kafka records covered, dead letters included.
-    pub(crate) count: usize,
-}
-
-/// A written batch (or not), with the notifier it borrowed.
+/// A written batch (or not), with the cache it borrowed.
 pub(crate) struct Landed {
-    pub(crate) notifier: Notifier,
+    pub(crate) cache: CacheWriter,
     pub(crate) batch: Batch,
     /// The runs of `batch.records` (with their partitions' progress) now in Postgres.
     pub(crate) committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
@@ -51,7 +39,7 @@ impl Committer {
     /// the cache up to what committed.
     pub(crate) async fn write(
         self,
-        mut notifier: Notifier,
+        mut cache: CacheWriter,
         batch: Batch,
         held: Vec<StoreId>,
     ) -> Landed {
@@ -65,8 +53,8 @@ impl Committer {
                 Part {
                     records,
                     outcomes,
-                    changed: ledger::changed_balances(records, outcomes),
-                    alerts: ledger::raised_alerts(records, outcomes, &batch.catalog),
+                    changed: effects::changed_balances(records, outcomes),
+                    alerts: effects::raised_alerts(records, outcomes, &batch.catalog),
                     progress: progress.clone(),
                 }
             })
@@ -86,7 +74,7 @@ impl Committer {
                 .iter()
                 .flat_map(|part| part.changed.iter().copied())
                 .collect();
-            notifier
+            cache
                 .after_commit(
                     &batch.records,
                     &batch.outcomes,
@@ -125,7 +113,7 @@ impl Committer {
                     failure.get_or_insert(error);
                     continue;
                 }
-                notifier
+                cache
                     .after_commit(
                         part.records,
                         part.outcomes,
@@ -143,7 +131,7 @@ impl Committer {
         self.metrics.stage("cache", &mut clock);
         drop(parts);
         Landed {
-            notifier,
+            cache,
             batch,
             committed,
             result,
@@ -156,7 +144,7 @@ struct Part<'a> {
     records: &'a [Record],
     outcomes: &'a [decide::Outcome],
     changed: Vec<(&'a Record, Holding)>,
-    alerts: Vec<ledger::RaisedAlert<'a>>,
+    alerts: Vec<effects::RaisedAlert<'a>>,
     progress: Vec<Progress>,
 }
 

@@ -15,36 +15,37 @@
 //! Postgres, so even a processor that lost its partitions while writing cannot write a
 //! batch twice: the new owner's first commit, or this one, is refused and re-read.
 //!
-//! Beside it: `rebalance` (assignments and revocations), `state` (what is held between
-//! batches), `commit` (writing a batch), `isolation` (taking a failed batch apart),
-//! `halts` and `liveness` (partitions that cannot go on, and a group that does not).
+//! Beside it, one job each: `batch` (preparing a batch: reads, decide, dead letters),
+//! `commit` (writing it), `publish` (the publish queue and its transactions), `rebalance`
+//! (assignments and revocations), `state` (what is held between batches), `isolation`
+//! (taking a failed batch apart), `halts` and `liveness` (partitions that cannot go on, and
+//! a group that does not).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{Offset, TopicPartitionList};
-use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
+use schemas::StoreId;
 use service_kit::Settings;
 use service_kit::redis::Redis;
 use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::commit::{Batch, Committer, Landed};
-use crate::decide;
-use crate::halts::{Halt, Halts};
+use crate::batch::{Preparer, Seen};
+use crate::cache_writer::CacheWriter;
+use crate::commit::{Committer, Landed};
+use crate::halts::Halts;
 use crate::isolation::{self, Span};
-use crate::ledger::{self, CommitError, Progress, Record};
+use crate::ledger::CommitError;
 use crate::liveness::Liveness;
 use crate::metrics::ProcessorMetrics;
-use crate::notify::Notifier;
-use crate::outputs::{DeadLetter, DeadLetters};
-use crate::publish::Publisher;
+use crate::outputs::DeadLetters;
+use crate::publish::{PublishQueue, Publisher};
 use crate::rebalance::{Assignment, Kafka, RebalanceContext};
 use crate::state::State;
 
@@ -86,16 +87,10 @@ impl Processor {
     /// Runs until `shutdown`: finishes the batch in flight, commits it and leaves the
     /// group. A consumer that fails is dropped and a new one joins.
     pub fn run(self) {
-        let mut notifier = Some(Notifier::new(
-            self.redis.clone(),
-            self.pool.clone(),
-            self.group().to_owned(),
-            self.topic.clone(),
-            self.metrics.clone(),
-        ));
+        let mut cache = Some(self.cache_writer());
         while !self.shutdown.is_cancelled() {
             let mut state = State::default();
-            match self.consume(&mut state, &mut notifier) {
+            match self.consume(&mut state, &mut cache) {
                 Ok(()) => break,
                 Err(error) => {
                     self.metrics.error("kafka");
@@ -148,24 +143,37 @@ impl Processor {
     /// and published) in the background, batch N+1 is polled, read and decided on the
     /// state N left in memory; N+1 goes to Postgres only once N has committed. If N fails,
     /// N+1 is dropped unwritten and the partitions of both are read again from Postgres.
-    fn consume(&self, state: &mut State, notifier: &mut Option<Notifier>) -> anyhow::Result<()> {
+    fn consume(&self, state: &mut State, cache: &mut Option<CacheWriter>) -> anyhow::Result<()> {
         let publisher = Publisher::new(
             &self.settings,
             &self.transactional_id,
             self.pool.clone(),
             self.metrics.clone(),
         )?;
+        let mut queue = PublishQueue::new(
+            publisher,
+            self.runtime.clone(),
+            UNPUBLISHED_MAX * self.settings.processor.batch_max,
+        );
+        let preparer = Preparer {
+            pool: self.pool.clone(),
+            dead_letters: self.dead_letters.clone(),
+            metrics: self.metrics.clone(),
+        };
         let consumer = self.consumer()?;
         let mut lag_measured = Instant::now();
         let mut in_flight: Option<InFlight> = None;
         // The first outcomes of the batch in flight: not in Postgres yet, but seen.
-        let mut pending: HashMap<uuid::Uuid, decide::Original> = HashMap::new();
+        let mut pending = Seen::new();
         let result = loop {
             if self.shutdown.is_cancelled() {
                 break Ok(());
             }
             if lag_measured.elapsed() >= STATISTICS_INTERVAL {
-                self.measure_lag(&consumer, state);
+                let high = consumer.context().high_watermarks.lock();
+                let high = high.unwrap_or_else(PoisonError::into_inner);
+                self.metrics
+                    .set_lag(&high, &state.positions, queue.published_all());
                 lag_measured = Instant::now();
             }
             let mut polling = Instant::now();
@@ -174,17 +182,15 @@ impl Processor {
                 match change {
                     Assignment::Assigned(offsets) => {
                         let partitions: Vec<i32> = offsets.keys().copied().collect();
-                        self.clear_halts(&partitions);
+                        self.halts.release(&partitions, &self.metrics);
                         for (partition, stored) in offsets {
                             state.positions.insert(partition, stored.next);
-                            state.published.insert(partition, stored.published);
+                            queue.assigned(partition, stored.published);
                         }
                     }
                     Assignment::Revoked(partitions) => {
-                        self.clear_halts(&partitions);
-                        for partition in &partitions {
-                            state.published.remove(partition);
-                        }
+                        self.halts.release(&partitions, &self.metrics);
+                        queue.revoked(&partitions);
                         // A rewind keeps what isolation learnt; a partition gone forgets it.
                         state.isolation.forget(&partitions);
                         state.drop_partitions(&partitions);
@@ -193,7 +199,12 @@ impl Processor {
             }
             self.liveness.owned(state.positions.keys().copied());
             if out_of_range {
-                self.halt_out_of_range(&consumer, &state.positions);
+                self.halts.halt_out_of_range(
+                    &consumer,
+                    &self.topic,
+                    &state.positions,
+                    &self.metrics,
+                );
             }
             let mut batch = in_order(messages, &state.positions);
             if state.isolation.is_active() {
@@ -203,22 +214,24 @@ impl Processor {
                 }
             }
             if batch.is_empty() {
-                if let Some(flight) = in_flight.take() {
-                    pending.clear();
-                    if let Err(error) = self.land(flight, state, &consumer, notifier, &publisher) {
-                        break Err(error);
+                let idle = match in_flight.take() {
+                    Some(flight) => {
+                        pending.clear();
+                        self.finish_write(flight, state, &consumer, cache, &mut queue)
+                            .map(|_| ())
                     }
-                } else {
-                    if let Some(notifier) = notifier.as_mut() {
-                        let held = || state.balances.keys().copied().collect();
-                        self.runtime.block_on(notifier.recover(held));
+                    None => {
+                        if let Some(cache) = cache.as_mut() {
+                            let held = || state.balances.keys().copied().collect();
+                            self.runtime.block_on(cache.recover(held));
+                        }
+                        queue
+                            .drain(&consumer)
+                            .and_then(|()| queue.catch_up(&consumer, &state.positions))
                     }
-                    let caught_up = self
-                        .publish_all(&consumer, &publisher, state)
-                        .and_then(|()| self.catch_up(&consumer, &publisher, state));
-                    if let Err(error) = caught_up {
-                        break Err(error);
-                    }
+                };
+                if let Err(error) = idle {
+                    break Err(error);
                 }
                 continue;
             }
@@ -226,25 +239,29 @@ impl Processor {
             let started = Instant::now();
             let partitions: Vec<i32> = batch.keys().copied().collect();
             let spans = isolation::spans(&batch);
-            let prepared = self.runtime.block_on(self.prepare(state, &pending, batch));
+            let prepared = self
+                .runtime
+                .block_on(preparer.prepare(state, &pending, batch));
             // N+1 is decided; N must be in Postgres before it.
-            let previous_landed = match in_flight.take() {
-                Some(flight) => match self.land(flight, state, &consumer, notifier, &publisher) {
-                    Ok(landed) => landed,
-                    Err(error) => break Err(error),
-                },
+            let previous_written = match in_flight.take() {
+                Some(flight) => {
+                    match self.finish_write(flight, state, &consumer, cache, &mut queue) {
+                        Ok(written) => written,
+                        Err(error) => break Err(error),
+                    }
+                }
                 None => true,
             };
             match prepared {
-                Ok((mut batch, seen)) if previous_landed => {
+                Ok((mut batch, seen)) if previous_written => {
                     pending = seen;
                     let held: Vec<StoreId> = state.balances.keys().copied().collect();
-                    let Some(taken) = notifier.take() else {
-                        break Err(anyhow::anyhow!("the cache notifier is missing"));
+                    let Some(taken) = cache.take() else {
+                        break Err(anyhow::anyhow!("the cache writer is missing"));
                     };
                     // Where the outputs stand now that the batch before is published.
                     for step in &mut batch.progress {
-                        step.published = state.published.get(&step.partition).copied();
+                        step.published = queue.published(step.partition);
                     }
                     let committer = self.committer();
                     let task = self
@@ -266,17 +283,19 @@ impl Processor {
                 }
                 Err(error) => {
                     pending.clear();
-                    if let Err(error) = self.failed(&error, &consumer, state, &partitions, &spans) {
+                    if let Err(error) =
+                        self.retry_failed(&error, &consumer, state, &partitions, &spans)
+                    {
                         break Err(error);
                     }
                 }
             }
         };
         // Whatever is in flight finishes (or fails) before the group is left.
-        let landed = in_flight
-            .map(|flight| self.land(flight, state, &consumer, notifier, &publisher))
+        let finished = in_flight
+            .map(|flight| self.finish_write(flight, state, &consumer, cache, &mut queue))
             .transpose()
-            .and_then(|_| self.publish_all(&consumer, &publisher, state));
+            .and_then(|_| queue.drain(&consumer));
         // Leave the group now (the partitions move at once), not after a session timeout.
         consumer.unsubscribe();
         self.liveness.owned(std::iter::empty());
@@ -285,19 +304,20 @@ impl Processor {
                 state.drop_partitions(&partitions);
             }
         }
-        landed?;
+        finished?;
         result
     }
 
-    /// Waits for the batch in flight. `Ok(false)`: it failed, and its partitions were
-    /// rewound to Postgres's offsets (so was its cache state).
-    fn land(
+    /// Waits for the batch in flight to be written, counts it and queues what committed
+    /// for publishing. `Ok(false)`: it failed, and its partitions were rewound to
+    /// Postgres's offsets (so was its cache state).
+    fn finish_write(
         &self,
         flight: InFlight,
         state: &mut State,
         consumer: &Kafka,
-        notifier: &mut Option<Notifier>,
-        publisher: &Publisher,
+        cache: &mut Option<CacheWriter>,
+        queue: &mut PublishQueue,
     ) -> anyhow::Result<bool> {
         let InFlight {
             partitions,
@@ -305,28 +325,29 @@ impl Processor {
             started,
             task,
         } = flight;
-        let landed = match self.runtime.block_on(task) {
+        let landed: Landed = match self.runtime.block_on(task) {
             Ok(landed) => landed,
             Err(error) => {
-                // The task panicked: its notifier is gone; a fresh one rebuilds the cache.
-                *notifier = Some(self.notifier_marked_stale());
+                // The task panicked: its cache writer is gone; a fresh one rebuilds the cache.
+                let mut fresh = self.cache_writer();
+                fresh.mark_stale();
+                *cache = Some(fresh);
                 self.rewind(consumer, state, &partitions)?;
                 anyhow::bail!("committing a batch panicked: {error}");
             }
         };
-        *notifier = Some(landed.notifier);
+        *cache = Some(landed.cache);
         let batch = &landed.batch;
         for (range, _) in &landed.committed {
             let all = range.len() == batch.records.len();
-            let dead: &[DeadLetter] = if all { &batch.dead } else { &[] };
-            self.observe(
+            self.metrics.count_outcomes(
                 &batch.records[range.clone()],
                 &batch.outcomes[range.clone()],
-                dead,
+                if all { batch.dead.len() } else { 0 },
             );
         }
         let count = batch.count;
-        self.publish(consumer, publisher, state, landed.batch, landed.committed)?;
+        queue.push(consumer, (landed.batch, landed.committed))?;
         match landed.result {
             Ok(()) => {
                 state.failures = 0;
@@ -337,7 +358,7 @@ impl Processor {
                 Ok(true)
             }
             Err(error) => {
-                self.failed(&error, consumer, state, &partitions, &spans)?;
+                self.retry_failed(&error, consumer, state, &partitions, &spans)?;
                 Ok(false)
             }
         }
@@ -346,7 +367,7 @@ impl Processor {
     /// A batch failed: its partitions go back to what Postgres holds, and it is tried
     /// again — after a backoff if the failure may pass, taken apart if it cannot
     /// (`isolation`).
-    fn failed(
+    fn retry_failed(
         &self,
         error: &anyhow::Error,
         consumer: &Kafka,
@@ -389,16 +410,14 @@ impl Processor {
         Ok(())
     }
 
-    fn notifier_marked_stale(&self) -> Notifier {
-        let mut notifier = Notifier::new(
+    fn cache_writer(&self) -> CacheWriter {
+        CacheWriter::new(
             self.redis.clone(),
             self.pool.clone(),
             self.group().to_owned(),
             self.topic.clone(),
             self.metrics.clone(),
-        );
-        notifier.mark_stale();
-        notifier
+        )
     }
 
     fn committer(&self) -> Committer {
@@ -476,417 +495,6 @@ impl Processor {
         }
         Ok(())
     }
-
-    /// Batch N+1 up to its write: read what it needs (its movement ids also among
-    /// `pending`, the first outcomes of the batch in flight), decide it on the state in
-    /// memory, produce its dead letters. Moves the positions on.
-    /// Returns the batch to write and the first outcomes it decided.
-    async fn prepare(
-        &self,
-        state: &mut State,
-        pending: &HashMap<uuid::Uuid, decide::Original>,
-        batch: BTreeMap<i32, Vec<OwnedMessage>>,
-    ) -> anyhow::Result<(Batch, HashMap<uuid::Uuid, decide::Original>)> {
-        let mut clock = Instant::now();
-        let mut records = Vec::new();
-        let mut dead = Vec::new();
-        let mut progress = Vec::with_capacity(batch.len());
-        let mut count = 0;
-        for (partition, messages) in batch {
-            let expected = state.positions.get(&partition).copied().unwrap_or(0);
-            let next = messages.last().map_or(expected, |last| last.offset() + 1);
-            progress.push(Progress {
-                partition,
-                expected,
-                next,
-                published: None,
-            });
-            count += messages.len();
-            for message in messages {
-                if let Some(reason) = state.isolation.take_poisoned(partition, message.offset()) {
-                    self.metrics.poisoned.inc();
-                    dead.push(DeadLetter::of(&message, "refused_by_database", reason));
-                    continue;
-                }
-                match read(message) {
-                    Ok(record) => records.push(record),
-                    Err(letter) => dead.push(letter),
-                }
-            }
-        }
-
-        // What the batch needs from Postgres, read concurrently.
-        let mut ids: Vec<uuid::Uuid> = records.iter().map(|r| r.movement.movement_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
-        let products: Vec<i64> = unique(records.iter().map(|r| r.movement.product_id.get()));
-        let pairs: Vec<(i64, i64)> = records
-            .iter()
-            .map(|r| (r.movement.store_id.get(), r.movement.product_id.get()))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let missing: Vec<i64> = stores
-            .iter()
-            .copied()
-            .filter(|store| !state.balances.contains_key(&StoreId(*store)))
-            .collect();
-        let since = state
-            .settings_read
-            .map(|at| at - service_kit::postgres::CHANGE_OVERLAP);
-        let (mut seen, mut catalog, stored, points, (read_at, changes)) = tokio::try_join!(
-            ledger::seen(&self.pool, &ids),
-            ledger::catalog(&self.pool, &stores, &products),
-            ledger::balances(&self.pool, &missing),
-            ledger::settings(&self.pool, &missing),
-            ledger::settings_changed(&self.pool, since),
-        )?;
-        // Changes to the stores held before this batch; the stores it takes on are read
-        // whole, at least as new.
-        state.settings_read = Some(read_at);
-        for change in changes {
-            if let Some(settings) = state.settings.get_mut(&change.store) {
-                match change.setting {
-                    Some(setting) => settings.insert(change.product, setting),
-                    None => settings.remove(&change.product),
-                };
-            }
-        }
-        for store in &missing {
-            state.settings.entry(StoreId(*store)).or_default();
-        }
-        for (store, product, setting) in points {
-            state
-                .settings
-                .entry(store)
-                .or_default()
-                .insert(product, setting);
-        }
-        catalog.reorder_points = pairs
-            .iter()
-            .filter_map(|(store, product)| {
-                let (store, product) = (StoreId(*store), ProductId(*product));
-                let point = state.settings.get(&store)?.get(&product)?.reorder_point?;
-                Some(((store, product), point))
-            })
-            .collect();
-        for id in &ids {
-            if let Some(original) = pending.get(id) {
-                seen.entry(*id).or_insert(*original);
-            }
-        }
-        self.metrics.stage("read", &mut clock);
-        let loaded = state.hold(&missing, stored);
-        for record in &records {
-            state
-                .partition_of
-                .insert(record.movement.store_id, record.partition);
-        }
-
-        let outcomes = decide::decide(
-            &mut state.balances,
-            &mut seen,
-            &catalog,
-            records.iter().map(|record| &record.movement),
-        );
-        // A sale applied without a price is recorded at the store's selling price as the
-        // processors hold it now (a duplicate or rejection of it sold nothing).
-        for (record, outcome) in records.iter_mut().zip(&outcomes) {
-            let movement = &record.movement;
-            if matches!(outcome, decide::Outcome::Applied { .. })
-                && movement.kind == schemas::MovementKind::Sale
-                && movement.unit_price_paise.is_none()
-            {
-                record.store_price_paise = state
-                    .settings
-                    .get(&movement.store_id)
-                    .and_then(|settings| settings.get(&movement.product_id))
-                    .and_then(|setting| setting.selling_price);
-            }
-        }
-        self.metrics.stage("decide", &mut clock);
-        if !dead.is_empty() {
-            self.dead_letters.send(&dead).await?;
-            self.metrics.stage("dead_letters", &mut clock);
-        }
-        for step in &progress {
-            state.positions.insert(step.partition, step.next);
-        }
-        let batch = Batch {
-            records,
-            outcomes,
-            dead,
-            progress,
-            catalog,
-            loaded,
-            count,
-        };
-        Ok((batch, seen))
-    }
-
-    fn observe(&self, records: &[Record], outcomes: &[decide::Outcome], dead: &[DeadLetter]) {
-        // Counted per batch, then one labelled counter each: not a label lookup per movement.
-        let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for (record, outcome) in records.iter().zip(outcomes) {
-            *counts
-                .entry((record.movement.kind.as_str(), outcome.status().as_str()))
-                .or_default() += 1;
-        }
-        for ((kind, status), count) in counts {
-            self.metrics
-                .outcomes
-                .with_label_values(&[kind, status])
-                .inc_by(count);
-        }
-        if !dead.is_empty() {
-            self.metrics
-                .outcomes
-                .with_label_values(&["unknown", "dead_lettered"])
-                .inc_by(dead.len() as u64);
-        }
-    }
-
-    /// Queues what of a landed batch committed for publishing (`pump`).
-    fn publish(
-        &self,
-        consumer: &Kafka,
-        publisher: &Publisher,
-        state: &mut State,
-        batch: Batch,
-        committed: Vec<(std::ops::Range<usize>, Vec<Progress>)>,
-    ) -> anyhow::Result<()> {
-        if !committed.is_empty() {
-            state.queued_records += batch.records.len();
-            state.unpublished.push((batch, committed));
-        }
-        self.pump(consumer, publisher, state)
-    }
-
-    /// Publishing runs beside committing, one transaction at a time: when the one in flight
-    /// is done, every batch committed meanwhile goes in the next, in order (so publishing
-    /// costs a transaction per round, not per batch). Waits for the one in flight only when
-    /// more than `UNPUBLISHED_MAX` batches' worth of records are queued behind it.
-    fn pump(
-        &self,
-        consumer: &Kafka,
-        publisher: &Publisher,
-        state: &mut State,
-    ) -> anyhow::Result<()> {
-        let full = state.queued_records > UNPUBLISHED_MAX * self.settings.processor.batch_max;
-        if state
-            .publishing
-            .as_ref()
-            .is_some_and(|task| task.is_finished())
-            || full
-        {
-            self.published(state)?;
-        }
-        if state.publishing.is_some() || state.unpublished.is_empty() {
-            return Ok(());
-        }
-        let Some(membership) = consumer.group_metadata().map(Arc::new) else {
-            return Ok(());
-        };
-        let mut batches = std::mem::take(&mut state.unpublished);
-        state.queued_records = 0;
-        for step in batches
-            .iter_mut()
-            .flat_map(|(_, committed)| committed.iter_mut())
-            .flat_map(|(_, progress)| progress.iter_mut())
-        {
-            step.published = state.published.get(&step.partition).copied();
-        }
-        let publisher = publisher.clone();
-        state.publishing = Some(self.runtime.spawn(async move {
-            let mut clock = Instant::now();
-            let reached = publisher.committed(&membership, &batches).await;
-            publisher.metrics().stage("publish", &mut clock);
-            reached
-        }));
-        Ok(())
-    }
-
-    /// Waits for the publishing in flight and takes in how far it got; an error if the
-    /// output producer cannot go on.
-    fn published(&self, state: &mut State) -> anyhow::Result<()> {
-        let Some(task) = state.publishing.take() else {
-            return Ok(());
-        };
-        let reached = self
-            .runtime
-            .block_on(task)
-            .map_err(|error| anyhow::anyhow!("publishing panicked: {error}"))??;
-        for (partition, reached) in reached {
-            if let Some(published) = state.published.get_mut(&partition) {
-                *published = (*published).max(reached);
-            }
-        }
-        Ok(())
-    }
-
-    /// Publishes everything committed: nothing queued, nothing in flight.
-    fn publish_all(
-        &self,
-        consumer: &Kafka,
-        publisher: &Publisher,
-        state: &mut State,
-    ) -> anyhow::Result<()> {
-        while state.publishing.is_some() || !state.unpublished.is_empty() {
-            self.published(state)?;
-            self.pump(consumer, publisher, state)?;
-            if state.publishing.is_none() {
-                // Not a member: what is queued is published by whoever owns it next.
-                state.unpublished.clear();
-                state.queued_records = 0;
-            }
-        }
-        Ok(())
-    }
-
-    /// While idle: publishes again, from Postgres, what the output topics lack of owned
-    /// partitions (after an aborted transaction or a crash between commit and publish).
-    /// An attempt that falls short is tried again a second later.
-    fn catch_up(
-        &self,
-        consumer: &Kafka,
-        publisher: &Publisher,
-        state: &mut State,
-    ) -> anyhow::Result<()> {
-        if state
-            .republish_after
-            .is_some_and(|after| Instant::now() < after)
-        {
-            return Ok(());
-        }
-        let behind: Vec<i32> = state
-            .published
-            .iter()
-            .filter(|(partition, published)| {
-                state
-                    .positions
-                    .get(partition)
-                    .is_some_and(|position| position > published)
-            })
-            .map(|(partition, _)| *partition)
-            .collect();
-        if behind.is_empty() {
-            return Ok(());
-        }
-        let Some(membership) = consumer.group_metadata().map(Arc::new) else {
-            return Ok(());
-        };
-        // Up to what Postgres holds: never past the ledger.
-        let stored = consumer.context().stored_offsets(&behind);
-        let mut short = false;
-        for (partition, stored) in stored {
-            let Some(&from) = state.published.get(&partition) else {
-                continue;
-            };
-            if from >= stored.next {
-                continue;
-            }
-            let reached = self.runtime.block_on(publisher.republish(
-                &membership,
-                partition,
-                from,
-                stored.next,
-            ))?;
-            short |= reached < stored.next;
-            state.published.insert(partition, reached);
-        }
-        state.republish_after = short.then(|| Instant::now() + Duration::from_secs(1));
-        Ok(())
-    }
-}
-
-impl Processor {
-    /// Kafka refused a position: asks the broker for the bounds of every owned partition
-    /// not halted yet, and pauses each whose position lies outside them.
-    fn halt_out_of_range(&self, consumer: &Kafka, positions: &HashMap<i32, i64>) {
-        for (&partition, &position) in positions {
-            if self.halts.contains(partition) {
-                continue;
-            }
-            let (earliest, next) =
-                match consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(5)) {
-                    Ok(bounds) => bounds,
-                    Err(error) => {
-                        tracing::warn!(%error, partition, "Reading a partition's bounds failed.");
-                        continue;
-                    }
-                };
-            let Some(halt) = Halt::of(position, earliest, next) else {
-                continue;
-            };
-            let mut paused = TopicPartitionList::new();
-            paused.add_partition(&self.topic, partition);
-            if let Err(error) = consumer.pause(&paused) {
-                tracing::warn!(%error, partition, "Pausing a partition failed.");
-            }
-            self.halts.insert(partition, halt);
-            self.metrics
-                .partition_halted
-                .with_label_values(&[&partition.to_string()])
-                .set(1);
-            tracing::error!(
-                partition,
-                position,
-                earliest,
-                next,
-                "Halted {}. Its movements wait until an operator moves the stored position \
-                 (README, \"A halted partition\"); the other partitions go on.",
-                halt.describe(partition)
-            );
-        }
-    }
-
-    fn clear_halts(&self, partitions: &[i32]) {
-        self.halts.clear(partitions);
-        for partition in partitions {
-            self.metrics
-                .partition_halted
-                .with_label_values(&[&partition.to_string()])
-                .set(0);
-        }
-    }
-
-    /// `bazaar_processor_lag`: the partitions' high watermarks (from librdkafka's
-    /// statistics, not a broker round trip: this runs on the processing thread) minus the
-    /// processor's positions.
-    fn measure_lag(&self, consumer: &Kafka, state: &State) {
-        let high = consumer
-            .context()
-            .high_watermarks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (partition, lag) in lag(&high, &state.positions) {
-            self.metrics
-                .lag
-                .with_label_values(&[&partition.to_string()])
-                .set(lag);
-        }
-        for (partition, published) in &state.published {
-            if let Some(position) = state.positions.get(partition) {
-                self.metrics
-                    .unpublished
-                    .with_label_values(&[&partition.to_string()])
-                    .set((position - published).max(0));
-            }
-        }
-    }
-}
-
-/// Records on each owned partition past the processor's position in it, for the
-/// partitions whose high watermark is known.
-fn lag(high_watermarks: &HashMap<i32, i64>, positions: &HashMap<i32, i64>) -> Vec<(i32, i64)> {
-    positions
-        .iter()
-        .filter_map(|(partition, next)| {
-            let high = high_watermarks.get(partition)?;
-            Some((*partition, (high - next).max(0)))
-        })
-        .collect()
 }
 
 /// The polled messages of owned partitions, per partition in offset order from each
@@ -916,42 +524,12 @@ fn in_order(
     batch
 }
 
-/// A movement, or the dead letter it becomes.
-fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
-    let payload = message.payload().unwrap_or_default();
-    let dead = |error, detail: String| DeadLetter::of(&message, error, detail);
-    let movement = match StockMovement::decode(payload) {
-        Ok(movement) => movement,
-        Err(error) => return Err(dead("undecodable", error.to_string())),
-    };
-    if let Some(problem) = decide::invalid(&movement) {
-        return Err(dead(problem, format!("movement {}", movement.movement_id)));
-    }
-    let recorded_at = message
-        .timestamp()
-        .to_millis()
-        .and_then(DateTime::<Utc>::from_timestamp_millis)
-        .unwrap_or(movement.received_at);
-    Ok(Record {
-        partition: message.partition(),
-        offset: message.offset(),
-        recorded_at,
-        movement,
-        store_price_paise: None,
-    })
-}
-
 /// The batch being written in the background.
 struct InFlight {
     partitions: Vec<i32>,
     spans: Vec<Span>,
     started: Instant,
     task: tokio::task::JoinHandle<Landed>,
-}
-
-fn unique(values: impl Iterator<Item = i64>) -> Vec<i64> {
-    let set: HashSet<i64> = values.collect();
-    set.into_iter().collect()
 }
 
 /// Which dependency an error came from, for the errors metric.
@@ -990,19 +568,5 @@ mod tests {
             })
             .collect();
         assert_eq!(offsets, [(0, vec![10, 11, 13]), (1, vec![8, 9])]);
-    }
-
-    #[test]
-    fn lag_is_the_high_watermark_past_the_position_of_each_owned_partition_known() {
-        let high = HashMap::from([(0, 120), (1, 50), (2, 7), (9, 1_000)]);
-        let positions = HashMap::from([(0, 100), (1, 50), (2, 9), (3, 4)]);
-        let mut lag = lag(&high, &positions);
-        lag.sort_unstable();
-        assert_eq!(
-            lag,
-            vec![(0, 20), (1, 0), (2, 0)],
-            "a watermark behind the position (an older statistic) is no lag; partition 3's \
-             watermark is not known yet; partition 9 is not ours"
-        );
     }
 }

@@ -6,11 +6,17 @@
 //! paused and named in the log, in `bazaar_processor_partition_halted` and in `/readyz`,
 //! and the other partitions go on. An operator decides (README, "A halted partition").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::Consumer;
+
+use crate::metrics::ProcessorMetrics;
+use crate::rebalance::Kafka;
 
 /// Why a partition stopped: its position against what the broker still has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +72,63 @@ impl Halts {
         let mut halted = self.lock();
         for partition in partitions {
             halted.remove(partition);
+        }
+    }
+
+    /// [`Halts::clear`], and the partitions' gauges back to 0.
+    pub(crate) fn release(&self, partitions: &[i32], metrics: &ProcessorMetrics) {
+        self.clear(partitions);
+        for partition in partitions {
+            metrics
+                .partition_halted
+                .with_label_values(&[&partition.to_string()])
+                .set(0);
+        }
+    }
+
+    /// Kafka refused a position: asks the broker for the bounds of every owned partition
+    /// not halted yet, and pauses each whose position lies outside them.
+    pub(crate) fn halt_out_of_range(
+        &self,
+        consumer: &Kafka,
+        topic: &str,
+        positions: &HashMap<i32, i64>,
+        metrics: &ProcessorMetrics,
+    ) {
+        for (&partition, &position) in positions {
+            if self.contains(partition) {
+                continue;
+            }
+            let (earliest, next) =
+                match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+                    Ok(bounds) => bounds,
+                    Err(error) => {
+                        tracing::warn!(%error, partition, "Reading a partition's bounds failed.");
+                        continue;
+                    }
+                };
+            let Some(halt) = Halt::of(position, earliest, next) else {
+                continue;
+            };
+            let mut paused = TopicPartitionList::new();
+            paused.add_partition(topic, partition);
+            if let Err(error) = consumer.pause(&paused) {
+                tracing::warn!(%error, partition, "Pausing a partition failed.");
+            }
+            self.insert(partition, halt);
+            metrics
+                .partition_halted
+                .with_label_values(&[&partition.to_string()])
+                .set(1);
+            tracing::error!(
+                partition,
+                position,
+                earliest,
+                next,
+                "Halted {}. Its movements wait until an operator moves the stored position \
+                 (docs/operations.md, \"A halted partition\"); the other partitions go on.",
+                halt.describe(partition)
+            );
         }
     }
 

@@ -3,15 +3,17 @@
 //! outcomes to Kafka and Redis. "Processing guarantees" in ARCHITECTURE.md is the
 //! specification; `consumer` explains how the loop keeps it.
 
+mod batch;
+pub mod cache_writer;
 pub mod commit;
 pub mod consumer;
 pub mod decide;
+pub mod effects;
 pub mod halts;
 pub mod isolation;
 pub mod ledger;
 pub mod liveness;
 pub mod metrics;
-pub mod notify;
 pub mod outputs;
 mod publish;
 pub mod rebalance;

@@ -1,9 +1,14 @@
 //! The processors' metrics. Labels are bounded: partition numbers, kinds, statuses and
 //! component names — never ids.
 
+use std::collections::{BTreeMap, HashMap};
+
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
+
+use crate::decide::Outcome;
+use crate::ledger::Record;
 
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
@@ -172,5 +177,80 @@ impl ProcessorMetrics {
 
     pub fn error(&self, component: &str) {
         self.errors.with_label_values(&[component]).inc();
+    }
+
+    /// Counts a committed run's outcomes (and its batch's dead letters): per batch, then
+    /// one labelled counter each, not a label lookup per movement.
+    pub fn count_outcomes(&self, records: &[Record], outcomes: &[Outcome], dead_letters: usize) {
+        let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for (record, outcome) in records.iter().zip(outcomes) {
+            *counts
+                .entry((record.movement.kind.as_str(), outcome.status().as_str()))
+                .or_default() += 1;
+        }
+        for ((kind, status), count) in counts {
+            self.outcomes
+                .with_label_values(&[kind, status])
+                .inc_by(count);
+        }
+        if dead_letters > 0 {
+            self.outcomes
+                .with_label_values(&["unknown", "dead_lettered"])
+                .inc_by(dead_letters as u64);
+        }
+    }
+
+    /// `bazaar_processor_lag` from the partitions' high watermarks (librdkafka's statistics,
+    /// not a broker round trip) and the processor's positions; `bazaar_processor_unpublished`
+    /// from the positions and how far the outputs are published.
+    pub fn set_lag(
+        &self,
+        high_watermarks: &HashMap<i32, i64>,
+        positions: &HashMap<i32, i64>,
+        published: impl Iterator<Item = (i32, i64)>,
+    ) {
+        for (partition, lag) in lag(high_watermarks, positions) {
+            self.lag
+                .with_label_values(&[&partition.to_string()])
+                .set(lag);
+        }
+        for (partition, published) in published {
+            if let Some(position) = positions.get(&partition) {
+                self.unpublished
+                    .with_label_values(&[&partition.to_string()])
+                    .set((position - published).max(0));
+            }
+        }
+    }
+}
+
+/// Records on each owned partition past the processor's position in it, for the
+/// partitions whose high watermark is known.
+fn lag(high_watermarks: &HashMap<i32, i64>, positions: &HashMap<i32, i64>) -> Vec<(i32, i64)> {
+    positions
+        .iter()
+        .filter_map(|(partition, next)| {
+            let high = high_watermarks.get(partition)?;
+            Some((*partition, (high - next).max(0)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_the_high_watermark_past_the_position_of_each_owned_partition_known() {
+        let high = HashMap::from([(0, 120), (1, 50), (2, 7), (9, 1_000)]);
+        let positions = HashMap::from([(0, 100), (1, 50), (2, 9), (3, 4)]);
+        let mut lag = lag(&high, &positions);
+        lag.sort_unstable();
+        assert_eq!(
+            lag,
+            vec![(0, 20), (1, 0), (2, 0)],
+            "a watermark behind the position (an older statistic) is no lag; partition 3's \
+             watermark is not known yet; partition 9 is not ours"
+        );
     }
 }

@@ -11,7 +11,8 @@ use schemas::{Balance, LedgerEntry, StockAlert, Topics};
 use service_kit::kafka;
 
 use crate::decide::{Holding, Outcome};
-use crate::ledger::{RaisedAlert, Record};
+use crate::effects::RaisedAlert;
+use crate::ledger::Record;
 
 /// How long a send waits for room in a full producer queue.
 pub(crate) const QUEUE_WAIT: Duration = Duration::from_secs(5);

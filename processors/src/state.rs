@@ -1,15 +1,19 @@
 //! What a processor holds between batches: the balances and settings of the stores its
-//! partitions carry, and where each partition stands.
+//! partitions carry, and where each partition stands. (How far the outputs are published
+//! is the publish queue's.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use schemas::{ProductId, StoreId};
 
+use crate::cache_writer::CachedBalance;
 use crate::decide::{Balances, Holding};
 use crate::isolation::Isolation;
 use crate::ledger;
-use crate::notify::CachedBalance;
+
+/// A store's settings, by product.
+pub(crate) type Settings = HashMap<ProductId, ledger::Setting>;
 
 /// What the processor holds between batches.
 #[derive(Default)]
@@ -19,19 +23,8 @@ pub(crate) struct State {
     pub(crate) partition_of: HashMap<StoreId, i32>,
     /// Next offset to process per owned partition (as stored in Postgres).
     pub(crate) positions: HashMap<i32, i64>,
-    /// Per owned partition, the first offset whose outputs are not on the output topics
-    /// yet (`publish`). At most the position; kept when a partition is read again.
-    pub(crate) published: HashMap<i32, i64>,
-    /// The committed batches being published (`publish`), with how far they take each
-    /// partition's outputs. One transaction at a time.
-    pub(crate) publishing: Option<crate::publish::Publishing>,
-    /// Batches committed since, waiting for the next transaction, and their records.
-    pub(crate) unpublished: Vec<crate::publish::Committed>,
-    pub(crate) queued_records: usize,
-    /// No republishing from Postgres before this (after an attempt that fell short).
-    pub(crate) republish_after: Option<std::time::Instant>,
     /// Each held store's settings (reorder point, selling price), by product.
-    pub(crate) settings: HashMap<StoreId, HashMap<ProductId, ledger::Setting>>,
+    pub(crate) settings: HashMap<StoreId, Settings>,
     /// When (by the database's clock) setting changes were last read.
     pub(crate) settings_read: Option<DateTime<Utc>>,
     /// Batches that failed deterministically, being taken apart.
@@ -59,6 +52,50 @@ impl State {
         for partition in partitions {
             self.positions.remove(partition);
         }
+    }
+
+    /// Takes in the settings read for a batch: `changes` (read at `read_at`) to the stores
+    /// held before it, and `loaded`, the whole settings of the stores it takes on
+    /// (`missing`), which are at least as new.
+    pub(crate) fn take_settings(
+        &mut self,
+        read_at: DateTime<Utc>,
+        changes: Vec<ledger::SettingChange>,
+        missing: &[i64],
+        loaded: Vec<(StoreId, ProductId, ledger::Setting)>,
+    ) {
+        self.settings_read = Some(read_at);
+        for change in changes {
+            if let Some(settings) = self.settings.get_mut(&change.store) {
+                match change.setting {
+                    Some(setting) => settings.insert(change.product, setting),
+                    None => settings.remove(&change.product),
+                };
+            }
+        }
+        for store in missing {
+            self.settings.entry(StoreId(*store)).or_default();
+        }
+        for (store, product, setting) in loaded {
+            self.settings
+                .entry(store)
+                .or_default()
+                .insert(product, setting);
+        }
+    }
+
+    /// The reorder points held for these store × product pairs (those that have one).
+    pub(crate) fn reorder_points(
+        &self,
+        pairs: &HashSet<(StoreId, ProductId)>,
+    ) -> HashMap<(StoreId, ProductId), i64> {
+        pairs
+            .iter()
+            .filter_map(|&(store, product)| {
+                let point = self.settings.get(&store)?.get(&product)?.reorder_point?;
+                Some(((store, product), point))
+            })
+            .collect()
     }
 
     /// Adds freshly loaded stores (`missing`, with their `stored` balances) to what is

@@ -241,7 +241,7 @@ async fn assert_redis_balances(stack: &TestStack, model: &Model) {
     let mut cached: HashMap<(i64, i64), i64> = HashMap::new();
     for (store, ..) in STORES {
         let entries: HashMap<i64, String> = redis::cmd("HGETALL")
-            .arg(processors::notify::balances_key(
+            .arg(processors::cache_writer::balances_key(
                 &redis,
                 schemas::StoreId(store),
             ))
@@ -249,7 +249,8 @@ async fn assert_redis_balances(stack: &TestStack, model: &Model) {
             .await
             .unwrap();
         for (product, json) in entries {
-            let balance: processors::notify::CachedBalance = serde_json::from_str(&json).unwrap();
+            let balance: processors::cache_writer::CachedBalance =
+                serde_json::from_str(&json).unwrap();
             cached.insert((store, product), balance.quantity);
         }
     }

@@ -32,10 +32,15 @@ use schemas::{AvroRecord, Balance, LedgerEntry, StockAlert, Topics};
 use service_kit::{Settings, kafka};
 use sqlx::PgPool;
 
-use crate::commit::Batch;
+use crate::batch::Batch;
+use crate::effects;
 use crate::ledger::{self, Progress};
 use crate::metrics::ProcessorMetrics;
 use crate::outputs::{self, QUEUE_WAIT};
+
+mod queue;
+
+pub(crate) use queue::PublishQueue;
 
 /// Ledger rows published again per transaction.
 const REPUBLISH_CHUNK: i64 = 5_000;
@@ -297,11 +302,11 @@ impl Publisher {
         for (at, run) in runs {
             let batch = &batches[*at].0;
             let (records, outcomes) = (&batch.records[run.clone()], &batch.outcomes[run.clone()]);
-            for (record, holding) in ledger::changed_balances(records, outcomes) {
+            for (record, holding) in effects::changed_balances(records, outcomes) {
                 let balance = outputs::balance(record, holding);
                 self.send_balance(&balance, &mut buffer).await?;
             }
-            for alert in ledger::raised_alerts(records, outcomes, &batch.catalog) {
+            for alert in effects::raised_alerts(records, outcomes, &batch.catalog) {
                 self.send_alert(&outputs::alert(&alert), &mut buffer)
                     .await?;
             }

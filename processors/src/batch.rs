@@ -1,0 +1,245 @@
+//! Preparing a batch, up to its write: the polled records decoded (or dead-lettered), what
+//! the batch needs read from Postgres (concurrently), the batch decided in memory on the
+//! held state, sales sent without a price stamped with the store's, and the dead letters
+//! produced. The positions move on; `commit` writes what this returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rdkafka::message::{Message, OwnedMessage};
+use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::cache_writer::CachedBalance;
+use crate::decide;
+use crate::ledger::{self, Progress, Record};
+use crate::metrics::ProcessorMetrics;
+use crate::outputs::{DeadLetter, DeadLetters};
+use crate::state::{Settings, State};
+
+/// A batch decided (its dead letters produced), to be written (then published).
+pub(crate) struct Batch {
+    pub(crate) records: Vec<Record>,
+    pub(crate) outcomes: Vec<decide::Outcome>,
+    pub(crate) dead: Vec<DeadLetter>,
+    pub(crate) progress: Vec<Progress>,
+    pub(crate) catalog: decide::CatalogView,
+    /// Stores whose whole state this batch loaded (their cache entries are written whole).
+    pub(crate) loaded: Vec<(StoreId, Vec<(ProductId, CachedBalance)>)>,
+    /// Kafka records covered, dead letters included.
+    pub(crate) count: usize,
+}
+
+/// The first outcome recorded for each movement id a batch carries.
+pub(crate) type Seen = HashMap<Uuid, decide::Original>;
+
+/// Prepares batches: Postgres reads, the decision, dead letters.
+#[derive(Debug, Clone)]
+pub(crate) struct Preparer {
+    pub(crate) pool: PgPool,
+    pub(crate) dead_letters: DeadLetters,
+    pub(crate) metrics: ProcessorMetrics,
+}
+
+impl Preparer {
+    /// Batch N+1 up to its write: reads what it needs (its movement ids also among
+    /// `pending`, the first outcomes of batch N, still in flight), decides it on the state
+    /// in memory, produces its dead letters, and moves the positions on. Returns the batch
+    /// and the first outcomes it decided.
+    pub(crate) async fn prepare(
+        &self,
+        state: &mut State,
+        pending: &Seen,
+        polled: BTreeMap<i32, Vec<OwnedMessage>>,
+    ) -> anyhow::Result<(Batch, Seen)> {
+        let mut clock = Instant::now();
+        let mut records = Vec::new();
+        let mut dead = Vec::new();
+        let mut progress = Vec::with_capacity(polled.len());
+        let mut count = 0;
+        for (partition, messages) in polled {
+            let expected = state.positions.get(&partition).copied().unwrap_or(0);
+            let next = messages.last().map_or(expected, |last| last.offset() + 1);
+            progress.push(Progress {
+                partition,
+                expected,
+                next,
+                published: None,
+            });
+            count += messages.len();
+            for message in messages {
+                if let Some(reason) = state.isolation.take_poisoned(partition, message.offset()) {
+                    self.metrics.poisoned.inc();
+                    dead.push(DeadLetter::of(&message, "refused_by_database", reason));
+                    continue;
+                }
+                match read(message) {
+                    Ok(record) => records.push(record),
+                    Err(letter) => dead.push(letter),
+                }
+            }
+        }
+
+        // What the batch needs from Postgres, read concurrently.
+        let mut ids: Vec<Uuid> = records.iter().map(|r| r.movement.movement_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
+        let products: Vec<i64> = unique(records.iter().map(|r| r.movement.product_id.get()));
+        let pairs: HashSet<(StoreId, ProductId)> = records
+            .iter()
+            .map(|r| (r.movement.store_id, r.movement.product_id))
+            .collect();
+        let missing: Vec<i64> = stores
+            .iter()
+            .copied()
+            .filter(|store| !state.balances.contains_key(&StoreId(*store)))
+            .collect();
+        let since = state
+            .settings_read
+            .map(|at| at - service_kit::postgres::CHANGE_OVERLAP);
+        let (mut seen, mut catalog, stored, settings, (read_at, changes)) = tokio::try_join!(
+            ledger::seen(&self.pool, &ids),
+            ledger::catalog(&self.pool, &stores, &products),
+            ledger::balances(&self.pool, &missing),
+            ledger::settings(&self.pool, &missing),
+            ledger::settings_changed(&self.pool, since),
+        )?;
+        state.take_settings(read_at, changes, &missing, settings);
+        catalog.reorder_points = state.reorder_points(&pairs);
+        for id in &ids {
+            if let Some(original) = pending.get(id) {
+                seen.entry(*id).or_insert(*original);
+            }
+        }
+        self.metrics.stage("read", &mut clock);
+        let loaded = state.hold(&missing, stored);
+        for record in &records {
+            state
+                .partition_of
+                .insert(record.movement.store_id, record.partition);
+        }
+
+        let outcomes = decide::decide(
+            &mut state.balances,
+            &mut seen,
+            &catalog,
+            records.iter().map(|record| &record.movement),
+        );
+        stamp_store_prices(&mut records, &outcomes, &state.settings);
+        self.metrics.stage("decide", &mut clock);
+        if !dead.is_empty() {
+            self.dead_letters.send(&dead).await?;
+            self.metrics.stage("dead_letters", &mut clock);
+        }
+        for step in &progress {
+            state.positions.insert(step.partition, step.next);
+        }
+        let batch = Batch {
+            records,
+            outcomes,
+            dead,
+            progress,
+            catalog,
+            loaded,
+            count,
+        };
+        Ok((batch, seen))
+    }
+}
+
+/// A sale applied without a price is recorded at the store's selling price as the
+/// processors hold it now (a duplicate or rejection of it sold nothing).
+fn stamp_store_prices(
+    records: &mut [Record],
+    outcomes: &[decide::Outcome],
+    settings: &HashMap<StoreId, Settings>,
+) {
+    for (record, outcome) in records.iter_mut().zip(outcomes) {
+        let movement = &record.movement;
+        if matches!(outcome, decide::Outcome::Applied { .. })
+            && movement.kind == schemas::MovementKind::Sale
+            && movement.unit_price_paise.is_none()
+        {
+            record.store_price_paise = settings
+                .get(&movement.store_id)
+                .and_then(|settings| settings.get(&movement.product_id))
+                .and_then(|setting| setting.selling_price);
+        }
+    }
+}
+
+/// A movement, or the dead letter it becomes.
+fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
+    let payload = message.payload().unwrap_or_default();
+    let dead = |error, detail: String| DeadLetter::of(&message, error, detail);
+    let movement = match StockMovement::decode(payload) {
+        Ok(movement) => movement,
+        Err(error) => return Err(dead("undecodable", error.to_string())),
+    };
+    if let Some(problem) = decide::invalid(&movement) {
+        return Err(dead(problem, format!("movement {}", movement.movement_id)));
+    }
+    let recorded_at = message
+        .timestamp()
+        .to_millis()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or(movement.received_at);
+    Ok(Record {
+        partition: message.partition(),
+        offset: message.offset(),
+        recorded_at,
+        movement,
+        store_price_paise: None,
+    })
+}
+
+fn unique(values: impl Iterator<Item = i64>) -> Vec<i64> {
+    let set: HashSet<i64> = values.collect();
+    set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::record;
+
+    #[test]
+    fn only_an_applied_sale_without_a_price_takes_the_store_price() {
+        let mut sale = record(1, 1);
+        sale.movement.unit_price_paise = None;
+        let mut priced = record(1, 2);
+        priced.movement.unit_price_paise = Some(7);
+        let mut rejected = record(1, 3);
+        rejected.movement.unit_price_paise = None;
+        let mut records = vec![sale, priced, rejected];
+        let applied = decide::Outcome::Applied {
+            balance_after: 0,
+            average_cost: None,
+            cost_of_goods: None,
+            alert: None,
+        };
+        let outcomes = [
+            applied,
+            applied,
+            decide::Outcome::Rejected {
+                reason: decide::RejectReason::InsufficientStock,
+                available: Some(0),
+            },
+        ];
+        let mut held = Settings::new();
+        held.insert(
+            ProductId(1),
+            ledger::Setting {
+                reorder_point: None,
+                selling_price: Some(2_500),
+            },
+        );
+        let settings = HashMap::from([(StoreId(1), held)]);
+        stamp_store_prices(&mut records, &outcomes, &settings);
+        let prices: Vec<Option<i64>> = records.iter().map(Record::unit_price_paise).collect();
+        assert_eq!(prices, [Some(2_500), Some(7), None]);
+    }
+}

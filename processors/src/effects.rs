@@ -1,0 +1,86 @@
+//! What a decided batch changes besides the ledger, worked out from its outcomes: the last
+//! state of each balance it moved and the alerts it raises. Pure, beside `decide`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use schemas::{ProductId, StoreId};
+
+use crate::decide::{CatalogView, Holding, Outcome};
+use crate::ledger::Record;
+
+/// The last state of every balance a batch changed, in first-change order.
+pub fn changed_balances<'a>(
+    records: &'a [Record],
+    outcomes: &[Outcome],
+) -> Vec<(&'a Record, Holding)> {
+    let mut index: HashMap<(StoreId, ProductId), usize> = HashMap::new();
+    let mut changed: Vec<(&Record, Holding)> = Vec::new();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        if let Outcome::Applied {
+            balance_after,
+            average_cost,
+            ..
+        } = *outcome
+        {
+            let holding = Holding {
+                quantity: balance_after,
+                average_cost,
+            };
+            let key = (record.movement.store_id, record.movement.product_id);
+            match index.get(&key) {
+                Some(&at) => changed[at] = (record, holding),
+                None => {
+                    index.insert(key, changed.len());
+                    changed.push((record, holding));
+                }
+            }
+        }
+    }
+    changed
+}
+
+/// An alert a batch raises, with when it stopped being the active one.
+#[derive(Debug, Clone)]
+pub struct RaisedAlert<'a> {
+    pub record: &'a Record,
+    pub kind: schemas::AlertKind,
+    pub quantity: i64,
+    pub reorder_point: Option<i64>,
+    /// `Some` when a later alert of the batch (or recovery itself) ends it.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+pub fn raised_alerts<'a>(
+    records: &'a [Record],
+    outcomes: &[Outcome],
+    catalog: &CatalogView,
+) -> Vec<RaisedAlert<'a>> {
+    let mut alerts: Vec<RaisedAlert<'a>> = Vec::new();
+    let mut latest: HashMap<(StoreId, ProductId), usize> = HashMap::new();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        let Outcome::Applied {
+            balance_after,
+            alert: Some(kind),
+            ..
+        } = *outcome
+        else {
+            continue;
+        };
+        let key = (record.movement.store_id, record.movement.product_id);
+        if let Some(&previous) = latest.get(&key) {
+            alerts[previous]
+                .resolved_at
+                .get_or_insert(record.recorded_at);
+        }
+        latest.insert(key, alerts.len());
+        alerts.push(RaisedAlert {
+            record,
+            kind,
+            quantity: balance_after,
+            reorder_point: catalog.reorder_points.get(&key).copied(),
+            resolved_at: (kind == schemas::AlertKind::Recovered).then_some(record.recorded_at),
+        });
+    }
+    alerts
+}

@@ -1,0 +1,225 @@
+//! What a batch needs from Postgres before it can be decided, and where each partition
+//! stands.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use schemas::{LedgerStatus, ProductId, StoreId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::decide::{CatalogView, Original, Policy, RejectReason};
+
+/// The first outcomes recorded for these movement ids.
+pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Original>> {
+    type Row = (Uuid, String, Option<String>, Option<i64>, i64, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
+        // A join on the array, not `= ANY($1)`: with that filter the custom plans of each
+        // pooled connection's first executions scanned the whole table (40–89 ms for 2,000
+        // ids, against 7–12 ms probing the primary key).
+        "SELECT m.movement_id, m.status, m.reject_reason, m.balance_after, m.store_id, m.fingerprint \
+         FROM UNNEST($1::uuid[]) AS u(movement_id) JOIN movement_ids m USING (movement_id)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, status, reason, balance_after, store_id, fingerprint)| {
+                let original = Original {
+                    status: LedgerStatus::parse(&status).unwrap_or(LedgerStatus::Unknown),
+                    reject_reason: reason.as_deref().and_then(RejectReason::parse),
+                    balance_after,
+                    store_id: StoreId(store_id),
+                    fingerprint,
+                };
+                (id, original)
+            },
+        )
+        .collect())
+}
+
+/// The live stores (with their policy) and live products among these. Reorder points and
+/// selling prices are held in memory with the stores' balances (see [`settings`] and
+/// [`settings_changed`]).
+pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::Result<CatalogView> {
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        // Joins on the arrays: `id = ANY($1)` as a filter compared every row of the table with
+        // every element of the array (1,000 stores × 500 ids: 3.6 ms a table).
+        "SELECT 'store', s.id, s.negative_stock_policy FROM UNNEST($1::int8[]) AS u(id) \
+           JOIN stores s ON s.id = u.id WHERE s.deleted_at IS NULL \
+         UNION ALL SELECT 'product', p.id, NULL FROM UNNEST($2::int8[]) AS u(id) \
+           JOIN products p ON p.id = u.id WHERE p.deleted_at IS NULL",
+    )
+    .bind(stores)
+    .bind(products)
+    .fetch_all(pool)
+    .await?;
+    let mut view = CatalogView::default();
+    for (kind, first, text) in rows {
+        match kind.as_str() {
+            "store" => {
+                view.stores
+                    .insert(StoreId(first), Policy::parse(text.as_deref().unwrap_or("")));
+            }
+            "product" => {
+                view.live_products.insert(ProductId(first));
+            }
+            _ => {}
+        }
+    }
+    Ok(view)
+}
+
+/// What a store holds for a product that the processors need: its reorder point (for
+/// alerts) and selling price (for sales sent without one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Setting {
+    pub reorder_point: Option<i64>,
+    pub selling_price: Option<i64>,
+}
+
+impl Setting {
+    fn of(reorder_point: Option<i64>, selling_price: Option<i64>) -> Option<Self> {
+        (reorder_point.is_some() || selling_price.is_some()).then_some(Self {
+            reorder_point,
+            selling_price,
+        })
+    }
+}
+
+/// These stores' live settings that hold a reorder point or a price.
+pub async fn settings(
+    pool: &PgPool,
+    stores: &[i64],
+) -> sqlx::Result<Vec<(StoreId, ProductId, Setting)>> {
+    if stores.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT sp.store_id, sp.product_id, sp.reorder_point, sp.selling_price_paise \
+         FROM UNNEST($1::int8[]) AS u(store_id) JOIN store_products sp USING (store_id) \
+         WHERE sp.deleted_at IS NULL \
+           AND (sp.reorder_point IS NOT NULL OR sp.selling_price_paise IS NOT NULL)",
+    )
+    .bind(stores)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(store, product, point, price)| {
+            Some((
+                StoreId(store),
+                ProductId(product),
+                Setting::of(point, price)?,
+            ))
+        })
+        .collect())
+}
+
+/// A store setting changed: what it holds now (`None`: deleted, or nothing to hold).
+#[derive(Debug, Clone, Copy)]
+pub struct SettingChange {
+    pub store: StoreId,
+    pub product: ProductId,
+    pub setting: Option<Setting>,
+}
+
+/// The database's time now, and the settings changed after `since` (none without one).
+pub async fn settings_changed(
+    pool: &PgPool,
+    since: Option<DateTime<Utc>>,
+) -> sqlx::Result<(DateTime<Utc>, Vec<SettingChange>)> {
+    type Row = (
+        DateTime<Utc>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<bool>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH t AS (SELECT now() AS at) \
+         SELECT t.at, sp.store_id, sp.product_id, sp.reorder_point, sp.selling_price_paise, \
+                sp.deleted_at IS NULL \
+         FROM t LEFT JOIN store_products sp ON sp.updated_at > COALESCE($1::timestamptz, 'infinity')",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let read_at = rows.first().map_or_else(Utc::now, |row| row.0);
+    let changes = rows
+        .into_iter()
+        .filter_map(|(_, store, product, point, price, live)| {
+            Some(SettingChange {
+                store: StoreId(store?),
+                product: ProductId(product?),
+                setting: Setting::of(point, price).filter(|_| live == Some(true)),
+            })
+        })
+        .collect();
+    Ok((read_at, changes))
+}
+
+/// A balance as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredBalance {
+    pub store_id: i64,
+    pub product_id: i64,
+    pub quantity: i64,
+    pub average_unit_cost_paise: Option<i64>,
+    pub last_movement_id: Uuid,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every balance of these stores.
+pub async fn balances(pool: &PgPool, stores: &[i64]) -> sqlx::Result<Vec<StoredBalance>> {
+    if stores.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT b.store_id, b.product_id, b.quantity, b.average_unit_cost_paise, b.last_movement_id, \
+           b.updated_at FROM UNNEST($1::int8[]) AS u(store_id) JOIN balances b USING (store_id)",
+    )
+    .bind(stores)
+    .fetch_all(pool)
+    .await
+}
+
+/// Where a partition stands in Postgres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The next offset to process: everything before it is in the ledger.
+    pub next: i64,
+    /// A lower bound of how far the output topics had been published (`publish`).
+    pub published: i64,
+}
+
+/// The stored position of each partition, creating the row (at 0: the beginning) for a
+/// partition this group has never processed.
+pub async fn stored_offsets(
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> sqlx::Result<HashMap<i32, Stored>> {
+    let rows: Vec<(i32, i64, i64)> = sqlx::query_as(
+        "WITH created AS ( \
+           INSERT INTO processor_offsets (consumer_group, topic, partition, next_offset, published_offset) \
+           SELECT $1, $2, partition, 0, 0 FROM UNNEST($3::int4[]) AS partition \
+           ON CONFLICT DO NOTHING RETURNING partition, next_offset, published_offset) \
+         SELECT partition, next_offset, published_offset FROM created \
+         UNION ALL SELECT partition, next_offset, COALESCE(published_offset, next_offset) \
+           FROM processor_offsets WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3)",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(partitions)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(partition, next, published)| (partition, Stored { next, published }))
+        .collect())
+}

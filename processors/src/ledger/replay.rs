@@ -1,0 +1,187 @@
+//! Committed ledger rows and the outputs they made, read again to publish what the output
+//! topics lack (after an aborted transaction, a crash between commit and publish, or for a
+//! partition's new owner).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use schemas::{
+    AlertKind, Balance, LedgerEntry, LedgerStatus, MovementKind, ProductId, StockAlert,
+    StockMovement, StoreId, SupplierId,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A ledger row as the output topics carry it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerRow {
+    movement_id: Uuid,
+    store_id: i64,
+    product_id: i64,
+    sku: String,
+    kind: String,
+    quantity: i64,
+    status: String,
+    reject_reason: Option<String>,
+    available_quantity: Option<i64>,
+    balance_after: Option<i64>,
+    original_status: Option<String>,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    actor: String,
+    device_id: Option<String>,
+    supplier_id: Option<i64>,
+    unit_cost_paise: Option<i64>,
+    unit_price_paise: Option<i64>,
+    reason: Option<String>,
+    reference: Option<String>,
+    source_partition: i32,
+    source_offset: i64,
+}
+
+impl LedgerRow {
+    pub fn entry(self) -> LedgerEntry {
+        LedgerEntry {
+            movement: StockMovement {
+                movement_id: self.movement_id,
+                store_id: StoreId(self.store_id),
+                product_id: ProductId(self.product_id),
+                sku: self.sku,
+                kind: MovementKind::parse(&self.kind).unwrap_or(MovementKind::Unknown),
+                quantity: self.quantity,
+                occurred_at: self.occurred_at,
+                received_at: self.received_at,
+                supplier_id: self.supplier_id.map(SupplierId),
+                unit_cost_paise: self.unit_cost_paise,
+                unit_price_paise: self.unit_price_paise,
+                reason: self.reason,
+                reference: self.reference,
+                actor: self.actor,
+                device_id: self.device_id,
+            },
+            status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
+            reject_reason: self.reject_reason,
+            available_quantity: self.available_quantity,
+            balance_after: self.balance_after,
+            original_status: self.original_status,
+            recorded_at: self.recorded_at,
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+        }
+    }
+
+    pub fn source_offset(&self) -> i64 {
+        self.source_offset
+    }
+}
+
+/// Up to `limit` ledger rows of records `from..to` of `partition`, in offset order.
+pub async fn ledger_rows(
+    pool: &PgPool,
+    partition: i32,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<LedgerRow>> {
+    sqlx::query_as(
+        "SELECT movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason, \
+           available_quantity, balance_after, original_status, occurred_at, received_at, \
+           recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
+           reference, source_partition, source_offset \
+         FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
+         ORDER BY source_offset LIMIT $4",
+    )
+    .bind(partition)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The current balances and the alerts raised by the applied movements among `rows`, as
+/// the output topics carry them.
+pub async fn outputs_of(
+    pool: &PgPool,
+    rows: &[LedgerEntry],
+) -> sqlx::Result<(Vec<Balance>, Vec<StockAlert>)> {
+    let mut sku: HashMap<(i64, i64), &str> = HashMap::new();
+    let (mut ids, mut stores, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in rows {
+        let movement = &entry.movement;
+        sku.insert(
+            (movement.store_id.get(), movement.product_id.get()),
+            &movement.sku,
+        );
+        if entry.status == LedgerStatus::Applied {
+            ids.push(movement.movement_id);
+            stores.push(movement.store_id.get());
+            times.push(entry.recorded_at);
+        }
+    }
+    let (pair_store, pair_product): (Vec<i64>, Vec<i64>) = sku.keys().copied().unzip();
+    type BalanceRow = (i64, i64, i64, Option<i64>, Uuid, DateTime<Utc>);
+    type AlertRow = (i64, i64, String, i64, Option<i64>, Uuid, DateTime<Utc>);
+    let (balances, alerts) = tokio::try_join!(
+        sqlx::query_as::<_, BalanceRow>(
+            "SELECT b.store_id, b.product_id, b.quantity, b.average_unit_cost_paise, \
+               b.last_movement_id, b.updated_at \
+             FROM UNNEST($1::int8[], $2::int8[]) AS u(store_id, product_id) \
+             JOIN balances b USING (store_id, product_id)",
+        )
+        .bind(&pair_store)
+        .bind(&pair_product)
+        .fetch_all(pool),
+        // Through alerts' (store_id, raised_at) index: an alert is raised at its movement's
+        // record time.
+        sqlx::query_as::<_, AlertRow>(
+            "SELECT a.store_id, a.product_id, a.kind, a.quantity, a.reorder_point, a.movement_id, \
+               a.raised_at \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[]) AS u(movement_id, store_id, raised_at) \
+             JOIN alerts a ON a.store_id = u.store_id AND a.raised_at = u.raised_at \
+               AND a.movement_id = u.movement_id \
+             ORDER BY a.raised_at, a.id",
+        )
+        .bind(&ids)
+        .bind(&stores)
+        .bind(&times)
+        .fetch_all(pool),
+    )?;
+    let sku_of = |store: i64, product: i64| {
+        sku.get(&(store, product))
+            .map_or_else(String::new, |sku| (*sku).to_owned())
+    };
+    let balances = balances
+        .into_iter()
+        .map(
+            |(store, product, quantity, average_unit_cost_paise, last_movement_id, updated_at)| {
+                Balance {
+                    store_id: StoreId(store),
+                    product_id: ProductId(product),
+                    sku: sku_of(store, product),
+                    quantity,
+                    average_unit_cost_paise,
+                    last_movement_id,
+                    updated_at,
+                }
+            },
+        )
+        .collect();
+    let alerts = alerts
+        .into_iter()
+        .map(
+            |(store, product, kind, quantity, reorder_point, movement_id, raised_at)| StockAlert {
+                store_id: StoreId(store),
+                product_id: ProductId(product),
+                sku: sku_of(store, product),
+                kind: AlertKind::parse(&kind).unwrap_or(AlertKind::Unknown),
+                quantity,
+                reorder_point,
+                movement_id,
+                raised_at,
+            },
+        )
+        .collect();
+    Ok((balances, alerts))
+}

@@ -1,0 +1,423 @@
+//! A decided batch's write: one statement, all or nothing, with the partitions' offsets.
+
+use chrono::{DateTime, Utc};
+use schemas::{MovementKind, ProductId, StoreId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{CommitError, Progress, Record};
+use crate::decide::{Holding, Outcome, RejectReason};
+use crate::effects::RaisedAlert;
+
+/// The batch's write. Parameters are named (`:name`); [`CommitParams`] numbers them.
+const COMMIT: &str = "\
+WITH ledger AS (
+  INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
+    available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
+    device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, source_partition,
+    source_offset)
+  SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
+    :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
+    :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
+    :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
+    :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
+    :reference::text[], :source_partition::int4[], :source_offset::int8[])
+), firsts AS (
+  INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
+    fingerprint)
+  SELECT * FROM UNNEST(:first_id::uuid[], :first_store::int8[], :first_status::text[],
+    :first_reason::text[], :first_balance::int8[], :first_at::timestamptz[], :first_fingerprint::int8[])
+), balance AS (
+  INSERT INTO balances (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id, updated_at)
+  SELECT * FROM UNNEST(:balance_store::int8[], :balance_product::int8[], :balance_quantity::int8[],
+    :balance_cost::int8[], :balance_movement::uuid[], :balance_at::timestamptz[])
+  ON CONFLICT (store_id, product_id) DO UPDATE SET quantity = excluded.quantity,
+    average_unit_cost_paise = excluded.average_unit_cost_paise,
+    last_movement_id = excluded.last_movement_id, updated_at = excluded.updated_at
+), sales AS (
+  INSERT INTO sales_daily AS d (store_id, day, product_id, units_sold, revenue_paise, cost_of_goods_paise,
+    sale_count, units_removed)
+  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.product_id, sum(u.sold)::int8,
+    sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
+  FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
+    :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
+    AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
+  JOIN stores s ON s.id = u.store_id
+  GROUP BY 1, 2, 3
+  ON CONFLICT (store_id, day, product_id) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
+    revenue_paise = d.revenue_paise + excluded.revenue_paise,
+    cost_of_goods_paise = d.cost_of_goods_paise + excluded.cost_of_goods_paise,
+    sale_count = d.sale_count + excluded.sale_count,
+    units_removed = d.units_removed + excluded.units_removed
+), store_sales AS (
+  INSERT INTO sales_daily_store AS d (store_id, day, units_sold, revenue_paise, cost_of_goods_paise,
+    sale_count, units_removed)
+  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, sum(u.sold)::int8,
+    sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
+  FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
+    :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
+    AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
+  JOIN stores s ON s.id = u.store_id
+  GROUP BY 1, 2
+  ON CONFLICT (store_id, day) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
+    revenue_paise = d.revenue_paise + excluded.revenue_paise,
+    cost_of_goods_paise = d.cost_of_goods_paise + excluded.cost_of_goods_paise,
+    sale_count = d.sale_count + excluded.sale_count,
+    units_removed = d.units_removed + excluded.units_removed
+), sourcing AS (
+  INSERT INTO supplier_daily AS d (store_id, day, supplier_id, product_id, units_received, cost_paise,
+    stock_in_count)
+  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.supplier_id, u.product_id,
+    sum(u.units)::int8, sum(u.cost)::int8, count(*)
+  FROM UNNEST(:in_store::int8[], :in_supplier::int8[], :in_product::int8[], :in_at::timestamptz[],
+    :in_units::int8[], :in_cost::int8[]) AS u(store_id, supplier_id, product_id, occurred_at, units, cost)
+  JOIN stores s ON s.id = u.store_id
+  GROUP BY 1, 2, 3, 4
+  ON CONFLICT (store_id, day, supplier_id, product_id) DO UPDATE SET
+    units_received = d.units_received + excluded.units_received,
+    cost_paise = d.cost_paise + excluded.cost_paise,
+    stock_in_count = d.stock_in_count + excluded.stock_in_count
+), resolved AS (
+  UPDATE alerts a SET resolved_at = u.at
+  FROM UNNEST(:resolve_store::int8[], :resolve_product::int8[], :resolve_at::timestamptz[])
+    AS u(store_id, product_id, at)
+  WHERE a.store_id = u.store_id AND a.product_id = u.product_id AND a.resolved_at IS NULL
+), raised AS (
+  INSERT INTO alerts (store_id, product_id, kind, quantity, reorder_point, movement_id, raised_at, resolved_at)
+  SELECT * FROM UNNEST(:alert_store::int8[], :alert_product::int8[], :alert_kind::text[],
+    :alert_quantity::int8[], :alert_reorder_point::int8[], :alert_movement::uuid[],
+    :alert_raised_at::timestamptz[], :alert_resolved_at::timestamptz[])
+), moved AS (
+  UPDATE processor_offsets o SET next_offset = u.next,
+    published_offset = GREATEST(o.published_offset, u.published), updated_at = now()
+  FROM UNNEST(:offset_partition::int4[], :offset_expected::int8[], :offset_next::int8[],
+    :offset_published::int8[]) AS u(partition, expected, next, published)
+  WHERE o.consumer_group = :group AND o.topic = :topic AND o.partition = u.partition
+    AND o.next_offset = u.expected
+  RETURNING 1
+)
+SELECT bazaar_require_offsets(cardinality(:offset_partition::int4[])::int8, (SELECT count(*) FROM moved))";
+
+/// Declares a statement's parameters once: a struct with one typed field per `:name` the
+/// statement uses, its statement with the names numbered in field order, and a `bind`
+/// that binds the fields in that order. Nothing positional is written by hand.
+macro_rules! statement_parameters {
+    ($(#[$doc:meta])* struct $name:ident<$a:lifetime> for $sql:ident { $($field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Default)]
+        struct $name<$a> {
+            $($field: $ty,)*
+        }
+
+        impl<$a> $name<$a> {
+            const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The statement, its `:name`s numbered (`$1`…) in field order.
+            fn statement() -> &'static str {
+                static NUMBERED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                NUMBERED.get_or_init(|| {
+                    service_kit::postgres::number_parameters($sql, Self::NAMES)
+                        .unwrap_or_else(|problem| panic!("{}: {problem}", stringify!($sql)))
+                })
+            }
+
+            fn bind<'q>(
+                self,
+                query: sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>,
+            ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>
+            where
+                $a: 'q,
+            {
+                query$(.bind(self.$field))*
+            }
+        }
+    };
+}
+
+statement_parameters! {
+    /// Every parameter of [`COMMIT`], one column of values each (`UNNEST`ed in SQL).
+    struct CommitParams<'a> for COMMIT {
+        // The ledger: one row per movement.
+        movement_id: Vec<Uuid>,
+        store_id: Vec<i64>,
+        product_id: Vec<i64>,
+        sku: Vec<&'a str>,
+        kind: Vec<&'static str>,
+        quantity: Vec<i64>,
+        status: Vec<&'static str>,
+        reject_reason: Vec<Option<&'static str>>,
+        available_quantity: Vec<Option<i64>>,
+        balance_after: Vec<Option<i64>>,
+        original_status: Vec<Option<&'static str>>,
+        occurred_at: Vec<DateTime<Utc>>,
+        received_at: Vec<DateTime<Utc>>,
+        recorded_at: Vec<DateTime<Utc>>,
+        actor: Vec<&'a str>,
+        device_id: Vec<Option<&'a str>>,
+        supplier_id: Vec<Option<i64>>,
+        unit_cost_paise: Vec<Option<i64>>,
+        unit_price_paise: Vec<Option<i64>>,
+        reason: Vec<Option<&'a str>>,
+        reference: Vec<Option<&'a str>>,
+        source_partition: Vec<i32>,
+        source_offset: Vec<i64>,
+        // First outcomes (movement_ids).
+        first_id: Vec<Uuid>,
+        first_store: Vec<i64>,
+        first_status: Vec<&'static str>,
+        first_reason: Vec<Option<&'static str>>,
+        first_balance: Vec<Option<i64>>,
+        first_at: Vec<DateTime<Utc>>,
+        first_fingerprint: Vec<Option<i64>>,
+        // The last state of every balance changed.
+        balance_store: Vec<i64>,
+        balance_product: Vec<i64>,
+        balance_quantity: Vec<i64>,
+        balance_cost: Vec<Option<i64>>,
+        balance_movement: Vec<Uuid>,
+        balance_at: Vec<DateTime<Utc>>,
+        // Sales and removals, per movement (grouped by local day in SQL).
+        sale_store: Vec<i64>,
+        sale_product: Vec<i64>,
+        sale_at: Vec<DateTime<Utc>>,
+        sold: Vec<i64>,
+        revenue: Vec<i64>,
+        cost: Vec<i64>,
+        sales: Vec<i64>,
+        removed: Vec<i64>,
+        // Stock-ins from a supplier, per movement.
+        in_store: Vec<i64>,
+        in_supplier: Vec<i64>,
+        in_product: Vec<i64>,
+        in_at: Vec<DateTime<Utc>>,
+        in_units: Vec<i64>,
+        in_cost: Vec<i64>,
+        // Active alerts the batch ends, per (store, product).
+        resolve_store: Vec<i64>,
+        resolve_product: Vec<i64>,
+        resolve_at: Vec<DateTime<Utc>>,
+        // Alerts raised.
+        alert_store: Vec<i64>,
+        alert_product: Vec<i64>,
+        alert_kind: Vec<&'static str>,
+        alert_quantity: Vec<i64>,
+        alert_reorder_point: Vec<Option<i64>>,
+        alert_movement: Vec<Uuid>,
+        alert_raised_at: Vec<DateTime<Utc>>,
+        alert_resolved_at: Vec<Option<DateTime<Utc>>>,
+        // The partitions' offsets, moved only from where this processor read them.
+        offset_partition: Vec<i32>,
+        offset_expected: Vec<i64>,
+        offset_next: Vec<i64>,
+        offset_published: Vec<Option<i64>>,
+        group: &'a str,
+        topic: &'a str,
+    }
+}
+
+impl<'a> CommitParams<'a> {
+    fn with_capacity(movements: usize) -> Self {
+        Self {
+            movement_id: Vec::with_capacity(movements),
+            store_id: Vec::with_capacity(movements),
+            product_id: Vec::with_capacity(movements),
+            sku: Vec::with_capacity(movements),
+            kind: Vec::with_capacity(movements),
+            quantity: Vec::with_capacity(movements),
+            status: Vec::with_capacity(movements),
+            reject_reason: Vec::with_capacity(movements),
+            available_quantity: Vec::with_capacity(movements),
+            balance_after: Vec::with_capacity(movements),
+            original_status: Vec::with_capacity(movements),
+            occurred_at: Vec::with_capacity(movements),
+            received_at: Vec::with_capacity(movements),
+            recorded_at: Vec::with_capacity(movements),
+            actor: Vec::with_capacity(movements),
+            device_id: Vec::with_capacity(movements),
+            supplier_id: Vec::with_capacity(movements),
+            unit_cost_paise: Vec::with_capacity(movements),
+            unit_price_paise: Vec::with_capacity(movements),
+            reason: Vec::with_capacity(movements),
+            reference: Vec::with_capacity(movements),
+            source_partition: Vec::with_capacity(movements),
+            source_offset: Vec::with_capacity(movements),
+            ..Self::default()
+        }
+    }
+
+    /// The ledger row of one decided movement.
+    fn ledger(&mut self, record: &'a Record, outcome: &Outcome) {
+        let movement = &record.movement;
+        let recorded = outcome.recorded();
+        self.movement_id.push(movement.movement_id);
+        self.store_id.push(movement.store_id.get());
+        self.product_id.push(movement.product_id.get());
+        self.sku.push(&movement.sku);
+        self.kind.push(movement.kind.as_str());
+        self.quantity.push(movement.quantity);
+        self.status.push(outcome.status().as_str());
+        self.reject_reason.push(recorded.reject_reason);
+        self.available_quantity.push(recorded.available_quantity);
+        self.balance_after.push(recorded.balance_after);
+        self.original_status.push(recorded.original_status);
+        self.occurred_at.push(movement.occurred_at);
+        self.received_at.push(movement.received_at);
+        self.recorded_at.push(record.recorded_at);
+        self.actor.push(&movement.actor);
+        self.device_id.push(movement.device_id.as_deref());
+        self.supplier_id
+            .push(movement.supplier_id.map(|id| id.get()));
+        self.unit_cost_paise.push(movement.unit_cost_paise);
+        self.unit_price_paise.push(record.unit_price_paise());
+        self.reason.push(movement.reason.as_deref());
+        self.reference.push(movement.reference.as_deref());
+        self.source_partition.push(record.partition);
+        self.source_offset.push(record.offset);
+    }
+
+    /// A movement's effect on the daily rollups.
+    fn rollups(&mut self, record: &Record, cost_of_goods: Option<i64>) {
+        let movement = &record.movement;
+        match movement.kind {
+            MovementKind::Sale | MovementKind::Removal => {
+                let sale = movement.kind == MovementKind::Sale;
+                self.sale_store.push(movement.store_id.get());
+                self.sale_product.push(movement.product_id.get());
+                self.sale_at.push(movement.occurred_at);
+                self.sold.push(if sale { movement.quantity } else { 0 });
+                self.revenue.push(if sale {
+                    record
+                        .unit_price_paise()
+                        .unwrap_or(0)
+                        .saturating_mul(movement.quantity)
+                } else {
+                    0
+                });
+                self.cost.push(cost_of_goods.unwrap_or(0));
+                self.sales.push(i64::from(sale));
+                self.removed.push(if sale { 0 } else { movement.quantity });
+            }
+            MovementKind::StockIn => {
+                if let Some(supplier) = movement.supplier_id {
+                    self.in_store.push(movement.store_id.get());
+                    self.in_supplier.push(supplier.get());
+                    self.in_product.push(movement.product_id.get());
+                    self.in_at.push(movement.occurred_at);
+                    self.in_units.push(movement.quantity);
+                    self.in_cost.push(
+                        movement
+                            .unit_cost_paise
+                            .unwrap_or(0)
+                            .saturating_mul(movement.quantity),
+                    );
+                }
+            }
+            MovementKind::Unknown => {}
+        }
+    }
+}
+
+/// A decided batch, as it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided<'a> {
+    pub records: &'a [Record],
+    pub outcomes: &'a [Outcome],
+    /// The last state of every balance the batch changed.
+    pub changed: &'a [(&'a Record, Holding)],
+    pub alerts: &'a [RaisedAlert<'a>],
+    pub progress: &'a [Progress],
+}
+
+/// Writes a decided batch and moves the offsets, all or nothing.
+pub async fn commit(
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+    decided: &Decided<'_>,
+) -> Result<(), CommitError> {
+    let Decided {
+        records,
+        outcomes,
+        changed,
+        alerts,
+        progress,
+    } = *decided;
+    let mut params = CommitParams::with_capacity(records.len());
+    for (record, outcome) in records.iter().zip(outcomes) {
+        params.ledger(record, outcome);
+        let movement = &record.movement;
+        if let Some(original) = outcome.original(movement) {
+            params.first_id.push(movement.movement_id);
+            params.first_store.push(movement.store_id.get());
+            params.first_status.push(original.status.as_str());
+            params
+                .first_reason
+                .push(original.reject_reason.map(RejectReason::as_str));
+            params.first_balance.push(original.balance_after);
+            params.first_at.push(record.recorded_at);
+            params.first_fingerprint.push(original.fingerprint);
+        }
+        if let Outcome::Applied { cost_of_goods, .. } = *outcome {
+            params.rollups(record, cost_of_goods);
+        }
+    }
+    for (record, held) in changed {
+        params.balance_store.push(record.movement.store_id.get());
+        params
+            .balance_product
+            .push(record.movement.product_id.get());
+        params.balance_quantity.push(held.quantity);
+        params.balance_cost.push(held.average_cost);
+        params.balance_movement.push(record.movement.movement_id);
+        params.balance_at.push(record.recorded_at);
+    }
+    let mut resolving: std::collections::HashSet<(StoreId, ProductId)> = Default::default();
+    for alert in alerts {
+        let movement = &alert.record.movement;
+        if resolving.insert((movement.store_id, movement.product_id)) {
+            params.resolve_store.push(movement.store_id.get());
+            params.resolve_product.push(movement.product_id.get());
+            params.resolve_at.push(alert.record.recorded_at);
+        }
+        params.alert_store.push(movement.store_id.get());
+        params.alert_product.push(movement.product_id.get());
+        params.alert_kind.push(alert.kind.as_str());
+        params.alert_quantity.push(alert.quantity);
+        params.alert_reorder_point.push(alert.reorder_point);
+        params.alert_movement.push(movement.movement_id);
+        params.alert_raised_at.push(alert.record.recorded_at);
+        params.alert_resolved_at.push(alert.resolved_at);
+    }
+    for step in progress {
+        params.offset_partition.push(step.partition);
+        params.offset_expected.push(step.expected);
+        params.offset_next.push(step.next);
+        params.offset_published.push(step.published);
+    }
+    params.group = group;
+    params.topic = topic;
+
+    let result = params
+        .bind(sqlx::query_scalar::<_, i64>(CommitParams::statement()))
+        .fetch_one(pool)
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("BZ409") => {
+            Err(CommitError::Fenced)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_statement_uses_every_parameter_and_no_other() {
+        let statement = CommitParams::statement();
+        assert!(!statement.contains(":movement_id"), "{statement}");
+        assert!(statement.contains(&format!("${}", CommitParams::NAMES.len())));
+    }
+}

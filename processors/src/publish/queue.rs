@@ -1,0 +1,203 @@
+//! The publish queue: committed batches wait here for the next output transaction.
+//! Publishing runs beside committing, one transaction at a time: when the one in flight is
+//! done, every batch committed meanwhile goes in the next, in order (so publishing costs a
+//! transaction per round, not per batch). Committing waits for publishing only when more
+//! than `max_queued` records are queued behind the transaction in flight. While the loop
+//! is idle, the queue publishes again, from Postgres, what the output topics lack.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use tokio::runtime::Handle;
+
+use super::{Committed, Publisher, Publishing};
+use crate::rebalance::Kafka;
+
+pub(crate) struct PublishQueue {
+    publisher: Publisher,
+    runtime: Handle,
+    /// Records that may wait to be published before committing waits for publishing.
+    max_queued: usize,
+    /// Per owned partition, the first offset whose outputs are not on the output topics
+    /// yet. At most the position; kept when a partition is read again.
+    published: HashMap<i32, i64>,
+    /// The transaction in flight, with how far it takes each partition's outputs.
+    publishing: Option<Publishing>,
+    /// Batches committed since, waiting for the next transaction, and their records.
+    waiting: Vec<Committed>,
+    waiting_records: usize,
+    /// No republishing from Postgres before this (after an attempt that fell short).
+    republish_after: Option<Instant>,
+}
+
+impl PublishQueue {
+    pub(crate) fn new(publisher: Publisher, runtime: Handle, max_queued: usize) -> Self {
+        Self {
+            publisher,
+            runtime,
+            max_queued,
+            published: HashMap::new(),
+            publishing: None,
+            waiting: Vec::new(),
+            waiting_records: 0,
+            republish_after: None,
+        }
+    }
+
+    /// A partition assigned here, published up to `published` (as Postgres holds it).
+    pub(crate) fn assigned(&mut self, partition: i32, published: i64) {
+        self.published.insert(partition, published);
+    }
+
+    pub(crate) fn revoked(&mut self, partitions: &[i32]) {
+        for partition in partitions {
+            self.published.remove(partition);
+        }
+    }
+
+    /// How far the output topics have `partition` (`None`: not owned here).
+    pub(crate) fn published(&self, partition: i32) -> Option<i64> {
+        self.published.get(&partition).copied()
+    }
+
+    /// Every owned partition with how far its outputs are published.
+    pub(crate) fn published_all(&self) -> impl Iterator<Item = (i32, i64)> + '_ {
+        self.published
+            .iter()
+            .map(|(partition, published)| (*partition, *published))
+    }
+
+    /// Queues what of a landed batch committed, and starts a transaction if none is in
+    /// flight.
+    pub(crate) fn push(&mut self, consumer: &Kafka, committed: Committed) -> anyhow::Result<()> {
+        if !committed.1.is_empty() {
+            self.waiting_records += committed.0.records.len();
+            self.waiting.push(committed);
+        }
+        self.pump(consumer)
+    }
+
+    /// Starts the next transaction with everything waiting, once the one in flight is done
+    /// (waited for when the queue is full).
+    fn pump(&mut self, consumer: &Kafka) -> anyhow::Result<()> {
+        let full = self.waiting_records > self.max_queued;
+        if self
+            .publishing
+            .as_ref()
+            .is_some_and(|task| task.is_finished())
+            || full
+        {
+            self.settle()?;
+        }
+        if self.publishing.is_some() || self.waiting.is_empty() {
+            return Ok(());
+        }
+        let Some(membership) = consumer.group_metadata().map(Arc::new) else {
+            return Ok(());
+        };
+        let mut batches = std::mem::take(&mut self.waiting);
+        self.waiting_records = 0;
+        for step in batches
+            .iter_mut()
+            .flat_map(|(_, committed)| committed.iter_mut())
+            .flat_map(|(_, progress)| progress.iter_mut())
+        {
+            step.published = self.published.get(&step.partition).copied();
+        }
+        let publisher = self.publisher.clone();
+        self.publishing = Some(self.runtime.spawn(async move {
+            let mut clock = Instant::now();
+            let reached = publisher.committed(&membership, &batches).await;
+            publisher.metrics().stage("publish", &mut clock);
+            reached
+        }));
+        Ok(())
+    }
+
+    /// Waits for the transaction in flight and takes in how far it got; an error if the
+    /// output producer cannot go on.
+    fn settle(&mut self) -> anyhow::Result<()> {
+        let Some(task) = self.publishing.take() else {
+            return Ok(());
+        };
+        let reached = self
+            .runtime
+            .block_on(task)
+            .map_err(|error| anyhow::anyhow!("publishing panicked: {error}"))??;
+        for (partition, reached) in reached {
+            if let Some(published) = self.published.get_mut(&partition) {
+                *published = (*published).max(reached);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes everything committed: nothing waiting, nothing in flight.
+    pub(crate) fn drain(&mut self, consumer: &Kafka) -> anyhow::Result<()> {
+        while self.publishing.is_some() || !self.waiting.is_empty() {
+            self.settle()?;
+            self.pump(consumer)?;
+            if self.publishing.is_none() {
+                // Not a member: what waits is published by whoever owns it next.
+                self.waiting.clear();
+                self.waiting_records = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// While idle: publishes again, from Postgres, what the output topics lack of owned
+    /// partitions (after an aborted transaction or a crash between commit and publish),
+    /// up to `positions`. An attempt that falls short is tried again a second later.
+    pub(crate) fn catch_up(
+        &mut self,
+        consumer: &Kafka,
+        positions: &HashMap<i32, i64>,
+    ) -> anyhow::Result<()> {
+        if self
+            .republish_after
+            .is_some_and(|after| Instant::now() < after)
+        {
+            return Ok(());
+        }
+        let behind: Vec<i32> = self
+            .published
+            .iter()
+            .filter(|(partition, published)| {
+                positions
+                    .get(partition)
+                    .is_some_and(|position| position > published)
+            })
+            .map(|(partition, _)| *partition)
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let Some(membership) = consumer.group_metadata().map(Arc::new) else {
+            return Ok(());
+        };
+        // Up to what Postgres holds: never past the ledger.
+        let stored = consumer.context().stored_offsets(&behind);
+        let mut short = false;
+        for (partition, stored) in stored {
+            let Some(&from) = self.published.get(&partition) else {
+                continue;
+            };
+            if from >= stored.next {
+                continue;
+            }
+            let reached = self.runtime.block_on(self.publisher.republish(
+                &membership,
+                partition,
+                from,
+                stored.next,
+            ))?;
+            short |= reached < stored.next;
+            self.published.insert(partition, reached);
+        }
+        self.republish_after = short.then(|| Instant::now() + Duration::from_secs(1));
+        Ok(())
+    }
+}
