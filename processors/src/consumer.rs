@@ -21,14 +21,12 @@
 //! (taking a failed batch apart), `halts` and `liveness` (partitions that cannot go on, and
 //! a group that does not).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedMessage};
 use schemas::StoreId;
 use service_kit::Settings;
 use service_kit::redis::Redis;
@@ -45,12 +43,10 @@ use crate::ledger::CommitError;
 use crate::liveness::Liveness;
 use crate::metrics::ProcessorMetrics;
 use crate::outputs::DeadLetters;
+use crate::poll;
 use crate::publish::{PublishQueue, Publisher};
 use crate::rebalance::{Assignment, Kafka, RebalanceContext};
 use crate::state::State;
-
-/// How long an idle poll blocks before the loop looks at the shutdown signal again.
-const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// Batches' worth of committed records (`PROCESSOR_BATCH_MAX` each) that may wait to be
 /// published before committing waits for publishing.
@@ -177,27 +173,9 @@ impl Processor {
                 lag_measured = Instant::now();
             }
             let mut polling = Instant::now();
-            let (messages, out_of_range) = self.poll_batch(&consumer);
-            for change in consumer.context().take() {
-                match change {
-                    Assignment::Assigned(offsets) => {
-                        let partitions: Vec<i32> = offsets.keys().copied().collect();
-                        self.halts.release(&partitions, &self.metrics);
-                        for (partition, stored) in offsets {
-                            state.positions.insert(partition, stored.next);
-                            queue.assigned(partition, stored.published);
-                        }
-                    }
-                    Assignment::Revoked(partitions) => {
-                        self.halts.release(&partitions, &self.metrics);
-                        queue.revoked(&partitions);
-                        // A rewind keeps what isolation learnt; a partition gone forgets it.
-                        state.isolation.forget(&partitions);
-                        state.drop_partitions(&partitions);
-                    }
-                }
-            }
-            self.liveness.owned(state.positions.keys().copied());
+            let (messages, out_of_range) =
+                poll::poll_batch(&consumer, &self.settings.processor, &self.metrics);
+            self.take_assignments(&consumer, state, &mut queue);
             if out_of_range {
                 self.halts.halt_out_of_range(
                     &consumer,
@@ -206,7 +184,7 @@ impl Processor {
                     &self.metrics,
                 );
             }
-            let mut batch = in_order(messages, &state.positions);
+            let mut batch = poll::in_order(messages, &state.positions);
             if state.isolation.is_active() {
                 let refetch = state.isolation.narrow(&mut batch, &state.positions);
                 if let Err(error) = self.seek(&consumer, &refetch) {
@@ -306,6 +284,30 @@ impl Processor {
         }
         finished?;
         result
+    }
+
+    /// Takes in the assignments and revocations the last poll made.
+    fn take_assignments(&self, consumer: &Kafka, state: &mut State, queue: &mut PublishQueue) {
+        for change in consumer.context().take() {
+            match change {
+                Assignment::Assigned(offsets) => {
+                    let partitions: Vec<i32> = offsets.keys().copied().collect();
+                    self.halts.release(&partitions, &self.metrics);
+                    for (partition, stored) in offsets {
+                        state.positions.insert(partition, stored.next);
+                        queue.assigned(partition, stored.published);
+                    }
+                }
+                Assignment::Revoked(partitions) => {
+                    self.halts.release(&partitions, &self.metrics);
+                    queue.revoked(&partitions);
+                    // A rewind keeps what isolation learnt; a partition gone forgets it.
+                    state.isolation.forget(&partitions);
+                    state.drop_partitions(&partitions);
+                }
+            }
+        }
+        self.liveness.owned(state.positions.keys().copied());
     }
 
     /// Waits for the batch in flight to be written, counts it and queues what committed
@@ -430,43 +432,6 @@ impl Processor {
         }
     }
 
-    /// Up to `batch_max` messages: waits up to `IDLE_POLL` for the first one, then at most
-    /// `batch_wait` for the rest. `true`: Kafka refused a partition's position (it says
-    /// which partition only in its log; `halt_out_of_range` finds it).
-    fn poll_batch(&self, consumer: &Kafka) -> (Vec<OwnedMessage>, bool) {
-        let limits = &self.settings.processor;
-        let mut messages = Vec::new();
-        let mut deadline: Option<Instant> = None;
-        while messages.len() < limits.batch_max {
-            let wait = match deadline {
-                None => IDLE_POLL,
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            };
-            match consumer.poll(wait) {
-                Some(Ok(message)) => {
-                    messages.push(message.detach());
-                    deadline.get_or_insert_with(|| Instant::now() + limits.batch_wait);
-                }
-                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                    return (messages, true);
-                }
-                Some(Err(error)) => {
-                    self.metrics.error("kafka");
-                    tracing::warn!(%error, "Polling failed.");
-                    if messages.is_empty() {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    break;
-                }
-                None => break,
-            }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                break;
-            }
-        }
-        (messages, false)
-    }
-
     /// After a failed batch: forget the held state of its partitions and go back to the
     /// offsets Postgres holds for them.
     fn rewind(
@@ -497,33 +462,6 @@ impl Processor {
     }
 }
 
-/// The polled messages of owned partitions, per partition in offset order from each
-/// position on (a replay of what the batch before already took is dropped).
-///
-/// Offsets need not be contiguous: transaction markers and compaction leave holes that are
-/// normal on Kafka. Records the broker no longer has are not a hole here: with
-/// `auto.offset.reset=error` Kafka refuses the fetch, and the partition halts (`halts`).
-fn in_order(
-    messages: Vec<OwnedMessage>,
-    positions: &HashMap<i32, i64>,
-) -> BTreeMap<i32, Vec<OwnedMessage>> {
-    let mut cursor: HashMap<i32, i64> = HashMap::new();
-    let mut batch: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
-    for message in messages {
-        let partition = message.partition();
-        let Some(position) = positions.get(&partition) else {
-            continue;
-        };
-        let next = cursor.entry(partition).or_insert(*position);
-        if message.offset() < *next {
-            continue;
-        }
-        *next = message.offset() + 1;
-        batch.entry(partition).or_default().push(message);
-    }
-    batch
-}
-
 /// The batch being written in the background.
 struct InFlight {
     partitions: Vec<i32>,
@@ -540,33 +478,5 @@ fn component(error: &anyhow::Error) -> &'static str {
         "postgres"
     } else {
         "kafka"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::message;
-
-    #[test]
-    fn polled_messages_are_taken_from_each_position_on_and_holes_are_normal() {
-        let positions = HashMap::from([(0, 10), (1, 5)]);
-        let messages = vec![
-            message(0, 9), // taken by the batch before: dropped
-            message(0, 10),
-            message(1, 8), // 5 to 7: a transaction's marker, say
-            message(0, 11),
-            message(2, 0),  // not ours
-            message(0, 11), // fetched twice
-            message(1, 9),
-            message(0, 13),
-        ];
-        let offsets: Vec<(i32, Vec<i64>)> = in_order(messages, &positions)
-            .iter()
-            .map(|(partition, messages)| {
-                (*partition, messages.iter().map(Message::offset).collect())
-            })
-            .collect();
-        assert_eq!(offsets, [(0, vec![10, 11, 13]), (1, vec![8, 9])]);
     }
 }

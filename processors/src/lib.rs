@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod liveness;
 pub mod metrics;
 pub mod outputs;
+mod poll;
 mod publish;
 pub mod rebalance;
 pub mod state;
