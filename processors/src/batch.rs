@@ -25,7 +25,7 @@ pub(crate) struct Batch {
     pub(crate) outcomes: Vec<decide::Outcome>,
     pub(crate) dead: Vec<DeadLetter>,
     pub(crate) progress: Vec<Progress>,
-    pub(crate) catalog: decide::CatalogView,
+    pub(crate) catalog: decide::BatchCatalog,
     /// Stores whose whole state this batch loaded (their cache entries are written whole).
     pub(crate) loaded: Vec<(StoreId, Vec<(ProductId, CachedBalance)>)>,
     /// Kafka records covered, dead letters included.

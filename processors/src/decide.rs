@@ -190,7 +190,7 @@ pub struct Recorded {
 
 /// What the catalog says about the stores and products of a batch.
 #[derive(Debug, Clone, Default)]
-pub struct CatalogView {
+pub struct BatchCatalog {
     /// Live stores and their negative-stock policy.
     pub stores: HashMap<StoreId, Policy>,
     pub live_products: HashSet<ProductId>,
@@ -215,7 +215,7 @@ pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
 pub fn decide<'a>(
     balances: &mut Balances,
     seen: &mut HashMap<Uuid, Original>,
-    catalog: &CatalogView,
+    catalog: &BatchCatalog,
     movements: impl IntoIterator<Item = &'a StockMovement>,
 ) -> Vec<Outcome> {
     movements
@@ -237,7 +237,11 @@ pub fn decide<'a>(
         .collect()
 }
 
-fn decide_one(balances: &mut Balances, catalog: &CatalogView, movement: &StockMovement) -> Outcome {
+fn decide_one(
+    balances: &mut Balances,
+    catalog: &BatchCatalog,
+    movement: &StockMovement,
+) -> Outcome {
     let rejected = |reason, available| Outcome::Rejected { reason, available };
     let Some(&policy) = catalog.stores.get(&movement.store_id) else {
         return rejected(RejectReason::UnknownStore, None);
@@ -373,8 +377,8 @@ mod tests {
 
     /// Store 1 rejects negative stock, store 2 allows it, store 3 is unknown; product
     /// 4 is unknown; every product has reorder point 5 in store 1.
-    fn catalog() -> CatalogView {
-        CatalogView {
+    fn catalog() -> BatchCatalog {
+        BatchCatalog {
             stores: HashMap::from([(StoreId(1), Policy::Reject), (StoreId(2), Policy::Allow)]),
             live_products: (1..PRODUCTS).map(ProductId).collect(),
             reorder_points: (1..=PRODUCTS)

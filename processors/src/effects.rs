@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use schemas::{ProductId, StoreId};
 
-use crate::decide::{CatalogView, Holding, Outcome};
+use crate::decide::{BatchCatalog, Holding, Outcome};
 use crate::ledger::Record;
 
 /// The last state of every balance a batch changed, in first-change order.
@@ -54,7 +54,7 @@ pub struct RaisedAlert<'a> {
 pub fn raised_alerts<'a>(
     records: &'a [Record],
     outcomes: &[Outcome],
-    catalog: &CatalogView,
+    catalog: &BatchCatalog,
 ) -> Vec<RaisedAlert<'a>> {
     let mut alerts: Vec<RaisedAlert<'a>> = Vec::new();
     let mut latest: HashMap<(StoreId, ProductId), usize> = HashMap::new();

@@ -20,8 +20,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::balance_copies::{BalanceCopies, Snapshot};
 use crate::metrics::QueryMetrics;
-use crate::replica::{Replica, Snapshot};
 
 /// The longest a read waits on Redis before asking Postgres.
 const REDIS_WAIT: Duration = Duration::from_millis(250);
@@ -69,7 +69,7 @@ pub struct Balances {
     topic: Arc<str>,
     progress_key: Arc<str>,
     metrics: QueryMetrics,
-    replica: Arc<Replica>,
+    copies: Arc<BalanceCopies>,
     started: Instant,
     /// Milliseconds after `started` before which Redis is not asked.
     pause_until: Arc<AtomicU64>,
@@ -98,11 +98,11 @@ impl Balances {
         group: &str,
         topic: &str,
         metrics: QueryMetrics,
-        replica: Arc<Replica>,
+        copies: Arc<BalanceCopies>,
     ) -> Self {
         let progress_key = redis.key(&cache::progress_key(topic));
         Self {
-            replica,
+            copies,
             redis,
             pool,
             group: group.into(),
@@ -180,14 +180,14 @@ impl Balances {
         store: i64,
         after: Option<&ConsistencyToken>,
     ) -> Result<StoreBalances, ApiError> {
-        if let Some((snapshot, freshness)) = self.replica.get(store, after) {
+        if let Some((snapshot, freshness)) = self.copies.get(store, after) {
             return Ok(StoreBalances {
                 balances: snapshot.balances.clone(),
                 freshness,
                 version: Some(snapshot.version.clone()),
             });
         }
-        let mark = self.replica.mark();
+        let mark = self.copies.mark();
         let (key, version_key) = store_keys(&self.redis, store);
         let mut pipe = redis::pipe();
         // The processors write the hash, then the version, then the progress: read in the
@@ -206,7 +206,7 @@ impl Balances {
                     balances: balances.clone(),
                     version: version.clone(),
                 };
-                self.replica.offer(store, mark, Arc::new(snapshot));
+                self.copies.offer(store, mark, Arc::new(snapshot));
             }
             return Ok(StoreBalances {
                 balances,
@@ -240,7 +240,7 @@ impl Balances {
         store: i64,
         after: Option<&ConsistencyToken>,
     ) -> Option<(String, Freshness)> {
-        if let Some((snapshot, freshness)) = self.replica.get(store, after) {
+        if let Some((snapshot, freshness)) = self.copies.get(store, after) {
             return Some((snapshot.version.clone(), freshness));
         }
         let (_, version_key) = store_keys(&self.redis, store);
@@ -266,11 +266,11 @@ impl Balances {
         product: i64,
         after: Option<&ConsistencyToken>,
     ) -> Result<(Option<Balance>, Freshness), ApiError> {
-        if let Some((snapshot, freshness)) = self.replica.get(store, after) {
+        if let Some((snapshot, freshness)) = self.copies.get(store, after) {
             return Ok((snapshot.get(product).cloned(), freshness));
         }
         // Next time, from memory.
-        self.replica.warm(store);
+        self.copies.warm(store);
         let key = self
             .redis
             .key(&cache::balances_key(schemas::StoreId(store)));
@@ -310,7 +310,7 @@ impl Balances {
         product: i64,
         after: Option<&ConsistencyToken>,
     ) -> Result<(Vec<(i64, Balance)>, Freshness), ApiError> {
-        if let Some((snapshots, freshness)) = self.replica.get_all(stores, after) {
+        if let Some((snapshots, freshness)) = self.copies.get_all(stores, after) {
             let balances = stores
                 .iter()
                 .zip(&snapshots)
@@ -319,7 +319,7 @@ impl Balances {
             return Ok((balances, freshness));
         }
         for store in stores {
-            self.replica.warm(*store);
+            self.copies.warm(*store);
         }
         let mut pipe = redis::pipe();
         pipe.hgetall(&*self.progress_key);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub mod alerts;
 pub mod audit;
+pub mod balance_copies;
 pub mod balances;
 pub mod catalog;
 pub mod consistency;
@@ -20,7 +21,6 @@ pub mod metrics;
 pub mod network;
 pub mod pagination;
 pub mod purchase_orders;
-pub mod replica;
 pub mod reports;
 pub mod routes;
 pub mod standby;
@@ -93,7 +93,7 @@ impl FromRef<ReadState> for Auth {
 #[derive(Debug)]
 pub struct App {
     server: Server,
-    /// Stops the catalog view's refresh loop, the balance replica and the standby's pings.
+    /// Stops the catalog view's refresh loop, the balance copies and the standby's pings.
     stop_view: CancellationToken,
 }
 
@@ -132,14 +132,14 @@ impl App {
             )
         });
         let movements = base.settings.topics().movements();
-        let replica = replica::Replica::new(
+        let copies = balance_copies::BalanceCopies::new(
             base.redis.clone(),
             &movements,
             base.settings.query.replica_max_balances,
             metrics.clone(),
         );
         if base.settings.query.replica_max_balances > 0 {
-            tokio::spawn(replica.clone().follow(stop_view.clone()));
+            tokio::spawn(copies.clone().follow(stop_view.clone()));
         }
         let reads = Reads {
             balances: balances::Balances::new(
@@ -148,7 +148,7 @@ impl App {
                 &base.settings.kafka.consumer_group,
                 &movements,
                 metrics.clone(),
-                replica,
+                copies,
             ),
             standby: standby::Standby::new(
                 base.pool.clone(),

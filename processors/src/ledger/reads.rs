@@ -8,7 +8,7 @@ use schemas::{LedgerStatus, ProductId, StoreId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::decide::{CatalogView, Original, Policy, RejectReason};
+use crate::decide::{BatchCatalog, Original, Policy, RejectReason};
 
 /// The first outcomes recorded for these movement ids.
 pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Original>> {
@@ -43,7 +43,11 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
 /// The live stores (with their policy) and live products among these. Reorder points and
 /// selling prices are held in memory with the stores' balances (see [`settings`] and
 /// [`settings_changed`]).
-pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::Result<CatalogView> {
+pub async fn catalog(
+    pool: &PgPool,
+    stores: &[i64],
+    products: &[i64],
+) -> sqlx::Result<BatchCatalog> {
     let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
         // Joins on the arrays: `id = ANY($1)` as a filter compared every row of the table with
         // every element of the array (1,000 stores × 500 ids: 3.6 ms a table).
@@ -56,7 +60,7 @@ pub async fn catalog(pool: &PgPool, stores: &[i64], products: &[i64]) -> sqlx::R
     .bind(products)
     .fetch_all(pool)
     .await?;
-    let mut view = CatalogView::default();
+    let mut view = BatchCatalog::default();
     for (kind, first, text) in rows {
         match kind.as_str() {
             "store" => {

@@ -34,7 +34,7 @@ use crate::metrics::QueryMetrics;
 
 /// How often every copy's version is compared with Redis's.
 const AUDIT_EVERY: Duration = Duration::from_secs(1);
-/// How long after losing the subscription the replica tries again.
+/// How long after losing the subscription the copies try again.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// The longest a background read of a store's hash may take.
 const READ_WAIT: Duration = Duration::from_millis(500);
@@ -110,7 +110,7 @@ impl Copies {
 }
 
 #[derive(Debug)]
-pub struct Replica {
+pub struct BalanceCopies {
     redis: Redis,
     progress_key: String,
     channel: String,
@@ -121,7 +121,7 @@ pub struct Replica {
     reading: Mutex<HashSet<i64>>,
 }
 
-impl Replica {
+impl BalanceCopies {
     pub fn new(redis: Redis, topic: &str, max_balances: usize, metrics: QueryMetrics) -> Arc<Self> {
         Arc::new(Self {
             metrics,
@@ -247,17 +247,17 @@ impl Replica {
         {
             return;
         }
-        let replica = self.clone();
+        let copies = self.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(READ_WAIT, replica.read_store(store)).await {
-                Ok(Ok(Some(snapshot))) => replica.offer(store, mark, Arc::new(snapshot)),
+            match tokio::time::timeout(READ_WAIT, copies.read_store(store)).await {
+                Ok(Ok(Some(snapshot))) => copies.offer(store, mark, Arc::new(snapshot)),
                 Ok(Ok(None)) => {}
                 Ok(Err(error)) => {
                     tracing::debug!(%error, store, "Reading a store's balances failed.")
                 }
                 Err(_) => tracing::debug!(store, "Reading a store's balances took too long."),
             }
-            replica
+            copies
                 .reading
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -285,7 +285,7 @@ impl Replica {
     }
 
     /// Follows the processors' notices until `stop`, subscribing again whenever the
-    /// subscription is lost. Run it once per replica.
+    /// subscription is lost. Run it once per instance.
     pub async fn follow(self: Arc<Self>, stop: CancellationToken) {
         while !stop.is_cancelled() {
             if let Err(error) = self.subscribed(&stop).await {
@@ -419,7 +419,7 @@ impl Replica {
 mod tests {
     use super::*;
 
-    fn replica(max_balances: usize) -> Arc<Replica> {
+    fn copies(max_balances: usize) -> Arc<BalanceCopies> {
         let settings = service_kit::settings::RedisSettings {
             url: "redis://127.0.0.1:9/".to_owned().into(),
             key_prefix: "test:".to_owned(),
@@ -427,7 +427,7 @@ mod tests {
         };
         let registry = prometheus::Registry::new();
         let metrics = QueryMetrics::register(&registry).unwrap();
-        Replica::new(
+        BalanceCopies::new(
             Redis::new(&settings).unwrap(),
             "movements",
             max_balances,
@@ -435,8 +435,8 @@ mod tests {
         )
     }
 
-    fn subscribed(replica: &Replica, progress: &[(i32, i64)]) {
-        replica.change(|copies| {
+    fn subscribed(copies: &BalanceCopies, progress: &[(i32, i64)]) {
+        copies.change(|copies| {
             copies.clear(true);
             copies.progress = Arc::new(progress.iter().copied().collect());
         });
@@ -464,48 +464,45 @@ mod tests {
 
     #[test]
     fn nothing_is_held_or_answered_without_the_subscription() {
-        let replica = replica(100);
-        assert!(replica.mark().is_none());
-        subscribed(&replica, &[]);
-        let mark = replica.mark().unwrap();
-        replica.change(|copies| copies.clear(false));
-        replica.offer(1, mark, snapshot(&[1], "v1"));
-        assert!(replica.get(1, None).is_none());
-        subscribed(&replica, &[]);
-        replica.offer(1, mark, snapshot(&[1], "v1"));
+        let copies = copies(100);
+        assert!(copies.mark().is_none());
+        subscribed(&copies, &[]);
+        let mark = copies.mark().unwrap();
+        copies.change(|copies| copies.clear(false));
+        copies.offer(1, mark, snapshot(&[1], "v1"));
+        assert!(copies.get(1, None).is_none());
+        subscribed(&copies, &[]);
+        copies.offer(1, mark, snapshot(&[1], "v1"));
         assert!(
-            replica.get(1, None).is_none(),
+            copies.get(1, None).is_none(),
             "read before the subscription changed"
         );
     }
 
     #[test]
     fn a_read_that_may_have_missed_a_write_is_not_kept_and_a_notice_drops_a_copy() {
-        let replica = replica(100);
-        subscribed(&replica, &[(0, 5)]);
-        let before = replica.mark().unwrap();
-        replica.apply(&changed(&[1], &[(0, 9)]));
-        replica.offer(1, before, snapshot(&[1, 2], "v1"));
+        let copies = copies(100);
+        subscribed(&copies, &[(0, 5)]);
+        let before = copies.mark().unwrap();
+        copies.apply(&changed(&[1], &[(0, 9)]));
+        copies.offer(1, before, snapshot(&[1, 2], "v1"));
         assert!(
-            replica.get(1, None).is_none(),
+            copies.get(1, None).is_none(),
             "store 1 changed during the read"
         );
-        replica.offer(2, before, snapshot(&[1, 2], "v1"));
-        let (copy, freshness) = replica.get(2, None).expect("store 2 did not change");
+        copies.offer(2, before, snapshot(&[1, 2], "v1"));
+        let (copy, freshness) = copies.get(2, None).expect("store 2 did not change");
         assert_eq!(copy.get(2).map(|balance| balance.quantity), Some(20));
         assert!(copy.get(3).is_none());
         assert_eq!(freshness.processed, BTreeMap::from([(0, 9)]));
 
-        let after = replica.mark().unwrap();
-        replica.offer(1, after, snapshot(&[1], "v2"));
-        assert!(replica.get(1, None).is_some());
-        replica.apply(&changed(&[1], &[(0, 7)]));
-        assert!(replica.get(1, None).is_none(), "dropped by the notice");
-        assert!(
-            replica.get_all(&[1, 2], None).is_none(),
-            "one store missing"
-        );
-        let (_, freshness) = replica.get_all(&[2], None).unwrap();
+        let after = copies.mark().unwrap();
+        copies.offer(1, after, snapshot(&[1], "v2"));
+        assert!(copies.get(1, None).is_some());
+        copies.apply(&changed(&[1], &[(0, 7)]));
+        assert!(copies.get(1, None).is_none(), "dropped by the notice");
+        assert!(copies.get_all(&[1, 2], None).is_none(), "one store missing");
+        let (_, freshness) = copies.get_all(&[2], None).unwrap();
         assert_eq!(
             freshness.processed,
             BTreeMap::from([(0, 9)]),
@@ -515,30 +512,30 @@ mod tests {
 
     #[test]
     fn a_consistency_token_beyond_the_notices_goes_around_the_copies() {
-        let replica = replica(100);
-        subscribed(&replica, &[(0, 5), (1, 3)]);
-        replica.offer(1, replica.mark().unwrap(), snapshot(&[1], "v1"));
+        let copies = copies(100);
+        subscribed(&copies, &[(0, 5), (1, 3)]);
+        copies.offer(1, copies.mark().unwrap(), snapshot(&[1], "v1"));
         let token = ConsistencyToken::at(1, 3);
-        assert!(replica.get(1, Some(&token)).is_none());
-        replica.apply(&changed(&[], &[(1, 4)]));
-        assert!(replica.get(1, Some(&token)).is_some());
+        assert!(copies.get(1, Some(&token)).is_none());
+        copies.apply(&changed(&[], &[(1, 4)]));
+        assert!(copies.get(1, Some(&token)).is_some());
     }
 
     #[test]
     fn copies_past_the_budget_go_oldest_first() {
-        let replica = replica(5);
-        subscribed(&replica, &[]);
+        let copies = copies(5);
+        subscribed(&copies, &[]);
         for store in 1..=3 {
-            replica.offer(store, replica.mark().unwrap(), snapshot(&[1, 2], "v"));
+            copies.offer(store, copies.mark().unwrap(), snapshot(&[1, 2], "v"));
         }
-        assert!(replica.get(1, None).is_none());
-        assert!(replica.get(2, None).is_some());
-        assert!(replica.get(3, None).is_some());
+        assert!(copies.get(1, None).is_none());
+        assert!(copies.get(2, None).is_some());
+        assert!(copies.get(3, None).is_some());
         // Taking store 2 again makes it the newest.
-        replica.offer(2, replica.mark().unwrap(), snapshot(&[1, 2], "w"));
-        replica.offer(4, replica.mark().unwrap(), snapshot(&[1, 2], "v"));
-        assert!(replica.get(3, None).is_none());
-        assert_eq!(replica.get(2, None).unwrap().0.version, "w");
-        assert_eq!(replica.read().balances, 4);
+        copies.offer(2, copies.mark().unwrap(), snapshot(&[1, 2], "w"));
+        copies.offer(4, copies.mark().unwrap(), snapshot(&[1, 2], "v"));
+        assert!(copies.get(3, None).is_none());
+        assert_eq!(copies.get(2, None).unwrap().0.version, "w");
+        assert_eq!(copies.read().balances, 4);
     }
 }
