@@ -6,7 +6,7 @@
 #   deploy/prometheus   promtool check config / rules, and the alert rules' unit tests
 #   deploy/k8s          the production overlay built by kustomize (kubectl's), every resource
 #                       validated against Kubernetes' schemas (kubernetes-validate --strict)
-#   deploy/grafana      the dashboard is JSON (query-api/tests/deploy.rs checks its metrics)
+#   deploy/grafana      the dashboard is JSON (system-tests/tests/system/deploy.rs checks its metrics)
 # Installs what it needs under .local/tools (Debian packages with apt-get, PyPI into a
 # virtualenv, kubectl as a prebuilt wheel through deploy/local/tools.sh). `make test` runs it.
 set -euo pipefail

@@ -108,3 +108,23 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_follows_the_conventions() {
+        test_kit::check_command_line(
+            super::Cli::command(),
+            &[
+                "broker",
+                "ingest",
+                "processors",
+                "pipeline",
+                "query-api",
+                "combine",
+            ],
+        );
+    }
+}

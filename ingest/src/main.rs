@@ -59,3 +59,24 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_follows_the_conventions() {
+        let help = test_kit::check_command_line(
+            super::Cli::command(),
+            &["serve", "create-admin", "migrate"],
+        );
+        // The environment it reads, with defaults, from the one list the settings follow.
+        for variable in service_kit::environment::VARIABLES {
+            assert!(
+                help.contains(variable.name),
+                "{} missing from --help",
+                variable.name
+            );
+        }
+    }
+}

@@ -8,15 +8,13 @@
 //! `deploy/local/chaos.sh` (`make chaos`, large counts; `make test` runs it with
 //! `CHAOS_SCALE=small`) starts one and runs this file with `--ignored`.
 
-mod support;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use service_kit::testing::{ChildService, KafkaCluster, TestStack};
-use support::*;
+use test_kit::*;
+use test_kit::{ChildService, KafkaCluster, TestStack};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_processors");
 /// Small batches: many of them to interrupt.
@@ -99,7 +97,7 @@ fn watch_stalls(stack: &TestStack, stream: &Stream) -> tokio::task::JoinHandle<D
     );
     let progress = stream.progress();
     tokio::spawn(async move {
-        let partitions = 0..service_kit::testing::TEST_PARTITIONS;
+        let partitions = 0..test_kit::TEST_PARTITIONS;
         let mut ends: HashMap<i32, i64> = HashMap::new();
         let mut still: HashMap<i32, (i64, Instant)> = HashMap::new();
         let mut longest = Duration::ZERO;
@@ -122,7 +120,7 @@ fn watch_stalls(stack: &TestStack, stream: &Stream) -> tokio::task::JoinHandle<D
             // A broker that is down answers nothing: its partitions keep their last end.
             let (watcher, name) = (reader.clone(), topic.clone());
             let fetched = tokio::task::spawn_blocking(move || {
-                (0..service_kit::testing::TEST_PARTITIONS)
+                (0..test_kit::TEST_PARTITIONS)
                     .filter_map(|partition| {
                         let (_, end) = watcher
                             .fetch_watermarks(&name, partition, Duration::from_secs(1))

@@ -5,12 +5,10 @@
 //! a decision never committed, the last balance of each key equal to Postgres. Then the
 //! same with two processors sharing the partitions and one of them killed.
 
-mod support;
-
 use std::time::Duration;
 
-use service_kit::testing::{ChildService, TestStack};
-use support::*;
+use test_kit::*;
+use test_kit::{ChildService, TestStack};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_processors");
 /// Small batches and a short session: many batches to interrupt, quick rebalances.
@@ -112,7 +110,7 @@ async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
     .create()
     .unwrap();
     let topic = stack.settings.topics().movements();
-    for partition in 0..service_kit::testing::TEST_PARTITIONS {
+    for partition in 0..test_kit::TEST_PARTITIONS {
         let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(
             &reader,
             &topic,

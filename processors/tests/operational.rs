@@ -3,7 +3,7 @@
 
 use service_kit::Service;
 
-service_kit::operational_tests!(
+test_kit::operational_tests!(
     processors::App,
     Service::Processors,
     env!("CARGO_BIN_EXE_processors")

@@ -1,15 +1,21 @@
 //! Movements in → ledger, balances, rollups, alerts, output topics and Redis out, exactly
 //! as an independent model computes them; poison records go to the dead-letter topic.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::message::Headers;
 use schemas::{AvroRecord, Balance, LedgerEntry, MovementKind};
-use service_kit::testing::TestStack;
-use support::*;
+use test_kit::TestStack;
+use test_kit::*;
+
+/// A processor running in-process until the returned sender is used or dropped.
+async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> {
+    let app = processors::App::build(stack.settings_for(service_kit::Service::Processors))
+        .await
+        .unwrap();
+    background(|stopped| app.run_until_stopped(stopped))
+}
 
 #[tokio::test]
 async fn movements_become_the_ledger_balances_rollups_and_alerts_the_model_computes() {

@@ -1,16 +1,14 @@
 //! Redis is a cache: stopped mid-stream, processing goes on; restarted (empty), the
 //! balances in Redis are rebuilt and equal Postgres again.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use secrecy::SecretString;
 use service_kit::Service;
-use service_kit::testing::TestStack;
-use support::*;
+use test_kit::TestStack;
+use test_kit::*;
 
 /// A Redis of this test's own, on a port nobody else uses, without persistence.
 struct PrivateRedis {
@@ -101,7 +99,7 @@ async fn with_redis_stopped_and_restarted_processing_goes_on_and_the_cache_is_re
     settings.redis.url = SecretString::from(url.clone());
     let prefix = settings.redis.key_prefix.clone();
     let app = processors::App::build(settings).await.unwrap();
-    let _stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
+    let _stop = test_kit::background(|stopped| app.run_until_stopped(stopped));
 
     let topic = stack.settings.topics().movements();
     let producer = producer(&stack);

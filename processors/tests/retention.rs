@@ -2,8 +2,6 @@
 //! processors read them. That partition halts and says so — log, metric, `/readyz` — and
 //! never jumps ahead on its own; the other partitions go on.
 
-mod support;
-
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -11,8 +9,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use schemas::{AvroRecord, StoreId};
-use service_kit::testing::{TestStack, get_text};
-use support::*;
+use test_kit::*;
+use test_kit::{TestStack, get_text};
 
 /// Produces `movements` and returns the partition each store's went to.
 async fn produce_located(
@@ -67,7 +65,7 @@ async fn a_partition_whose_position_was_removed_by_retention_halts_and_the_other
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
-    let _stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
+    let _stop = test_kit::background(|stopped| app.run_until_stopped(stopped));
 
     // The other store's movements are all processed.
     let others = movements

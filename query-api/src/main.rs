@@ -23,3 +23,13 @@ async fn main() -> anyhow::Result<()> {
     app.run_until_stopped(shutdown::on_signal().cancelled_owned())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_follows_the_conventions() {
+        test_kit::check_command_line(super::Cli::command(), &[]);
+    }
+}

@@ -9,7 +9,7 @@ use schemas::StoreId;
 use serde_json::Value;
 use service_kit::Service;
 use service_kit::auth::{Role, TokenKeys};
-use service_kit::testing::TestStack;
+use test_kit::TestStack;
 
 struct Running {
     base: String,
@@ -23,7 +23,7 @@ async fn start(stack: &TestStack) -> Running {
     let keys = TokenKeys::from_settings(&settings.auth).unwrap();
     let app = query_api::App::build(settings).await.unwrap();
     let port = app.port();
-    let stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
+    let stop = test_kit::background(|stopped| app.run_until_stopped(stopped));
     Running {
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
@@ -354,9 +354,8 @@ async fn every_role_reads_the_catalog_but_only_admins_read_users() {
 async fn the_openapi_document_validates_and_describes_the_read_routes() {
     let stack = TestStack::start().await;
     let app = start(&stack).await;
-    let text =
-        service_kit::testing::get_text(&app.client, &format!("{}/openapi.json", app.base)).await;
-    service_kit::testing::assert_valid_openapi(&text);
+    let text = test_kit::get_text(&app.client, &format!("{}/openapi.json", app.base)).await;
+    test_kit::assert_valid_openapi(&text);
     let document: Value = serde_json::from_str(&text).unwrap();
     for path in [
         "/v1/stores",

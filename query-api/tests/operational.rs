@@ -3,7 +3,7 @@
 
 use service_kit::Service;
 
-service_kit::operational_tests!(
+test_kit::operational_tests!(
     query_api::App,
     Service::QueryApi,
     env!("CARGO_BIN_EXE_query-api")
@@ -13,7 +13,7 @@ service_kit::operational_tests!(
 /// network), and the API's address no longer answers `/metrics`.
 #[tokio::test]
 async fn metrics_can_be_served_on_an_address_of_their_own() {
-    let stack = service_kit::testing::TestStack::start().await;
+    let stack = test_kit::TestStack::start().await;
     let mut settings = stack.settings_for(Service::QueryApi);
     // A port the system just handed out and took back: free now.
     let free = std::net::TcpListener::bind("127.0.0.1:0")
@@ -22,7 +22,7 @@ async fn metrics_can_be_served_on_an_address_of_their_own() {
     settings.metrics_listen_addr = Some(free);
     let app = query_api::App::build(settings).await.unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());
-    let _stop = service_kit::testing::background(|stopped| app.run_until_stopped(stopped));
+    let _stop = test_kit::background(|stopped| app.run_until_stopped(stopped));
 
     let metrics = reqwest::get(format!("http://{free}/metrics"))
         .await

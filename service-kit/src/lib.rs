@@ -20,7 +20,5 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use settings::{Environment, Service, Settings};

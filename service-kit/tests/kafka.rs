@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use schemas::topics::store_key;
 use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId};
 use service_kit::kafka;
-use service_kit::testing::{TEST_PARTITIONS, TestStack};
+use test_kit::{TEST_PARTITIONS, TestStack};
 use uuid::Uuid;
 
 const STORES: i64 = 8;

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use secrecy::ExposeSecret;
 use service_kit::redis::Redis;
-use service_kit::testing::TestStack;
 use sqlx::postgres::PgPoolOptions;
+use test_kit::TestStack;
 
 const TABLES: &[&str] = &[
     "stores",

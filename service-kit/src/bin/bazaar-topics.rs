@@ -94,3 +94,13 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_follows_the_conventions() {
+        test_kit::check_command_line(super::Cli::command(), &["ensure", "check"]);
+    }
+}

@@ -1,0 +1,13 @@
+//! ingest's integration tests, one binary (one link; helpers shared without allowances):
+//! the real app in-process on port 0 against the local stack, with the processors where an
+//! answer needs them (`wait`, `group_lag`).
+
+mod auth;
+mod catalog;
+mod common;
+mod group_lag;
+mod movements;
+mod operational;
+mod role_matrix;
+mod users;
+mod wait;

@@ -1,0 +1,6 @@
+//! `ingest` starts against the real stack, serves /healthz, /readyz and /metrics, and shuts
+//! down gracefully.
+
+use service_kit::Service;
+
+test_kit::operational_tests!(ingest::App, Service::Ingest, env!("CARGO_BIN_EXE_ingest"));

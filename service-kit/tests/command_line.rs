@@ -1,9 +1,0 @@
-//! `bazaar-topics --help`, `--version`, its subcommands, and a refused unknown argument.
-
-#[test]
-fn the_command_line_follows_the_conventions() {
-    service_kit::testing::check_command_line(
-        env!("CARGO_BIN_EXE_bazaar-topics"),
-        &["ensure", "check"],
-    );
-}

@@ -1,0 +1,16 @@
+//! The system tests: the whole pipeline across services (ingest, the processors and
+//! query-api in-process, pos-sim, the deploy files, the contracts) against the local stack.
+//! One binary; each test is a process of its own under nextest.
+
+mod broker_loss;
+mod contract;
+mod deploy;
+mod network;
+mod pipeline;
+mod prices;
+mod purchase_orders;
+mod rate_limits;
+mod sessions;
+mod simulator;
+mod standby;
+mod tls;

@@ -1,0 +1,808 @@
+//! query-api over data that went through the real pipeline: movements posted to ingest,
+//! through Kafka and the processors into Postgres and Redis. Every endpoint's numbers
+//! equal the independent model's; the same answers come from Postgres when Redis has
+//! nothing or is down; read-your-writes waits for the token; history pages return every
+//! row once while writes go on; another store's data is refused or filtered out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDate;
+use reqwest::StatusCode;
+use schemas::MovementKind;
+use serde_json::{Value, json};
+use service_kit::auth::Role;
+use system_tests::{Pipeline, recent_movements};
+use test_kit::{Model, PRODUCTS, REORDER_POINT, STORES, SUPPLIER};
+
+fn int(value: &Value) -> i64 {
+    value
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an integer: {value}"))
+}
+
+/// (quantity, average cost) per product of `store` as an inventory lists it.
+fn listed(items: &[Value]) -> BTreeMap<i64, (i64, Option<i64>)> {
+    items
+        .iter()
+        .map(|item| {
+            (
+                int(&item["product_id"]),
+                (
+                    int(&item["quantity"]),
+                    item["average_unit_cost_paise"].as_i64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What the model says a store's inventory lists: every product it holds, and in store 1
+/// (which has settings for every product) the others at 0.
+fn expected_inventory(model: &Model, store: i64) -> BTreeMap<i64, (i64, Option<i64>)> {
+    let mut expected: BTreeMap<i64, (i64, Option<i64>)> = model
+        .balances
+        .iter()
+        .filter(|((s, _), _)| *s == store)
+        .map(|((_, product), balance)| (*product, *balance))
+        .collect();
+    if store == 1 {
+        for product in 1..=PRODUCTS {
+            expected.entry(product).or_insert((0, None));
+        }
+    }
+    expected
+}
+
+fn status_of(quantity: i64, store: i64) -> &'static str {
+    if quantity <= 0 {
+        "out"
+    } else if store == 1 && quantity <= REORDER_POINT {
+        "low"
+    } else {
+        "in_stock"
+    }
+}
+
+/// Every inventory-shaped answer of both stores, without `freshness`: to compare sources.
+/// Reads `path` until `done` says yes (within 5 s); returns that answer.
+async fn eventually(pipeline: &Pipeline, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let admin = pipeline.admin();
+    let started = std::time::Instant::now();
+    loop {
+        let body = pipeline.read(path, &admin).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "GET {path} never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn current_answers(pipeline: &Pipeline, base: &str) -> Vec<Value> {
+    let admin = pipeline.admin();
+    let mut answers = Vec::new();
+    let mut paths = vec!["/v1/products/1/inventory".to_owned()];
+    for (store, ..) in STORES {
+        paths.push(format!("/v1/stores/{store}/inventory"));
+        paths.push(format!("/v1/stores/{store}/reports/stock-summary"));
+        paths.push(format!(
+            "/v1/stores/{store}/reports/valuation?group_by=product"
+        ));
+        for product in 1..=PRODUCTS {
+            paths.push(format!("/v1/stores/{store}/inventory/{product}"));
+        }
+    }
+    for path in paths {
+        let (status, _, mut body) = pipeline.get_from(base, &path, &admin, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body.as_object_mut().unwrap().remove("freshness");
+        answers.push(body);
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
+    let mut pipeline = Pipeline::start(true).await;
+    let movements = recent_movements(800, 11);
+    let model = Model::of(&movements);
+    let token = pipeline.post(&movements).await;
+    let admin = pipeline.admin();
+
+    // Read-your-writes: with the last batch's token, the answer includes every movement.
+    for (store, ..) in STORES {
+        let page = pipeline
+            .read(
+                &format!("/v1/stores/{store}/inventory?consistency_token={token}"),
+                &admin,
+            )
+            .await;
+        assert_eq!(page["freshness"]["source"], "cache", "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(
+            listed(items),
+            expected_inventory(&model, store),
+            "store {store}"
+        );
+        for item in items {
+            let quantity = int(&item["quantity"]);
+            assert_eq!(item["stock_status"], status_of(quantity, store), "{item}");
+            let value = item["average_unit_cost_paise"]
+                .as_i64()
+                .map(|cost| quantity.max(0) * cost);
+            assert_eq!(item["value_paise"].as_i64(), value, "{item}");
+            assert_eq!(
+                item["category"],
+                if int(&item["product_id"]) % 2 == 1 {
+                    "staples"
+                } else {
+                    "snacks"
+                }
+            );
+        }
+
+        // One product at a time agrees with the list.
+        for product in 1..=PRODUCTS {
+            let one = pipeline
+                .read(&format!("/v1/stores/{store}/inventory/{product}"), &admin)
+                .await;
+            let expected = model
+                .balances
+                .get(&(store, product))
+                .map_or(0, |balance| balance.0);
+            assert_eq!(int(&one["quantity"]), expected, "{one}");
+        }
+
+        // Filters.
+        let low = pipeline
+            .read(
+                &format!("/v1/stores/{store}/inventory?below_reorder_point=true"),
+                &admin,
+            )
+            .await;
+        let expected_low: Vec<i64> = expected_inventory(&model, store)
+            .iter()
+            .filter(|(_, (quantity, _))| status_of(*quantity, store) != "in_stock")
+            .map(|(product, _)| *product)
+            .collect();
+        let got_low: Vec<i64> = low["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| int(&item["product_id"]))
+            .collect();
+        assert_eq!(
+            got_low, expected_low,
+            "below reorder point in store {store}"
+        );
+        let snacks = pipeline
+            .read(
+                &format!("/v1/stores/{store}/inventory?category=snacks&limit=1"),
+                &admin,
+            )
+            .await;
+        assert!(
+            snacks["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|item| item["category"] == "snacks")
+        );
+
+        // Stock summary.
+        let summary = pipeline
+            .read(
+                &format!("/v1/stores/{store}/reports/stock-summary?consistency_token={token}"),
+                &admin,
+            )
+            .await;
+        let inventory = expected_inventory(&model, store);
+        let units: i64 = inventory
+            .values()
+            .map(|(quantity, _)| quantity.max(&0))
+            .sum();
+        let value: i64 = inventory
+            .values()
+            .map(|(quantity, cost)| quantity.max(&0) * cost.unwrap_or(0))
+            .sum();
+        assert_eq!(int(&summary["products"]), inventory.len() as i64);
+        assert_eq!(int(&summary["units"]), units);
+        assert_eq!(int(&summary["value_paise"]), value);
+        let out = inventory
+            .values()
+            .filter(|(quantity, _)| *quantity <= 0)
+            .count() as i64;
+        assert_eq!(int(&summary["out_of_stock"]), out);
+        let valuation = pipeline
+            .read(
+                &format!("/v1/stores/{store}/reports/valuation?consistency_token={token}"),
+                &admin,
+            )
+            .await;
+        assert_eq!(int(&valuation["total_value_paise"]), value);
+
+        // Sales by day and by product over the whole stream.
+        let days: Vec<NaiveDate> = model
+            .sales
+            .keys()
+            .filter(|(s, ..)| *s == store)
+            .map(|(_, day, _)| *day)
+            .chain(
+                model
+                    .sourcing
+                    .keys()
+                    .filter(|(s, ..)| *s == store)
+                    .map(|(_, day, ..)| *day),
+            )
+            .collect();
+        let (first, last) = (days.iter().min().unwrap(), days.iter().max().unwrap());
+        // With the token: reports read the standby only once it has replayed the movements.
+        let range = format!("from={first}&to={last}&consistency_token={token}");
+        let by_day = pipeline
+            .read(&format!("/v1/stores/{store}/reports/sales?{range}"), &admin)
+            .await;
+        let mut expected_days: BTreeMap<String, (i64, i64, i64, i64, i64)> = BTreeMap::new();
+        for ((s, day, _), figures) in &model.sales {
+            if *s == store {
+                let entry = expected_days.entry(day.to_string()).or_default();
+                entry.0 += figures.0;
+                entry.1 += figures.1;
+                entry.2 += figures.2;
+                entry.3 += figures.3;
+                entry.4 += figures.4;
+            }
+        }
+        let got_days: BTreeMap<String, (i64, i64, i64, i64, i64)> = by_day["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                assert_eq!(
+                    int(&row["margin_paise"]),
+                    int(&row["revenue_paise"]) - int(&row["cost_of_goods_paise"])
+                );
+                (
+                    row["day"].as_str().unwrap().to_owned(),
+                    (
+                        int(&row["units_sold"]),
+                        int(&row["revenue_paise"]),
+                        int(&row["cost_of_goods_paise"]),
+                        int(&row["sales"]),
+                        int(&row["units_removed"]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got_days, expected_days,
+            "sales by local day in store {store}"
+        );
+        let units_sold: i64 = expected_days.values().map(|figures| figures.0).sum();
+        assert_eq!(int(&by_day["totals"]["units_sold"]), units_sold);
+        let by_product = pipeline
+            .read(
+                &format!("/v1/stores/{store}/reports/sales?{range}&group_by=product"),
+                &admin,
+            )
+            .await;
+        for row in by_product["rows"].as_array().unwrap() {
+            let product = int(&row["product_id"]);
+            let revenue: i64 = model
+                .sales
+                .iter()
+                .filter(|((s, _, p), _)| *s == store && *p == product)
+                .map(|(_, figures)| figures.1)
+                .sum();
+            assert_eq!(int(&row["revenue_paise"]), revenue, "{row}");
+            assert_eq!(row["sku"], format!("SKU-{product}"));
+        }
+
+        // Supplier sourcing.
+        let sourcing = pipeline
+            .read(
+                &format!("/v1/stores/{store}/reports/suppliers?{range}&group_by=product"),
+                &admin,
+            )
+            .await;
+        let mut expected_sourcing: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+        for ((s, _, supplier, product), figures) in &model.sourcing {
+            assert_eq!(*supplier, SUPPLIER);
+            if *s == store {
+                let entry = expected_sourcing.entry(*product).or_default();
+                entry.0 += figures.0;
+                entry.1 += figures.1;
+                entry.2 += figures.2;
+            }
+        }
+        let got_sourcing: BTreeMap<i64, (i64, i64, i64)> = sourcing["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    int(&row["product_id"]),
+                    (
+                        int(&row["units_received"]),
+                        int(&row["cost_paise"]),
+                        int(&row["stock_ins"]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(got_sourcing, expected_sourcing, "sourcing in store {store}");
+
+        // Alerts, oldest first per product, as the model raised them.
+        let alerts = pipeline
+            .all_pages(
+                &format!("/v1/alerts?store_id={store}&limit=7"),
+                &admin,
+                async || {},
+            )
+            .await;
+        let mut got_alerts: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+        for alert in alerts.iter().rev() {
+            got_alerts
+                .entry((store, int(&alert["product_id"])))
+                .or_default()
+                .push(alert["kind"].as_str().unwrap().to_owned());
+        }
+        let expected_alerts: BTreeMap<(i64, i64), Vec<String>> = model
+            .alerts
+            .iter()
+            .filter(|((s, _), _)| *s == store)
+            .map(|(key, kinds)| (*key, kinds.iter().map(|kind| (*kind).to_owned()).collect()))
+            .collect();
+        assert_eq!(got_alerts, expected_alerts, "alerts of store {store}");
+        let active = pipeline
+            .read(&format!("/v1/alerts?store_id={store}&active=true"), &admin)
+            .await;
+        for alert in active["items"].as_array().unwrap() {
+            let kinds = &expected_alerts[&(store, int(&alert["product_id"]))];
+            assert_eq!(
+                alert["kind"],
+                *kinds.last().unwrap(),
+                "the active alert is the latest"
+            );
+        }
+    }
+
+    // One product across the stores.
+    let across = pipeline.read("/v1/products/3/inventory", &admin).await;
+    let total: i64 = STORES
+        .iter()
+        .map(|(store, ..)| {
+            model
+                .balances
+                .get(&(*store, 3))
+                .map_or(0, |balance| balance.0)
+        })
+        .sum();
+    assert_eq!(int(&across["total_quantity"]), total, "{across}");
+
+    // History: every ledger row once, and each movement's outcome as the model decided.
+    let rows = pipeline
+        .all_pages("/v1/movements?limit=97", &admin, async || {})
+        .await;
+    assert_eq!(rows.len(), movements.len());
+    let mut statuses: HashMap<&str, usize> = HashMap::new();
+    for row in &rows {
+        *statuses.entry(row["status"].as_str().unwrap()).or_default() += 1;
+    }
+    let mut expected_statuses: HashMap<&str, usize> = HashMap::new();
+    for outcome in &model.outcomes {
+        *expected_statuses.entry(outcome.status).or_default() += 1;
+    }
+    assert_eq!(statuses, expected_statuses);
+    for (movement, expected) in movements.iter().zip(&model.outcomes).step_by(37) {
+        let outcome = pipeline
+            .read(&format!("/v1/movements/{}", movement.movement_id), &admin)
+            .await;
+        let original = if expected.status == "duplicate" {
+            outcome["status"].as_str().unwrap()
+        } else {
+            expected.status
+        };
+        assert_eq!(outcome["status"], original, "{outcome}");
+        assert_eq!(
+            outcome["balance_after"].as_i64(),
+            expected.balance_after,
+            "{outcome}"
+        );
+    }
+    let rejected = pipeline
+        .read("/v1/movements?status=rejected&store_id=1&kind=sale", &admin)
+        .await;
+    for row in rejected["items"].as_array().unwrap() {
+        assert_eq!(row["reject_reason"], "insufficient_stock");
+        assert!(row["available_quantity"].as_i64().unwrap() < int(&row["quantity"]));
+    }
+
+    // The same answers from Postgres: with Redis emptied, and with Redis unreachable.
+    let from_cache = current_answers(&pipeline, &pipeline.query).await;
+    let down = pipeline
+        .another_query_api(&[("REDIS_URL", "redis://127.0.0.1:9/")])
+        .await;
+    let (_, _, page) = pipeline
+        .get_from(&down, "/v1/stores/1/inventory", &admin, &[])
+        .await;
+    assert_eq!(page["freshness"]["source"], "database", "{page}");
+    assert_eq!(
+        current_answers(&pipeline, &down).await,
+        from_cache,
+        "Redis down"
+    );
+    pipeline.stack.delete_redis_keys().await;
+    // query-api's copies of the hashes go too: their versions are checked each second.
+    for store in [1, 2] {
+        let path = format!("/v1/stores/{store}/inventory");
+        eventually(&pipeline, &path, |page| {
+            page["freshness"]["source"] == "database"
+        })
+        .await;
+    }
+    assert_eq!(
+        current_answers(&pipeline, &pipeline.query).await,
+        from_cache,
+        "Redis empty"
+    );
+    pipeline.stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consistency_token_waits_for_the_processors_or_says_not_yet() {
+    let mut pipeline = Pipeline::start(false).await;
+    let admin = pipeline.admin();
+    let movements = recent_movements(20, 5);
+    let token = pipeline.post(&movements).await;
+
+    let path = format!("/v1/stores/1/inventory?consistency_token={token}");
+    let (status, headers, body) = pipeline.get_from(&pipeline.query, &path, &admin, &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "not_yet_consistent");
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, body) = pipeline
+        .get_from(
+            &pipeline.query,
+            "/v1/movements?consistency_token=nonsense",
+            &admin,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "consistency_token");
+
+    pipeline.start_processor().await;
+    let model = Model::of(&movements);
+    let page = pipeline.read(&path, &admin).await;
+    assert_eq!(
+        listed(page["items"].as_array().unwrap()),
+        expected_inventory(&model, 1)
+    );
+    let last = movements.last().unwrap().movement_id;
+    let outcome = pipeline
+        .read(
+            &format!("/v1/movements/{last}?consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(outcome["movement_id"], last.to_string());
+    pipeline.stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_return_every_row_once_while_movements_keep_arriving() {
+    let pipeline = Pipeline::start(true).await;
+    let admin = pipeline.admin();
+    let first = recent_movements(400, 21);
+    let token = pipeline.post(&first).await;
+    let _ = pipeline
+        .read(
+            &format!("/v1/movements?limit=1&consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    let before: HashSet<String> = pipeline
+        .all_pages("/v1/movements?limit=1000", &admin, async || {})
+        .await
+        .iter()
+        .map(|row| format!("{}@{}", row["source_partition"], row["source_offset"]))
+        .collect();
+    assert_eq!(before.len(), first.len());
+
+    let mut more = recent_movements(600, 22).into_iter();
+    let rows = pipeline
+        .all_pages("/v1/movements?limit=23", &admin, async || {
+            let batch: Vec<_> = more.by_ref().take(40).collect();
+            if !batch.is_empty() {
+                pipeline.post(&batch).await;
+            }
+        })
+        .await;
+    let mut seen = HashSet::new();
+    for row in &rows {
+        let key = format!("{}@{}", row["source_partition"], row["source_offset"]);
+        assert!(seen.insert(key), "a row came twice: {row}");
+    }
+    assert!(
+        before.is_subset(&seen),
+        "every row there before paging began was returned"
+    );
+    pipeline.stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_stores_data_is_refused_or_filtered_out_on_every_route() {
+    let pipeline = Pipeline::start(true).await;
+    let movements = recent_movements(200, 31);
+    let token = pipeline.post(&movements).await;
+    let admin = pipeline.admin();
+    let _ = pipeline
+        .read(
+            &format!("/v1/movements?limit=1&consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    let manager = pipeline.token(Role::Manager, &[1]);
+    let other = movements
+        .iter()
+        .find(|m| m.store_id.get() == 2)
+        .unwrap()
+        .movement_id;
+
+    // Store 1 reuses store 2's movement id, and one of its own for another quantity: both
+    // are store 1's conflicts; store 2's movement shows nothing of store 1's reuse.
+    let own = movements.iter().find(|m| m.store_id.get() == 1).unwrap();
+    let mut changed = own.clone();
+    changed.quantity += 1;
+    let mut reused = own.clone();
+    reused.movement_id = other;
+    let token = pipeline.post(&[changed, reused]).await;
+    let outcome = pipeline
+        .read(
+            &format!(
+                "/v1/movements/{}?consistency_token={token}",
+                own.movement_id
+            ),
+            &admin,
+        )
+        .await;
+    let conflicts = outcome["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{outcome}");
+    assert_eq!(conflicts[0]["status"], "conflict");
+    assert_eq!(conflicts[0]["reject_reason"], "idempotency_key_reused");
+    assert_eq!(conflicts[0]["quantity"], own.quantity + 1);
+    let outcome = pipeline
+        .read(&format!("/v1/movements/{other}"), &admin)
+        .await;
+    assert_eq!(outcome["store_id"], 2, "{outcome}");
+    assert_eq!(outcome["conflicts"], json!([]), "{outcome}");
+    let listed = pipeline
+        .read("/v1/movements?status=conflict&store_id=1", &admin)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+
+    for path in [
+        "/v1/stores/2/inventory".to_owned(),
+        "/v1/stores/2/inventory/1".to_owned(),
+        "/v1/stores/2/reports/stock-summary".to_owned(),
+        "/v1/stores/2/reports/valuation".to_owned(),
+        "/v1/stores/2/reports/sales".to_owned(),
+        "/v1/stores/2/reports/suppliers".to_owned(),
+        "/v1/movements?store_id=2".to_owned(),
+        format!("/v1/movements/{other}"),
+        "/v1/alerts?store_id=2".to_owned(),
+        "/v1/audit".to_owned(),
+    ] {
+        let (status, _, body) = pipeline
+            .get_from(&pipeline.query, &path, &manager, &[])
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    let listed_rows = pipeline
+        .all_pages("/v1/movements?limit=500", &manager, async || {})
+        .await;
+    assert!(!listed_rows.is_empty());
+    assert!(listed_rows.iter().all(|row| row["store_id"] == 1));
+    let alerts = pipeline.read("/v1/alerts", &manager).await;
+    assert!(
+        alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|row| row["store_id"] == 1)
+    );
+    let across = pipeline.read("/v1/products/1/inventory", &manager).await;
+    assert!(
+        across["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|row| row["store_id"] == 1)
+    );
+
+    // Roles: a POS token reads no inventory; staff reads inventory but no reports.
+    let pos = pipeline.token(Role::Pos, &[1]);
+    let (status, _, _) = pipeline
+        .get_from(&pipeline.query, "/v1/stores/1/inventory", &pos, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let staff = pipeline.token(Role::Staff, &[1]);
+    let (status, _, _) = pipeline
+        .get_from(&pipeline.query, "/v1/stores/1/inventory", &staff, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = pipeline
+        .get_from(&pipeline.query, "/v1/stores/1/reports/sales", &staff, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    pipeline.stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_gets_not_modified_and_bad_parameters_name_the_field() {
+    let pipeline = Pipeline::start(true).await;
+    let movements = recent_movements(50, 41);
+    let token = pipeline.post(&movements).await;
+    let admin = pipeline.admin();
+    let path = format!("/v1/stores/1/inventory?consistency_token={token}");
+    let (status, headers, _) = pipeline.get_from(&pipeline.query, &path, &admin, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let (status, _, body) = pipeline
+        .get_from(
+            &pipeline.query,
+            "/v1/stores/1/inventory",
+            &admin,
+            &[("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED, "{body}");
+    let (status, headers, _) = pipeline
+        .get_from(
+            &pipeline.query,
+            "/v1/stores/1/reports/sales",
+            &admin,
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get("content-encoding").map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+
+    // A stock-in changes the store's inventory, so its tag.
+    let mut extra = movements
+        .iter()
+        .find(|m| m.store_id.get() == 1 && m.kind == MovementKind::StockIn)
+        .unwrap()
+        .clone();
+    extra.movement_id = uuid::Uuid::new_v4();
+    let token = pipeline.post(&[extra]).await;
+    let (status, headers, _) = pipeline
+        .get_from(
+            &pipeline.query,
+            &format!("/v1/stores/1/inventory?consistency_token={token}"),
+            &admin,
+            &[("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(headers["etag"].to_str().unwrap(), etag);
+
+    // Catalog changes through ingest are in the audit log, for admins.
+    let response = pipeline
+        .client
+        .patch(format!("{}/v1/products/2", pipeline.ingest))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "Masala chai 250 g"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let audit = pipeline
+        .read(
+            "/v1/audit?entity_type=product&entity_id=2&actor=tester",
+            &admin,
+        )
+        .await;
+    let entry = &audit["items"][0];
+    assert_eq!(entry["after"]["name"], "Masala chai 250 g", "{audit}");
+    assert_eq!(entry["before"]["name"], "SKU-2", "{audit}");
+    assert_eq!(entry["action"], "update");
+    let manager = pipeline.token(Role::Manager, &[1]);
+    let (status, _, _) = pipeline
+        .get_from(&pipeline.query, "/v1/audit", &manager, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    for (path, field) in [
+        ("/v1/stores/1/inventory?limit=0", "limit"),
+        ("/v1/stores/1/inventory?cursor=zzz", "cursor"),
+        ("/v1/stores/1/inventory?stock_status=plenty", "stock_status"),
+        ("/v1/stores/1/reports/sales?from=2026-02-30", "from"),
+        (
+            "/v1/stores/1/reports/sales?from=2026-11-10&to=2026-11-01",
+            "to",
+        ),
+        (
+            "/v1/stores/1/reports/sales?from=2024-01-01&to=2026-01-01",
+            "from",
+        ),
+        ("/v1/stores/1/reports/sales?group_by=week", "group_by"),
+        ("/v1/movements?kind=gift", "kind"),
+        ("/v1/movements?from=yesterday", "from"),
+        ("/v1/alerts?active=maybe", "active"),
+    ] {
+        let (status, _, body) = pipeline.get_from(&pipeline.query, path, &admin, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["errors"][0]["field"], field, "{path}: {body}");
+    }
+    let (status, _, _) = pipeline
+        .get_from(&pipeline.query, "/v1/stores/99/inventory", &admin, &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = pipeline
+        .get_from(&pipeline.query, "/v1/stores/1/inventory/99", &admin, &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = pipeline
+        .get_from(
+            &pipeline.query,
+            &format!("/v1/movements/{}", uuid::Uuid::new_v4()),
+            &admin,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    pipeline.stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reads_from_query_apis_copies_follow_every_batch() {
+    let pipeline = Pipeline::start(true).await;
+    let admin = pipeline.admin();
+    let movements = recent_movements(600, 23);
+    let metrics = format!("{}/metrics", pipeline.query);
+    let hits = || async {
+        let text = test_kit::get_text(&pipeline.client, &metrics).await;
+        text.lines()
+            .find(|line| line.starts_with("bazaar_query_replica_reads_total{result=\"hit\""))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let quantity = |body: &Value| body["quantity"].as_i64().unwrap();
+    let mut posted = 0;
+    for chunk in movements.chunks(100) {
+        posted += chunk.len();
+        let model = Model::of(&movements[..posted]);
+        let token = pipeline.post(chunk).await;
+        for (store, ..) in STORES {
+            for product in 1..=PRODUCTS {
+                let expected = model.balances.get(&(store, product)).map_or(0, |b| b.0);
+                let path = format!("/v1/stores/{store}/inventory/{product}");
+                // With the token: this batch is in the answer, from a copy or not.
+                let read = pipeline
+                    .read(&format!("{path}?consistency_token={token}"), &admin)
+                    .await;
+                assert_eq!(quantity(&read), expected, "{path} after {posted}: {read}");
+                // Without: a copy taken before the batch is dropped by its notice.
+                let read = eventually(&pipeline, &path, |body| quantity(body) == expected).await;
+                assert_eq!(read["freshness"]["source"], "cache");
+            }
+            // The whole inventory agrees with the single reads.
+            let page = pipeline
+                .read(&format!("/v1/stores/{store}/inventory"), &admin)
+                .await;
+            for item in page["items"].as_array().unwrap() {
+                let product = item["product_id"].as_i64().unwrap();
+                let expected = model.balances.get(&(store, product)).map_or(0, |b| b.0);
+                assert_eq!(quantity(item), expected, "store {store}: {item}");
+            }
+        }
+    }
+    assert!(hits().await > 0, "no read was answered from the copies");
+}

@@ -1,0 +1,191 @@
+//! Movements for the pipeline tests: generated from a seed, produced to the input topic,
+//! or streamed at a rate while a test breaks something.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+use uuid::Uuid;
+
+use crate::*;
+
+/// A deterministic stream of movements over the seeded catalog: stock-ins, sales larger
+/// than stock, removals, and repeats of earlier ids (a retrying POS).
+pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
+    let mut random = seed.max(1);
+    let mut next = move |bound: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % bound
+    };
+    let start = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let mut movements: Vec<StockMovement> = Vec::with_capacity(count);
+    for index in 0..count {
+        if index > 0 && next(10) == 0 {
+            let earlier = movements[next(index as u64) as usize].clone();
+            movements.push(earlier);
+            continue;
+        }
+        let store = STORES[next(2) as usize].0;
+        let product = 1 + next(PRODUCTS as u64) as i64;
+        let kind = match next(10) {
+            0..=2 => MovementKind::StockIn,
+            3..=8 => MovementKind::Sale,
+            _ => MovementKind::Removal,
+        };
+        let quantity = 1 + next(if kind == MovementKind::StockIn {
+            40
+        } else {
+            12
+        }) as i64;
+        // Spread over 36 hours so that local days differ from UTC days.
+        let occurred_at = start + chrono::Duration::minutes(next(36 * 60) as i64);
+        movements.push(StockMovement {
+            movement_id: Uuid::new_v4(),
+            store_id: StoreId(store),
+            product_id: ProductId(product),
+            sku: format!("SKU-{product}"),
+            kind,
+            quantity,
+            occurred_at,
+            received_at: Utc::now(),
+            supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(SUPPLIER)),
+            unit_cost_paise: (kind == MovementKind::StockIn).then(|| 1_000 + next(500) as i64),
+            unit_price_paise: (kind == MovementKind::Sale).then(|| 2_000 + next(500) as i64),
+            reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
+            reference: None,
+            actor: "test-pos".into(),
+            device_id: Some("till-1".into()),
+        });
+    }
+    movements
+}
+
+pub fn producer(stack: &TestStack) -> FutureProducer {
+    service_kit::kafka::producer(&stack.settings.kafka, "test-pos").unwrap()
+}
+
+/// A producer that keeps retrying for a minute, as a POS would, through a broker's loss.
+pub fn patient_producer(stack: &TestStack) -> FutureProducer {
+    service_kit::kafka::producer_config(&stack.settings.kafka, "test-pos")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap()
+}
+
+/// Produces in order (one store's movements stay in order on its partition).
+pub async fn produce(producer: &FutureProducer, topic: &str, movements: &[StockMovement]) {
+    let payloads: Vec<(String, Vec<u8>)> = movements
+        .iter()
+        .map(|movement| {
+            (
+                schemas::topics::store_key(movement.store_id),
+                movement.encode().unwrap(),
+            )
+        })
+        .collect();
+    let sends = payloads.iter().map(|(key, payload)| {
+        producer.send(
+            FutureRecord::to(topic)
+                .key(key.as_str())
+                .payload(payload.as_slice()),
+            Duration::from_secs(10),
+        )
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(error, _)| error).unwrap();
+    }
+}
+
+pub async fn produce_raw(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+}
+
+/// A pause between `low` and `high` milliseconds, different every run.
+pub fn random_pause(state: &mut u64, low: u64, high: u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    Duration::from_millis(low + *state % (high - low))
+}
+
+pub fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos) | 1
+}
+
+/// Movements being produced as a stream.
+#[derive(Debug)]
+pub struct Stream {
+    task: tokio::task::JoinHandle<()>,
+    progress: StreamProgress,
+}
+
+/// How far a stream is, readable from elsewhere.
+#[derive(Clone, Default, Debug)]
+pub struct StreamProgress {
+    produced: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    finished: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StreamProgress {
+    /// Records acknowledged on the input topic so far.
+    pub fn produced(&self) -> i64 {
+        self.produced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Stream {
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    pub fn progress(&self) -> StreamProgress {
+        self.progress.clone()
+    }
+
+    pub async fn finish(self) {
+        self.task.await.unwrap();
+    }
+}
+
+/// Produces `movements` as a stream: `chunk` of them every `every`.
+pub fn stream(
+    stack: &TestStack,
+    movements: Vec<schemas::StockMovement>,
+    chunk: usize,
+    every: Duration,
+) -> Stream {
+    use std::sync::atomic::Ordering;
+    let producer = patient_producer(stack);
+    let topic = stack.settings.topics().movements();
+    let progress = StreamProgress::default();
+    let counter = progress.clone();
+    let task = tokio::spawn(async move {
+        for chunk in movements.chunks(chunk) {
+            produce(&producer, &topic, chunk).await;
+            counter
+                .produced
+                .fetch_add(chunk.len() as i64, Ordering::AcqRel);
+            tokio::time::sleep(every).await;
+        }
+        counter.finished.store(true, Ordering::Release);
+    });
+    Stream { task, progress }
+}

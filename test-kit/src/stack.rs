@@ -1,0 +1,450 @@
+//! One test's slice of the stack `make up` started: its own database (copied from a
+//! template migrated once per schema version), topics (a unique prefix), consumer group and
+//! Redis key prefix. Tests never see each other's data and never skip: with the stack
+//! missing they fail and say how to start it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use service_kit::settings::{Service, Settings};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::KafkaCluster;
+
+/// Partitions per topic in tests: enough to exercise several, cheap for the broker.
+pub const TEST_PARTITIONS: i32 = 3;
+
+/// Names one Postgres database per schema version; built once, copied per test.
+fn template_name() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for migration in schemas::migrations::MIGRATOR.iter() {
+        for byte in migration.checksum.iter() {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("bazaar_template_{hash:016x}")
+}
+
+fn stack_missing(what: &str, error: impl std::fmt::Display) -> ! {
+    panic!("the local stack is not reachable ({what}: {error}); run `make up` first")
+}
+
+/// The local stack's links with every one encrypted (`BAZAAR_TLS=1 deploy/local/stack.sh
+/// env`): Kafka's SASL_SSL listeners with SCRAM-SHA-512, PostgreSQL with
+/// `sslmode=verify-full` and Redis over `rediss://`, each verified against the stack's own
+/// CA. For [`TestStack::start_with`].
+pub fn local_tls_env() -> Vec<(&'static str, String)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/stack.sh");
+    let output = std::process::Command::new("bash")
+        .args([script, "env"])
+        .env("BAZAAR_TLS", "1")
+        .output()
+        .unwrap_or_else(|error| panic!("running stack.sh env: {error}"));
+    assert!(
+        output.status.success(),
+        "stack.sh env: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            // The test's own development identity stays its own.
+            if ["BAZAAR_ENV", "JWT_SECRET"].contains(&name) {
+                return None;
+            }
+            let variable = service_kit::environment::VARIABLES
+                .iter()
+                .find(|variable| variable.name == name)
+                .unwrap_or_else(|| panic!("stack.sh env printed {name}, which no service reads"));
+            Some((variable.name, value.trim_matches('\'').to_owned()))
+        })
+        .collect()
+}
+
+/// `GET url` and its body as text (a service's `/metrics`, `/openapi.json`, …).
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+        .text()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// An isolated slice of the local stack for one test.
+#[derive(Debug)]
+pub struct TestStack {
+    /// Settings pointing at this test's database, topics, group and Redis prefix, with
+    /// listen addresses on port 0.
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub database_name: String,
+    /// The environment variables behind `settings`, to start a service binary with.
+    env: HashMap<&'static str, String>,
+    admin_url: SecretString,
+    dropped: bool,
+}
+
+impl TestStack {
+    /// Creates the database, the topics and the prefixes. Panics with "run `make up`"
+    /// when the stack is not there.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`TestStack::start`] on a Kafka cluster of the test's own.
+    pub async fn start_on(cluster: &KafkaCluster) -> Self {
+        Self::start_with(&[
+            ("KAFKA_BROKERS", cluster.bootstrap()),
+            ("KAFKA_REPLICATION_FACTOR", cluster.nodes.to_string()),
+        ])
+        .await
+    }
+
+    /// [`TestStack::start`] with some variables set otherwise.
+    pub async fn start_with(variables: &[(&'static str, String)]) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        // A development deployment of its own, with a signing key no one else has.
+        let mut overrides: HashMap<&'static str, String> = HashMap::from([
+            ("BAZAAR_ENV", "development".to_owned()),
+            (
+                "JWT_SECRET",
+                format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+            ),
+        ]);
+        overrides.extend(variables.iter().cloned());
+        // The overrides, then the process environment (what `make test` evaluated).
+        let settings_of = |overrides: &HashMap<&'static str, String>| {
+            Settings::from_lookup(Service::Ingest, |var| {
+                overrides
+                    .get(var)
+                    .cloned()
+                    .or_else(|| std::env::var(var).ok())
+            })
+            .unwrap_or_else(|error| panic!("test settings: {error}"))
+        };
+        let base = settings_of(&overrides);
+        let admin_url = base.database.url.clone();
+        let database_name = format!("bazaar_test_{id}");
+        create_database(&admin_url, &database_name).await;
+
+        let test_url = with_database(&admin_url, &database_name);
+        overrides.insert("DATABASE_URL", test_url.clone());
+        // The stack's standby (`stack.sh env`) has the test's database once it has replayed
+        // its creation: the services start after that.
+        if let Some(standby) = &base.database.read_url {
+            let standby_url = with_database(standby, &database_name);
+            await_replica(&standby_url).await;
+            overrides.insert("DATABASE_READ_URL", standby_url);
+        }
+        overrides.insert("KAFKA_TOPIC_PREFIX", format!("test-{id}."));
+        overrides.insert("KAFKA_CONSUMER_GROUP", format!("test-{id}"));
+        overrides.insert("REDIS_KEY_PREFIX", format!("bazaar-test:{id}:"));
+        for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
+            overrides.insert(service.listen_var(), "127.0.0.1:0".into());
+        }
+        // The caller's variables win over this test's own — but its database URLs were the
+        // starting point of the test's own (same server, same TLS, the test's database).
+        overrides.extend(
+            variables
+                .iter()
+                .filter(|(var, _)| !["DATABASE_URL", "DATABASE_READ_URL"].contains(var))
+                .cloned(),
+        );
+        let settings = settings_of(&overrides);
+
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&test_url)
+            .await
+            .unwrap_or_else(|error| stack_missing("PostgreSQL", error));
+
+        if let Err(error) = service_kit::kafka::ensure_topics(
+            &settings.kafka,
+            &settings.topics(),
+            Some(TEST_PARTITIONS),
+        )
+        .await
+        {
+            stack_missing("Kafka", error);
+        }
+
+        Self {
+            settings,
+            pool,
+            database_name,
+            env: overrides,
+            admin_url,
+            dropped: false,
+        }
+    }
+
+    /// Environment variables that point a service binary at this test's slice of the
+    /// stack (listening on port 0).
+    pub fn env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(var, value)| (*var, value.as_str()))
+    }
+
+    /// The same settings, for another service.
+    pub fn settings_for(&self, service: Service) -> Settings {
+        let mut settings = self.settings.clone();
+        settings.service = service;
+        settings
+    }
+
+    /// Reads `count` records of `topic` from the beginning of every partition (without
+    /// joining a group), or panics after `within`.
+    pub async fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        within: std::time::Duration,
+    ) -> Vec<TopicRecord> {
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let settings = &self.settings.kafka;
+        let consumer: StreamConsumer = service_kit::kafka::consumer_config(
+            settings,
+            "test-reader",
+            &format!("{}-reader", settings.consumer_group),
+        )
+        .create()
+        .unwrap_or_else(|error| panic!("a reader of {topic}: {error}"));
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..TEST_PARTITIONS {
+            partitions
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap_or_else(|error| panic!("assigning {topic}: {error}"));
+        }
+        consumer
+            .assign(&partitions)
+            .unwrap_or_else(|error| panic!("assigning {topic}: {error}"));
+        let mut records = Vec::with_capacity(count);
+        let deadline = tokio::time::Instant::now() + within;
+        while records.len() < count {
+            let message = tokio::time::timeout_at(deadline, consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} records on {topic}", records.len()))
+                .unwrap_or_else(|error| panic!("reading {topic}: {error}"));
+            records.push(TopicRecord {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            });
+        }
+        records
+    }
+
+    /// Drops the database, the topics and the Redis keys. Also done on drop; calling it
+    /// explicitly surfaces errors.
+    pub async fn cleanup(mut self) {
+        self.dropped = true;
+        cleanup(&self.admin_url, &self.database_name, &self.settings).await;
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let admin_url = self.admin_url.clone();
+        let database_name = self.database_name.clone();
+        let settings = self.settings.clone();
+        // Drop cannot await; do it on a runtime of its own and wait, so nothing is left.
+        let cleaner = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(cleanup(&admin_url, &database_name, &settings));
+            }
+        });
+        let _ = cleaner.join();
+    }
+}
+
+async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Settings) {
+    if let Ok(mut admin) = PgConnection::connect(admin_url.expose_secret()).await {
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), delete_topics(settings)).await;
+    if let Ok(redis) = service_kit::redis::Redis::new(&settings.redis) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), delete_prefix(&redis)).await;
+    }
+}
+
+impl TestStack {
+    /// Deletes every Redis key of this test (as if Redis had restarted empty).
+    pub async fn delete_redis_keys(&self) {
+        let redis = service_kit::redis::Redis::new(&self.settings.redis).unwrap();
+        delete_prefix(&redis).await.unwrap();
+    }
+}
+
+/// Deletes this test's topics (they carry its unique prefix), so a long-lived broker does
+/// not gather thousands of them.
+async fn delete_topics(settings: &Settings) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Ok(admin) = service_kit::kafka::client_config(&settings.kafka)
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let topics = settings.topics();
+    let names: Vec<String> = schemas::topics::ALL
+        .iter()
+        .map(|spec| topics.name(*spec))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+}
+
+async fn delete_prefix(redis: &service_kit::redis::Redis) -> redis::RedisResult<()> {
+    let mut connection = redis.connection().await?;
+    let pattern = format!("{}*", redis.key_prefix());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut connection)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The admin URL pointed at another database.
+fn with_database(admin_url: &SecretString, database: &str) -> String {
+    let url = admin_url.expose_secret();
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
+    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Waits (bounded) until the standby at `url` lets a client into its database.
+async fn await_replica(url: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        match PgConnection::connect(url).await {
+            Ok(connection) => {
+                let _ = connection.close().await;
+                return;
+            }
+            Err(error) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("the standby has not replayed the test's database in 30 s: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Creates `name` as a copy of the migrated template, building the template first if this
+/// schema version has none. Test processes run in parallel, so both steps hold an
+/// advisory lock.
+async fn create_database(admin_url: &SecretString, name: &str) {
+    let mut admin = PgConnection::connect(admin_url.expose_secret())
+        .await
+        .unwrap_or_else(|error| stack_missing("PostgreSQL", error));
+    let template = template_name();
+    sqlx::query("SELECT pg_advisory_lock(7212026)")
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("locking the test template: {error}"));
+
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap_or_else(|error| panic!("looking for the test template: {error}"));
+    if !exists {
+        let building = format!("{template}_building");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("dropping a half-built template: {error}"));
+        sqlx::query(&format!("CREATE DATABASE \"{building}\""))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|error| panic!("creating the test template: {error}"));
+        {
+            let options: PgConnectOptions = with_database(admin_url, &building)
+                .parse()
+                .unwrap_or_else(|error| panic!("template URL: {error}"));
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap_or_else(|error| panic!("connecting to the test template: {error}"));
+            schemas::migrations::migrate(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("migrating the test template: {error}"));
+            pool.close().await;
+        }
+        sqlx::query(&format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("publishing the test template: {error}"));
+    }
+    let created = sqlx::query(&format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+    ))
+    .execute(&mut admin)
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(7212026)")
+        .execute(&mut admin)
+        .await;
+    created.unwrap_or_else(|error| panic!("creating the test database: {error}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_repointed_at_another_database() {
+        let url = SecretString::from("postgres://u:p@127.0.0.1:15432/bazaar?sslmode=disable");
+        assert_eq!(
+            with_database(&url, "t1"),
+            "postgres://u:p@127.0.0.1:15432/t1?sslmode=disable"
+        );
+        let url = SecretString::from("postgres://u:p@127.0.0.1:15432/bazaar");
+        assert_eq!(
+            with_database(&url, "t1"),
+            "postgres://u:p@127.0.0.1:15432/t1"
+        );
+    }
+}
