@@ -20,7 +20,7 @@ const fn var(name: &'static str, default: &'static str, meaning: &'static str) -
     }
 }
 
-/// In the order the README's configuration table lists them.
+/// In the order docs/configuration.md lists them (its table is generated from this list).
 pub const VARIABLES: &[Variable] = &[
     var(
         "BAZAAR_ENV",
@@ -260,7 +260,7 @@ pub fn help(service: Service) -> String {
         .max()
         .unwrap_or(0);
     let mut text = format!(
-        "Configured by environment variables (the README's Configuration section has more). \
+        "Configured by environment variables (docs/configuration.md has more). \
          {} runs as production unless BAZAAR_ENV=development, and production refuses the \
          development defaults.\n\nEnvironment:\n",
         service.name()
@@ -302,6 +302,59 @@ mod tests {
             .filter(|name| !["RUST_LOG", "LOG_FORMAT"].contains(&name.as_str()))
             .collect();
         assert_eq!(listed, asked());
+    }
+
+    /// The services that read `name` (every one reads the logging variables).
+    fn readers(name: &str) -> Vec<&'static str> {
+        [Service::Ingest, Service::Processors, Service::QueryApi]
+            .into_iter()
+            .filter(|service| {
+                let asked = RefCell::new(false);
+                let _ = Settings::from_lookup(*service, |variable| {
+                    *asked.borrow_mut() |= variable == name;
+                    (variable == "BAZAAR_ENV").then(|| "development".to_owned())
+                });
+                asked.into_inner() || ["RUST_LOG", "LOG_FORMAT"].contains(&name)
+            })
+            .map(Service::name)
+            .collect()
+    }
+
+    /// docs/configuration.md's table: every declared variable, its default, the services
+    /// that read it (asked of the settings themselves) and its meaning.
+    fn configuration_table() -> String {
+        let mut table = String::from(
+            "| variable | default | read by | meaning |\n|---|---|---|---|\n",
+        );
+        for variable in VARIABLES {
+            table.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                variable.name,
+                variable.default.replace('|', "\\|"),
+                readers(variable.name).join(", "),
+                variable.meaning.replace('|', "\\|"),
+            ));
+        }
+        table
+    }
+
+    #[test]
+    fn the_configuration_doc_is_generated_from_the_declaration() {
+        const BEGIN: &str = "<!-- variables:begin -->\n";
+        const END: &str = "<!-- variables:end -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let (head, rest) = doc.split_once(BEGIN).expect("the table's begin marker");
+        let (_, tail) = rest.split_once(END).expect("the table's end marker");
+        let generated = format!("{head}{BEGIN}{}{END}{tail}", configuration_table());
+        if std::env::var_os("BAZAAR_WRITE_DOCS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        assert!(
+            doc == generated,
+            "docs/configuration.md differs from environment::VARIABLES; write it with \
+             `BAZAAR_WRITE_DOCS=1 cargo test -p service-kit --lib environment`"
+        );
     }
 
     #[test]

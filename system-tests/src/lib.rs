@@ -175,6 +175,30 @@ impl Pipeline {
         body
     }
 
+    /// `GET path` until `done` holds of its body (at most 10 s; panics naming `what`): for
+    /// reads from the standby of something just written without a consistency token (a
+    /// catalog change, say), which the standby replays a moment later.
+    pub async fn read_until(
+        &self,
+        path: &str,
+        token: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = self.read(path, token).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 10 s for {what}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every page of `path` (which has a `?`), following cursors; `between` runs before
     /// each further page.
     pub async fn all_pages(

@@ -704,9 +704,11 @@ async fn polling_gets_not_modified_and_bad_parameters_name_the_field() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let audit = pipeline
-        .read(
+        .read_until(
             "/v1/audit?entity_type=product&entity_id=2&actor=tester",
             &admin,
+            "the standby to replay the audit entry",
+            |audit| audit["items"].as_array().is_some_and(|items| !items.is_empty()),
         )
         .await;
     let entry = &audit["items"][0];
