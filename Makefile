@@ -77,7 +77,7 @@ lint: deny
 
 ## deny: licenses, bans and sources of every dependency against deny.toml (crates.io only, no advisory database)
 deny: tools
-	$(CARGO) deny --locked check licenses bans sources
+	$(CARGO) deny --log-level error --locked check licenses bans sources
 
 ## advisories: the RustSec advisory database against Cargo.lock; needs the internet (GitHub), so a networked CI runs it, not ours
 advisories: tools

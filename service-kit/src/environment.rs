@@ -323,9 +323,8 @@ mod tests {
     /// docs/configuration.md's table: every declared variable, its default, the services
     /// that read it (asked of the settings themselves) and its meaning.
     fn configuration_table() -> String {
-        let mut table = String::from(
-            "| variable | default | read by | meaning |\n|---|---|---|---|\n",
-        );
+        let mut table =
+            String::from("| variable | default | read by | meaning |\n|---|---|---|---|\n");
         for variable in VARIABLES {
             table.push_str(&format!(
                 "| `{}` | {} | {} | {} |\n",

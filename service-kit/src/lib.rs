@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod environment;
 pub mod health;

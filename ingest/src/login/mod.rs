@@ -267,13 +267,10 @@ impl LoginState {
 impl LoginState {
     /// How long `username` from `address` must still wait, if it must.
     async fn must_wait(&self, username: &str, address: IpAddr) -> Option<Duration> {
-        if let Some(shared) = &self.shared {
-            match shared.wait(username, address).await {
-                Ok(wait) => return (!wait.is_zero()).then_some(wait),
-                Err(error) => {
-                    tracing::warn!(%error, "Redis is unreachable: logins are throttled by this instance alone.");
-                }
-            }
+        if let Some(shared) = &self.shared
+            && let Some(wait) = shared.wait(username, address).await
+        {
+            return (!wait.is_zero()).then_some(wait);
         }
         self.throttle.wait(username, address)
     }
@@ -297,13 +294,10 @@ impl LoginState {
     }
 
     async fn failed(&self, username: &str, address: IpAddr) {
-        if let Some(shared) = &self.shared {
-            match shared.failed(username, address).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "Redis is unreachable: logins are throttled by this instance alone.");
-                }
-            }
+        if let Some(shared) = &self.shared
+            && shared.failed(username, address).await.is_some()
+        {
+            return;
         }
         self.throttle.failed(username, address);
     }

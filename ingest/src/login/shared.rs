@@ -2,13 +2,15 @@
 //! instances count as one: the same rules as the in-process throttle (failures counted
 //! with GCRA per pair, address and username; a key that runs out is locked until it
 //! would allow the next failure; addresses that failed are remembered), each step one
-//! atomic script on Redis' clock. Keys expire with what they hold.
+//! atomic script on Redis' clock, on the shared GCRA and breaker of
+//! `service_kit::budget`. Keys expire with what they hold.
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use redis::Script;
+use service_kit::budget::{Breaker, gcra_script};
 use service_kit::redis::Redis;
 
 use super::{FAILING_FOR, PER_ADDRESS, PER_PAIR, PER_USERNAME};
@@ -17,18 +19,11 @@ use super::{FAILING_FOR, PER_ADDRESS, PER_PAIR, PER_USERNAME};
 /// address's failing mark. ARGV: microseconds between failures and burst for each budget,
 /// then how long the mark lasts (ms).
 const FAILED: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now = now_micros()
 for i = 1, 3 do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local capacity = interval * tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  local used = tat + interval - now
-  if used > capacity then
+  local taken, used, capacity = gcra(KEYS[i], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i]), now)
+  if not taken then
     redis.call('SET', KEYS[i + 3], 1, 'PX', math.ceil((used - capacity) / 1000))
-  else
-    redis.call('SET', KEYS[i], string.format('%d', now + used), 'PX', math.ceil(used / 1000))
   end
 end
 redis.call('SET', KEYS[7], 1, 'PX', ARGV[7])
@@ -45,22 +40,20 @@ end
 return wait
 ";
 
-/// A Redis call slower than this counts as a failure: the caller falls back to its own
-/// throttle rather than hold the login.
-const TIMEOUT: Duration = Duration::from_millis(250);
-
 pub(super) struct SharedThrottle {
     redis: Redis,
     failed: Script,
     wait: Script,
+    breaker: Breaker,
 }
 
 impl SharedThrottle {
     pub(super) fn new(redis: Redis) -> Self {
         Self {
             redis,
-            failed: Script::new(FAILED),
+            failed: gcra_script(FAILED),
             wait: Script::new(WAIT),
+            breaker: Breaker::new("login throttles"),
         }
     }
 
@@ -79,27 +72,27 @@ impl SharedThrottle {
         .map(|key| self.redis.key(&format!("login:{key}")))
     }
 
-    /// How long `username` from `address` must still wait (zero: not at all).
-    pub(super) async fn wait(
-        &self,
-        username: &str,
-        address: IpAddr,
-    ) -> redis::RedisResult<Duration> {
+    /// How long `username` from `address` must still wait (zero: not at all); `None` when
+    /// Redis is away (the caller throttles alone then).
+    pub(super) async fn wait(&self, username: &str, address: IpAddr) -> Option<Duration> {
         let [pair, address, username, failing] = self.keys(username, address);
         let mut invocation = self.wait.prepare_invoke();
         for key in [lock(&pair), lock(&address), lock(&username), failing] {
             invocation.key(key);
         }
-        let waited = tokio::time::timeout(TIMEOUT, async {
-            let mut connection = self.redis.connection().await?;
-            invocation.invoke_async::<i64>(&mut connection).await
-        });
-        let millis = waited.await.map_err(timed_out)??;
-        Ok(Duration::from_millis(millis.max(0) as u64))
+        let millis = self
+            .breaker
+            .call(async {
+                let mut connection = self.redis.connection().await?;
+                invocation.invoke_async::<i64>(&mut connection).await
+            })
+            .await?;
+        Some(Duration::from_millis(millis.max(0) as u64))
     }
 
-    /// Counts a failure against the pair, the address and the username.
-    pub(super) async fn failed(&self, username: &str, address: IpAddr) -> redis::RedisResult<()> {
+    /// Counts a failure against the pair, the address and the username; `None` when Redis
+    /// is away (the caller counts it alone then).
+    pub(super) async fn failed(&self, username: &str, address: IpAddr) -> Option<()> {
         let [pair, address, username, failing] = self.keys(username, address);
         let mut invocation = self.failed.prepare_invoke();
         for key in [&pair, &address, &username] {
@@ -116,18 +109,16 @@ impl SharedThrottle {
                 .arg(failures.saturating_sub(1).max(1));
         }
         invocation.arg(FAILING_FOR.as_millis() as u64);
-        let counted = tokio::time::timeout(TIMEOUT, async {
-            let mut connection = self.redis.connection().await?;
-            invocation.invoke_async::<i64>(&mut connection).await
-        });
-        counted.await.map_err(timed_out)?.map(drop)
+        self.breaker
+            .call(async {
+                let mut connection = self.redis.connection().await?;
+                invocation.invoke_async::<i64>(&mut connection).await
+            })
+            .await
+            .map(drop)
     }
 }
 
 fn lock(key: &str) -> String {
     format!("{key}:lock")
-}
-
-fn timed_out(_: tokio::time::error::Elapsed) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))
 }

@@ -708,7 +708,11 @@ async fn polling_gets_not_modified_and_bad_parameters_name_the_field() {
             "/v1/audit?entity_type=product&entity_id=2&actor=tester",
             &admin,
             "the standby to replay the audit entry",
-            |audit| audit["items"].as_array().is_some_and(|items| !items.is_empty()),
+            |audit| {
+                audit["items"]
+                    .as_array()
+                    .is_some_and(|items| !items.is_empty())
+            },
         )
         .await;
     let entry = &audit["items"][0];
