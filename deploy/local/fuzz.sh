@@ -7,6 +7,9 @@
 #   FUZZ_SECONDS=600 deploy/local/fuzz.sh avro_decode
 #   FUZZ_PROFILE=dev deploy/local/fuzz.sh   unoptimised: builds in a fraction of the time
 #                                           and runs fewer inputs a second (`make test`)
+#   FUZZ_SANITIZER=none deploy/local/fuzz.sh  without AddressSanitizer (`make test`): our
+#                                           crates forbid unsafe code and the targets reach
+#                                           no C, so the smoke run skips instrumenting it
 #
 # libFuzzer needs the nightly toolchain (rustup's, beside stable); cargo-fuzz is the
 # prebuilt one deploy/local/tools.sh pins. Inputs that reach new code stay in a scratch
@@ -16,8 +19,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="${BAZAAR_LOCAL_DIR:-$ROOT/.local}"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-profile=()
-[ "${FUZZ_PROFILE:-release}" = dev ] && profile=(--dev)
+options=(--sanitizer "${FUZZ_SANITIZER:-address}")
+[ "${FUZZ_PROFILE:-release}" = dev ] && options+=(--dev)
 export PATH="$("$ROOT/deploy/local/tools.sh" dev):$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
@@ -30,14 +33,14 @@ cd "$ROOT/fuzz"
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 say "building ${targets[*]}"
-cargo +nightly fuzz build "${profile[@]}"
+cargo +nightly fuzz build "${options[@]}"
 for target in "${targets[@]}"; do
     scratch="$LOCAL/fuzz/$target"
     mkdir -p "$scratch"
     say "$target: ${SECONDS_EACH} s from corpus/$target"
     # -rss_limit_mb: a decoder that believes a length prefix must not take the machine.
     status=0
-    cargo +nightly fuzz run "${profile[@]}" "$target" "$scratch" "corpus/$target" -- \
+    cargo +nightly fuzz run "${options[@]}" "$target" "$scratch" "corpus/$target" -- \
         -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -print_final_stats=1 \
         >"$scratch.log" 2>&1 || status=$?
     grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|Failing input|artifact_prefix)' \

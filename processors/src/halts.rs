@@ -4,7 +4,7 @@
 //! record would silently drop or replay movements. The consumer runs with
 //! `auto.offset.reset=error`, so Kafka tells instead of deciding; the partition is
 //! paused and named in the log, in `bazaar_processor_partition_halted` and in `/readyz`,
-//! and the other partitions go on. An operator decides (README, "A halted partition").
+//! and the other partitions go on. An operator decides (docs/operations.md, "A halted partition").
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
