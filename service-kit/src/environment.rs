@@ -282,16 +282,21 @@ mod tests {
     use super::*;
     use crate::Settings;
 
-    /// What `Settings` asks for, for every service, whatever it then decides.
-    fn asked() -> BTreeSet<String> {
+    const SERVICES: [Service; 3] = [Service::Ingest, Service::Processors, Service::QueryApi];
+
+    /// What `Settings` asks `service`'s environment for, whatever it then decides.
+    fn asked_by(service: Service) -> BTreeSet<String> {
         let asked = RefCell::new(BTreeSet::new());
-        for service in [Service::Ingest, Service::Processors, Service::QueryApi] {
-            let _ = Settings::from_lookup(service, |name| {
-                asked.borrow_mut().insert(name.to_owned());
-                (name == "BAZAAR_ENV").then(|| "development".to_owned())
-            });
-        }
+        let _ = Settings::from_lookup(service, |name| {
+            asked.borrow_mut().insert(name.to_owned());
+            (name == "BAZAAR_ENV").then(|| "development".to_owned())
+        });
         asked.into_inner()
+    }
+
+    /// What `Settings` asks for, for every service.
+    fn asked() -> BTreeSet<String> {
+        SERVICES.into_iter().flat_map(asked_by).collect()
     }
 
     #[test]
@@ -304,25 +309,23 @@ mod tests {
         assert_eq!(listed, asked());
     }
 
-    /// The services that read `name` (every one reads the logging variables).
-    fn readers(name: &str) -> Vec<&'static str> {
-        [Service::Ingest, Service::Processors, Service::QueryApi]
-            .into_iter()
-            .filter(|service| {
-                let asked = RefCell::new(false);
-                let _ = Settings::from_lookup(*service, |variable| {
-                    *asked.borrow_mut() |= variable == name;
-                    (variable == "BAZAAR_ENV").then(|| "development".to_owned())
-                });
-                asked.into_inner() || ["RUST_LOG", "LOG_FORMAT"].contains(&name)
-            })
-            .map(Service::name)
-            .collect()
-    }
-
     /// docs/configuration.md's table: every declared variable, its default, the services
     /// that read it (asked of the settings themselves) and its meaning.
     fn configuration_table() -> String {
+        let asked: Vec<(Service, BTreeSet<String>)> = SERVICES
+            .into_iter()
+            .map(|service| (service, asked_by(service)))
+            .collect();
+        // Every service reads the logging variables (telemetry, before the settings).
+        let readers = |name: &str| -> Vec<&'static str> {
+            asked
+                .iter()
+                .filter(|(_, asked)| {
+                    asked.contains(name) || ["RUST_LOG", "LOG_FORMAT"].contains(&name)
+                })
+                .map(|(service, _)| service.name())
+                .collect()
+        };
         let mut table =
             String::from("| variable | default | read by | meaning |\n|---|---|---|---|\n");
         for variable in VARIABLES {
