@@ -211,8 +211,9 @@ start_node() { # start_node <node>: start it if it is not running (no wait)
         && die "$KAFKA_HOST:$(client_port "$n") is taken by something else; set KAFKA_PORT (BAZAAR_KAFKA_PORT)"
     write_config "$n"
     format_node "$n"
-    # The line after which this start's "Kafka Server started" counts.
-    if [ -f "$dir/logs/server.log" ]; then wc -l <"$dir/logs/server.log"; else echo 0; fi >"$dir/started-after"
+    # The second from which a "Kafka Server started" counts as this start's (a line count
+    # would miss it once log4j rolls server.log over at 20 MB, as a long-lived stack's does).
+    date '+%Y-%m-%d %H:%M:%S' >"$dir/started-after"
     # shellcheck disable=SC2086 # KAFKA_HEAP is a list of JVM options
     (exec setsid nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
@@ -223,10 +224,13 @@ start_node() { # start_node <node>: start it if it is not running (no wait)
 }
 
 serving() { # serving <node>: it logged "Kafka Server started" since its start and listens
-    local n="$1" dir skip
+    local n="$1" dir since
     dir="$(node_dir "$n")"
-    skip="$(cat "$dir/started-after" 2>/dev/null || echo 0)"
-    tail -n +"$((skip + 1))" "$dir/logs/server.log" 2>/dev/null | grep -q "Kafka Server started" \
+    since="$(cat "$dir/started-after" 2>/dev/null || true)"
+    # Log lines begin "[YYYY-MM-DD HH:MM:SS,mmm]"; rolled-over files count too (a roll-over
+    # during the start).
+    grep -hs "Kafka Server started" "$dir"/logs/server.log* \
+        | awk -v since="$since" 'substr($0, 2, 19) >= since { found = 1 } END { exit !found }' \
         && port_open "$KAFKA_HOST" "$(client_port "$n")"
 }
 
