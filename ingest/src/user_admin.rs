@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use service_kit::auth::{Auth, Permission, Principal, Role};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NotAdmin, Unauthenticated};
 use service_kit::problem::{ApiError, FieldError};
 use sqlx::{PgPool, Postgres, Transaction};
 use utoipa::ToSchema;
@@ -113,9 +114,9 @@ async fn check_role_and_stores(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = User),
-        (status = 400, description = "A field is invalid", body = service_kit::problem::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = service_kit::problem::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        InvalidField,
+        Unauthenticated,
+        NotAdmin,
         (status = 409, description = "The username is taken (`duplicate_username`)", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A store does not exist", body = service_kit::problem::Problem, content_type = "application/problem+json"),
     ))]
@@ -179,7 +180,7 @@ pub async fn create_user(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user after the change", body = User),
-        (status = 400, description = "A field is invalid", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        InvalidField,
         (status = 403, description = "Not an admin, or an admin disabling itself", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = service_kit::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A store does not exist", body = service_kit::problem::Problem, content_type = "application/problem+json"),

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
+use service_kit::problem::responses::InvalidParameter;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{Postgres, QueryBuilder};
@@ -72,7 +73,7 @@ const ACTIVE: &str = "(resolved_at IS NULL AND kind <> 'recovered')";
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", params(AlertFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of alerts, newest first", body = Page<Alert>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "`store_id` is not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]

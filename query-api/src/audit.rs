@@ -6,6 +6,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
+use service_kit::problem::responses::InvalidParameter;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{Postgres, QueryBuilder};
@@ -50,7 +51,7 @@ pub struct AuditFilter {
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of audit entries, newest first", body = Page<AuditEntry>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "Only admins read the audit log", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]

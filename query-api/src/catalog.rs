@@ -13,6 +13,7 @@ use schemas::catalog::{
 use serde::Deserialize;
 use service_kit::auth::{Auth, Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidParameter, NoSuchStore, Unauthenticated};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -134,8 +135,8 @@ pub struct StoreFilter {
 #[utoipa::path(get, path = "/v1/stores", tag = "catalog", params(StoreFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of stores, in id order", body = Page<Store>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
+        Unauthenticated,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn list_stores(
@@ -162,7 +163,7 @@ pub async fn list_stores(
     responses(
         (status = 200, description = "The store", body = Store),
         (status = 403, description = "Not one of the token's stores", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        NoSuchStore,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = id))]
 pub async fn get_store(
@@ -194,7 +195,7 @@ pub struct ProductFilter {
 #[utoipa::path(get, path = "/v1/products", tag = "catalog", params(ProductFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of products, in id order", body = Page<Product>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn list_products(
@@ -273,7 +274,7 @@ pub struct SupplierFilter {
 #[utoipa::path(get, path = "/v1/suppliers", tag = "catalog", params(SupplierFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of suppliers, in id order", body = Page<Supplier>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn list_suppliers(

@@ -8,11 +8,21 @@ use std::time::{Duration, Instant};
 
 use schemas::consistency::ConsistencyToken;
 use serde::Deserialize;
-use service_kit::problem::ApiError;
-use utoipa::IntoParams;
+use service_kit::problem::{ApiError, Problem};
+use utoipa::{IntoParams, IntoResponses};
 
 use crate::balances::Balances;
 use crate::metrics::QueryMetrics;
+
+/// The answer to a token whose movements are not applied in time, as every operation
+/// that takes a token lists it.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 503,
+    description = "The consistency token's movements are not applied yet (`not_yet_consistent`)",
+    content_type = "application/problem+json"
+)]
+pub struct NotYetConsistent(pub Problem);
 
 /// The longest a request waits for the processors.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);

@@ -11,6 +11,7 @@ use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::InvalidParameter;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{Postgres, QueryBuilder};
@@ -18,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::ReadState;
-use crate::consistency::ConsistencyParams;
+use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::pagination::{Page, PageParams};
 
 /// One ledger row.
@@ -148,9 +149,9 @@ const MAX_ROWS: u32 = 1_000;
     params(MovementFilter, PageParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of ledger rows, newest first by the chosen time", body = Page<LedgerRow>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "`store_id` is not one of the token's stores, or the role may not read movements", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn list_movements(
@@ -259,7 +260,7 @@ pub struct MovementOutcome {
         (status = 200, description = "Its outcome", body = MovementOutcome),
         (status = 403, description = "A movement of a store not in the token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not (yet) processed: unknown to the ledger", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, movement_id = %movement_id))]
 pub async fn get_movement(

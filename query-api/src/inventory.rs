@@ -14,6 +14,7 @@ use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidParameter, NoSuchStore};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use crate::ReadState;
 use crate::balances::{Balance, Freshness, StoreBalances};
-use crate::consistency::ConsistencyParams;
+use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::etag::{self, Rendered};
 use crate::pagination::{Page, PageParams};
 use crate::view::{Catalog, ProductMeta, Setting};
@@ -283,9 +284,9 @@ const FRESH_200: &str = "With `freshness`: its source (`cache` or `database`) an
     responses(
         (status = 200, description = FRESH_200, body = InventoryResponse),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        NoSuchStore,
         (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`); `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
@@ -428,7 +429,7 @@ pub struct StoreItemResponse<'a> {
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or product", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store, product_id = product))]
 pub async fn store_product(

@@ -11,13 +11,14 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
+use service_kit::problem::responses::InvalidParameter;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ReadState;
-use crate::consistency::ConsistencyParams;
+use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::pagination::{Page, PageParams, contains_pattern};
 
 /// A query that begins with `stock`: every live (store, product) pair a store in scope
@@ -146,9 +147,9 @@ async fn scope<'a>(
     params(NetworkFilter, PageParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of products in id order", body = Page<NetworkProduct>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "The role may not read reports", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn products(
@@ -206,7 +207,7 @@ pub async fn products(
     responses(
         (status = 200, description = "Every category, largest value first", body = NetworkCategories),
         (status = 403, description = "The role may not read reports", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn categories(

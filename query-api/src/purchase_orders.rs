@@ -13,6 +13,7 @@ use schemas::purchase_orders::{
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidParameter, NoSuchOrder, NoSuchStore};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::{Postgres, QueryBuilder};
@@ -56,7 +57,7 @@ fn scoped(query: &mut QueryBuilder<'static, Postgres>, principal: &Principal, st
 #[utoipa::path(get, path = "/v1/purchase-orders", tag = "purchase-orders", params(OrderFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of orders with their lines and receipts, newest first", body = Page<PurchaseOrder>),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "`store_id` is not one of the token's stores, or the role may not read orders", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
@@ -111,7 +112,7 @@ pub async fn list_orders(
     responses(
         (status = 200, description = "The order", body = PurchaseOrder),
         (status = 403, description = "Another store's order, or the role may not read orders", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        NoSuchOrder,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, purchase_order_id = id))]
 pub async fn get_order(
@@ -238,9 +239,9 @@ fn days(field: &str, value: Option<i32>, max: i32, default: i32) -> Result<i32, 
 #[utoipa::path(get, path = "/v1/stores/{id}/reorder-suggestions", tag = "purchase-orders", params(("id" = i64, Path, description = "Store id"), SuggestionParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The suggestions", body = Suggestions),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
         (status = 403, description = "Another store, or the role may not read orders", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        NoSuchStore,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn reorder_suggestions(

@@ -10,14 +10,15 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidParameter, NoSuchStore};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::PgPool;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::ReadState;
 use crate::balances::{Freshness, StoreBalances};
-use crate::consistency::ConsistencyParams;
+use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::etag;
 use crate::inventory::{StockStatus, require_store, store_items};
 
@@ -27,6 +28,15 @@ const MAX_DAYS: i64 = 366;
 const DEFAULT_DAYS: i64 = 30;
 
 // ---- Stock summary and valuation (current balances) --------------------------------------
+
+/// Every report's refusal: a store outside the token's, or a role without reports.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 403,
+    description = "Not one of the token's stores, or the role may not read reports",
+    content_type = "application/problem+json"
+)]
+pub struct ReportsForbidden(pub Problem);
 
 /// A report of current state: the role and store are checked, the token waited for.
 async fn current(
@@ -75,8 +85,8 @@ pub struct StockSummaryResponse {
     responses(
         (status = 200, description = "The summary, with `freshness` and an `ETag`", body = StockSummaryResponse),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
-        (status = 403, description = "Not one of the token's stores, or the role may not read reports", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        ReportsForbidden,
+        NoSuchStore,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn stock_summary(
@@ -181,8 +191,8 @@ pub struct ValuationResponse {
     responses(
         (status = 200, description = "The valuation, with `freshness` and an `ETag`", body = ValuationResponse),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
-        (status = 403, description = "Not one of the token's stores, or the role may not read reports", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        ReportsForbidden,
+        NoSuchStore,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn valuation(
@@ -408,9 +418,9 @@ const SALES_FIGURES: &str = "COALESCE(SUM(units_sold), 0)::bigint AS units_sold,
         (status = 200, description = "The report, with an `ETag`", body = SalesReport),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
         (status = 400, description = "A parameter is invalid (a range over 366 days, `to` before `from`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not one of the token's stores, or the role may not read reports", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        ReportsForbidden,
+        NoSuchStore,
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn sales(
@@ -512,10 +522,10 @@ pub struct SourcingReport {
     responses(
         (status = 200, description = "The report, with an `ETag`", body = SourcingReport),
         (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not one of the token's stores, or the role may not read reports", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`)", body = Problem, content_type = "application/problem+json"),
+        InvalidParameter,
+        ReportsForbidden,
+        NoSuchStore,
+        NotYetConsistent,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn sourcing(

@@ -7,6 +7,7 @@ use schemas::catalog::{USER_COLUMNS, User};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal, Role};
 use service_kit::path::Path;
+use service_kit::problem::responses::{NotAdmin, Unauthenticated};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use sqlx::QueryBuilder;
@@ -33,7 +34,7 @@ pub struct UserFilter {
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(UserFilter, PageParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of users, in id order", body = Page<User>),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn list_users(
@@ -76,7 +77,7 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = i64, Path, description = "User id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, user_id = id))]
@@ -116,7 +117,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn me(

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub mod responses;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One field at fault in a request.

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NotAdmin};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
@@ -93,8 +94,8 @@ fn check(
 #[utoipa::path(post, path = "/v1/products", tag = "catalog", request_body = NewProduct, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = Product),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 409, description = "The SKU is taken (`duplicate_sku`)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
@@ -137,8 +138,8 @@ pub async fn create_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product after the change", body = Product),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 404, description = "No such product (or deleted)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The SKU is taken", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -174,7 +175,7 @@ pub async fn change_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "No such product (or already deleted)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, product_id = id))]

@@ -12,6 +12,7 @@ use schemas::StoreId;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NotAdmin};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
@@ -112,7 +113,7 @@ fn check(
 #[utoipa::path(post, path = "/v1/store-products", tag = "catalog", request_body = NewStoreProduct, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = StoreProduct),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
         (status = 403, description = "Neither an admin nor a manager of the store", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The product is already set up in this store (`duplicate_store_product`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The store or product does not exist (or is deleted)", body = Problem, content_type = "application/problem+json"),
@@ -213,7 +214,7 @@ pub async fn create_store_product(
     params(("store_id" = i64, Path, description = "Store id"), ("product_id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The settings after the change", body = StoreProduct),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
         (status = 403, description = "Neither an admin nor a manager of the store", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The product is not set up in this store (or was removed)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -250,7 +251,7 @@ pub async fn change_store_product(
     params(("store_id" = i64, Path, description = "Store id"), ("product_id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "Not set up (or already removed)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store_id, product_id = product_id))]

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NotAdmin};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use utoipa::ToSchema;
@@ -98,8 +99,8 @@ async fn check(
 #[utoipa::path(post, path = "/v1/stores", tag = "catalog", request_body = NewStore, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = Store),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 409, description = "The code is taken (`duplicate_store_code`)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
@@ -147,8 +148,8 @@ pub async fn create_store(
     params(("id" = i64, Path, description = "Store id")),
     responses(
         (status = 200, description = "The store after the change", body = Store),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 404, description = "No such store (or deleted)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The code is taken", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -187,7 +188,7 @@ pub async fn change_store(
     params(("id" = i64, Path, description = "Store id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "No such store (or already deleted)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = id))]

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NotAdmin};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
@@ -74,8 +75,8 @@ fn check_cost(checks: &mut Checks, unit_cost_paise: i64) {
 #[utoipa::path(post, path = "/v1/supplier-prices", tag = "catalog", request_body = NewSupplierPrice, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = SupplierPrice),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 409, description = "This store, supplier and product already have a price from that date (`duplicate_supplier_price`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The store, supplier or product does not exist (or is deleted); `errors` names each", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -138,8 +139,8 @@ pub async fn create_supplier_price(
     params(("id" = i64, Path, description = "Supplier price id")),
     responses(
         (status = 200, description = "The price after the change", body = SupplierPrice),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 404, description = "No such price (or deleted)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A price from that date exists", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -172,7 +173,7 @@ pub async fn change_supplier_price(
     params(("id" = i64, Path, description = "Supplier price id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "No such price (or already deleted)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, supplier_price_id = id))]

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NotAdmin};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
@@ -81,8 +82,8 @@ fn check(name: &str, phone: Option<&str>, city: Option<&str>) -> Checks {
 #[utoipa::path(post, path = "/v1/suppliers", tag = "catalog", request_body = NewSupplier, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = Supplier),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn create_supplier(
@@ -114,8 +115,8 @@ pub async fn create_supplier(
     params(("id" = i64, Path, description = "Supplier id")),
     responses(
         (status = 200, description = "The supplier after the change", body = Supplier),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
+        NotAdmin,
         (status = 404, description = "No such supplier (or deleted)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, supplier_id = id))]
@@ -146,7 +147,7 @@ pub async fn change_supplier(
     params(("id" = i64, Path, description = "Supplier id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAdmin,
         (status = 404, description = "No such supplier (or already deleted)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, supplier_id = id))]

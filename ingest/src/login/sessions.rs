@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use service_kit::auth::{Principal, Role};
 use service_kit::client::ClientAddress;
+use service_kit::problem::responses::Unauthenticated;
 use service_kit::problem::{ApiError, FieldError};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -325,7 +326,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session is ended (or the token had none: tokens issued outside a login simply expire)"),
-        (status = 401, description = "No valid token", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        Unauthenticated,
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]
 pub async fn logout(
@@ -346,7 +347,7 @@ pub async fn logout(
     responses(
         (status = 204, description = "Changed; the user's other sessions are ended"),
         (status = 400, description = "The new password is too short (`new_password`), or the current password is wrong (`current_password`: `wrong_password`)", body = service_kit::problem::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = service_kit::problem::Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 429, description = "Too many wrong passwords; see Retry-After", body = service_kit::problem::Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject))]

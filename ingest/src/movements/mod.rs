@@ -18,6 +18,7 @@ use schemas::consistency::ConsistencyToken;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use service_kit::auth::{Auth, Permission, Principal};
+use service_kit::problem::responses::Unauthenticated;
 use service_kit::problem::{ApiError, Problem};
 use service_kit::settings::MovementSettings;
 use utoipa::ToSchema;
@@ -204,7 +205,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
         (status = 200, description = "With `?wait`: a duplicate of an earlier movement (same id, same store, same content); the original outcome is in the body", body = Accepted),
         (status = 202, description = "On the topic; the processors will decide its outcome (also when `?wait` runs out)", body = Accepted),
         (status = 400, description = "A field is invalid (`errors` names each)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 403, description = "Another store's movement (`store_forbidden`), or a kind this role may not post (`kind_forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`), or `idempotency_key_reused` when the movement id was first used by another store or for different content", body = RejectedProblem, content_type = "application/problem+json"),
         (status = 422, description = "The store, product or supplier does not exist or is deleted", body = Problem, content_type = "application/problem+json"),
@@ -370,7 +371,7 @@ pub struct BatchResult {
     responses(
         (status = 200, description = "A result per line: accepted lines are on the topic even when others were refused", body = BatchResult),
         (status = 400, description = "Not a batch (bad JSON, no lines, more than 1,000)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 403, description = "The role may not post movements", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, lines))]

@@ -18,6 +18,7 @@ use schemas::purchase_orders::{self, OrderState, PurchaseOrder};
 use serde::Deserialize;
 use service_kit::auth::{Auth, Permission, Principal};
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NoSuchOrder};
 use service_kit::problem::{ApiError, FieldError, Problem};
 use sqlx::{PgPool, Postgres, Transaction};
 use utoipa::ToSchema;
@@ -381,9 +382,9 @@ pub async fn create_order(
     params(("id" = i64, Path, description = "Purchase order id")),
     responses(
         (status = 200, description = "The draft after the change", body = PurchaseOrder),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
         (status = 403, description = "The role may not write orders, or another store's", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        NoSuchOrder,
         (status = 409, description = "Not a draft any more (`invalid_transition`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A product does not exist, or a line has no cost and the supplier no price", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -481,7 +482,7 @@ macro_rules! transition_route {
             responses(
                 (status = 200, description = "The order after the change", body = PurchaseOrder),
                 (status = 403, description = $who, body = Problem, content_type = "application/problem+json"),
-                (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+                NoSuchOrder,
                 (status = 409, description = $from, body = Problem, content_type = "application/problem+json"),
             ))]
         #[tracing::instrument(skip_all, fields(actor = %principal.subject, purchase_order_id = id))]

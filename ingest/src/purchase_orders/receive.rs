@@ -19,6 +19,7 @@ use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::Principal;
 use service_kit::path::Path;
+use service_kit::problem::responses::{InvalidField, NoSuchOrder};
 use service_kit::problem::{ApiError, Problem};
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -103,9 +104,9 @@ async fn earlier(
     responses(
         (status = 201, description = "Recorded, and every line on the topic as a stock-in", body = ReceiptAnswer),
         (status = 200, description = "This receipt was recorded before (same id, same content): nothing changed; its stock-ins were sent again and are duplicates in the ledger", body = ReceiptAnswer),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
         (status = 403, description = "The role may not receive (`role_forbidden`), or another store's order (`store_forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        NoSuchOrder,
         (status = 409, description = "Not approved or partially received (`invalid_transition`), or the receipt id was used for another delivery (`receipt_id_reused`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A product is not on the order (`not_on_order`), or nothing is outstanding", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Recorded, but the broker did not acknowledge every stock-in: send the same receipt again (or leave it: ingest publishes it within seconds)", body = Problem, content_type = "application/problem+json"),

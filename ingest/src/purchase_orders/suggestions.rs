@@ -13,6 +13,7 @@ use schemas::purchase_orders::{
 };
 use serde::Deserialize;
 use service_kit::auth::{Permission, Principal};
+use service_kit::problem::responses::InvalidField;
 use service_kit::problem::{ApiError, FieldError, Problem};
 use utoipa::ToSchema;
 
@@ -37,7 +38,7 @@ pub struct FromSuggestions {
 #[utoipa::path(post, path = "/v1/purchase-orders/from-suggestions", tag = "purchase-orders", request_body = FromSuggestions, security(("bearer" = [])),
     responses(
         (status = 201, description = "The draft", body = PurchaseOrder),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        InvalidField,
         (status = 403, description = "The role may not write orders, or another store's", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The store or supplier does not exist, or nothing needs reordering from this supplier (`nothing_to_reorder`)", body = Problem, content_type = "application/problem+json"),
     ))]
