@@ -13,8 +13,9 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use rand::Rng;
 use schemas::StoreId;
+use service_kit::Settings;
 use service_kit::auth::{Role, TokenKeys};
-use service_kit::{Service, Settings};
+use service_kit::settings::{AuthSettings, IngestSettings};
 
 use crate::load::{self, Shot};
 use crate::report::{Report, Row};
@@ -178,8 +179,8 @@ fn sale_of(store: i64, product: i64, quantity: i64) -> String {
 }
 
 /// One POS token per store, as devices have.
-pub fn pos_tokens(settings: &Settings, stores: &[i64]) -> anyhow::Result<Vec<(i64, HeaderValue)>> {
-    let keys = TokenKeys::from_settings(&settings.auth)?;
+pub fn pos_tokens(auth: &AuthSettings, stores: &[i64]) -> anyhow::Result<Vec<(i64, HeaderValue)>> {
+    let keys = TokenKeys::from_settings(auth)?;
     stores
         .iter()
         .map(|&store| {
@@ -212,11 +213,15 @@ pub fn single_sales(
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
-    let settings = Settings::from_lookup(Service::Ingest, |var| std::env::var(var).ok())?;
+    let IngestSettings {
+        shared: settings,
+        api,
+        ..
+    } = IngestSettings::from_lookup(|var| std::env::var(var).ok())?;
     let pool = seed(&settings, options.stores, options.products).await?;
     let stores = ids(&pool, "stores", "BENCH-", options.stores).await?;
     let products = Arc::new(ids(&pool, "products", "BENCH-SKU-", options.products).await?);
-    let tokens = Arc::new(pos_tokens(&settings, &stores)?);
+    let tokens = Arc::new(pos_tokens(&api.auth, &stores)?);
 
     let service = start(&options.binary, options.port, &[]).await?;
     let pid = service.0.id();

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use service_kit::{Service, Settings};
+use service_kit::Service;
+use service_kit::settings::IngestSettings;
 
 use crate::ingest::{Service_, ids, pos_tokens, seed, single_sales, wait_ready};
 use crate::load;
@@ -72,7 +73,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let prefix = format!("bench-pipeline-{run_id}.");
     let group = format!("bench-pipeline-{run_id}");
-    let settings = Settings::from_lookup(Service::Ingest, |var| match var {
+    let IngestSettings {
+        shared: settings,
+        api,
+        ..
+    } = IngestSettings::from_lookup(|var| match var {
         "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
         "KAFKA_CONSUMER_GROUP" => Some(group.clone()),
         _ => std::env::var(var).ok(),
@@ -87,7 +92,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .execute(&pool)
         .await?;
     service_kit::kafka::ensure_topics(&settings.kafka, &settings.topics(), None).await?;
-    let tokens = Arc::new(pos_tokens(&settings, &stores)?);
+    let tokens = Arc::new(pos_tokens(&api.auth, &stores)?);
 
     let start = |binary: &std::path::Path, service: Service, port: u16| {
         Command::new(binary)

@@ -14,8 +14,9 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use rand::Rng;
 use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+use service_kit::Service;
 use service_kit::auth::{Role, TokenKeys};
-use service_kit::{Service, Settings};
+use service_kit::settings::QueryApiSettings;
 
 use crate::ingest::Service_ as Child;
 use crate::load::{self, Shot};
@@ -167,7 +168,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let prefix = format!("bench-{run_id}.");
     let group = format!("bench-query-{run_id}");
     let redis_prefix = format!("bench-{run_id}:");
-    let settings = Settings::from_lookup(Service::QueryApi, |var| match var {
+    let QueryApiSettings {
+        shared: settings,
+        api,
+        ..
+    } = QueryApiSettings::from_lookup(|var| match var {
         "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
         "KAFKA_CONSUMER_GROUP" => Some(group.clone()),
         "REDIS_KEY_PREFIX" => Some(redis_prefix.clone()),
@@ -232,7 +237,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     crate::ingest::wait_ready(options.port).await?;
     let address: SocketAddr = ([127, 0, 0, 1], options.port).into();
     // One manager per store, as dashboards would be (rate limits are per token).
-    let keys = TokenKeys::from_settings(&settings.auth)?;
+    let keys = TokenKeys::from_settings(&api.auth)?;
     let stores: Arc<Vec<(i64, HeaderValue)>> = Arc::new(
         stores
             .iter()

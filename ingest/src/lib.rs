@@ -22,6 +22,7 @@ pub mod users;
 use rdkafka::producer::{FutureProducer, Producer};
 use service_kit::app::Base;
 use service_kit::server::Server;
+use service_kit::settings::IngestSettings;
 use service_kit::{Settings, kafka};
 
 /// A built `ingest`, bound to its port and ready to serve.
@@ -42,21 +43,26 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let base = Base::connect(settings).await?;
+    pub async fn build(settings: IngestSettings) -> anyhow::Result<Self> {
+        let IngestSettings {
+            shared,
+            api,
+            movements: accepted,
+        } = settings;
+        let base = Base::connect(shared).await?;
         let producer = kafka::producer(&base.settings.kafka, "ingest")?;
         let movements = base.settings.topics().movements();
         let readiness = base
             .readiness
             .clone()
             .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
-        let (keys, limits) = base.auth_and_limits().await?;
+        let (keys, limits) = base.auth_and_limits(&api).await?;
         let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
         let login = login::LoginState::new(
             base.pool.clone(),
             keys.clone(),
             Some(base.redis.clone()),
-            login::Lifetimes::from(&base.settings.auth),
+            login::Lifetimes::from(&api.auth),
             base.metrics.registry(),
         )?;
         let cache = catalog_cache::CatalogCache::load(&base.pool).await?;
@@ -65,7 +71,7 @@ impl App {
             let (cache, pool) = (cache.clone(), base.pool.clone());
             service_kit::postgres::repeat(
                 "catalog cache",
-                base.settings.movements.catalog_refresh,
+                accepted.catalog_refresh,
                 stop_background.clone(),
                 move || {
                     let (cache, pool) = (cache.clone(), pool.clone());
@@ -123,7 +129,7 @@ impl App {
             cache,
             pool: base.pool.clone(),
             producer: movement_producer,
-            settings: base.settings.movements,
+            settings: accepted,
             metrics,
             outcomes: outcomes::Outcomes::new(base.redis.clone()),
         }));

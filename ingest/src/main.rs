@@ -8,7 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use service_kit::{Service, Settings, environment, shutdown, telemetry};
+use service_kit::settings::IngestSettings;
+use service_kit::{Service, environment, shutdown, telemetry};
 
 /// Bazaar's write API: stock movements to Kafka; the catalog, users and tokens in
 /// PostgreSQL.
@@ -40,7 +41,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
-    let settings = Settings::from_env(Service::Ingest)?;
+    let settings = IngestSettings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = ingest::App::build(settings).await?;
@@ -50,9 +51,9 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateAdmin {
             username,
             password_file,
-        } => ingest::create_admin(settings, &username, &password_file).await,
+        } => ingest::create_admin(settings.shared, &username, &password_file).await,
         Command::Migrate => {
-            service_kit::postgres::connect_and_migrate(&settings.database, "ingest-migrate")
+            service_kit::postgres::connect_and_migrate(&settings.shared.database, "ingest-migrate")
                 .await?;
             tracing::info!("The schema is up to date.");
             Ok(())
@@ -71,12 +72,8 @@ mod tests {
             &["serve", "create-admin", "migrate"],
         );
         // The environment it reads, with defaults, from the one list the settings follow.
-        for variable in service_kit::environment::VARIABLES {
-            assert!(
-                help.contains(variable.name),
-                "{} missing from --help",
-                variable.name
-            );
+        for name in service_kit::environment::read_by(service_kit::Service::Ingest) {
+            assert!(help.contains(&name), "{name} missing from --help");
         }
     }
 }

@@ -30,6 +30,7 @@ use rdkafka::consumer::Consumer;
 use schemas::StoreId;
 use service_kit::Settings;
 use service_kit::redis::Redis;
+use service_kit::settings::ProcessorSettings;
 use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +60,8 @@ const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Processor {
     pub settings: Settings,
+    /// How it batches and publishes.
+    pub processing: ProcessorSettings,
     /// The input topic's name.
     pub topic: String,
     pub pool: PgPool,
@@ -110,7 +113,7 @@ impl Processor {
             changes: Mutex::new(Vec::new()),
             high_watermarks: Mutex::new(HashMap::new()),
             shutdown: self.shutdown.clone(),
-            published_wait: self.settings.processor.transaction_timeout * 3,
+            published_wait: self.processing.transaction_timeout * 3,
         };
         let mut config =
             service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
@@ -124,7 +127,7 @@ impl Processor {
         // A short wait: latency, not fetch size, matters.
         config.set(
             "fetch.wait.max.ms",
-            self.settings.processor.fetch_wait.as_millis().to_string(),
+            self.processing.fetch_wait.as_millis().to_string(),
         );
         config.set(
             "statistics.interval.ms",
@@ -142,6 +145,7 @@ impl Processor {
     fn consume(&self, state: &mut State, cache: &mut Option<CacheWriter>) -> anyhow::Result<()> {
         let publisher = Publisher::new(
             &self.settings,
+            self.processing.transaction_timeout,
             &self.transactional_id,
             self.pool.clone(),
             self.metrics.clone(),
@@ -149,7 +153,7 @@ impl Processor {
         let mut queue = PublishQueue::new(
             publisher,
             self.runtime.clone(),
-            UNPUBLISHED_MAX * self.settings.processor.batch_max,
+            UNPUBLISHED_MAX * self.processing.batch_max,
         );
         let preparer = Preparer {
             pool: self.pool.clone(),
@@ -174,7 +178,7 @@ impl Processor {
             }
             let mut polling = Instant::now();
             let (messages, out_of_range) =
-                poll::poll_batch(&consumer, &self.settings.processor, &self.metrics);
+                poll::poll_batch(&consumer, &self.processing, &self.metrics);
             self.take_assignments(&consumer, state, &mut queue);
             if out_of_range {
                 self.halts.halt_out_of_range(
@@ -203,9 +207,7 @@ impl Processor {
                             let held = || state.balances.keys().copied().collect();
                             self.runtime.block_on(cache.recover(held));
                         }
-                        queue
-                            .drain(&consumer)
-                            .and_then(|()| queue.catch_up(&consumer, &state.positions))
+                        queue.idle(&consumer, &state.positions)
                     }
                 };
                 if let Err(error) = idle {
@@ -427,7 +429,7 @@ impl Processor {
             pool: self.pool.clone(),
             group: self.group().to_owned(),
             topic: self.topic.clone(),
-            parallelism: self.settings.processor.commit_parallelism,
+            parallelism: self.processing.commit_parallelism,
             metrics: self.metrics.clone(),
         }
     }

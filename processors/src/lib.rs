@@ -69,9 +69,10 @@ mod test_support {
 use std::future::Future;
 
 use service_kit::app::Base;
+use service_kit::kafka;
 use service_kit::kafka::group_lag::GroupLag;
 use service_kit::server::Server;
-use service_kit::{Settings, kafka};
+use service_kit::settings::ProcessorsSettings;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -104,8 +105,9 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let base = Base::connect(settings).await?;
+    pub async fn build(settings: ProcessorsSettings) -> anyhow::Result<Self> {
+        let ProcessorsSettings { shared, processing } = settings;
+        let base = Base::connect(shared).await?;
         let producer = kafka::producer(&base.settings.kafka, "processors")?;
         let topics = base.settings.topics();
         let halts = halts::Halts::default();
@@ -134,24 +136,21 @@ impl App {
             base.metrics.registry(),
         )?;
         tokio::spawn(liveness::watch(liveness.clone(), group_lag, stop.clone()));
+        let transactional_id = processing.transactional_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                base.settings.kafka.consumer_group,
+                uuid::Uuid::new_v4()
+            )
+        });
         let processor = consumer::Processor {
             settings: base.settings.clone(),
+            processing,
             topic: topics.movements(),
             pool: base.pool.clone(),
             redis: base.redis.clone(),
             dead_letters: outputs::DeadLetters::new(producer, &topics),
-            transactional_id: base
-                .settings
-                .processor
-                .transactional_id
-                .clone()
-                .unwrap_or_else(|| {
-                    format!(
-                        "{}-{}",
-                        base.settings.kafka.consumer_group,
-                        uuid::Uuid::new_v4()
-                    )
-                }),
+            transactional_id,
             metrics,
             runtime: tokio::runtime::Handle::current(),
             shutdown: stop.clone(),

@@ -6,7 +6,8 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use service_kit::{Service, Settings, environment, shutdown, telemetry};
+use service_kit::settings::ProcessorsSettings;
+use service_kit::{Service, environment, shutdown, telemetry};
 
 /// Bazaar's stream processors: consume the movements, keep the exact ledger, balances,
 /// rollups and alerts in PostgreSQL and Redis, and publish the outcomes to Kafka.
@@ -18,7 +19,7 @@ struct Cli {}
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
     telemetry::init();
-    let settings = Settings::from_env(Service::Processors)?;
+    let settings = ProcessorsSettings::from_env()?;
     let app = processors::App::build(settings).await?;
     app.run_until_stopped(shutdown::on_signal().cancelled_owned())
         .await

@@ -6,5 +6,6 @@ use service_kit::Service;
 test_kit::operational_tests!(
     processors::App,
     Service::Processors,
+    processors_settings,
     env!("CARGO_BIN_EXE_processors")
 );

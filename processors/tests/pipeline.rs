@@ -11,7 +11,7 @@ use test_kit::*;
 
 /// A processor running in-process until the returned sender is used or dropped.
 async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> {
-    let app = processors::App::build(stack.settings_for(service_kit::Service::Processors))
+    let app = processors::App::build(stack.processors_settings())
         .await
         .unwrap();
     background(|stopped| app.run_until_stopped(stopped))

@@ -6,7 +6,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use service_kit::Service;
 use test_kit::TestStack;
 use test_kit::*;
 
@@ -95,9 +94,9 @@ async fn with_redis_stopped_and_restarted_processing_goes_on_and_the_cache_is_re
     let redis = PrivateRedis::start(port);
     redis.wait_ready().await;
     let url = format!("redis://127.0.0.1:{port}");
-    let mut settings = stack.settings_for(Service::Processors);
-    settings.redis.url = SecretString::from(url.clone());
-    let prefix = settings.redis.key_prefix.clone();
+    let mut settings = stack.processors_settings();
+    settings.shared.redis.url = SecretString::from(url.clone());
+    let prefix = settings.shared.redis.key_prefix.clone();
     let app = processors::App::build(settings).await.unwrap();
     let _stop = test_kit::background(|stopped| app.run_until_stopped(stopped));
 

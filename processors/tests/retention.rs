@@ -61,7 +61,7 @@ async fn a_partition_whose_position_was_removed_by_retention_halts_and_the_other
         .await
         .unwrap();
 
-    let app = processors::App::build(stack.settings_for(service_kit::Service::Processors))
+    let app = processors::App::build(stack.processors_settings())
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -30,8 +30,9 @@ pub mod view;
 use axum::extract::FromRef;
 use service_kit::app::Base;
 use service_kit::auth::Auth;
+use service_kit::postgres;
 use service_kit::server::Server;
-use service_kit::{Settings, postgres};
+use service_kit::settings::QueryApiSettings;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -98,8 +99,9 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let base = Base::connect(settings).await?;
+    pub async fn build(settings: QueryApiSettings) -> anyhow::Result<Self> {
+        let QueryApiSettings { shared, api, query } = settings;
+        let base = Base::connect(shared).await?;
         let standby_pool = postgres::standby_pool(&base.settings.database, "query-api")?;
         // Optional: while the standby is away the primary answers its reads.
         let readiness = match &standby_pool {
@@ -109,7 +111,7 @@ impl App {
                 .with_optional_check("postgres_standby", postgres::readiness_check(pool.clone())),
             None => base.readiness.clone(),
         };
-        let (keys, limits) = base.auth_and_limits().await?;
+        let (keys, limits) = base.auth_and_limits(&api).await?;
         let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
         // The catalog is small and read right after it is written: from the primary.
         let catalog = catalog::CatalogState {
@@ -123,7 +125,7 @@ impl App {
             let (view, pool) = (view.clone(), base.pool.clone());
             postgres::repeat(
                 "catalog view",
-                base.settings.movements.catalog_refresh,
+                query.catalog_refresh,
                 stop_view.clone(),
                 move || {
                     let (view, pool) = (view.clone(), pool.clone());
@@ -135,10 +137,10 @@ impl App {
         let copies = balance_copies::BalanceCopies::new(
             base.redis.clone(),
             &movements,
-            base.settings.query.replica_max_balances,
+            query.replica_max_balances,
             metrics.clone(),
         );
-        if base.settings.query.replica_max_balances > 0 {
+        if query.replica_max_balances > 0 {
             tokio::spawn(copies.clone().follow(stop_view.clone()));
         }
         let reads = Reads {
@@ -155,7 +157,7 @@ impl App {
                 standby_pool,
                 &base.settings.kafka.consumer_group,
                 &movements,
-                base.settings.query.standby_wait,
+                query.standby_wait,
                 metrics.clone(),
             ),
             pool: base.pool.clone(),

@@ -6,7 +6,8 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use service_kit::{Service, Settings, environment, shutdown, telemetry};
+use service_kit::settings::QueryApiSettings;
+use service_kit::{Service, environment, shutdown, telemetry};
 
 /// Bazaar's read API: inventory, movement history, reports, alerts, the audit log and the
 /// catalog, for dashboards.
@@ -18,7 +19,7 @@ struct Cli {}
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
     telemetry::init();
-    let settings = Settings::from_env(Service::QueryApi)?;
+    let settings = QueryApiSettings::from_env()?;
     let app = query_api::App::build(settings).await?;
     app.run_until_stopped(shutdown::on_signal().cancelled_owned())
         .await

@@ -7,7 +7,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use schemas::StoreId;
 use serde_json::Value;
-use service_kit::Service;
 use service_kit::auth::{Role, TokenKeys};
 use test_kit::TestStack;
 
@@ -19,8 +18,8 @@ struct Running {
 }
 
 async fn start(stack: &TestStack) -> Running {
-    let settings = stack.settings_for(Service::QueryApi);
-    let keys = TokenKeys::from_settings(&settings.auth).unwrap();
+    let settings = stack.query_api_settings();
+    let keys = TokenKeys::from_settings(&settings.api.auth).unwrap();
     let app = query_api::App::build(settings).await.unwrap();
     let port = app.port();
     let stop = test_kit::background(|stopped| app.run_until_stopped(stopped));

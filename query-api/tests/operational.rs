@@ -6,6 +6,7 @@ use service_kit::Service;
 test_kit::operational_tests!(
     query_api::App,
     Service::QueryApi,
+    query_api_settings,
     env!("CARGO_BIN_EXE_query-api")
 );
 
@@ -14,12 +15,12 @@ test_kit::operational_tests!(
 #[tokio::test]
 async fn metrics_can_be_served_on_an_address_of_their_own() {
     let stack = test_kit::TestStack::start().await;
-    let mut settings = stack.settings_for(Service::QueryApi);
+    let mut settings = stack.query_api_settings();
     // A port the system just handed out and took back: free now.
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .unwrap();
-    settings.metrics_listen_addr = Some(free);
+    settings.shared.metrics_listen_addr = Some(free);
     let app = query_api::App::build(settings).await.unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());
     let _stop = test_kit::background(|stopped| app.run_until_stopped(stopped));

@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::postgres;
 use crate::redis::Redis;
 use crate::server::Server;
-use crate::settings::Settings;
+use crate::settings::{ApiSettings, Settings};
 
 /// The connections and registries every service starts with: the Postgres primary
 /// (migrated), Redis (lazy; a cache the service works without), a metrics registry and
@@ -42,14 +42,15 @@ impl Base {
 
 impl Base {
     /// The token keys (with the revocation list read, and followed from now on) and rate
-    /// limiters of the API, from the settings.
+    /// limiters of the API, from its settings.
     pub async fn auth_and_limits(
         &self,
+        api: &ApiSettings,
     ) -> anyhow::Result<(
         std::sync::Arc<crate::auth::TokenKeys>,
         std::sync::Arc<crate::ratelimit::RateLimits>,
     )> {
-        let keys = crate::auth::TokenKeys::from_settings(&self.settings.auth)?;
+        let keys = crate::auth::TokenKeys::from_settings(&api.auth)?;
         keys.revocations()
             .refresh(&self.pool, keys.longest_token_life())
             .await?;
@@ -58,8 +59,8 @@ impl Base {
             self.pool.clone(),
         ));
         let limits = crate::ratelimit::RateLimits::new(
-            self.settings.rate_limits.per_subject,
-            self.settings.rate_limits.per_address,
+            api.rate_limits.per_subject,
+            api.rate_limits.per_address,
             Some(self.redis.clone()),
             self.metrics.registry(),
         )?;

@@ -13,11 +13,12 @@ use schemas::{MovementKind, StockMovement, StoreId};
 use serde_json::{Value, json};
 use service_kit::Service;
 use service_kit::auth::{Role, TokenKeys};
+use service_kit::settings::{IngestSettings, QueryApiSettings};
 use test_kit::{TestStack, background};
 
 /// A processor running in-process until the returned sender is used or dropped.
 pub async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> {
-    let app = processors::App::build(stack.settings_for(Service::Processors))
+    let app = processors::App::build(stack.processors_settings())
         .await
         .unwrap();
     background(|stopped| app.run_until_stopped(stopped))
@@ -50,12 +51,10 @@ impl Pipeline {
         .execute(&stack.pool)
         .await
         .unwrap();
-        let ingest_app = ingest::App::build(stack.settings_for(Service::Ingest))
-            .await
-            .unwrap();
+        let ingest_app = ingest::App::build(stack.ingest_settings()).await.unwrap();
         let ingest = format!("http://127.0.0.1:{}", ingest_app.port());
-        let query_settings = stack.settings_for(Service::QueryApi);
-        let keys = TokenKeys::from_settings(&query_settings.auth).unwrap();
+        let query_settings = stack.query_api_settings();
+        let keys = TokenKeys::from_settings(&query_settings.api.auth).unwrap();
         let query_app = query_api::App::build(query_settings).await.unwrap();
         let query = format!("http://127.0.0.1:{}", query_app.port());
         let mut stops = vec![
@@ -84,7 +83,8 @@ impl Pipeline {
 
     /// Another query-api on the same stack with `extra` settings.
     pub async fn another_query_api(&mut self, extra: &[(&str, &str)]) -> String {
-        let settings = self.settings_with(Service::QueryApi, extra);
+        let env = self.env_with(Service::QueryApi, extra);
+        let settings = QueryApiSettings::from_lookup(|key| env.get(key).cloned()).unwrap();
         let app = query_api::App::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         self.stops
@@ -94,7 +94,8 @@ impl Pipeline {
 
     /// Another ingest on the same stack.
     pub async fn another_ingest(&mut self) -> String {
-        let settings = self.settings_with(Service::Ingest, &[]);
+        let env = self.env_with(Service::Ingest, &[]);
+        let settings = IngestSettings::from_lookup(|key| env.get(key).cloned()).unwrap();
         let app = ingest::App::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         self.stops
@@ -102,8 +103,12 @@ impl Pipeline {
         base
     }
 
-    /// The stack's settings for `service` on a port of its own, with `extra`.
-    fn settings_with(&self, service: Service, extra: &[(&str, &str)]) -> service_kit::Settings {
+    /// The stack's environment for `service` on a port of its own, with `extra`.
+    fn env_with(
+        &self,
+        service: Service,
+        extra: &[(&str, &str)],
+    ) -> std::collections::HashMap<String, String> {
         let mut env: std::collections::HashMap<String, String> = self
             .stack
             .env()
@@ -113,7 +118,7 @@ impl Pipeline {
         for (key, value) in extra {
             env.insert((*key).to_owned(), (*value).to_owned());
         }
-        service_kit::Settings::from_lookup(service, |key| env.get(key).cloned()).unwrap()
+        env
     }
 
     pub fn token(&self, role: Role, stores: &[i64]) -> String {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 /// An Apache Kafka cluster of a test's own, started by `deploy/local/kafka.sh` (the script
 /// `make up` uses) on a loopback address no other test uses, so that the test may kill
-/// and restart its brokers. Stopped and deleted on drop.
+/// and restart its brokers. Stopped and deleted on drop (kept with `KAFKA_KEEP_DIR=1`).
 #[derive(Debug)]
 pub struct KafkaCluster {
     pub nodes: usize,
@@ -113,6 +113,11 @@ impl Drop for KafkaCluster {
                 .env("KAFKA_PORT", Self::PORT.to_string())
                 .output();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // `KAFKA_KEEP_DIR=1` keeps the brokers' logs to read what they did.
+        if std::env::var_os("KAFKA_KEEP_DIR").is_some() {
+            eprintln!("the cluster's directory is kept: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

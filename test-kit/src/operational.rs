@@ -91,11 +91,11 @@ where
 /// as a process it stops cleanly on SIGTERM.
 #[macro_export]
 macro_rules! operational_tests {
-    ($app:ty, $service:expr, $binary:expr) => {
+    ($app:ty, $service:expr, $settings:ident, $binary:expr) => {
         #[tokio::test]
         async fn serves_health_readiness_and_metrics_and_stops_when_asked() {
             let stack = $crate::TestStack::start().await;
-            let app = <$app>::build(stack.settings_for($service)).await.unwrap();
+            let app = <$app>::build(stack.$settings()).await.unwrap();
             let port = app.port();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::spawn(app.run_until_stopped(async move {

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use service_kit::settings::{Service, Settings};
+use service_kit::settings::{
+    IngestSettings, ProcessorsSettings, QueryApiSettings, Service, Settings,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -200,11 +202,30 @@ impl TestStack {
         self.env.iter().map(|(var, value)| (*var, value.as_str()))
     }
 
-    /// The same settings, for another service.
-    pub fn settings_for(&self, service: Service) -> Settings {
-        let mut settings = self.settings.clone();
-        settings.service = service;
-        settings
+    /// What ingest reads of this test's environment.
+    pub fn ingest_settings(&self) -> IngestSettings {
+        IngestSettings::from_lookup(|var| self.variable(var))
+            .unwrap_or_else(|error| panic!("test settings: {error}"))
+    }
+
+    /// What the processors read of this test's environment.
+    pub fn processors_settings(&self) -> ProcessorsSettings {
+        ProcessorsSettings::from_lookup(|var| self.variable(var))
+            .unwrap_or_else(|error| panic!("test settings: {error}"))
+    }
+
+    /// What query-api reads of this test's environment.
+    pub fn query_api_settings(&self) -> QueryApiSettings {
+        QueryApiSettings::from_lookup(|var| self.variable(var))
+            .unwrap_or_else(|error| panic!("test settings: {error}"))
+    }
+
+    /// This test's variable, or the process's (what `make test` evaluated).
+    fn variable(&self, var: &str) -> Option<String> {
+        self.env
+            .get(var)
+            .cloned()
+            .or_else(|| std::env::var(var).ok())
     }
 
     /// Reads `count` records of `topic` from the beginning of every partition (without

@@ -31,7 +31,7 @@ async fn the_bootstrap_admin_gets_a_token_that_verifies_and_the_bootstrap_is_aud
         43,
         "256 bits, base64url"
     );
-    let keys = TokenKeys::from_settings(&stack.settings.auth).unwrap();
+    let keys = TokenKeys::from_settings(&stack.ingest_settings().api.auth).unwrap();
     let principal = keys.verify(body["access_token"].as_str().unwrap()).unwrap();
     assert_eq!(
         (principal.subject.as_str(), principal.role),
@@ -473,7 +473,7 @@ fn secrets_anyone_could_read() -> std::collections::BTreeSet<String> {
 async fn a_token_signed_with_anything_in_the_repository_is_refused() {
     let secret = readme_signing_secret();
     let stack = TestStack::start_with(&[("JWT_SECRET", secret.clone())]).await;
-    let service_keys = TokenKeys::from_settings(&stack.settings.auth).unwrap();
+    let service_keys = TokenKeys::from_settings(&stack.ingest_settings().api.auth).unwrap();
     let candidates = secrets_anyone_could_read();
     assert!(candidates.len() > 100, "{} candidates", candidates.len());
     assert!(
@@ -482,14 +482,13 @@ async fn a_token_signed_with_anything_in_the_repository_is_refused() {
     );
 
     let forge = |candidate: &str| {
-        let settings =
-            service_kit::Settings::from_lookup(service_kit::Service::Ingest, |var| match var {
-                "BAZAAR_ENV" => Some("development".to_owned()),
-                "JWT_SECRET" => Some(candidate.to_owned()),
-                _ => None,
-            })
-            .unwrap();
-        let keys = TokenKeys::from_settings(&settings.auth).unwrap();
+        let settings = service_kit::settings::IngestSettings::from_lookup(|var| match var {
+            "BAZAAR_ENV" => Some("development".to_owned()),
+            "JWT_SECRET" => Some(candidate.to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        let keys = TokenKeys::from_settings(&settings.api.auth).unwrap();
         keys.issue("intruder", Role::Admin, &[]).unwrap().0
     };
     let forged: Vec<String> = candidates

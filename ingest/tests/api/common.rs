@@ -5,7 +5,6 @@ use std::time::Duration;
 use ingest::users;
 use reqwest::StatusCode;
 use serde_json::Value;
-use service_kit::Service;
 use test_kit::TestStack;
 
 pub struct Running {
@@ -36,9 +35,7 @@ fn client(local: Option<std::net::IpAddr>) -> reqwest::Client {
 }
 
 pub async fn start(stack: &TestStack) -> Running {
-    let app = ingest::App::build(stack.settings_for(Service::Ingest))
-        .await
-        .unwrap();
+    let app = ingest::App::build(stack.ingest_settings()).await.unwrap();
     let port = app.port();
     let stop = test_kit::background(|stopped| app.run_until_stopped(stopped));
     Running {

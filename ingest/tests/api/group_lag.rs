@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use service_kit::Service;
 use test_kit::{TEST_PARTITIONS, TestStack, background, get_text};
 
 /// `bazaar_processor_group_lag` per partition, as ingest's `/metrics` says.
@@ -67,15 +66,13 @@ async fn one_record_per_partition(stack: &TestStack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_whose_only_processor_stopped_shows_lag_on_every_partition() {
     let stack = TestStack::start().await;
-    let ingest_app = ingest::App::build(stack.settings_for(Service::Ingest))
-        .await
-        .unwrap();
+    let ingest_app = ingest::App::build(stack.ingest_settings()).await.unwrap();
     let ingest = format!("http://127.0.0.1:{}", ingest_app.port());
     let _ingest = background(|stopped| ingest_app.run_until_stopped(stopped));
     let client = reqwest::Client::new();
 
     // The only processor takes everything: no lag anywhere.
-    let processor = processors::App::build(stack.settings_for(Service::Processors))
+    let processor = processors::App::build(stack.processors_settings())
         .await
         .unwrap();
     let processor = background(|stopped| processor.run_until_stopped(stopped));

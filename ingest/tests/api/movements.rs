@@ -559,10 +559,10 @@ async fn with_the_broker_away_a_movement_is_refused_with_503_and_retry_after_in_
     let stack = TestStack::start().await;
     let store = add_store(&stack, "DOWN-01").await;
     let product = add_product(&stack, "DOWN-SKU").await;
-    let mut settings = stack.settings_for(service_kit::Service::Ingest);
-    settings.kafka.brokers = "127.0.0.1:9".into();
-    settings.kafka.message_timeout = Duration::from_secs(1);
-    let keys = service_kit::auth::TokenKeys::from_settings(&settings.auth).unwrap();
+    let mut settings = stack.ingest_settings();
+    settings.shared.kafka.brokers = "127.0.0.1:9".into();
+    settings.shared.kafka.message_timeout = Duration::from_secs(1);
+    let keys = service_kit::auth::TokenKeys::from_settings(&settings.api.auth).unwrap();
     let (admin, _) = keys
         .issue("admin", service_kit::auth::Role::Admin, &[])
         .unwrap();

@@ -3,4 +3,9 @@
 
 use service_kit::Service;
 
-test_kit::operational_tests!(ingest::App, Service::Ingest, env!("CARGO_BIN_EXE_ingest"));
+test_kit::operational_tests!(
+    ingest::App,
+    Service::Ingest,
+    ingest_settings,
+    env!("CARGO_BIN_EXE_ingest")
+);

@@ -9,11 +9,10 @@ use std::time::Duration;
 use crate::common::{add_product, add_store, add_supplier, send, with_admin};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use service_kit::Service;
 use test_kit::TestStack;
 
 async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> {
-    let app = processors::App::build(stack.settings_for(Service::Processors))
+    let app = processors::App::build(stack.processors_settings())
         .await
         .unwrap();
     test_kit::background(|stopped| app.run_until_stopped(stopped))
@@ -206,7 +205,8 @@ async fn a_request_past_the_deadline_is_answered_503_timeout() {
     let product = add_product(&stack, "SALT-1KG").await;
     let supplier = add_supplier(&stack).await;
     let app = crate::common::start(&stack).await;
-    let keys = service_kit::auth::TokenKeys::from_settings(&stack.settings.auth).unwrap();
+    let keys =
+        service_kit::auth::TokenKeys::from_settings(&stack.ingest_settings().api.auth).unwrap();
     let (admin, _) = keys
         .issue("admin", service_kit::auth::Role::Admin, &[])
         .unwrap();

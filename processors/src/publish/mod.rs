@@ -78,15 +78,15 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// A transactional producer with `transactional_id`, its transactions initialised
-    /// (blocks until the broker answers).
+    /// A transactional producer with `transactional_id` whose transactions time out after
+    /// `timeout`, its transactions initialised (blocks until the broker answers).
     pub(crate) fn new(
         settings: &Settings,
+        timeout: Duration,
         transactional_id: &str,
         pool: PgPool,
         metrics: ProcessorMetrics,
     ) -> anyhow::Result<Self> {
-        let timeout = settings.processor.transaction_timeout;
         let producer = kafka::transactional_producer(
             &settings.kafka,
             "processors-outputs",
@@ -246,8 +246,10 @@ impl Publisher {
                     (self.producer.clone(), offsets.clone(), membership.clone());
                 let timeout = self.timeout;
                 tokio::task::spawn_blocking(move || {
-                    producer.send_offsets_to_transaction(&offsets, &membership, timeout)?;
-                    producer.commit_transaction(timeout)
+                    resumed(timeout, || {
+                        producer.send_offsets_to_transaction(&offsets, &membership, timeout)
+                    })?;
+                    resumed(timeout, || producer.commit_transaction(timeout))
                 })
                 .await?
                 .map_err(anyhow::Error::from)
@@ -278,7 +280,10 @@ impl Publisher {
             "An output transaction failed; aborted. Its partitions are published again from Postgres."
         );
         let (producer, timeout) = (self.producer.clone(), self.timeout);
-        tokio::task::spawn_blocking(move || producer.abort_transaction(timeout)).await??;
+        tokio::task::spawn_blocking(move || {
+            resumed(timeout, || producer.abort_transaction(timeout))
+        })
+        .await??;
         Ok(false)
     }
 
@@ -354,6 +359,41 @@ impl Publisher {
         let record = FutureRecord::to(topic).key(key).payload(payload);
         kafka::enqueue(&self.producer, record, QUEUE_WAIT).await?;
         Ok(())
+    }
+}
+
+/// How many transaction timeouts a transactional call may take, resumed each time one
+/// runs out, before the producer is given up (as `kafka::transactional_producer` waits for
+/// the coordinator when it starts).
+const PATIENCE: u32 = 6;
+
+/// Runs a transactional call of librdkafka's, calling it again while it only timed out
+/// ("retry call to resume"; calling anything else meanwhile is refused as conflicting).
+///
+/// A broker lost mid-transaction holds these calls longer than one transaction timeout:
+/// the coordinator first completes the previous transaction, whose markers wait for the
+/// lost broker's partitions to move (KRaft fences it 9 s after its last heartbeat, counted
+/// afresh when the node was the active controller), and Apache Kafka 4.1's coordinator has
+/// been seen to finish that only when other work woke it, 30 s after the kill. Replacing
+/// the producer instead would wait for the same coordinator (`init_transactions` answers
+/// "concurrent transactions" until then) after rejoining the group, and stop the ledger
+/// meanwhile; a resumed call keeps the consumer and the ledger going while the outputs
+/// wait.
+fn resumed(timeout: Duration, call: impl Fn() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let started = std::time::Instant::now();
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(error))
+                if error.is_retriable()
+                    && !error.txn_requires_abort()
+                    && started.elapsed() < PATIENCE * timeout =>
+            {
+                tracing::warn!(%error, "A transactional call takes long; resuming it.");
+                // Never a busy loop, whatever librdkafka answers at once.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
     }
 }
 

@@ -139,23 +139,41 @@ impl PublishQueue {
         while self.publishing.is_some() || !self.waiting.is_empty() {
             self.settle()?;
             self.pump(consumer)?;
-            if self.publishing.is_none() {
-                // Not a member: what waits is published by whoever owns it next.
-                self.waiting.clear();
-                self.waiting_records = 0;
-            }
+            self.forget_if_not_a_member();
         }
         Ok(())
+    }
+
+    /// After `pump`: nothing in flight while batches wait means this consumer is not a
+    /// member of the group (now); what waits is published by whoever owns it next.
+    fn forget_if_not_a_member(&mut self) {
+        if self.publishing.is_none() {
+            self.waiting.clear();
+            self.waiting_records = 0;
+        }
+    }
+
+    /// While idle: starts publishing what waits and takes in a finished transaction, but
+    /// never waits for one in flight — a broker failover can hold its abort for many
+    /// seconds, and the partitions that still flow must not wait for it. With nothing in
+    /// flight or waiting, publishes again what the outputs lack (`catch_up`).
+    pub(crate) fn idle(
+        &mut self,
+        consumer: &Kafka,
+        positions: &HashMap<i32, i64>,
+    ) -> anyhow::Result<()> {
+        self.pump(consumer)?;
+        self.forget_if_not_a_member();
+        if self.publishing.is_some() {
+            return Ok(());
+        }
+        self.catch_up(consumer, positions)
     }
 
     /// While idle: publishes again, from Postgres, what the output topics lack of owned
     /// partitions (after an aborted transaction or a crash between commit and publish),
     /// up to `positions`. An attempt that falls short is tried again a second later.
-    pub(crate) fn catch_up(
-        &mut self,
-        consumer: &Kafka,
-        positions: &HashMap<i32, i64>,
-    ) -> anyhow::Result<()> {
+    fn catch_up(&mut self, consumer: &Kafka, positions: &HashMap<i32, i64>) -> anyhow::Result<()> {
         if self
             .republish_after
             .is_some_and(|after| Instant::now() < after)

@@ -178,14 +178,14 @@ mod tests {
     use schemas::MovementKind;
 
     use super::*;
-    use crate::settings::{AuthSettings, Service, Settings};
+    use crate::settings::{AuthSettings, IngestSettings};
 
     fn auth_settings(vars: &[(&str, &str)]) -> AuthSettings {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
-        Settings::from_lookup(Service::Ingest, |var| {
+        IngestSettings::from_lookup(|var| {
             vars.get(var).cloned().or_else(|| match var {
                 "BAZAAR_ENV" => Some("development".into()),
                 "JWT_SECRET" if !vars.contains_key("JWT_ALGORITHM") => Some(TEST_SECRET.into()),
@@ -193,6 +193,7 @@ mod tests {
             })
         })
         .unwrap()
+        .api
         .auth
     }
 

@@ -327,16 +327,16 @@ mod tests {
 
     use super::*;
     use crate::auth::{Role, TokenKeys};
-    use crate::settings::{Service, Settings};
+    use crate::settings::IngestSettings;
 
     fn keys() -> Arc<TokenKeys> {
-        let settings = Settings::from_lookup(Service::Ingest, |var| match var {
+        let settings = IngestSettings::from_lookup(|var| match var {
             "BAZAAR_ENV" => Some("development".into()),
             "JWT_SECRET" => Some("a-test-only-secret-of-at-least-32-bytes".into()),
             _ => None,
         })
         .unwrap();
-        TokenKeys::from_settings(&settings.auth).unwrap()
+        TokenKeys::from_settings(&settings.api.auth).unwrap()
     }
 
     async fn whoami(principal: Principal) -> String {

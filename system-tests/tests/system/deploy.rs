@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_norway::Value;
 use service_kit::environment;
-use service_kit::{Service, Settings};
+use service_kit::{Service, settings};
 use system_tests::{Pipeline, recent_movements};
 use test_kit::get_text;
 
@@ -113,7 +113,8 @@ fn as_map(value: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The variables are all read by the services, and start `service` in production.
+/// The variables are all read by a service (a Kubernetes ConfigMap and Secret serve all
+/// three), and start `service` in production.
 fn starts_in_production(service: Service, variables: &BTreeMap<String, String>, source: &str) {
     for name in variables.keys() {
         assert!(
@@ -126,7 +127,7 @@ fn starts_in_production(service: Service, variables: &BTreeMap<String, String>, 
         Some("production"),
         "{source}: BAZAAR_ENV"
     );
-    if let Err(error) = Settings::from_lookup(service, |name| variables.get(name).cloned()) {
+    if let Err(error) = settings::validate(service, |name| variables.get(name).cloned()) {
         panic!(
             "{source}: {} would not start in production: {error}",
             service.name()
@@ -337,7 +338,7 @@ fn metrics_in(expression: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_and_the_alerts_query_metrics_the_services_export() {
     let pipeline = Pipeline::start(false).await;
-    let processors = processors::App::build(pipeline.stack.settings_for(Service::Processors))
+    let processors = processors::App::build(pipeline.stack.processors_settings())
         .await
         .unwrap();
     let processors_url = format!("http://127.0.0.1:{}", processors.port());
