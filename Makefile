@@ -2,7 +2,8 @@
 # deploy/local starts a private PostgreSQL, Redis and Apache Kafka on loopback ports.
 SHELL := /bin/bash
 # Prebuilt cargo-nextest, cargo-deny, cargo-fuzz and kubectl (deploy/local/tools.sh).
-TOOLS_BIN := $(or $(BAZAAR_LOCAL_DIR),$(CURDIR)/.local)/tools/bin
+LOCAL := $(or $(BAZAAR_LOCAL_DIR),$(CURDIR)/.local)
+TOOLS_BIN := $(LOCAL)/tools/bin
 export PATH := $(TOOLS_BIN):$(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
@@ -43,14 +44,24 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
+# The fuzz targets build (another toolchain, other flags: nothing shared with the workspace)
+# at the lowest priority from the start, on what CPU the other steps leave idle — the
+# stack's start and the fault suite mostly wait.
+FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
 ## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts and each fuzz target for 30 s
-test: tools lint check-deploy stack
-	@status=0; \
+test: tools
+	@mkdir -p $(LOCAL)/fuzz; \
+	$(FUZZ_SMOKE) FUZZ_BUILD_ONLY=1 setsid nice -n 19 deploy/local/fuzz.sh >$(LOCAL)/fuzz/build.log 2>&1 & \
+	fuzz_build=$$!; \
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint check-deploy stack \
+		|| { kill -- -$$fuzz_build; exit 1; }; \
+	status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
 		$(CARGO) nextest run --workspace --profile ci ) || status=$$?; \
 	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
 	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
-	FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none deploy/local/fuzz.sh || status=$$?; \
+	wait $$fuzz_build || true; \
+	$(FUZZ_SMOKE) deploy/local/fuzz.sh || status=$$?; \
 	exit $$status
 
 ## tools: the prebuilt test and lint tools, pinned, into .local/tools (seconds, once)
