@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod network;
 pub mod pagination;
 pub mod purchase_orders;
+pub mod renderings;
 pub mod reports;
 pub mod routes;
 pub mod standby;
@@ -61,7 +62,7 @@ pub struct Reads {
     pub balances: balances::Balances,
     pub view: Arc<view::CatalogView>,
     /// Whole store inventories as last rendered.
-    pub renderings: inventory::Renderings,
+    pub renderings: renderings::Renderings,
     pub metrics: metrics::QueryMetrics,
 }
 
@@ -162,7 +163,7 @@ impl App {
             ),
             pool: base.pool.clone(),
             view,
-            renderings: inventory::Renderings::default(),
+            renderings: renderings::Renderings::default(),
             metrics,
         };
         reads.standby.watch(stop_view.clone());

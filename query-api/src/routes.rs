@@ -22,7 +22,7 @@ use crate::{
     // not those of parameters.
     components(schemas(
         alerts::AlertKind, history::MovementKind, history::MovementStatus, history::TimeField,
-        reports::SalesGroup, reports::SourcingGroup, reports::ValuationGroup
+        reports::sales::SalesGroup, reports::sourcing::SourcingGroup, reports::stock::ValuationGroup
     )),
     modifiers(&BearerSecurity),
     tags(
@@ -70,10 +70,10 @@ pub fn api(
                 .routes(routes!(inventory::product_inventory))
                 .routes(routes!(history::list_movements))
                 .routes(routes!(history::get_movement))
-                .routes(routes!(reports::stock_summary))
-                .routes(routes!(reports::valuation))
-                .routes(routes!(reports::sales))
-                .routes(routes!(reports::sourcing))
+                .routes(routes!(reports::stock::stock_summary))
+                .routes(routes!(reports::stock::valuation))
+                .routes(routes!(reports::sales::sales))
+                .routes(routes!(reports::sourcing::sourcing))
                 .routes(routes!(network::products))
                 .routes(routes!(network::categories))
                 .routes(routes!(alerts::list_alerts))
