@@ -45,12 +45,12 @@ build:
 	$(CARGO) build --release --bins
 
 # The fuzz targets build (another toolchain, other flags: nothing shared with the workspace)
-# at the lowest priority from the start, on what CPU the other steps leave idle — the
-# stack's start and the fault suite mostly wait. Not in a session of its own: with the
-# kernel's autogroups a new session gets an equal share of the CPU whatever its nice value
-# (setsid made clippy take 6 min instead of 3).
+# at the lowest priority from the start, on what CPU the other steps leave idle, and run
+# (30 s each) at that priority beside the fault suite, which mostly waits. Not in a session
+# of their own: with the kernel's autogroups a new session gets an equal share of the CPU
+# whatever its nice value (setsid made clippy take 6 min instead of 3).
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
-## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts and each fuzz target for 30 s
+## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside each fuzz target for 30 s
 test: tools
 	@mkdir -p $(LOCAL)/fuzz; \
 	$(FUZZ_SMOKE) FUZZ_BUILD_ONLY=1 nice -n 19 deploy/local/fuzz.sh >$(LOCAL)/fuzz/build.log 2>&1 & \
@@ -61,9 +61,12 @@ test: tools
 	( set -a && eval "$$($(STACK) env)" && set +a && \
 		$(CARGO) nextest run --workspace --profile ci ) || status=$$?; \
 	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
-	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
 	wait $$fuzz_build || true; \
-	$(FUZZ_SMOKE) deploy/local/fuzz.sh || status=$$?; \
+	$(FUZZ_SMOKE) nice -n 19 deploy/local/fuzz.sh >$(LOCAL)/fuzz/smoke.log 2>&1 & \
+	fuzz_smoke=$$!; \
+	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
+	wait $$fuzz_smoke || status=1; \
+	cat $(LOCAL)/fuzz/smoke.log; \
 	exit $$status
 
 ## tools: the prebuilt test and lint tools, pinned, into .local/tools (seconds, once)
