@@ -44,24 +44,19 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
-# The fuzz targets build (another toolchain, other flags: nothing shared with the workspace)
-# at the lowest priority from the start, on what CPU the other steps leave idle, and run
-# (30 s each) at that priority beside the fault suite, which mostly waits. Not in a session
-# of their own: with the kernel's autogroups a new session gets an equal share of the CPU
-# whatever its nice value (setsid made clippy take 6 min instead of 3).
+# The fuzz targets (another toolchain, other flags: nothing shared with the workspace)
+# build and run at the lowest priority beside the fault suite, which mostly waits. Not in a
+# session of their own: with the kernel's autogroups a new session gets an equal share of
+# the CPU whatever its nice value. Not beside the tests either: they use both cores.
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
-## test: lint, check the deployment files, bring the stack up if needed, run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside each fuzz target for 30 s
+## test: lint, check the deployment files and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside each fuzz target for 30 s
 test: tools
-	@mkdir -p $(LOCAL)/fuzz; \
-	$(FUZZ_SMOKE) FUZZ_BUILD_ONLY=1 nice -n 19 deploy/local/fuzz.sh >$(LOCAL)/fuzz/build.log 2>&1 & \
-	fuzz_build=$$!; \
-	$(MAKE) --no-print-directory -j3 --output-sync=target lint check-deploy stack \
-		|| { pkill -P $$fuzz_build; kill $$fuzz_build; exit 1; }; \
-	status=0; \
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint check-deploy stack
+	@status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
 		$(CARGO) nextest run --workspace --profile ci ) || status=$$?; \
 	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
-	wait $$fuzz_build || true; \
+	mkdir -p $(LOCAL)/fuzz; \
 	$(FUZZ_SMOKE) nice -n 19 deploy/local/fuzz.sh >$(LOCAL)/fuzz/smoke.log 2>&1 & \
 	fuzz_smoke=$$!; \
 	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \

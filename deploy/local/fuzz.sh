@@ -10,8 +10,6 @@
 #   FUZZ_SANITIZER=none deploy/local/fuzz.sh  without AddressSanitizer (`make test`): our
 #                                           crates forbid unsafe code and the targets reach
 #                                           no C, so the smoke run skips instrumenting it
-#   FUZZ_BUILD_ONLY=1 deploy/local/fuzz.sh   builds the targets and stops (`make test`
-#                                           builds them in the background meanwhile)
 #
 # libFuzzer needs the nightly toolchain (rustup's, beside stable); cargo-fuzz is the
 # prebuilt one deploy/local/tools.sh pins. Inputs that reach new code stay in a scratch
@@ -36,7 +34,6 @@ targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 say "building ${targets[*]}"
 cargo +nightly fuzz build "${options[@]}"
-[ -z "${FUZZ_BUILD_ONLY:-}" ] || exit 0
 for target in "${targets[@]}"; do
     scratch="$LOCAL/fuzz/$target"
     mkdir -p "$scratch"
