@@ -14,7 +14,7 @@ use schemas::StoreId;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
-use service_kit::problem::responses::{InvalidParameter, NoSuchStore};
+use service_kit::problem::responses::{InvalidParameter, NoSuchStore, NotModified};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
@@ -283,7 +283,7 @@ const FRESH_200: &str = "With `freshness`: its source (`cache` or `database`) an
     security(("bearer" = [])),
     responses(
         (status = 200, description = FRESH_200, body = InventoryResponse),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         InvalidParameter,
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
         NoSuchStore,
@@ -373,7 +373,7 @@ pub struct StoreItemResponse<'a> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = FRESH_200, body = StoreItemResponse),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or product", body = Problem, content_type = "application/problem+json"),
         NotYetConsistent,
@@ -441,7 +441,7 @@ pub struct ProductInventoryResponse<'a> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = FRESH_200, body = ProductInventoryResponse),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         (status = 403, description = "The role may not read inventory", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::Principal;
 use service_kit::path::Path;
-use service_kit::problem::responses::NoSuchStore;
+use service_kit::problem::responses::{NoSuchStore, NotModified};
 use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
@@ -97,7 +97,7 @@ const SALES_FIGURES: &str = "COALESCE(SUM(units_sold), 0)::bigint AS units_sold,
     params(("id" = i64, Path, description = "Store id"), RangeParams, SalesParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The report, with an `ETag`", body = SalesReport),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         (status = 400, description = "A parameter is invalid (a range over 366 days, `to` before `from`)", body = Problem, content_type = "application/problem+json"),
         ReportsForbidden,
         NoSuchStore,

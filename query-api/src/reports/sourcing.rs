@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::auth::Principal;
 use service_kit::path::Path;
 use service_kit::problem::ApiError;
-use service_kit::problem::responses::{InvalidParameter, NoSuchStore};
+use service_kit::problem::responses::{InvalidParameter, NoSuchStore, NotModified};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
 
@@ -63,7 +63,7 @@ pub struct SourcingReport {
     params(("id" = i64, Path, description = "Store id"), RangeParams, SourcingParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The report, with an `ETag`", body = SourcingReport),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         InvalidParameter,
         ReportsForbidden,
         NoSuchStore,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
 use service_kit::problem::ApiError;
-use service_kit::problem::responses::NoSuchStore;
+use service_kit::problem::responses::{NoSuchStore, NotModified};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
 
@@ -64,7 +64,7 @@ pub struct StockSummaryResponse {
     params(("id" = i64, Path, description = "Store id"), ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The summary, with `freshness` and an `ETag`", body = StockSummaryResponse),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         ReportsForbidden,
         NoSuchStore,
     ))]
@@ -170,7 +170,7 @@ pub struct ValuationResponse {
     params(("id" = i64, Path, description = "Store id"), ValuationParams, ConsistencyParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The valuation, with `freshness` and an `ETag`", body = ValuationResponse),
-        (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+        NotModified,
         ReportsForbidden,
         NoSuchStore,
     ))]

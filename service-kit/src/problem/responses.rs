@@ -60,3 +60,11 @@ pub struct NoSuchStore(pub Problem);
     content_type = "application/problem+json"
 )]
 pub struct NoSuchOrder(pub Problem);
+
+/// A conditional read whose `If-None-Match` still names the current `ETag`.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 304,
+    description = "Not modified since the `ETag` in `If-None-Match`"
+)]
+pub struct NotModified;
