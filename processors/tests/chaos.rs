@@ -29,7 +29,7 @@ struct Scale {
     rate: usize,
     /// Kills of a processor with a short session.
     kills: usize,
-    /// Kills of a processor with the default (10 s) session.
+    /// Kills of a processor with the default (15 s) session.
     slow_kills: usize,
     /// How long PostgreSQL and Redis stay away.
     outage: Duration,
@@ -90,20 +90,34 @@ fn watch_stalls(stack: &TestStack, stream: &Stream) -> tokio::task::JoinHandle<D
     let pool = stack.pool.clone();
     let group = stack.settings.kafka.consumer_group.clone();
     let topic = stack.settings.topics().movements();
-    let reader: std::sync::Arc<BaseConsumer> = std::sync::Arc::new(
-        service_kit::kafka::consumer_config(&stack.settings.kafka, "chaos-watch", "chaos-watch")
-            .create()
-            .unwrap(),
-    );
+    let kafka = stack.settings.kafka.clone();
+    let connect = move || -> std::sync::Arc<BaseConsumer> {
+        std::sync::Arc::new(
+            service_kit::kafka::consumer_config(&kafka, "chaos-watch", "chaos-watch")
+                .create()
+                .unwrap(),
+        )
+    };
+    let mut reader = connect();
     let progress = stream.progress();
     tokio::spawn(async move {
         let partitions = 0..test_kit::TEST_PARTITIONS;
         let mut ends: HashMap<i32, i64> = HashMap::new();
         let mut still: HashMap<i32, (i64, Instant)> = HashMap::new();
         let mut longest = Duration::ZERO;
+        let mut finished_at: Option<Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let finished = progress.finished();
+            let waited = finished_at.get_or_insert_with(Instant::now).elapsed();
+            if !finished {
+                finished_at = None;
+            }
+            assert!(
+                waited < Duration::from_secs(240),
+                "the watch never saw every partition's end: {ends:?} of {} produced",
+                progress.produced()
+            );
             let produced = progress.produced();
             // Waits while PostgreSQL is away (the pool reconnects): then the positions, and the
             // ends read after them, are fresh together.
@@ -131,6 +145,11 @@ fn watch_stalls(stack: &TestStack, stream: &Stream) -> tokio::task::JoinHandle<D
             })
             .await
             .unwrap();
+            // A client that lost a broker can keep failing after it is back (seen once: four
+            // minutes): once the stream is over, a sample that missed a partition reconnects.
+            if finished && fetched.len() < partitions.len() {
+                reader = connect();
+            }
             ends.extend(fetched);
             let mut caught_up = true;
             for partition in partitions.clone() {
@@ -236,8 +255,8 @@ async fn killed_with_the_default_session(scale: Scale) -> Outcome {
             tokio::time::sleep(random_pause(&mut random, 3_000, 5_000)).await;
             kills += usize::from(!stream.is_finished());
             victim.kill();
-            // Its partitions move when its session (10 s) expires.
-            tokio::time::sleep(Duration::from_secs(11)).await;
+            // Its partitions move when its session (15 s) expires.
+            tokio::time::sleep(Duration::from_secs(16)).await;
         }
         (kills, stream, Vec::new())
     })
@@ -247,7 +266,7 @@ async fn killed_with_the_default_session(scale: Scale) -> Outcome {
         movements: movements.len(),
         faults,
         stall,
-        bound: Duration::from_secs(10) + SLACK,
+        bound: Duration::from_secs(15) + SLACK,
     }
 }
 
@@ -292,24 +311,19 @@ async fn redis_stopped(scale: Scale) -> Outcome {
 }
 
 /// How long KRaft takes to move a lost node's partitions: its controller fences a broker
-/// `broker.session.timeout.ms` (9 s, Kafka's default) after its last heartbeat, counted
-/// afresh by a new active controller when the lost node was the active one (elected within
-/// `controller.quorum.fetch.timeout.ms`, 2 s, and an election, ~1 s).
-const KRAFT_FAILOVER: Duration = Duration::from_secs(12);
+/// `broker.session.timeout.ms` (6 s in our clusters, `deploy/local/kafka.sh`) after its last
+/// heartbeat, counted afresh by a new active controller when the lost node was the active
+/// one (elected within `controller.quorum.fetch.timeout.ms`, 2 s, and an election, ~1 s).
+const KRAFT_FAILOVER: Duration = Duration::from_secs(9);
 
-/// A processor replacing its consumer and producer: a second's pause, a new producer's
-/// transactions initialised, the group joined and the positions read from Postgres.
-const REJOIN: Duration = Duration::from_secs(8);
-
-/// The stall's bound: KRaft's failover; then, when the lost node was the group's or the
-/// transaction's coordinator, the consumer's 10 s session or the output transaction's
-/// 10 s timeout may have run out during it — the producer is fenced or the partitions are
-/// lost, and the processor rejoins — and slack. Output transactions caught in the loss
-/// no longer add their own timeouts (`publish`'s `resumed`): the loop never waits for them
-/// while input flows or is idle. Runs on 2026-12-06: 2.2–11.6 s, once 20.2 s (a session
-/// lost to the group coordinator's failover, then a fenced producer). Before the resumed
-/// calls a CI run had stalled 32.5 s, one here 31.7 s.
-const BROKER_LOSS_BOUND: Duration = KRAFT_FAILOVER.saturating_add(REJOIN).saturating_add(SLACK);
+/// The stall's bound: KRaft's failover and slack. Nothing else waits: the consumer's session
+/// (15 s, from its last heartbeat, every 1.5 s) and the output transaction's timeout (15 s)
+/// outlast the failover even when the lost node was the group's or the transaction's
+/// coordinator, so the processor keeps its partitions and its producer; output transactions
+/// caught in the loss are resumed (`publish`'s `resumed`), and the loop never waits for them
+/// while input flows or is idle. With Kafka's 9 s and a 10 s session a CI run once stalled
+/// 20.2 s (the session lost to the coordinator's failover, then a fenced producer).
+const BROKER_LOSS_BOUND: Duration = KRAFT_FAILOVER.saturating_add(SLACK);
 
 async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
     let cluster = tokio::task::spawn_blocking(|| KafkaCluster::start(3))
@@ -392,7 +406,7 @@ async fn faults_mid_stream_lose_nothing_and_stall_no_longer_than_their_bound() {
         ("processor SIGKILLed, 3 s session", |scale| {
             Box::pin(killed_with_a_short_session(scale))
         }),
-        ("processor SIGKILLed, default 10 s session", |scale| {
+        ("processor SIGKILLed, default 15 s session", |scale| {
             Box::pin(killed_with_the_default_session(scale))
         }),
         ("PostgreSQL restarted", |scale| {

@@ -86,7 +86,7 @@ pub const VARIABLES: &[Variable] = &[
     var("KAFKA_COMPRESSION", "lz4", "lz4, snappy, gzip or none"),
     var(
         "KAFKA_SESSION_TIMEOUT_MS",
-        "10000",
+        "15000",
         "how long a silent consumer keeps its partitions",
     ),
     var(

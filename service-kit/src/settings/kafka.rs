@@ -39,7 +39,7 @@ pub struct KafkaSettings {
     /// `KAFKA_COMPRESSION`: `lz4` (default), `snappy`, `gzip` or `none`.
     pub compression: String,
     /// How long a silent consumer keeps its partitions before the group moves them:
-    /// `KAFKA_SESSION_TIMEOUT_MS`, 10000.
+    /// `KAFKA_SESSION_TIMEOUT_MS`, 15000.
     pub session_timeout: Duration,
     /// How the clients reach the brokers: plaintext, TLS, SASL.
     pub security: KafkaSecurity,
@@ -194,7 +194,7 @@ impl KafkaSettings {
             session_timeout: Duration::from_millis(parse_or(
                 get,
                 "KAFKA_SESSION_TIMEOUT_MS",
-                10_000,
+                15_000,
             )?),
         })
     }
