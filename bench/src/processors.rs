@@ -67,6 +67,7 @@ pub fn movement(
         reference: None,
         actor: "bench".into(),
         device_id: Some("till-1".into()),
+        offline: false,
     }
 }
 

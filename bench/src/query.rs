@@ -148,6 +148,7 @@ fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
         reference: None,
         actor: "bench".into(),
         device_id: Some("till-1".into()),
+        offline: false,
     }
 }
 

@@ -32,6 +32,7 @@ fuzz_target!(|bytes: &[u8]| {
     let settings = MovementSettings {
         max_age: Duration::from_secs(30 * 86_400),
         max_future_skew: Duration::from_secs(300),
+        offline_after: Duration::from_secs(600),
         catalog_refresh: Duration::from_millis(250),
     };
     let validator = Validator {

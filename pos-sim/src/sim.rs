@@ -1,12 +1,12 @@
 //! The traffic: stores open with a stock-in of every product from a supplier, then sell —
 //! a few products most (popularity is skewed), now and then remove damaged stock, restock
 //! what runs low, retry a sale (the same `movement_id` again: a duplicate), and some
-//! tills go offline and sync their sales later as one batch.
+//! tills go offline and sync their sales later as one batch (marked `offline`).
 //!
 //! Each store's movements are sent one after another by one worker, so they arrive in the
 //! order the simulator decided them, and its model applies the processors' rules in that
-//! order: a sale or removal larger than the stock is rejected (`reject` stores), a
-//! repeated id changes nothing. At the end the model is compared with query-api's
+//! order: a sale or removal larger than the stock is rejected (`reject` stores) unless it
+//! was made offline (it happened: applied, below zero), a repeated id changes nothing. At the end the model is compared with query-api's
 //! balances, read with the consistency token of everything sent.
 
 use std::collections::HashMap;
@@ -344,9 +344,20 @@ impl Worker {
         } else {
             rand::rng().random_range(40..=80)
         };
-        json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product, "kind": "stock_in",
-            "quantity": quantity, "supplier_id": self.catalog.supplier,
-            "unit_cost_paise": rand::rng().random_range(2_000..=30_000), "device_id": "backoffice"})
+        let mut body = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product,
+            "kind": "stock_in", "quantity": quantity, "supplier_id": self.catalog.supplier,
+            "unit_cost_paise": rand::rng().random_range(2_000..=30_000), "device_id": "backoffice"});
+        // One restock in five is bought for cash at the wholesale market (no supplier), and
+        // one of those in two without a bill that says what it cost.
+        let mut random = rand::rng();
+        if random.random_ratio(1, 5) {
+            body["supplier_id"] = Value::Null;
+            body["reference"] = json!("mandi cash");
+            if random.random_bool(0.5) {
+                body["unit_cost_paise"] = Value::Null;
+            }
+        }
+        body
     }
 
     /// One movement of a random store.
@@ -390,6 +401,9 @@ impl Worker {
             "quantity": quantity, "unit_price_paise": rng.random_range(2_500..=40_000),
             "occurred_at": Utc::now(), "device_id": format!("till-{}", rng.random_range(1..=3))});
         if rng.random_bool(options.offline_share) {
+            // The till says so when it syncs: the sale happened, whatever the book holds.
+            let mut sale = sale;
+            sale["offline"] = json!(true);
             self.stores[index].offline.push(sale);
             return Action::KeptOffline;
         }
@@ -466,7 +480,7 @@ impl Worker {
         let stock = store.stock.entry(product).or_insert(0);
         if body["kind"] == "stock_in" {
             *stock += quantity;
-        } else if quantity > *stock && store.reject {
+        } else if quantity > *stock && store.reject && body["offline"] != true {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         } else {
             *stock -= quantity;

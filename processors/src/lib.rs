@@ -60,6 +60,7 @@ mod test_support {
                 reference: None,
                 actor: "tester".into(),
                 device_id: None,
+                offline: false,
             },
             store_price_paise: None,
         }

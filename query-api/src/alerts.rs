@@ -23,7 +23,8 @@ pub struct Alert {
     pub id: i64,
     pub store_id: i64,
     pub product_id: i64,
-    /// `low_stock`, `out_of_stock` or `recovered`.
+    /// `low_stock`, `out_of_stock`, `recovered` or `phantom_stock` (an offline sale or
+    /// removal took more than the book held: the book was wrong; count the shelf).
     pub kind: String,
     /// The balance that raised it.
     pub quantity: i64,
@@ -41,6 +42,7 @@ pub enum AlertKind {
     LowStock,
     OutOfStock,
     Recovered,
+    PhantomStock,
 }
 
 impl AlertKind {
@@ -49,6 +51,7 @@ impl AlertKind {
             Self::LowStock => "low_stock",
             Self::OutOfStock => "out_of_stock",
             Self::Recovered => "recovered",
+            Self::PhantomStock => "phantom_stock",
         }
     }
 }
@@ -59,7 +62,7 @@ pub struct AlertFilter {
     pub store_id: Option<i64>,
     pub product_id: Option<i64>,
     pub kind: Option<AlertKind>,
-    /// `true`: only unresolved low-stock and out-of-stock alerts; `false`: only the others.
+    /// `true`: only unresolved alerts other than `recovered`; `false`: only the others.
     pub active: Option<bool>,
     /// Raised at or after this instant (RFC 3339).
     pub since: Option<DateTime<Utc>>,

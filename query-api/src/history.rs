@@ -61,6 +61,9 @@ pub struct LedgerRow {
     /// For `removal`: `damaged`, `expired`, `lost`, `theft` or `other`.
     pub reason: Option<String>,
     pub reference: Option<String>,
+    /// A sale or removal made while its till was offline (or received long after it
+    /// occurred): never rejected for want of stock.
+    pub offline: bool,
     /// Where it was read on `inventory.movements.v1`.
     pub source_partition: i32,
     pub source_offset: i64,
@@ -69,7 +72,7 @@ pub struct LedgerRow {
 const LEDGER_COLUMNS: &str = "id, movement_id, store_id, product_id, sku, kind, quantity, status, \
     reject_reason, available_quantity, balance_after, original_status, occurred_at, received_at, \
     recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-    reference, source_partition, source_offset";
+    reference, offline, source_partition, source_offset";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -27,6 +27,7 @@ fn sale() -> StockMovement {
         reference: Some("BILL-000123".into()),
         actor: "pos-417".into(),
         device_id: Some("till-1".into()),
+        offline: false,
     }
 }
 

@@ -31,6 +31,7 @@ fn main() -> std::io::Result<()> {
         reference: None,
         actor: "pos-1".into(),
         device_id: Some("till-1".into()),
+        offline: false,
     };
     let stock_in = StockMovement {
         kind: MovementKind::StockIn,

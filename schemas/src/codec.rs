@@ -67,6 +67,11 @@ impl CompiledSchema {
             Err(error) => panic!("embedded Avro schema does not parse: {error}"),
         }
     }
+
+    /// [`Self::embedded`], for each of `jsons`.
+    pub(crate) fn embedded_all(jsons: &[&'static str]) -> Vec<Self> {
+        jsons.iter().map(|json| Self::embedded(json)).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +124,12 @@ impl DecodeError {
 pub trait AvroRecord: Sized {
     /// The schema this build writes (and reads into).
     fn schema() -> &'static CompiledSchema;
+
+    /// The earlier versions of that schema (`avro/history`), which this build still reads:
+    /// records written before an upgrade stay on the topics for their retention.
+    fn earlier_schemas() -> &'static [CompiledSchema] {
+        &[]
+    }
     fn to_avro(&self) -> Value;
     fn from_avro(value: Value) -> Result<Self, DecodeError>;
 
@@ -149,15 +160,20 @@ pub trait AvroRecord: Sized {
         write_body_generically(self, buffer)
     }
 
-    /// Decodes a record written with this build's schema. Use a [`Decoder`] to also read
-    /// records written by other compatible schemas.
+    /// Decodes a record written with this build's schema or an earlier version of it,
+    /// resolved into this build's (Avro's schema-resolution rules: a field added since takes
+    /// its default). Use a [`Decoder`] to also read records written by other schemas.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let (fingerprint, body) = split_header(bytes)?;
         let compiled = Self::schema();
-        if fingerprint != compiled.fingerprint {
-            return Err(DecodeError::UnknownSchema(fingerprint));
+        if fingerprint == compiled.fingerprint {
+            return decode_body(&compiled.schema, body, None);
         }
-        decode_body(&compiled.schema, body, None)
+        let earlier = Self::earlier_schemas()
+            .iter()
+            .find(|earlier| earlier.fingerprint == fingerprint)
+            .ok_or(DecodeError::UnknownSchema(fingerprint))?;
+        decode_body(&earlier.schema, body, Some(&compiled.schema))
     }
 }
 
@@ -188,6 +204,12 @@ impl BodyWriter<'_> {
             zigzag >>= 7;
         }
         self.0.push(zigzag as u8);
+        self
+    }
+
+    /// `boolean`: one byte, 0 or 1.
+    pub(crate) fn boolean(&mut self, value: bool) -> &mut Self {
+        self.0.push(u8::from(value));
         self
     }
 
@@ -255,16 +277,17 @@ impl<T: AvroRecord> Decoder<T> {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let (fingerprint, body) = split_header(bytes)?;
-        let reader = T::schema();
-        if fingerprint == reader.fingerprint {
-            return decode_body(&reader.schema, body, None);
+        match T::decode(bytes) {
+            Err(DecodeError::UnknownSchema(fingerprint)) => {
+                let writer = self
+                    .writers
+                    .get(&fingerprint)
+                    .ok_or(DecodeError::UnknownSchema(fingerprint))?;
+                let (_, body) = split_header(bytes)?;
+                decode_body(writer, body, Some(&T::schema().schema))
+            }
+            decoded => decoded,
         }
-        let writer = self
-            .writers
-            .get(&fingerprint)
-            .ok_or(DecodeError::UnknownSchema(fingerprint))?;
-        decode_body(writer, body, Some(&reader.schema))
     }
 }
 
@@ -397,6 +420,16 @@ impl RecordFields {
             other => Err(DecodeError::field(
                 name,
                 format!("expected a long or null, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, name: &'static str) -> Result<bool, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Boolean(boolean) => Ok(boolean),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a boolean, found {other:?}"),
             )),
         }
     }

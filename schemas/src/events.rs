@@ -19,6 +19,21 @@ pub const LEDGER_ENTRY_SCHEMA: &str = include_str!("../avro/LedgerEntry.avsc");
 pub const BALANCE_SCHEMA: &str = include_str!("../avro/Balance.avsc");
 pub const STOCK_ALERT_SCHEMA: &str = include_str!("../avro/StockAlert.avsc");
 
+/// The earlier versions of the schemas, oldest first: this build reads what they wrote.
+pub const STOCK_MOVEMENT_HISTORY: &[&str] = &[include_str!("../avro/history/StockMovement.1.avsc")];
+pub const LEDGER_ENTRY_HISTORY: &[&str] = &[include_str!("../avro/history/LedgerEntry.1.avsc")];
+pub const STOCK_ALERT_HISTORY: &[&str] = &[include_str!("../avro/history/StockAlert.1.avsc")];
+
+/// The `earlier_schemas` of an [`AvroRecord`]: `history`, parsed once.
+macro_rules! earlier_schemas {
+    ($history:expr) => {
+        fn earlier_schemas() -> &'static [CompiledSchema] {
+            static EARLIER: std::sync::OnceLock<Vec<CompiledSchema>> = std::sync::OnceLock::new();
+            EARLIER.get_or_init(|| CompiledSchema::embedded_all($history))
+        }
+    };
+}
+
 /// An Avro enum whose first symbol, `UNKNOWN`, is the schema's default: what a reader
 /// gets for a symbol added by a newer writer.
 macro_rules! avro_enum {
@@ -118,11 +133,13 @@ avro_enum!(
 );
 
 avro_enum!(
-    /// A threshold a balance crossed.
+    /// A threshold a balance crossed; `PhantomStock`: an offline sale or removal took more
+    /// than the book held (the book was wrong).
     AlertKind {
         LowStock = "LOW_STOCK" / "low_stock",
         OutOfStock = "OUT_OF_STOCK" / "out_of_stock",
         Recovered = "RECOVERED" / "recovered",
+        PhantomStock = "PHANTOM_STOCK" / "phantom_stock",
     }
 );
 
@@ -144,6 +161,9 @@ pub struct StockMovement {
     pub reference: Option<String>,
     pub actor: String,
     pub device_id: Option<String>,
+    /// A sale or removal that happened while its till was offline: never rejected for want
+    /// of stock. Ingest sets it when the client says so or the movement arrives late.
+    pub offline: bool,
 }
 
 impl AvroRecord for StockMovement {
@@ -152,8 +172,10 @@ impl AvroRecord for StockMovement {
         SCHEMA.get_or_init(|| CompiledSchema::embedded(STOCK_MOVEMENT_SCHEMA))
     }
 
+    earlier_schemas!(STOCK_MOVEMENT_HISTORY);
+
     fn to_avro(&self) -> Value {
-        Value::Record(self.avro_fields(15))
+        Value::Record(self.avro_fields(16))
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
@@ -170,7 +192,8 @@ impl StockMovement {
     /// What makes a resend the same movement: its store, product, kind, quantity,
     /// supplier, unit cost, unit price, reason and reference — those fields' Avro binary
     /// encoding in that order, hashed with XXH3-64. The time it occurred (ingest's clock
-    /// when the client omits it), the time received, the actor and the device may differ
+    /// when the client omits it), the time received, the actor, the device and whether it
+    /// came while offline (a resend after the till reconnects arrives late) may differ
     /// between a movement and its resend. Stored with the first outcome (`movement_ids`):
     /// a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
@@ -218,7 +241,8 @@ impl StockMovement {
             .optional_string(self.reason.as_deref())
             .optional_string(self.reference.as_deref())
             .string(&self.actor)
-            .optional_string(self.device_id.as_deref());
+            .optional_string(self.device_id.as_deref())
+            .boolean(self.offline);
     }
 
     /// The movement's fields in schema order; `capacity` leaves room for a record that
@@ -256,6 +280,7 @@ impl StockMovement {
                 "device_id".into(),
                 optional_string(self.device_id.as_deref()),
             ),
+            ("offline".into(), Value::Boolean(self.offline)),
         ]);
         fields
     }
@@ -277,6 +302,7 @@ impl StockMovement {
             reference: fields.optional_string("reference")?,
             actor: fields.string("actor")?,
             device_id: fields.optional_string("device_id")?,
+            offline: fields.boolean("offline")?,
         })
     }
 }
@@ -302,8 +328,10 @@ impl AvroRecord for LedgerEntry {
         SCHEMA.get_or_init(|| CompiledSchema::embedded(LEDGER_ENTRY_SCHEMA))
     }
 
+    earlier_schemas!(LEDGER_ENTRY_HISTORY);
+
     fn to_avro(&self) -> Value {
-        let mut fields = self.movement.avro_fields(23);
+        let mut fields = self.movement.avro_fields(24);
         fields.extend([
             ("status".into(), self.status.to_avro()),
             (
@@ -437,6 +465,8 @@ impl AvroRecord for StockAlert {
         static SCHEMA: std::sync::OnceLock<CompiledSchema> = std::sync::OnceLock::new();
         SCHEMA.get_or_init(|| CompiledSchema::embedded(STOCK_ALERT_SCHEMA))
     }
+
+    earlier_schemas!(STOCK_ALERT_HISTORY);
 
     fn to_avro(&self) -> Value {
         Value::Record(vec![

@@ -39,6 +39,7 @@ fn sale() -> StockMovement {
         reference: Some("BILL-0042".into()),
         actor: "pos-7".into(),
         device_id: Some("till-1".into()),
+        offline: false,
     }
 }
 
@@ -200,7 +201,7 @@ fn a_current_reader_reads_movements_written_by_an_older_schema() {
     let original = sale();
     let bytes = write_with(
         OLDER_MOVEMENT,
-        drop_fields(original.to_avro(), &["reference", "device_id"]),
+        drop_fields(original.to_avro(), &["reference", "device_id", "offline"]),
     );
 
     // Without the older schema the record is refused rather than misread ...
@@ -256,6 +257,91 @@ fn a_current_reader_reads_movements_written_by_a_newer_schema() {
     let read = decoder.decode(&write_with(NEWER_MOVEMENT, newer)).unwrap();
     assert_eq!(read.kind, MovementKind::Unknown);
     assert_eq!(read.kind.sign(), 0);
+}
+
+/// Every earlier version of a schema (`avro/history`): what it wrote this build reads, the
+/// fields added since at their defaults; and it is the version before, not this one.
+#[test]
+fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their_defaults() {
+    let original = StockMovement {
+        offline: true,
+        ..sale()
+    };
+    for earlier in schemas::events::STOCK_MOVEMENT_HISTORY {
+        let bytes = write_with(earlier, drop_fields(original.to_avro(), &["offline"]));
+        assert_ne!(bytes[2..10], StockMovement::schema().fingerprint.0);
+        let read = StockMovement::decode(&bytes).unwrap();
+        assert_eq!(
+            read,
+            StockMovement {
+                offline: false,
+                ..original.clone()
+            }
+        );
+    }
+    let entry = LedgerEntry {
+        movement: original.clone(),
+        status: LedgerStatus::Applied,
+        reject_reason: None,
+        available_quantity: None,
+        balance_after: Some(-3),
+        original_status: None,
+        recorded_at: at(1_790_000_005),
+        source_partition: 2,
+        source_offset: 40,
+    };
+    for earlier in schemas::events::LEDGER_ENTRY_HISTORY {
+        let bytes = write_with(earlier, drop_fields(entry.to_avro(), &["offline"]));
+        let read = LedgerEntry::decode(&bytes).unwrap();
+        assert!(!read.movement.offline);
+        assert_eq!(read.balance_after, Some(-3));
+    }
+    // An alert of a kind the earlier schema knew reads as itself.
+    let alert = StockAlert {
+        store_id: StoreId(7),
+        product_id: ProductId(1001),
+        sku: "ATTA-5KG".into(),
+        kind: AlertKind::OutOfStock,
+        quantity: 0,
+        reorder_point: Some(5),
+        movement_id: Uuid::new_v4(),
+        raised_at: at(1_790_000_005),
+    };
+    for earlier in schemas::events::STOCK_ALERT_HISTORY {
+        let read = StockAlert::decode(&write_with(earlier, alert.to_avro())).unwrap();
+        assert_eq!(read, alert);
+    }
+}
+
+/// A reader of the earlier alert schema meets `PHANTOM_STOCK` as `UNKNOWN`, its default.
+#[test]
+fn an_earlier_alert_reader_reads_a_phantom_stock_alert_as_unknown() {
+    let alert = StockAlert {
+        store_id: StoreId(7),
+        product_id: ProductId(1001),
+        sku: "ATTA-5KG".into(),
+        kind: AlertKind::PhantomStock,
+        quantity: -3,
+        reorder_point: None,
+        movement_id: Uuid::new_v4(),
+        raised_at: at(1_790_000_005),
+    };
+    let bytes = alert.encode().unwrap();
+    let earlier = Schema::parse_str(schemas::events::STOCK_ALERT_HISTORY[0]).unwrap();
+    let value = GenericDatumReader::builder(&StockAlert::schema().schema)
+        .reader_schema(&earlier)
+        .build()
+        .unwrap()
+        .read_value(&mut &bytes[10..])
+        .unwrap();
+    let Value::Record(fields) = value else {
+        panic!("expected a record");
+    };
+    let kind = fields
+        .iter()
+        .find(|(name, _)| name == "kind")
+        .map(|(_, v)| v);
+    assert_eq!(kind, Some(&Value::Enum(0, "UNKNOWN".into())));
 }
 
 #[test]
@@ -325,6 +411,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
             prop::option::of(arbitrary_text()),
             arbitrary_text(),
             prop::option::of(arbitrary_text()),
+            any::<bool>(),
         ),
     )
         .prop_map(
@@ -332,7 +419,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 (id, store, product, sku),
                 (kind, quantity, occurred_at, received_at),
                 (supplier, cost, price, reason),
-                (reference, actor, device_id),
+                (reference, actor, device_id, offline),
             )| StockMovement {
                 movement_id: Uuid::from_u128(id),
                 store_id: StoreId(store),
@@ -349,6 +436,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 reference,
                 actor,
                 device_id,
+                offline,
             },
         )
 }

@@ -127,6 +127,11 @@ pub const VARIABLES: &[Variable] = &[
         "how far ahead occurred_at may be",
     ),
     var(
+        "MOVEMENT_OFFLINE_AFTER_SECONDS",
+        "600",
+        "a sale or removal received this long after it occurred was made offline (never rejected for want of stock)",
+    ),
+    var(
         "CATALOG_REFRESH_MS",
         "250",
         "how often the catalog copies read changes",

@@ -40,6 +40,7 @@ fn movement(store: i64, sequence: i64) -> StockMovement {
         reference: None,
         actor: "kafka-test".into(),
         device_id: None,
+        offline: false,
     }
 }
 

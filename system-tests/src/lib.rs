@@ -273,6 +273,7 @@ pub fn line(movement: &StockMovement) -> Value {
         "unit_price_paise": movement.unit_price_paise,
         "reason": movement.reason,
         "device_id": movement.device_id,
+        "offline": movement.offline.then_some(true),
     })
 }
 

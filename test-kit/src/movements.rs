@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::*;
 
-/// A deterministic stream of movements over the seeded catalog: stock-ins, sales larger
-/// than stock, removals, and repeats of earlier ids (a retrying POS).
+/// A deterministic stream of movements over the seeded catalog: stock-ins (some without a
+/// supplier or a cost), sales larger than stock, removals, offline sales and removals, and
+/// repeats of earlier ids (a retrying POS).
 pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
     let mut random = seed.max(1);
     let mut next = move |bound: u64| {
@@ -51,13 +52,20 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
             quantity,
             occurred_at,
             received_at: Utc::now(),
-            supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(SUPPLIER)),
-            unit_cost_paise: (kind == MovementKind::StockIn).then(|| 1_000 + next(500) as i64),
+            // Some stock-ins are cash purchases (no supplier), some come without a cost:
+            // chosen by the quantity, so that the stream's random sequence stays as it was.
+            supplier_id: (kind == MovementKind::StockIn && quantity % 5 != 0)
+                .then_some(SupplierId(SUPPLIER)),
+            unit_cost_paise: (kind == MovementKind::StockIn)
+                .then(|| 1_000 + next(500) as i64)
+                .filter(|_| quantity % 7 != 0),
             unit_price_paise: (kind == MovementKind::Sale).then(|| 2_000 + next(500) as i64),
             reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
             reference: None,
             actor: "test-pos".into(),
             device_id: Some("till-1".into()),
+            // A till that was offline: its sales and removals happened whatever the book says.
+            offline: kind != MovementKind::StockIn && quantity == 11,
         });
     }
     movements

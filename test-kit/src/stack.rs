@@ -128,6 +128,11 @@ impl TestStack {
                 "JWT_SECRET",
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             ),
+            // The generated streams span 36 hours and end an hour ago: with the default
+            // window (10 minutes) ingest would count every sale in them as made offline. The
+            // model says which were (`StockMovement::offline`, sent as `"offline": true`);
+            // the window's own test sets it back.
+            ("MOVEMENT_OFFLINE_AFTER_SECONDS", (40 * 86_400).to_string()),
         ]);
         overrides.extend(variables.iter().cloned());
         // The overrides, then the process environment (what `make test` evaluated).

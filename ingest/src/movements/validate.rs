@@ -44,9 +44,11 @@ pub struct MovementRequest {
     /// When it happened on the device (RFC 3339); default now. Not more than a few minutes
     /// ahead, not older than 30 days.
     pub occurred_at: Option<DateTime<Utc>>,
-    /// Stock-in only, required: a live supplier.
+    /// Stock-in only: a live supplier. Without one the stock-in is a cash purchase (the
+    /// wholesale market, a shop next door); the sourcing report shows it as such.
     pub supplier_id: Option<i64>,
-    /// Stock-in only, required: cost of one unit, in paise.
+    /// Stock-in only: cost of one unit, in paise. Without it the units join the stock at
+    /// its moving-average cost so far; reports count units whose cost is unknown.
     pub unit_cost_paise: Option<i64>,
     /// Sale only: the price one unit sold at, in paise. Without it the sale is recorded at
     /// the store's selling price of the product (`selling_price_paise` of its store
@@ -57,6 +59,12 @@ pub struct MovementRequest {
     /// Invoice or bill number (up to 100 characters).
     pub reference: Option<String>,
     pub device_id: Option<String>,
+    /// Sale or removal only: it was made while the till was offline, and is synced now.
+    /// It happened, so it is never rejected for want of stock: when it takes more than the
+    /// book holds, the balance goes below zero and a `phantom_stock` alert says the book was
+    /// wrong. A sale or removal received more than `MOVEMENT_OFFLINE_AFTER_SECONDS` (10
+    /// minutes) after its `occurred_at` counts as offline without it.
+    pub offline: Option<bool>,
 }
 
 impl MovementRequest {
@@ -91,14 +99,22 @@ fn only_for<T>(
     wanted: bool,
     kind: MovementKind,
 ) {
-    match (value.is_some(), wanted) {
-        (false, true) => {
-            checks.fail(name, "required", format!("required for a {kind}"));
-        }
-        (true, false) => {
-            checks.fail(name, "not_allowed", format!("not part of a {kind}"));
-        }
-        _ => {}
+    if value.is_none() && wanted {
+        checks.fail(name, "required", format!("required for a {kind}"));
+    }
+    optional_for(checks, name, value, wanted, kind);
+}
+
+/// Checks that `value` is given only when `allowed`.
+fn optional_for<T>(
+    checks: &mut Checks,
+    name: &str,
+    value: &Option<T>,
+    allowed: bool,
+    kind: MovementKind,
+) {
+    if value.is_some() && !allowed {
+        checks.fail(name, "not_allowed", format!("not part of a {kind}"));
     }
 }
 
@@ -171,28 +187,36 @@ impl Validator<'_> {
             );
         }
         if kind != MovementKind::Unknown {
-            only_for(
+            let stock_in = kind == MovementKind::StockIn;
+            optional_for(
                 &mut checks,
                 "supplier_id",
                 &request.supplier_id,
-                kind == MovementKind::StockIn,
+                stock_in,
                 kind,
             );
-            only_for(
+            optional_for(
                 &mut checks,
                 "unit_cost_paise",
                 &request.unit_cost_paise,
-                kind == MovementKind::StockIn,
+                stock_in,
                 kind,
             );
             // A sale without a price is recorded at the store's selling price.
-            if request.unit_price_paise.is_some() && kind != MovementKind::Sale {
-                checks.fail(
-                    "unit_price_paise",
-                    "not_allowed",
-                    format!("not part of a {kind}"),
-                );
-            }
+            optional_for(
+                &mut checks,
+                "unit_price_paise",
+                &request.unit_price_paise,
+                kind == MovementKind::Sale,
+                kind,
+            );
+            optional_for(
+                &mut checks,
+                "offline",
+                &request.offline,
+                matches!(kind, MovementKind::Sale | MovementKind::Removal),
+                kind,
+            );
             only_for(
                 &mut checks,
                 "reason",
@@ -281,6 +305,10 @@ impl Validator<'_> {
             )));
         };
 
+        // A sale or removal that comes late was made while its till was offline.
+        let late = self.now - occurred_at > duration(self.settings.offline_after);
+        let offline = request.offline.unwrap_or(false)
+            || (late && matches!(kind, MovementKind::Sale | MovementKind::Removal));
         Ok(StockMovement {
             movement_id,
             store_id: StoreId(request.store_id),
@@ -297,6 +325,7 @@ impl Validator<'_> {
             reference: request.reference,
             actor: principal.subject.clone(),
             device_id: request.device_id,
+            offline,
         })
     }
 }

@@ -362,6 +362,7 @@ impl Unpublished {
             reference: Some(format!("PO-{}", self.purchase_order_id)),
             actor: self.received_by,
             device_id: None,
+            offline: false,
         }
     }
 }

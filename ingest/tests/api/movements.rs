@@ -118,6 +118,49 @@ async fn an_accepted_sale_is_on_the_topic_keyed_by_store_at_the_position_reporte
     w.stack.cleanup().await;
 }
 
+#[tokio::test]
+async fn a_cash_stock_in_needs_neither_a_supplier_nor_a_cost() {
+    let w = world().await;
+    let cash = json!({"store_id": w.store, "product_id": w.product, "kind": "stock_in", "quantity": 12,
+                      "reference": "mandi bill 7"});
+    let (status, accepted) =
+        send(&w.app, Method::POST, "/v1/movements", Some(&w.admin), &cash).await;
+    assert_eq!(status, 202, "{accepted}");
+    let mut without_cost = cash.clone();
+    without_cost["supplier_id"] = json!(w.supplier);
+    let (status, accepted) = send(
+        &w.app,
+        Method::POST,
+        "/v1/movements",
+        Some(&w.admin),
+        &without_cost,
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+
+    let topic = w.stack.settings.topics().movements();
+    let records = w.stack.read_topic(&topic, 2, Duration::from_secs(10)).await;
+    let sent: Vec<_> = records
+        .iter()
+        .map(|record| {
+            let movement = StockMovement::decode(&record.payload).unwrap();
+            (
+                movement.kind,
+                movement.supplier_id.map(|id| id.get()),
+                movement.unit_cost_paise,
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (MovementKind::StockIn, None, None),
+            (MovementKind::StockIn, Some(w.supplier), None)
+        ]
+    );
+    w.stack.cleanup().await;
+}
+
 /// Kafka's Java partitioner: `toPositive(murmur2(key)) % partitions`.
 fn java_partition(key: &[u8], partitions: u32) -> i32 {
     const M: u32 = 0x5bd1_e995;
@@ -249,12 +292,6 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
             "invalid_json",
         ),
         (
-            json!({"supplier_id": null}),
-            400,
-            vec!["supplier_id"],
-            "required",
-        ),
-        (
             json!({"kind": "sale"}),
             400,
             vec!["supplier_id", "unit_cost_paise"],
@@ -265,6 +302,12 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
             400,
             vec!["reason"],
             "invalid",
+        ),
+        (
+            json!({"offline": true}),
+            400,
+            vec!["offline"],
+            "not_allowed",
         ),
         (
             json!({"reference": ""}),

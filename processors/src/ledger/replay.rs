@@ -36,6 +36,7 @@ pub struct LedgerRow {
     unit_price_paise: Option<i64>,
     reason: Option<String>,
     reference: Option<String>,
+    offline: bool,
     source_partition: i32,
     source_offset: i64,
 }
@@ -59,6 +60,7 @@ impl LedgerRow {
                 reference: self.reference,
                 actor: self.actor,
                 device_id: self.device_id,
+                offline: self.offline,
             },
             status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
             reject_reason: self.reject_reason,
@@ -88,7 +90,7 @@ pub async fn ledger_rows(
         "SELECT movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason, \
            available_quantity, balance_after, original_status, occurred_at, received_at, \
            recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-           reference, source_partition, source_offset \
+           reference, offline, source_partition, source_offset \
          FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
          ORDER BY source_offset LIMIT $4",
     )

@@ -14,14 +14,14 @@ const COMMIT: &str = "\
 WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
     available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
-    device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, source_partition,
-    source_offset)
+    device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline,
+    source_partition, source_offset)
   SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
     :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
     :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
     :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
     :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
-    :reference::text[], :source_partition::int4[], :source_offset::int8[])
+    :reference::text[], :offline::bool[], :source_partition::int4[], :source_offset::int8[])
 ), firsts AS (
   INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
     fingerprint)
@@ -66,16 +66,18 @@ WITH ledger AS (
     units_removed = d.units_removed + excluded.units_removed
 ), sourcing AS (
   INSERT INTO supplier_daily AS d (store_id, day, supplier_id, product_id, units_received, cost_paise,
-    stock_in_count)
+    units_uncosted, stock_in_count)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.supplier_id, u.product_id,
-    sum(u.units)::int8, sum(u.cost)::int8, count(*)
+    sum(u.units)::int8, sum(u.cost)::int8, sum(u.uncosted)::int8, count(*)
   FROM UNNEST(:in_store::int8[], :in_supplier::int8[], :in_product::int8[], :in_at::timestamptz[],
-    :in_units::int8[], :in_cost::int8[]) AS u(store_id, supplier_id, product_id, occurred_at, units, cost)
+    :in_units::int8[], :in_cost::int8[], :in_uncosted::int8[])
+    AS u(store_id, supplier_id, product_id, occurred_at, units, cost, uncosted)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2, 3, 4
   ON CONFLICT (store_id, day, supplier_id, product_id) DO UPDATE SET
     units_received = d.units_received + excluded.units_received,
     cost_paise = d.cost_paise + excluded.cost_paise,
+    units_uncosted = d.units_uncosted + excluded.units_uncosted,
     stock_in_count = d.stock_in_count + excluded.stock_in_count
 ), resolved AS (
   UPDATE alerts a SET resolved_at = u.at
@@ -159,6 +161,7 @@ statement_parameters! {
         unit_price_paise: Vec<Option<i64>>,
         reason: Vec<Option<&'a str>>,
         reference: Vec<Option<&'a str>>,
+        offline: Vec<bool>,
         source_partition: Vec<i32>,
         source_offset: Vec<i64>,
         // First outcomes (movement_ids).
@@ -185,13 +188,14 @@ statement_parameters! {
         cost: Vec<i64>,
         sales: Vec<i64>,
         removed: Vec<i64>,
-        // Stock-ins from a supplier, per movement.
+        // Stock-ins, per movement (no supplier: a cash purchase).
         in_store: Vec<i64>,
-        in_supplier: Vec<i64>,
+        in_supplier: Vec<Option<i64>>,
         in_product: Vec<i64>,
         in_at: Vec<DateTime<Utc>>,
         in_units: Vec<i64>,
         in_cost: Vec<i64>,
+        in_uncosted: Vec<i64>,
         // Active alerts the batch ends, per (store, product).
         resolve_store: Vec<i64>,
         resolve_product: Vec<i64>,
@@ -239,6 +243,7 @@ impl<'a> CommitParams<'a> {
             unit_price_paise: Vec::with_capacity(movements),
             reason: Vec::with_capacity(movements),
             reference: Vec::with_capacity(movements),
+            offline: Vec::with_capacity(movements),
             source_partition: Vec::with_capacity(movements),
             source_offset: Vec::with_capacity(movements),
             ..Self::default()
@@ -271,6 +276,7 @@ impl<'a> CommitParams<'a> {
         self.unit_price_paise.push(record.unit_price_paise());
         self.reason.push(movement.reason.as_deref());
         self.reference.push(movement.reference.as_deref());
+        self.offline.push(movement.offline);
         self.source_partition.push(record.partition);
         self.source_offset.push(record.offset);
     }
@@ -298,19 +304,18 @@ impl<'a> CommitParams<'a> {
                 self.removed.push(if sale { 0 } else { movement.quantity });
             }
             MovementKind::StockIn => {
-                if let Some(supplier) = movement.supplier_id {
-                    self.in_store.push(movement.store_id.get());
-                    self.in_supplier.push(supplier.get());
-                    self.in_product.push(movement.product_id.get());
-                    self.in_at.push(movement.occurred_at);
-                    self.in_units.push(movement.quantity);
-                    self.in_cost.push(
-                        movement
-                            .unit_cost_paise
-                            .unwrap_or(0)
-                            .saturating_mul(movement.quantity),
-                    );
-                }
+                self.in_store.push(movement.store_id.get());
+                self.in_supplier
+                    .push(movement.supplier_id.map(|id| id.get()));
+                self.in_product.push(movement.product_id.get());
+                self.in_at.push(movement.occurred_at);
+                self.in_units.push(movement.quantity);
+                let cost = movement
+                    .unit_cost_paise
+                    .map(|cost| cost.saturating_mul(movement.quantity));
+                self.in_cost.push(cost.unwrap_or(0));
+                self.in_uncosted
+                    .push(if cost.is_some() { 0 } else { movement.quantity });
             }
             MovementKind::Unknown => {}
         }

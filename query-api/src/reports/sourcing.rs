@@ -1,4 +1,5 @@
-//! Stock-ins of a store by supplier over local days, from the daily rollups.
+//! Stock-ins of a store by supplier over local days, from the daily rollups; cash purchases
+//! (no supplier) are a row of their own.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -34,8 +35,10 @@ pub struct SourcingParams {
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct SourcingRow {
-    pub supplier_id: i64,
-    pub supplier_name: String,
+    /// `null` for cash purchases: stock-ins without a supplier.
+    pub supplier_id: Option<i64>,
+    /// `null` for cash purchases.
+    pub supplier_name: Option<String>,
     /// For `group_by=product`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product_id: Option<i64>,
@@ -43,7 +46,10 @@ pub struct SourcingRow {
     #[sqlx(skip)]
     pub sku: Option<String>,
     pub units_received: i64,
+    /// The cost of the units received with one.
     pub cost_paise: i64,
+    /// Units received without a cost (`cost_paise` leaves them out).
+    pub units_without_cost: i64,
     pub stock_ins: i64,
 }
 
@@ -54,7 +60,8 @@ pub struct SourcingReport {
     pub to: NaiveDate,
     pub total_units_received: i64,
     pub total_cost_paise: i64,
-    /// By supplier id (then product id).
+    pub total_units_without_cost: i64,
+    /// By supplier id, cash purchases last (then product id).
     pub rows: Vec<SourcingRow>,
 }
 
@@ -87,8 +94,9 @@ pub async fn sourcing(
     let mut rows: Vec<SourcingRow> = sqlx::query_as(&format!(
         "SELECT d.supplier_id, s.name AS supplier_name, {product} AS product_id, \
                 SUM(d.units_received)::bigint AS units_received, SUM(d.cost_paise)::bigint AS cost_paise, \
+                SUM(d.units_uncosted)::bigint AS units_without_cost, \
                 SUM(d.stock_in_count)::bigint AS stock_ins \
-         FROM supplier_daily d JOIN suppliers s ON s.id = d.supplier_id \
+         FROM supplier_daily d LEFT JOIN suppliers s ON s.id = d.supplier_id \
          WHERE d.store_id = $1 AND d.day BETWEEN $2 AND $3 GROUP BY {group} ORDER BY {group}"
     ))
     .bind(store)
@@ -111,6 +119,7 @@ pub async fn sourcing(
         to,
         total_units_received: rows.iter().map(|row| row.units_received).sum(),
         total_cost_paise: rows.iter().map(|row| row.cost_paise).sum(),
+        total_units_without_cost: rows.iter().map(|row| row.units_without_cost).sum(),
         rows,
     };
     etag::respond(&headers, &report, None)

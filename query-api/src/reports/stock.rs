@@ -42,6 +42,9 @@ pub struct StockSummary {
     pub units: i64,
     /// Stock value at moving-average cost.
     pub value_paise: i64,
+    /// Products in stock whose cost is unknown (only stocked without one, by cash
+    /// stock-ins): `value_paise` leaves them out.
+    pub uncosted_in_stock: usize,
     /// Stock value at the store's selling prices (products without one count nothing).
     pub retail_value_paise: i64,
     /// Products in stock without a selling price here: `retail_value_paise` leaves them out.
@@ -88,6 +91,7 @@ pub async fn stock_summary(
         products_in_stock: 0,
         units: 0,
         value_paise: 0,
+        uncosted_in_stock: 0,
         retail_value_paise: 0,
         unpriced_in_stock: 0,
         low_stock: 0,
@@ -95,10 +99,12 @@ pub async fn stock_summary(
     };
     for item in store_items(&catalog, store, &balances) {
         summary.products += 1;
-        summary.units += item.stock.quantity.max(0);
-        summary.value_paise = summary
-            .value_paise
-            .saturating_add(item.stock.value_paise.unwrap_or(0));
+        summary.units = summary.units.saturating_add(item.stock.quantity.max(0));
+        match item.stock.value_paise {
+            Some(value) => summary.value_paise = summary.value_paise.saturating_add(value),
+            None if item.stock.quantity > 0 => summary.uncosted_in_stock += 1,
+            None => {}
+        }
         match item.stock.retail_value_paise {
             Some(retail) => {
                 summary.retail_value_paise = summary.retail_value_paise.saturating_add(retail)
@@ -145,6 +151,8 @@ pub struct ValuationRow {
     pub products: usize,
     pub units: i64,
     pub value_paise: i64,
+    /// Units in stock whose cost is unknown: `value_paise` leaves them out.
+    pub units_without_cost: i64,
     /// At the store's selling prices (products without one count nothing).
     pub retail_value_paise: i64,
 }
@@ -153,6 +161,8 @@ pub struct ValuationRow {
 pub struct Valuation {
     pub store_id: i64,
     pub total_value_paise: i64,
+    /// Units in stock whose cost is unknown: the total value leaves them out.
+    pub total_units_without_cost: i64,
     pub total_retail_value_paise: i64,
     /// Largest value first.
     pub rows: Vec<ValuationRow>,
@@ -204,13 +214,16 @@ pub async fn valuation(
             products: 0,
             units: 0,
             value_paise: 0,
+            units_without_cost: 0,
             retail_value_paise: 0,
         });
         row.products += 1;
-        row.units += item.stock.quantity.max(0);
-        row.value_paise = row
-            .value_paise
-            .saturating_add(item.stock.value_paise.unwrap_or(0));
+        let units = item.stock.quantity.max(0);
+        row.units = row.units.saturating_add(units);
+        match item.stock.value_paise {
+            Some(value) => row.value_paise = row.value_paise.saturating_add(value),
+            None => row.units_without_cost = row.units_without_cost.saturating_add(units),
+        }
         row.retail_value_paise = row
             .retail_value_paise
             .saturating_add(item.stock.retail_value_paise.unwrap_or(0));
@@ -223,6 +236,10 @@ pub async fn valuation(
         total_value_paise: rows
             .iter()
             .map(|row| row.value_paise)
+            .fold(0, i64::saturating_add),
+        total_units_without_cost: rows
+            .iter()
+            .map(|row| row.units_without_cost)
             .fold(0, i64::saturating_add),
         total_retail_value_paise: rows
             .iter()

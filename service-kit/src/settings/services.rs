@@ -136,6 +136,10 @@ pub struct MovementSettings {
     /// How far in the future `occurred_at` may be (device clocks drift):
     /// `MOVEMENT_MAX_FUTURE_SKEW_SECONDS`, 300.
     pub max_future_skew: Duration,
+    /// A sale or removal received longer than this after it occurred was made while its
+    /// till was offline (it is never rejected for want of stock):
+    /// `MOVEMENT_OFFLINE_AFTER_SECONDS`, 600.
+    pub offline_after: Duration,
     /// How often ingest's catalog cache reads catalog changes: `CATALOG_REFRESH_MS`, 250.
     pub catalog_refresh: Duration,
 }
@@ -150,6 +154,11 @@ impl MovementSettings {
                 get,
                 "MOVEMENT_MAX_FUTURE_SKEW_SECONDS",
                 300,
+            )?),
+            offline_after: Duration::from_secs(parse_or(
+                get,
+                "MOVEMENT_OFFLINE_AFTER_SECONDS",
+                600,
             )?),
             catalog_refresh: catalog_refresh(get)?,
         })

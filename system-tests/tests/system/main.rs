@@ -13,4 +13,5 @@ mod rate_limits;
 mod sessions;
 mod simulator;
 mod standby;
+mod stock_life;
 mod tls;

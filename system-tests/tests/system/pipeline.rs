@@ -12,7 +12,7 @@ use schemas::MovementKind;
 use serde_json::{Value, json};
 use service_kit::auth::Role;
 use system_tests::{Pipeline, recent_movements};
-use test_kit::{Model, PRODUCTS, REORDER_POINT, STORES, SUPPLIER};
+use test_kit::{Model, PRODUCTS, REORDER_POINT, STORES};
 
 fn int(value: &Value) -> i64 {
     value
@@ -211,6 +211,15 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
         assert_eq!(int(&summary["products"]), inventory.len() as i64);
         assert_eq!(int(&summary["units"]), units);
         assert_eq!(int(&summary["value_paise"]), value);
+        let uncosted = || {
+            inventory
+                .values()
+                .filter(|(quantity, cost)| *quantity > 0 && cost.is_none())
+        };
+        assert_eq!(
+            int(&summary["uncosted_in_stock"]),
+            uncosted().count() as i64
+        );
         let out = inventory
             .values()
             .filter(|(quantity, _)| *quantity <= 0)
@@ -223,6 +232,10 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
             )
             .await;
         assert_eq!(int(&valuation["total_value_paise"]), value);
+        assert_eq!(
+            int(&valuation["total_units_without_cost"]),
+            uncosted().map(|(quantity, _)| quantity).sum::<i64>()
+        );
 
         // Sales by day and by product over the whole stream.
         let days: Vec<NaiveDate> = model
@@ -307,26 +320,36 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
                 &admin,
             )
             .await;
-        let mut expected_sourcing: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+        // Cash purchases (no supplier) are rows of their own; units without a cost apart.
+        type Sourced = BTreeMap<(Option<i64>, i64), (i64, i64, i64, i64)>;
+        let mut expected_sourcing: Sourced = BTreeMap::new();
         for ((s, _, supplier, product), figures) in &model.sourcing {
-            assert_eq!(*supplier, SUPPLIER);
             if *s == store {
-                let entry = expected_sourcing.entry(*product).or_default();
+                let entry = expected_sourcing.entry((*supplier, *product)).or_default();
                 entry.0 += figures.0;
                 entry.1 += figures.1;
                 entry.2 += figures.2;
+                entry.3 += figures.3;
             }
         }
-        let got_sourcing: BTreeMap<i64, (i64, i64, i64)> = sourcing["rows"]
+        assert!(
+            expected_sourcing
+                .keys()
+                .any(|(supplier, _)| supplier.is_none())
+                && expected_sourcing.values().any(|figures| figures.2 > 0),
+            "the stream has cash purchases and stock-ins without a cost"
+        );
+        let got_sourcing: Sourced = sourcing["rows"]
             .as_array()
             .unwrap()
             .iter()
             .map(|row| {
                 (
-                    int(&row["product_id"]),
+                    (row["supplier_id"].as_i64(), int(&row["product_id"])),
                     (
                         int(&row["units_received"]),
                         int(&row["cost_paise"]),
+                        int(&row["units_without_cost"]),
                         int(&row["stock_ins"]),
                     ),
                 )

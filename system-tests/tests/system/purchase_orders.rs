@@ -43,6 +43,7 @@ fn stock_in(product: i64, quantity: i64, cost: i64) -> StockMovement {
         reference: None,
         actor: "tester".into(),
         device_id: None,
+        offline: false,
     }
 }
 

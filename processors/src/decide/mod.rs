@@ -1,0 +1,351 @@
+//! The decision core: what each movement of a batch does, given the balances held in
+//! memory and what the catalog says. Pure — no I/O, no clock — so the same batch from the
+//! same state always gets the same outcomes, which is what makes a replay after a crash
+//! write identical ledger rows and output records.
+
+use std::collections::{HashMap, HashSet};
+
+use schemas::{AlertKind, LedgerStatus, MovementKind, ProductId, StockMovement, StoreId};
+use uuid::Uuid;
+
+/// What a store does with a sale or removal larger than its balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse it (`rejected: insufficient_stock`); the default. A movement made offline is
+    /// applied all the same (it happened), with a `phantom_stock` alert.
+    Reject,
+    /// Apply it; the balance goes negative.
+    Allow,
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Self {
+        if text == "allow" {
+            Self::Allow
+        } else {
+            Self::Reject
+        }
+    }
+}
+
+/// One product's stock in one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Holding {
+    pub quantity: i64,
+    /// Moving-average cost per unit, in paise, over the stock-ins that carried a cost.
+    pub average_cost: Option<i64>,
+}
+
+/// The balances a processor holds: store → product → holding.
+pub type Balances = HashMap<StoreId, HashMap<ProductId, Holding>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    InsufficientStock,
+    UnknownStore,
+    UnknownProduct,
+    /// The balance would leave the range of a 64-bit integer.
+    BalanceOverflow,
+}
+
+impl RejectReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InsufficientStock => "insufficient_stock",
+            Self::UnknownStore => "unknown_store",
+            Self::UnknownProduct => "unknown_product",
+            Self::BalanceOverflow => "balance_overflow",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::InsufficientStock,
+            Self::UnknownStore,
+            Self::UnknownProduct,
+            Self::BalanceOverflow,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+    }
+}
+
+/// The first outcome of a movement id: what a duplicate refers back to, and what tells a
+/// duplicate from a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Original {
+    /// `Applied` or `Rejected`.
+    pub status: LedgerStatus,
+    pub reject_reason: Option<RejectReason>,
+    pub balance_after: Option<i64>,
+    pub store_id: StoreId,
+    /// `StockMovement::fingerprint` of the movement; `None` for first outcomes recorded
+    /// before fingerprints were.
+    pub fingerprint: Option<i64>,
+}
+
+impl Original {
+    /// Whether `movement` repeats this one: the same store and, when known, the same
+    /// fingerprint.
+    fn repeated_by(&self, movement: &StockMovement, fingerprint: i64) -> bool {
+        self.store_id == movement.store_id && self.fingerprint.is_none_or(|own| own == fingerprint)
+    }
+}
+
+/// The reason a conflict records.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied {
+        balance_after: i64,
+        average_cost: Option<i64>,
+        /// A sale's cost of goods at the moving-average cost before it.
+        cost_of_goods: Option<i64>,
+        /// A threshold the balance crossed.
+        alert: Option<AlertKind>,
+    },
+    Rejected {
+        reason: RejectReason,
+        /// The balance at the time, for `insufficient_stock`.
+        available: Option<i64>,
+    },
+    Duplicate(Original),
+    /// The movement id was first used by another store, or for a different movement (see
+    /// `StockMovement::fingerprint`): nothing changes, and nothing of the original is told.
+    Conflict,
+}
+
+impl Outcome {
+    pub const fn status(&self) -> LedgerStatus {
+        match self {
+            Self::Applied { .. } => LedgerStatus::Applied,
+            Self::Rejected { .. } => LedgerStatus::Rejected,
+            Self::Duplicate(_) => LedgerStatus::Duplicate,
+            Self::Conflict => LedgerStatus::Conflict,
+        }
+    }
+
+    /// What the ledger, its topic and the outcome notice record beside the status.
+    pub const fn recorded(&self) -> Recorded {
+        match *self {
+            Self::Applied { balance_after, .. } => Recorded {
+                reject_reason: None,
+                available_quantity: None,
+                balance_after: Some(balance_after),
+                original_status: None,
+            },
+            Self::Rejected { reason, available } => Recorded {
+                reject_reason: Some(reason.as_str()),
+                available_quantity: available,
+                balance_after: None,
+                original_status: None,
+            },
+            Self::Duplicate(original) => Recorded {
+                reject_reason: match original.reject_reason {
+                    Some(reason) => Some(reason.as_str()),
+                    None => None,
+                },
+                available_quantity: None,
+                balance_after: original.balance_after,
+                original_status: Some(original.status.as_str()),
+            },
+            Self::Conflict => Recorded {
+                reject_reason: Some(IDEMPOTENCY_KEY_REUSED),
+                available_quantity: None,
+                balance_after: None,
+                original_status: None,
+            },
+        }
+    }
+
+    /// What a later movement with the same id is compared with and refers to: the first
+    /// outcome of `movement` (`None` for a duplicate or conflict, which are not first).
+    pub fn original(&self, movement: &StockMovement) -> Option<Original> {
+        let (status, reject_reason, balance_after) = match *self {
+            Self::Applied { balance_after, .. } => {
+                (LedgerStatus::Applied, None, Some(balance_after))
+            }
+            Self::Rejected { reason, .. } => (LedgerStatus::Rejected, Some(reason), None),
+            Self::Duplicate(_) | Self::Conflict => return None,
+        };
+        Some(Original {
+            status,
+            reject_reason,
+            balance_after,
+            store_id: movement.store_id,
+            fingerprint: Some(movement.fingerprint()),
+        })
+    }
+}
+
+/// An outcome's details as recorded: a duplicate carries its original's reason and
+/// balance, and names the original's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub reject_reason: Option<&'static str>,
+    pub available_quantity: Option<i64>,
+    pub balance_after: Option<i64>,
+    pub original_status: Option<&'static str>,
+}
+
+/// What the catalog says about the stores and products of a batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchCatalog {
+    /// Live stores and their negative-stock policy.
+    pub stores: HashMap<StoreId, Policy>,
+    pub live_products: HashSet<ProductId>,
+    pub reorder_points: HashMap<(StoreId, ProductId), i64>,
+}
+
+/// Why a record cannot be decided at all (it goes to the dead-letter topic).
+pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
+    if movement.kind == MovementKind::Unknown {
+        Some("unknown_kind")
+    } else if movement.quantity <= 0 {
+        Some("non_positive_quantity")
+    } else {
+        None
+    }
+}
+
+/// Decides `movements` in order against `balances`, which it updates. `seen` holds the
+/// first outcome of every movement id known so far (from Postgres for this batch's ids);
+/// the batch's own first outcomes are added to it, so a repeat inside the batch is a
+/// duplicate (or a conflict) too. Every movement must have passed [`invalid`].
+pub fn decide<'a>(
+    balances: &mut Balances,
+    seen: &mut HashMap<Uuid, Original>,
+    catalog: &BatchCatalog,
+    movements: impl IntoIterator<Item = &'a StockMovement>,
+) -> Vec<Outcome> {
+    movements
+        .into_iter()
+        .map(|movement| {
+            if let Some(original) = seen.get(&movement.movement_id) {
+                return if original.repeated_by(movement, movement.fingerprint()) {
+                    Outcome::Duplicate(*original)
+                } else {
+                    Outcome::Conflict
+                };
+            }
+            let outcome = decide_one(balances, catalog, movement);
+            if let Some(original) = outcome.original(movement) {
+                seen.insert(movement.movement_id, original);
+            }
+            outcome
+        })
+        .collect()
+}
+
+fn decide_one(
+    balances: &mut Balances,
+    catalog: &BatchCatalog,
+    movement: &StockMovement,
+) -> Outcome {
+    let rejected = |reason, available| Outcome::Rejected { reason, available };
+    let Some(&policy) = catalog.stores.get(&movement.store_id) else {
+        return rejected(RejectReason::UnknownStore, None);
+    };
+    if !catalog.live_products.contains(&movement.product_id) {
+        return rejected(RejectReason::UnknownProduct, None);
+    }
+    let holdings = balances.entry(movement.store_id).or_default();
+    let previous = holdings.get(&movement.product_id).copied();
+    let held = previous.unwrap_or_default();
+    let delta = movement.kind.sign() * movement.quantity;
+    let Some(quantity) = held.quantity.checked_add(delta) else {
+        return rejected(RejectReason::BalanceOverflow, None);
+    };
+    // Taking more than the book holds is refused under `reject` — unless it already
+    // happened: a sale or removal made while the till was offline is applied, and says the
+    // book was wrong.
+    let short = delta < 0 && quantity < 0 && policy == Policy::Reject;
+    if short && !movement.offline {
+        return rejected(RejectReason::InsufficientStock, Some(held.quantity.max(0)));
+    }
+    let average_cost = match (movement.kind, movement.unit_cost_paise) {
+        (MovementKind::StockIn, Some(cost)) => Some(moving_average(held, movement.quantity, cost)),
+        _ => held.average_cost,
+    };
+    let cost_of_goods = match movement.kind {
+        MovementKind::Sale => held
+            .average_cost
+            .map(|cost| cost.saturating_mul(movement.quantity)),
+        _ => None,
+    };
+    let reorder_point = catalog
+        .reorder_points
+        .get(&(movement.store_id, movement.product_id))
+        .copied();
+    // A product seen for the first time was not in any alert state before.
+    let before = previous.map_or(Level::Normal, |held| {
+        Level::of(held.quantity, reorder_point)
+    });
+    let alert = if short {
+        Some(AlertKind::PhantomStock)
+    } else {
+        before.crossing(Level::of(quantity, reorder_point))
+    };
+    holdings.insert(
+        movement.product_id,
+        Holding {
+            quantity,
+            average_cost,
+        },
+    );
+    Outcome::Applied {
+        balance_after: quantity,
+        average_cost,
+        cost_of_goods,
+        alert,
+    }
+}
+
+/// The new average cost after `quantity` units at `cost` join `held`, rounded half up.
+/// Stock at or below zero carries no cost: the new units set it.
+fn moving_average(held: Holding, quantity: i64, cost: i64) -> i64 {
+    match held.average_cost {
+        Some(average) if held.quantity > 0 => {
+            let total = i128::from(held.quantity) * i128::from(average)
+                + i128::from(quantity) * i128::from(cost);
+            let units = i128::from(held.quantity) + i128::from(quantity);
+            i64::try_from((2 * total + units) / (2 * units)).unwrap_or(i64::MAX)
+        }
+        _ => cost,
+    }
+}
+
+/// Where a balance stands against its thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Normal,
+    /// At or below the reorder point, above zero.
+    Low,
+    /// Zero or less.
+    Out,
+}
+
+impl Level {
+    fn of(quantity: i64, reorder_point: Option<i64>) -> Self {
+        if quantity <= 0 {
+            Self::Out
+        } else if reorder_point.is_some_and(|point| quantity <= point) {
+            Self::Low
+        } else {
+            Self::Normal
+        }
+    }
+
+    fn crossing(self, now: Self) -> Option<AlertKind> {
+        match (self, now) {
+            (before, now) if before == now => None,
+            (_, Self::Out) => Some(AlertKind::OutOfStock),
+            (_, Self::Low) => Some(AlertKind::LowStock),
+            (_, Self::Normal) => Some(AlertKind::Recovered),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

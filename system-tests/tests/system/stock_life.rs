@@ -1,0 +1,192 @@
+//! The life of a store's stock beyond sales and supplier stock-ins, through the whole
+//! pipeline: a cash purchase (no supplier, no cost), and sales that happened while a till
+//! was offline — applied whatever the book says, with a `phantom_stock` alert when the book
+//! held less.
+
+use chrono::Utc;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use system_tests::Pipeline;
+use test_kit::TestStack;
+
+/// Store 1 rejects negative stock; product 2 has no stock and no cost yet.
+const STORE: i64 = 1;
+const PRODUCT: i64 = 2;
+
+fn movement(kind: &str, quantity: i64, extra: Value) -> Value {
+    let mut body = json!({"movement_id": uuid::Uuid::new_v4(), "store_id": STORE, "product_id": PRODUCT,
+                          "kind": kind, "quantity": quantity});
+    for (field, value) in extra.as_object().unwrap() {
+        body[field] = value.clone();
+    }
+    body
+}
+
+/// Posts one movement and waits for its outcome; the answer.
+async fn apply(pipeline: &Pipeline, body: &Value) -> Value {
+    let (status, answer) = pipeline
+        .send(
+            Method::POST,
+            "/v1/movements?wait=5s",
+            &pipeline.admin(),
+            body.clone(),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {answer}");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cash_purchase_and_sales_made_offline_are_recorded_as_they_happened() {
+    // The default window: a sale received more than 10 minutes after it occurred was
+    // made offline.
+    let stack =
+        TestStack::start_with(&[("MOVEMENT_OFFLINE_AFTER_SECONDS", "600".to_owned())]).await;
+    let pipeline = Pipeline::start_on(stack, true).await;
+    let admin = pipeline.admin();
+
+    // Bought for cash at the market, without a bill: no supplier, no cost.
+    let cash = apply(
+        &pipeline,
+        &movement("stock_in", 4, json!({"reference": "mandi"})),
+    )
+    .await;
+    assert_eq!(
+        (cash["status"].as_str(), cash["balance_after"].as_i64()),
+        (Some("applied"), Some(4)),
+        "{cash}"
+    );
+
+    // A live sale of more than the book holds is refused; the same sale made offline
+    // happened: applied, below zero, and the book is said to be wrong.
+    let (status, live) = pipeline
+        .send(
+            Method::POST,
+            "/v1/movements?wait=5s",
+            &admin,
+            movement("sale", 6, json!({})),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            live["code"].as_str(),
+            live["available_quantity"].as_i64()
+        ),
+        (StatusCode::CONFLICT, Some("insufficient_stock"), Some(4)),
+        "{live}"
+    );
+    let offline = movement("sale", 6, json!({"offline": true}));
+    let applied = apply(&pipeline, &offline).await;
+    assert_eq!(
+        (
+            applied["status"].as_str(),
+            applied["balance_after"].as_i64()
+        ),
+        (Some("applied"), Some(-2)),
+        "{applied}"
+    );
+    // Received 20 minutes after it occurred: offline without saying so.
+    let late = movement(
+        "removal",
+        1,
+        json!({"reason": "damaged", "occurred_at": Utc::now() - chrono::Duration::minutes(20)}),
+    );
+    let applied = apply(&pipeline, &late).await;
+    assert_eq!(applied["balance_after"], -3, "{applied}");
+    let token = applied["consistency_token"].as_str().unwrap().to_owned();
+
+    for (body, offline) in [(&offline, true), (&late, true), (&cash, false)] {
+        let id = body["movement_id"].as_str().unwrap();
+        let recorded = pipeline
+            .read(
+                &format!("/v1/movements/{id}?consistency_token={token}"),
+                &admin,
+            )
+            .await;
+        assert_eq!(recorded["offline"], offline, "{recorded}");
+    }
+    let alerts = pipeline
+        .read(
+            &format!("/v1/alerts?store_id={STORE}&product_id={PRODUCT}&active=true"),
+            &admin,
+        )
+        .await;
+    let kinds: Vec<&str> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alert| alert["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["phantom_stock"], "{alerts}");
+    let item = pipeline
+        .read(&format!("/v1/stores/{STORE}/inventory/{PRODUCT}"), &admin)
+        .await;
+    assert_eq!(item["quantity"], -3, "{item}");
+
+    // `offline` belongs to sales and removals only.
+    let (status, problem) = pipeline
+        .send(
+            Method::POST,
+            "/v1/movements",
+            &admin,
+            movement("stock_in", 1, json!({"offline": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(
+        (
+            problem["errors"][0]["field"].as_str(),
+            problem["errors"][0]["code"].as_str()
+        ),
+        (Some("offline"), Some("not_allowed"))
+    );
+
+    // The cash purchase is the sourcing report's row without a supplier, its units without
+    // a cost; a later stock-in with a cost sets the product's cost.
+    let sourcing = pipeline
+        .read(
+            &format!(
+                "/v1/stores/{STORE}/reports/suppliers?group_by=product&consistency_token={token}"
+            ),
+            &admin,
+        )
+        .await;
+    let cash_row = sourcing["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["supplier_id"].is_null() && row["product_id"] == PRODUCT)
+        .unwrap_or_else(|| panic!("no cash row: {sourcing}"));
+    assert_eq!(
+        (
+            cash_row["units_received"].as_i64(),
+            cash_row["cost_paise"].as_i64(),
+            cash_row["units_without_cost"].as_i64(),
+            cash_row["supplier_name"].is_null()
+        ),
+        (Some(4), Some(0), Some(4), true),
+        "{cash_row}"
+    );
+    assert_eq!(sourcing["total_units_without_cost"], 4, "{sourcing}");
+
+    let restock = apply(
+        &pipeline,
+        &movement("stock_in", 10, json!({"unit_cost_paise": 900})),
+    )
+    .await;
+    assert_eq!(restock["balance_after"], 7, "{restock}");
+    let token = restock["consistency_token"].as_str().unwrap();
+    let summary = pipeline
+        .read(
+            &format!("/v1/stores/{STORE}/reports/stock-summary?consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(summary["uncosted_in_stock"], 0, "{summary}");
+    let item = pipeline
+        .read(&format!("/v1/stores/{STORE}/inventory/{PRODUCT}"), &admin)
+        .await;
+    assert_eq!(item["average_unit_cost_paise"], 900, "{item}");
+    pipeline.stack.cleanup().await;
+}
