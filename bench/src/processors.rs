@@ -68,6 +68,8 @@ pub fn movement(
         actor: "bench".into(),
         device_id: Some("till-1".into()),
         offline: false,
+        restock: None,
+        note: None,
     }
 }
 

@@ -149,6 +149,8 @@ fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
         actor: "bench".into(),
         device_id: Some("till-1".into()),
         offline: false,
+        restock: None,
+        note: None,
     }
 }
 

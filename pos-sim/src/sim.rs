@@ -1,7 +1,8 @@
 //! The traffic: stores open with a stock-in of every product from a supplier, then sell —
-//! a few products most (popularity is skewed), now and then remove damaged stock, restock
-//! what runs low, retry a sale (the same `movement_id` again: a duplicate), and some
-//! tills go offline and sync their sales later as one batch (marked `offline`).
+//! a few products most (popularity is skewed), now and then remove damaged stock, take a
+//! customer's return, adjust the book, restock what runs low (one restock in five bought
+//! for cash), retry a sale (the same `movement_id` again: a duplicate), and some tills go
+//! offline and sync their sales later as one batch (marked `offline`).
 //!
 //! Each store's movements are sent one after another by one worker, so they arrive in the
 //! order the simulator decided them, and its model applies the processors' rules in that
@@ -396,6 +397,28 @@ impl Worker {
                 "kind": "removal", "quantity": unit, "reason": "damaged", "device_id": "backoffice"});
             return Action::Send(removal, false);
         }
+        // A customer brings something back (one in five not resellable); the owner finds a
+        // unit the book missed, or one that went bad.
+        if rng.random_bool(0.02) {
+            let mut back = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product,
+                "kind": "return", "quantity": unit, "device_id": "till-1"});
+            if rng.random_ratio(1, 5) {
+                back["restock"] = json!(false);
+                back["reason"] = json!("defective");
+            }
+            return Action::Send(back, false);
+        }
+        if rng.random_bool(0.01) {
+            let (quantity, reason) = if rng.random_bool(0.5) {
+                (unit, "found")
+            } else {
+                (-unit, "expired")
+            };
+            let adjustment = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product,
+                "kind": "adjustment", "quantity": quantity, "reason": reason, "note": "shelf check",
+                "device_id": "backoffice"});
+            return Action::Send(adjustment, false);
+        }
         let quantity = unit * rng.random_range(1..=3);
         let sale = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product, "kind": "sale",
             "quantity": quantity, "unit_price_paise": rng.random_range(2_500..=40_000),
@@ -478,12 +501,18 @@ impl Worker {
         let product = body["product_id"].as_i64().unwrap_or_default();
         let quantity = body["quantity"].as_i64().unwrap_or_default();
         let stock = store.stock.entry(product).or_insert(0);
-        if body["kind"] == "stock_in" {
-            *stock += quantity;
-        } else if quantity > *stock && store.reject && body["offline"] != true {
+        // What the kind does to sellable stock; under `reject` a live movement may not take
+        // more than there is.
+        let change = match body["kind"].as_str() {
+            Some("stock_in" | "adjustment") => quantity,
+            Some("return") if body["restock"] == false => 0,
+            Some("return") => quantity,
+            _ => -quantity,
+        };
+        if change < 0 && *stock + change < 0 && store.reject && body["offline"] != true {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         } else {
-            *stock -= quantity;
+            *stock += change;
         }
         if self.sent.len() < 1_000 {
             self.sent.push(body.clone());

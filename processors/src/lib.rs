@@ -61,6 +61,8 @@ mod test_support {
                 actor: "tester".into(),
                 device_id: None,
                 offline: false,
+                restock: None,
+                note: None,
             },
             store_price_paise: None,
         }

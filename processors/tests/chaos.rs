@@ -406,7 +406,7 @@ async fn faults_mid_stream_lose_nothing_and_stall_no_longer_than_their_bound() {
         ("processor SIGKILLed, 3 s session", |scale| {
             Box::pin(killed_with_a_short_session(scale))
         }),
-        ("processor SIGKILLed, default 15 s session", |scale| {
+        ("processor SIGKILLed, 15 s session", |scale| {
             Box::pin(killed_with_the_default_session(scale))
         }),
         ("PostgreSQL restarted", |scale| {

@@ -31,7 +31,7 @@ pub struct LedgerRow {
     pub store_id: i64,
     pub product_id: i64,
     pub sku: String,
-    /// `stock_in`, `sale` or `removal`.
+    /// `stock_in`, `sale`, `removal`, `return` or `adjustment`.
     pub kind: String,
     pub quantity: i64,
     /// `applied`, `rejected`, `duplicate` or `conflict` (the id was first used by another
@@ -58,8 +58,11 @@ pub struct LedgerRow {
     pub supplier_id: Option<i64>,
     pub unit_cost_paise: Option<i64>,
     pub unit_price_paise: Option<i64>,
-    /// For `removal`: `damaged`, `expired`, `lost`, `theft` or `other`.
+    /// Why: a removal's, an adjustment's, a return's that is not resellable.
     pub reason: Option<String>,
+    /// A return's: `false` when not resellable (sellable stock unchanged).
+    pub restock: Option<bool>,
+    pub note: Option<String>,
     pub reference: Option<String>,
     /// A sale or removal made while its till was offline (or received long after it
     /// occurred): never rejected for want of stock.
@@ -72,7 +75,7 @@ pub struct LedgerRow {
 const LEDGER_COLUMNS: &str = "id, movement_id, store_id, product_id, sku, kind, quantity, status, \
     reject_reason, available_quantity, balance_after, original_status, occurred_at, received_at, \
     recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-    reference, offline, source_partition, source_offset";
+    reference, offline, restock, note, source_partition, source_offset";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +83,8 @@ pub enum MovementKind {
     StockIn,
     Sale,
     Removal,
+    Return,
+    Adjustment,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

@@ -28,6 +28,8 @@ fn sale() -> StockMovement {
         actor: "pos-417".into(),
         device_id: Some("till-1".into()),
         offline: false,
+        restock: None,
+        note: None,
     }
 }
 

@@ -32,6 +32,8 @@ fn main() -> std::io::Result<()> {
         actor: "pos-1".into(),
         device_id: Some("till-1".into()),
         offline: false,
+        restock: None,
+        note: None,
     };
     let stock_in = StockMovement {
         kind: MovementKind::StockIn,

@@ -238,6 +238,13 @@ impl BodyWriter<'_> {
     }
 
     /// `["null", "string"]`.
+    pub(crate) fn optional_boolean(&mut self, value: Option<bool>) -> &mut Self {
+        match value {
+            Some(value) => self.long(1).boolean(value),
+            None => self.long(0),
+        }
+    }
+
     pub(crate) fn optional_string(&mut self, value: Option<&str>) -> &mut Self {
         match value {
             Some(string) => self.long(1).string(string),
@@ -350,6 +357,13 @@ pub(crate) fn optional_long(value: Option<i64>) -> Value {
     }
 }
 
+pub(crate) fn optional_boolean(value: Option<bool>) -> Value {
+    match value {
+        Some(boolean) => Value::Union(1, Box::new(Value::Boolean(boolean))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
 pub(crate) fn optional_string(value: Option<&str>) -> Value {
     match value {
         Some(string) => Value::Union(1, Box::new(Value::String(string.to_owned()))),
@@ -430,6 +444,20 @@ impl RecordFields {
             other => Err(DecodeError::field(
                 name,
                 format!("expected a boolean, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn optional_boolean(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<bool>, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Null => Ok(None),
+            Value::Boolean(boolean) => Ok(Some(boolean)),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a boolean or null, found {other:?}"),
             )),
         }
     }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codec::{
-    AvroRecord, BodyWriter, CompiledSchema, DecodeError, EncodeError, RecordFields, optional_long,
-    optional_string, symbol, timestamp,
+    AvroRecord, BodyWriter, CompiledSchema, DecodeError, EncodeError, RecordFields,
+    optional_boolean, optional_long, optional_string, symbol, timestamp,
 };
 use crate::ids::{ProductId, StoreId, SupplierId};
 
@@ -108,19 +108,10 @@ avro_enum!(
         StockIn = "STOCK_IN" / "stock_in",
         Sale = "SALE" / "sale",
         Removal = "REMOVAL" / "removal",
+        Return = "RETURN" / "return",
+        Adjustment = "ADJUSTMENT" / "adjustment",
     }
 );
-
-impl MovementKind {
-    /// +1 for movements that add stock, -1 for those that take it, 0 for unknown kinds.
-    pub const fn sign(self) -> i64 {
-        match self {
-            Self::StockIn => 1,
-            Self::Sale | Self::Removal => -1,
-            Self::Unknown => 0,
-        }
-    }
-}
 
 avro_enum!(
     /// The outcome of a movement.
@@ -164,6 +155,10 @@ pub struct StockMovement {
     /// A sale or removal that happened while its till was offline: never rejected for want
     /// of stock. Ingest sets it when the client says so or the movement arrives late.
     pub offline: bool,
+    /// A return's: `Some(false)` when the goods are not resellable (sellable stock stays).
+    pub restock: Option<bool>,
+    /// A free note (an adjustment's or a return's explanation).
+    pub note: Option<String>,
 }
 
 impl AvroRecord for StockMovement {
@@ -175,7 +170,7 @@ impl AvroRecord for StockMovement {
     earlier_schemas!(STOCK_MOVEMENT_HISTORY);
 
     fn to_avro(&self) -> Value {
-        Value::Record(self.avro_fields(16))
+        Value::Record(self.avro_fields(18))
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
@@ -189,12 +184,25 @@ impl AvroRecord for StockMovement {
 }
 
 impl StockMovement {
+    /// What the movement does to sellable stock: a stock-in and a resellable return add
+    /// their quantity, a sale and a removal take it, an adjustment adds its signed quantity,
+    /// a return not resellable and an unknown kind change nothing.
+    pub fn delta(&self) -> i64 {
+        match self.kind {
+            MovementKind::StockIn | MovementKind::Adjustment => self.quantity,
+            MovementKind::Return if self.restock != Some(false) => self.quantity,
+            MovementKind::Sale | MovementKind::Removal => -self.quantity,
+            MovementKind::Return | MovementKind::Unknown => 0,
+        }
+    }
+
     /// What makes a resend the same movement: its store, product, kind, quantity,
     /// supplier, unit cost, unit price, reason and reference — those fields' Avro binary
     /// encoding in that order, hashed with XXH3-64. The time it occurred (ingest's clock
     /// when the client omits it), the time received, the actor, the device and whether it
     /// came while offline (a resend after the till reconnects arrives late) may differ
-    /// between a movement and its resend. Stored with the first outcome (`movement_ids`):
+    /// between a movement and its resend. A return's `restock` and a `note` follow, each
+    /// only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
     /// a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
     pub fn fingerprint(&self) -> i64 {
@@ -221,6 +229,12 @@ impl StockMovement {
             .optional_long(self.unit_price_paise)
             .optional_string(self.reason.as_deref())
             .optional_string(self.reference.as_deref());
+        if let Some(restock) = self.restock {
+            BodyWriter(bytes).boolean(restock);
+        }
+        if let Some(note) = &self.note {
+            BodyWriter(bytes).string(note);
+        }
     }
 
     /// The movement's fields in schema order, straight to Avro binary (the hot path of
@@ -242,7 +256,9 @@ impl StockMovement {
             .optional_string(self.reference.as_deref())
             .string(&self.actor)
             .optional_string(self.device_id.as_deref())
-            .boolean(self.offline);
+            .boolean(self.offline)
+            .optional_boolean(self.restock)
+            .optional_string(self.note.as_deref());
     }
 
     /// The movement's fields in schema order; `capacity` leaves room for a record that
@@ -281,6 +297,8 @@ impl StockMovement {
                 optional_string(self.device_id.as_deref()),
             ),
             ("offline".into(), Value::Boolean(self.offline)),
+            ("restock".into(), optional_boolean(self.restock)),
+            ("note".into(), optional_string(self.note.as_deref())),
         ]);
         fields
     }
@@ -303,6 +321,8 @@ impl StockMovement {
             actor: fields.string("actor")?,
             device_id: fields.optional_string("device_id")?,
             offline: fields.boolean("offline")?,
+            restock: fields.optional_boolean("restock")?,
+            note: fields.optional_string("note")?,
         })
     }
 }
@@ -331,7 +351,7 @@ impl AvroRecord for LedgerEntry {
     earlier_schemas!(LEDGER_ENTRY_HISTORY);
 
     fn to_avro(&self) -> Value {
-        let mut fields = self.movement.avro_fields(24);
+        let mut fields = self.movement.avro_fields(26);
         fields.extend([
             ("status".into(), self.status.to_avro()),
             (

@@ -40,6 +40,8 @@ fn sale() -> StockMovement {
         actor: "pos-7".into(),
         device_id: Some("till-1".into()),
         offline: false,
+        restock: None,
+        note: None,
     }
 }
 
@@ -201,7 +203,10 @@ fn a_current_reader_reads_movements_written_by_an_older_schema() {
     let original = sale();
     let bytes = write_with(
         OLDER_MOVEMENT,
-        drop_fields(original.to_avro(), &["reference", "device_id", "offline"]),
+        drop_fields(
+            original.to_avro(),
+            &["reference", "device_id", "offline", "restock", "note"],
+        ),
     );
 
     // Without the older schema the record is refused rather than misread ...
@@ -250,13 +255,13 @@ fn a_current_reader_reads_movements_written_by_a_newer_schema() {
     if let Value::Record(fields) = &mut newer {
         for (name, value) in fields.iter_mut() {
             if name == "kind" {
-                *value = Value::Enum(4, "RETURN".into());
+                *value = Value::Enum(6, "TRANSFER_OUT".into());
             }
         }
     }
     let read = decoder.decode(&write_with(NEWER_MOVEMENT, newer)).unwrap();
     assert_eq!(read.kind, MovementKind::Unknown);
-    assert_eq!(read.kind.sign(), 0);
+    assert_eq!(read.delta(), 0);
 }
 
 /// Every earlier version of a schema (`avro/history`): what it wrote this build reads, the
@@ -268,7 +273,10 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
         ..sale()
     };
     for earlier in schemas::events::STOCK_MOVEMENT_HISTORY {
-        let bytes = write_with(earlier, drop_fields(original.to_avro(), &["offline"]));
+        let bytes = write_with(
+            earlier,
+            drop_fields(original.to_avro(), &["offline", "restock", "note"]),
+        );
         assert_ne!(bytes[2..10], StockMovement::schema().fingerprint.0);
         let read = StockMovement::decode(&bytes).unwrap();
         assert_eq!(
@@ -291,7 +299,10 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
         source_offset: 40,
     };
     for earlier in schemas::events::LEDGER_ENTRY_HISTORY {
-        let bytes = write_with(earlier, drop_fields(entry.to_avro(), &["offline"]));
+        let bytes = write_with(
+            earlier,
+            drop_fields(entry.to_avro(), &["offline", "restock", "note"]),
+        );
         let read = LedgerEntry::decode(&bytes).unwrap();
         assert!(!read.movement.offline);
         assert_eq!(read.balance_after, Some(-3));
@@ -413,6 +424,10 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
             prop::option::of(arbitrary_text()),
             any::<bool>(),
         ),
+        (
+            prop::option::of(any::<bool>()),
+            prop::option::of(arbitrary_text()),
+        ),
     )
         .prop_map(
             |(
@@ -420,6 +435,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 (kind, quantity, occurred_at, received_at),
                 (supplier, cost, price, reason),
                 (reference, actor, device_id, offline),
+                (restock, note),
             )| StockMovement {
                 movement_id: Uuid::from_u128(id),
                 store_id: StoreId(store),
@@ -437,6 +453,8 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 actor,
                 device_id,
                 offline,
+                restock,
+                note,
             },
         )
 }

@@ -41,6 +41,8 @@ fn movement(store: i64, sequence: i64) -> StockMovement {
         actor: "kafka-test".into(),
         device_id: None,
         offline: false,
+        restock: None,
+        note: None,
     }
 }
 

@@ -255,17 +255,16 @@ impl Pipeline {
 
 /// A movement as a POS sends it to ingest.
 pub fn line(movement: &StockMovement) -> Value {
-    let kind = match movement.kind {
-        MovementKind::StockIn => "stock_in",
-        MovementKind::Sale => "sale",
-        MovementKind::Removal => "removal",
-        MovementKind::Unknown => unreachable!("the generator makes none"),
-    };
+    assert_ne!(
+        movement.kind,
+        MovementKind::Unknown,
+        "the generator makes none"
+    );
     json!({
         "movement_id": movement.movement_id,
         "store_id": movement.store_id.get(),
         "product_id": movement.product_id.get(),
-        "kind": kind,
+        "kind": movement.kind.as_str(),
         "quantity": movement.quantity,
         "occurred_at": movement.occurred_at,
         "supplier_id": movement.supplier_id.map(|supplier| supplier.get()),
@@ -274,6 +273,8 @@ pub fn line(movement: &StockMovement) -> Value {
         "reason": movement.reason,
         "device_id": movement.device_id,
         "offline": movement.offline.then_some(true),
+        "restock": movement.restock,
+        "note": movement.note,
     })
 }
 

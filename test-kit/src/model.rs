@@ -71,10 +71,17 @@ impl Model {
             .get(&(store, product))
             .copied()
             .unwrap_or((0, None));
-        let taking = movement.kind != MovementKind::StockIn;
+        // What the kind does to sellable stock.
+        let change = match movement.kind {
+            MovementKind::StockIn | MovementKind::Adjustment => movement.quantity,
+            MovementKind::Return if movement.restock == Some(false) => 0,
+            MovementKind::Return => movement.quantity,
+            _ => -movement.quantity,
+        };
+        let after = quantity + change;
         // Under `reject` a live movement may not take more than the book holds; one made
         // offline already happened: it is applied, and says the book was wrong.
-        let short = taking && movement.quantity > quantity && policy == "reject";
+        let short = change < 0 && after < 0 && policy == "reject";
         if short && !movement.offline {
             return Expected {
                 status: "rejected",
@@ -82,11 +89,6 @@ impl Model {
                 balance_after: None,
             };
         }
-        let after = if taking {
-            quantity - movement.quantity
-        } else {
-            quantity + movement.quantity
-        };
         let day = movement
             .occurred_at
             .with_timezone(&FixedOffset::east_opt(offset).unwrap())
@@ -124,10 +126,11 @@ impl Model {
                 entry.2 += average.unwrap_or(0) * movement.quantity;
                 entry.3 += 1;
             }
-            _ => {
+            MovementKind::Removal => {
                 let entry = self.sales.entry((store, day, product)).or_default();
                 entry.4 += movement.quantity;
             }
+            _ => {}
         }
         let point = (store == 1).then_some(REORDER_POINT);
         let level = |quantity: i64| {

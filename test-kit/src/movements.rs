@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::*;
 
 /// A deterministic stream of movements over the seeded catalog: stock-ins (some without a
-/// supplier or a cost), sales larger than stock, removals, offline sales and removals, and
-/// repeats of earlier ids (a retrying POS).
+/// supplier or a cost), sales larger than stock, removals, offline sales and removals,
+/// returns, adjustments, and repeats of earlier ids (a retrying POS).
 pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
     let mut random = seed.max(1);
     let mut next = move |bound: u64| {
@@ -43,7 +43,7 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
         }) as i64;
         // Spread over 36 hours so that local days differ from UTC days.
         let occurred_at = start + chrono::Duration::minutes(next(36 * 60) as i64);
-        movements.push(StockMovement {
+        let mut movement = StockMovement {
             movement_id: Uuid::new_v4(),
             store_id: StoreId(store),
             product_id: ProductId(product),
@@ -66,9 +66,45 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
             device_id: Some("till-1".into()),
             // A till that was offline: its sales and removals happened whatever the book says.
             offline: kind != MovementKind::StockIn && quantity == 11,
-        });
+            restock: None,
+            note: None,
+        };
+        more_kinds(&mut movement);
+        movements.push(movement);
     }
     movements
+}
+
+/// Customer returns (some not resellable) and adjustments either way, made of movements
+/// the stream drew as sales, removals and stock-ins — chosen by the quantity, so that the
+/// stream's random sequence stays as it was.
+fn more_kinds(movement: &mut StockMovement) {
+    let becomes = match (movement.kind, movement.quantity) {
+        (MovementKind::Sale, 7) => Some((MovementKind::Return, None, None)),
+        (MovementKind::Sale, 9) => Some((MovementKind::Return, Some(false), Some("defective"))),
+        (MovementKind::Removal, 5) => Some((MovementKind::Adjustment, None, Some("expired"))),
+        (MovementKind::StockIn, 13 | 26 | 39) => {
+            Some((MovementKind::Adjustment, None, Some("found")))
+        }
+        _ => None,
+    };
+    let Some((kind, restock, reason)) = becomes else {
+        return;
+    };
+    if movement.kind == MovementKind::Removal {
+        // Counted short: the adjustment takes stock.
+        movement.quantity = -movement.quantity;
+    }
+    movement.kind = kind;
+    movement.restock = restock;
+    movement.reason = reason.map(str::to_owned);
+    movement.note = (kind == MovementKind::Adjustment).then(|| "shelf count".to_owned());
+    (
+        movement.supplier_id,
+        movement.unit_cost_paise,
+        movement.unit_price_paise,
+        movement.offline,
+    ) = (None, None, None, false);
 }
 
 pub fn producer(stack: &TestStack) -> FutureProducer {

@@ -3,6 +3,7 @@
 //! produced as Avro to `inventory.movements.v1` (key = store), and reported accepted only
 //! once the broker acknowledged it.
 
+pub mod kinds;
 pub mod producer;
 pub mod validate;
 

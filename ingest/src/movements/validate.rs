@@ -14,6 +14,7 @@ use service_kit::settings::MovementSettings;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::kinds;
 use crate::catalog_cache::CatalogCache;
 use crate::checks::Checks;
 
@@ -21,8 +22,6 @@ use crate::checks::Checks;
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
 /// Largest unit cost or price: ₹1 crore.
 pub const MAX_PAISE: i64 = 1_000_000_000;
-pub const REMOVAL_REASONS: [&str; 5] = ["damaged", "expired", "lost", "theft", "other"];
-const MAX_TEXT: usize = 100;
 
 /// One stock movement as a POS or staff app reports it.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,10 +34,12 @@ pub struct MovementRequest {
     /// The product, by id or by SKU (one is enough; if both are given they must agree).
     pub product_id: Option<i64>,
     pub sku: Option<String>,
-    /// `stock_in`, `sale` or `removal`.
+    /// `stock_in`, `sale`, `removal`, `return` (a customer brings goods back) or
+    /// `adjustment` (a signed correction of the book).
     #[schema(example = "sale")]
     pub kind: String,
-    /// Positive, in the product's unit (pieces, grams, millilitres).
+    /// In the product's unit (pieces, grams, millilitres): positive, the kind giving the
+    /// sign — except an adjustment's, which carries its own (never 0).
     #[schema(example = 2)]
     pub quantity: i64,
     /// When it happened on the device (RFC 3339); default now. Not more than a few minutes
@@ -54,7 +55,10 @@ pub struct MovementRequest {
     /// the store's selling price of the product (`selling_price_paise` of its store
     /// product), when it has one.
     pub unit_price_paise: Option<i64>,
-    /// Removal only, required: `damaged`, `expired`, `lost`, `theft` or `other`.
+    /// Why. Removal, required: `damaged`, `expired`, `lost`, `theft` or `other`.
+    /// Adjustment, required: `damaged`, `expired`, `theft`, `found`, `correction` or
+    /// `other`. Return with `restock: false`, required: `damaged`, `expired`, `defective` or
+    /// `other`. Not part of the other kinds.
     pub reason: Option<String>,
     /// Invoice or bill number (up to 100 characters).
     pub reference: Option<String>,
@@ -65,6 +69,11 @@ pub struct MovementRequest {
     /// wrong. A sale or removal received more than `MOVEMENT_OFFLINE_AFTER_SECONDS` (10
     /// minutes) after its `occurred_at` counts as offline without it.
     pub offline: Option<bool>,
+    /// Return only: `false` when the goods are not resellable — recorded, sellable stock
+    /// unchanged (give a `reason`). Default `true`: back on the shelf.
+    pub restock: Option<bool>,
+    /// Return or adjustment: a free note (up to 100 characters).
+    pub note: Option<String>,
 }
 
 impl MovementRequest {
@@ -91,47 +100,6 @@ fn duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Checks that `value` is given exactly when `wanted`.
-fn only_for<T>(
-    checks: &mut Checks,
-    name: &str,
-    value: &Option<T>,
-    wanted: bool,
-    kind: MovementKind,
-) {
-    if value.is_none() && wanted {
-        checks.fail(name, "required", format!("required for a {kind}"));
-    }
-    optional_for(checks, name, value, wanted, kind);
-}
-
-/// Checks that `value` is given only when `allowed`.
-fn optional_for<T>(
-    checks: &mut Checks,
-    name: &str,
-    value: &Option<T>,
-    allowed: bool,
-    kind: MovementKind,
-) {
-    if value.is_some() && !allowed {
-        checks.fail(name, "not_allowed", format!("not part of a {kind}"));
-    }
-}
-
-/// Optional text of 1 to 100 characters, taken as sent (no trimming: it is the client's).
-fn text(checks: &mut Checks, name: &str, value: &Option<String>) {
-    if value
-        .as_ref()
-        .is_some_and(|value| value.is_empty() || value.chars().count() > MAX_TEXT)
-    {
-        checks.fail(
-            name,
-            "invalid_length",
-            format!("1 to {MAX_TEXT} characters"),
-        );
-    }
-}
-
 impl Validator<'_> {
     /// `header_id` is the request's `Idempotency-Key`, if any.
     pub fn validate(
@@ -152,7 +120,7 @@ impl Validator<'_> {
             }
             Some(kind) => kind,
             None => {
-                checks.fail("kind", "invalid", "`stock_in`, `sale` or `removal`");
+                checks.fail("kind", "invalid", kinds::KINDS);
                 MovementKind::Unknown
             }
         };
@@ -168,7 +136,6 @@ impl Validator<'_> {
             (Some(id), _) | (None, Some(id)) => id,
             (None, None) => Uuid::now_v7(),
         };
-        checks.range("quantity", Some(request.quantity), 1..=MAX_QUANTITY, "");
         let occurred_at = request.occurred_at.unwrap_or(self.now);
         if occurred_at > self.now + duration(self.settings.max_future_skew) {
             checks.fail(
@@ -187,68 +154,8 @@ impl Validator<'_> {
             );
         }
         if kind != MovementKind::Unknown {
-            let stock_in = kind == MovementKind::StockIn;
-            optional_for(
-                &mut checks,
-                "supplier_id",
-                &request.supplier_id,
-                stock_in,
-                kind,
-            );
-            optional_for(
-                &mut checks,
-                "unit_cost_paise",
-                &request.unit_cost_paise,
-                stock_in,
-                kind,
-            );
-            // A sale without a price is recorded at the store's selling price.
-            optional_for(
-                &mut checks,
-                "unit_price_paise",
-                &request.unit_price_paise,
-                kind == MovementKind::Sale,
-                kind,
-            );
-            optional_for(
-                &mut checks,
-                "offline",
-                &request.offline,
-                matches!(kind, MovementKind::Sale | MovementKind::Removal),
-                kind,
-            );
-            only_for(
-                &mut checks,
-                "reason",
-                &request.reason,
-                kind == MovementKind::Removal,
-                kind,
-            );
+            kinds::check(&mut checks, kind, &request);
         }
-        checks
-            .range(
-                "unit_cost_paise",
-                request.unit_cost_paise,
-                0..=MAX_PAISE,
-                " paise",
-            )
-            .range(
-                "unit_price_paise",
-                request.unit_price_paise,
-                0..=MAX_PAISE,
-                " paise",
-            );
-        if let Some(reason) = &request.reason
-            && !REMOVAL_REASONS.contains(&reason.as_str())
-        {
-            checks.fail(
-                "reason",
-                "invalid",
-                "`damaged`, `expired`, `lost`, `theft` or `other`",
-            );
-        }
-        text(&mut checks, "reference", &request.reference);
-        text(&mut checks, "device_id", &request.device_id);
         if request.product_id.is_none() && request.sku.is_none() {
             checks.fail("product_id", "required", "a `product_id` or a `sku`");
         }
@@ -326,6 +233,8 @@ impl Validator<'_> {
             actor: principal.subject.clone(),
             device_id: request.device_id,
             offline,
+            restock: request.restock,
+            note: request.note,
         })
     }
 }

@@ -363,6 +363,8 @@ impl Unpublished {
             actor: self.received_by,
             device_id: None,
             offline: false,
+            restock: None,
+            note: None,
         }
     }
 }

@@ -272,7 +272,7 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
             vec!["quantity", "unit_cost_paise"],
             "out_of_range",
         ),
-        (json!({"kind": "return"}), 400, vec!["kind"], "invalid"),
+        (json!({"kind": "transfer"}), 400, vec!["kind"], "invalid"),
         (
             json!({"occurred_at": (now + chrono::Duration::hours(1)).to_rfc3339()}),
             400,
@@ -308,6 +308,37 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
             400,
             vec!["offline"],
             "not_allowed",
+        ),
+        (
+            json!({"restock": true, "note": "back"}),
+            400,
+            vec!["restock", "note"],
+            "not_allowed",
+        ),
+        (
+            json!({"kind": "adjustment", "supplier_id": null, "unit_cost_paise": null, "quantity": 0,
+                   "reason": "found"}),
+            400,
+            vec!["quantity"],
+            "zero",
+        ),
+        (
+            json!({"kind": "adjustment", "supplier_id": null, "unit_cost_paise": null, "quantity": -3}),
+            400,
+            vec!["reason"],
+            "required",
+        ),
+        (
+            json!({"kind": "return", "supplier_id": null, "unit_cost_paise": null, "restock": false}),
+            400,
+            vec!["reason"],
+            "required",
+        ),
+        (
+            json!({"kind": "return", "supplier_id": null, "unit_cost_paise": null, "quantity": -1}),
+            400,
+            vec!["quantity"],
+            "out_of_range",
         ),
         (
             json!({"reference": ""}),

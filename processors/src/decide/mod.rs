@@ -200,12 +200,13 @@ pub struct BatchCatalog {
 
 /// Why a record cannot be decided at all (it goes to the dead-letter topic).
 pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
-    if movement.kind == MovementKind::Unknown {
-        Some("unknown_kind")
-    } else if movement.quantity <= 0 {
-        Some("non_positive_quantity")
-    } else {
-        None
+    match movement.kind {
+        MovementKind::Unknown => Some("unknown_kind"),
+        // An adjustment's quantity carries its sign.
+        MovementKind::Adjustment if movement.quantity == 0 => Some("zero_quantity"),
+        MovementKind::Adjustment => None,
+        _ if movement.quantity <= 0 => Some("non_positive_quantity"),
+        _ => None,
     }
 }
 
@@ -253,7 +254,7 @@ fn decide_one(
     let holdings = balances.entry(movement.store_id).or_default();
     let previous = holdings.get(&movement.product_id).copied();
     let held = previous.unwrap_or_default();
-    let delta = movement.kind.sign() * movement.quantity;
+    let delta = movement.delta();
     let Some(quantity) = held.quantity.checked_add(delta) else {
         return rejected(RejectReason::BalanceOverflow, None);
     };

@@ -22,7 +22,12 @@ fn movement(
         product_id: ProductId(product),
         sku: format!("SKU-{product}"),
         kind,
-        quantity,
+        // Every other adjustment takes stock (its quantity carries the sign).
+        quantity: if kind == MovementKind::Adjustment && quantity % 2 == 0 {
+            -quantity
+        } else {
+            quantity
+        },
         occurred_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
         received_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
         // Every fifth quantity a cash purchase, every seventh without a cost.
@@ -30,12 +35,16 @@ fn movement(
         unit_cost_paise: (kind == MovementKind::StockIn && quantity % 7 != 0)
             .then_some(100 + quantity % 7),
         unit_price_paise: (kind == MovementKind::Sale).then_some(150),
-        reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
+        reason: matches!(kind, MovementKind::Removal | MovementKind::Adjustment)
+            .then(|| "damaged".to_owned()),
         reference: None,
         actor: "tester".into(),
         device_id: None,
         // Every sixth quantity of a sale or removal was made offline.
-        offline: kind != MovementKind::StockIn && quantity % 6 == 0,
+        offline: matches!(kind, MovementKind::Sale | MovementKind::Removal) && quantity % 6 == 0,
+        // Every fourth return is not resellable.
+        restock: (kind == MovementKind::Return && quantity % 4 == 0).then_some(false),
+        note: None,
     }
 }
 
@@ -93,12 +102,12 @@ proptest! {
                 Outcome::Applied { balance_after, alert, .. } => {
                     let sum = expected.entry((movement.store_id, movement.product_id)).or_default();
                     let before = *sum;
-                    *sum += movement.kind.sign() * movement.quantity;
+                    *sum += movement.delta();
                     prop_assert_eq!(*sum, *balance_after);
                     // Under `reject`, only a movement made offline takes more than the book
                     // holds, and each says so.
                     let short = movement.store_id == StoreId(1)
-                        && movement.kind.sign() < 0
+                        && movement.delta() < 0
                         && *balance_after < 0;
                     if short {
                         prop_assert!(movement.offline, "{movement:?} from {before}");
@@ -257,6 +266,46 @@ fn an_offline_sale_on_an_empty_shelf_is_applied_and_says_the_book_was_wrong() {
             (None, None),
             (Some(8), Some(AlertKind::Recovered)),
         ]
+    );
+}
+
+#[test]
+fn returns_and_adjustments_move_sellable_stock_by_what_they_say() {
+    let mut defective = movement(3, 1, 1, MovementKind::Return, 2);
+    defective.restock = Some(false);
+    let outcomes = decide(
+        &mut Balances::new(),
+        &mut HashMap::new(),
+        &catalog(),
+        &[
+            movement(1, 1, 1, MovementKind::StockIn, 10),
+            movement(2, 1, 1, MovementKind::Return, 3),
+            defective,
+            movement(4, 1, 1, MovementKind::Adjustment, 4),
+            movement(5, 1, 1, MovementKind::Adjustment, 3),
+            movement(6, 1, 1, MovementKind::Adjustment, 20),
+        ],
+    );
+    let balances: Vec<_> = outcomes
+        .iter()
+        .map(|outcome| match *outcome {
+            Outcome::Applied { balance_after, .. } => Ok(balance_after),
+            Outcome::Rejected { reason, .. } => Err(reason),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        balances,
+        [
+            Ok(10),
+            Ok(13),
+            Ok(13),
+            Ok(9),
+            Ok(12),
+            Err(RejectReason::InsufficientStock)
+        ],
+        "a return back on the shelf adds, one not resellable changes nothing, an adjustment \
+         adds its signed quantity and may not take more than there is under `reject`"
     );
 }
 

@@ -14,14 +14,15 @@ const COMMIT: &str = "\
 WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
     available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
-    device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline,
-    source_partition, source_offset)
+    device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline, restock,
+    note, source_partition, source_offset)
   SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
     :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
     :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
     :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
     :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
-    :reference::text[], :offline::bool[], :source_partition::int4[], :source_offset::int8[])
+    :reference::text[], :offline::bool[], :restock::bool[], :note::text[], :source_partition::int4[],
+    :source_offset::int8[])
 ), firsts AS (
   INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
     fingerprint)
@@ -162,6 +163,8 @@ statement_parameters! {
         reason: Vec<Option<&'a str>>,
         reference: Vec<Option<&'a str>>,
         offline: Vec<bool>,
+        restock: Vec<Option<bool>>,
+        note: Vec<Option<&'a str>>,
         source_partition: Vec<i32>,
         source_offset: Vec<i64>,
         // First outcomes (movement_ids).
@@ -244,6 +247,8 @@ impl<'a> CommitParams<'a> {
             reason: Vec::with_capacity(movements),
             reference: Vec::with_capacity(movements),
             offline: Vec::with_capacity(movements),
+            restock: Vec::with_capacity(movements),
+            note: Vec::with_capacity(movements),
             source_partition: Vec::with_capacity(movements),
             source_offset: Vec::with_capacity(movements),
             ..Self::default()
@@ -277,6 +282,8 @@ impl<'a> CommitParams<'a> {
         self.reason.push(movement.reason.as_deref());
         self.reference.push(movement.reference.as_deref());
         self.offline.push(movement.offline);
+        self.restock.push(movement.restock);
+        self.note.push(movement.note.as_deref());
         self.source_partition.push(record.partition);
         self.source_offset.push(record.offset);
     }
@@ -317,7 +324,8 @@ impl<'a> CommitParams<'a> {
                 self.in_uncosted
                     .push(if cost.is_some() { 0 } else { movement.quantity });
             }
-            MovementKind::Unknown => {}
+            // Returns and adjustments move the balance only (and the ledger says why).
+            MovementKind::Return | MovementKind::Adjustment | MovementKind::Unknown => {}
         }
     }
 }

@@ -406,8 +406,13 @@ mod tests {
 
         assert!(Role::Pos.may_post(MovementKind::Sale));
         assert!(
+            Role::Pos.may_post(MovementKind::Return),
+            "a till takes returns"
+        );
+        assert!(
             !Role::Pos.may_post(MovementKind::StockIn)
                 && !Role::Pos.may_post(MovementKind::Removal)
+                && !Role::Pos.may_post(MovementKind::Adjustment)
         );
         assert!(Role::Staff.may_post(MovementKind::Removal));
         assert!(!Role::Analyst.may_post(MovementKind::Sale));

@@ -84,7 +84,8 @@ impl Role {
     pub const fn may_post(self, kind: MovementKind) -> bool {
         match self {
             Self::Admin | Self::Manager | Self::Staff => !matches!(kind, MovementKind::Unknown),
-            Self::Pos => matches!(kind, MovementKind::Sale),
+            // A till sells and takes customers' returns; stock is moved otherwise in the back office.
+            Self::Pos => matches!(kind, MovementKind::Sale | MovementKind::Return),
             Self::Analyst => false,
         }
     }

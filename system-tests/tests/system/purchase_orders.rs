@@ -44,6 +44,8 @@ fn stock_in(product: i64, quantity: i64, cost: i64) -> StockMovement {
         actor: "tester".into(),
         device_id: None,
         offline: false,
+        restock: None,
+        note: None,
     }
 }
 

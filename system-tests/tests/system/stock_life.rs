@@ -1,7 +1,7 @@
 //! The life of a store's stock beyond sales and supplier stock-ins, through the whole
-//! pipeline: a cash purchase (no supplier, no cost), and sales that happened while a till
-//! was offline — applied whatever the book says, with a `phantom_stock` alert when the book
-//! held less.
+//! pipeline: a cash purchase (no supplier, no cost); sales that happened while a till was
+//! offline — applied whatever the book says, with a `phantom_stock` alert when the book held
+//! less; customers' returns (resellable or not) and adjustments of the book either way.
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -37,7 +37,7 @@ async fn apply(pipeline: &Pipeline, body: &Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cash_purchase_and_sales_made_offline_are_recorded_as_they_happened() {
+async fn cash_purchases_offline_sales_returns_and_adjustments_are_recorded_as_they_happened() {
     // The default window: a sale received more than 10 minutes after it occurred was
     // made offline.
     let stack =
@@ -106,10 +106,17 @@ async fn a_cash_purchase_and_sales_made_offline_are_recorded_as_they_happened() 
             .await;
         assert_eq!(recorded["offline"], offline, "{recorded}");
     }
+    // Alerts read the standby, which replays the commit a moment later.
     let alerts = pipeline
-        .read(
+        .read_until(
             &format!("/v1/alerts?store_id={STORE}&product_id={PRODUCT}&active=true"),
             &admin,
+            "the phantom-stock alert",
+            |page| {
+                page["items"]
+                    .as_array()
+                    .is_some_and(|items| !items.is_empty())
+            },
         )
         .await;
     let kinds: Vec<&str> = alerts["items"]
@@ -120,7 +127,10 @@ async fn a_cash_purchase_and_sales_made_offline_are_recorded_as_they_happened() 
         .collect();
     assert_eq!(kinds, ["phantom_stock"], "{alerts}");
     let item = pipeline
-        .read(&format!("/v1/stores/{STORE}/inventory/{PRODUCT}"), &admin)
+        .read(
+            &format!("/v1/stores/{STORE}/inventory/{PRODUCT}?consistency_token={token}"),
+            &admin,
+        )
         .await;
     assert_eq!(item["quantity"], -3, "{item}");
 
@@ -185,8 +195,109 @@ async fn a_cash_purchase_and_sales_made_offline_are_recorded_as_they_happened() 
         .await;
     assert_eq!(summary["uncosted_in_stock"], 0, "{summary}");
     let item = pipeline
-        .read(&format!("/v1/stores/{STORE}/inventory/{PRODUCT}"), &admin)
+        .read(
+            &format!("/v1/stores/{STORE}/inventory/{PRODUCT}?consistency_token={token}"),
+            &admin,
+        )
         .await;
     assert_eq!(item["average_unit_cost_paise"], 900, "{item}");
+
+    // A customer brings 2 back to the shelf, 1 more that is defective; the owner finds 3
+    // the book missed, then writes off 20 that are not there — refused: the book has 12.
+    let pos = pipeline.token(service_kit::auth::Role::Pos, &[STORE]);
+    let back = movement("return", 2, json!({"note": "wrong size"}));
+    let (status, answer) = pipeline
+        .send(Method::POST, "/v1/movements?wait=5s", &pos, back)
+        .await;
+    assert!(
+        status.is_success(),
+        "a till takes returns: {status} {answer}"
+    );
+    assert_eq!(answer["balance_after"], 9, "{answer}");
+    let defective = apply(
+        &pipeline,
+        &movement(
+            "return",
+            1,
+            json!({"restock": false, "reason": "defective"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (
+            defective["status"].as_str(),
+            defective["balance_after"].as_i64()
+        ),
+        (Some("applied"), Some(9)),
+        "not resellable: recorded, the shelf unchanged"
+    );
+    let found = apply(
+        &pipeline,
+        &movement(
+            "adjustment",
+            3,
+            json!({"reason": "found", "note": "behind the rice"}),
+        ),
+    )
+    .await;
+    assert_eq!(found["balance_after"], 12, "{found}");
+    let (status, gone) = pipeline
+        .send(
+            Method::POST,
+            "/v1/movements?wait=5s",
+            &admin,
+            movement("adjustment", -20, json!({"reason": "theft"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            gone["code"].as_str(),
+            gone["available_quantity"].as_i64()
+        ),
+        (StatusCode::CONFLICT, Some("insufficient_stock"), Some(12)),
+        "{gone}"
+    );
+    let taken = apply(
+        &pipeline,
+        &movement("adjustment", -2, json!({"reason": "expired"})),
+    )
+    .await;
+    assert_eq!(taken["balance_after"], 10, "{taken}");
+    let token = taken["consistency_token"].as_str().unwrap();
+    let history = pipeline
+        .read(
+            &format!(
+                "/v1/movements?store_id={STORE}&product_id={PRODUCT}&kind=adjustment&status=applied&consistency_token={token}"
+            ),
+            &admin,
+        )
+        .await;
+    let adjustments: Vec<(i64, &str)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["quantity"].as_i64().unwrap(),
+                row["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(adjustments, [(-2, "expired"), (3, "found")], "{history}");
+    let recorded = pipeline
+        .read(
+            &format!(
+                "/v1/movements/{}?consistency_token={token}",
+                defective["movement_id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (recorded["restock"].as_bool(), recorded["reason"].as_str()),
+        (Some(false), Some("defective")),
+        "{recorded}"
+    );
     pipeline.stack.cleanup().await;
 }

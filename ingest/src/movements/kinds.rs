@@ -1,0 +1,147 @@
+//! Which fields each kind of movement takes, and what they may hold: one table of rules,
+//! checked before the catalog is consulted.
+
+use schemas::MovementKind;
+
+use super::validate::{MAX_PAISE, MAX_QUANTITY, MovementRequest};
+use crate::checks::Checks;
+
+pub const REMOVAL_REASONS: &[&str] = &["damaged", "expired", "lost", "theft", "other"];
+pub const ADJUSTMENT_REASONS: &[&str] = &[
+    "damaged",
+    "expired",
+    "theft",
+    "found",
+    "correction",
+    "other",
+];
+/// Why returned goods are not resellable.
+pub const RETURN_REASONS: &[&str] = &["damaged", "expired", "defective", "other"];
+/// Every kind a request may name, as the API spells it.
+pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return` or `adjustment`";
+const MAX_TEXT: usize = 100;
+
+/// Checks the fields that depend on `kind` (already known to be one of [`KINDS`]).
+pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest) {
+    use MovementKind::{Adjustment, Removal, Return, Sale, StockIn};
+    // An adjustment's quantity carries its sign; every other kind's is positive.
+    if kind == Adjustment {
+        if request.quantity == 0 {
+            checks.fail("quantity", "zero", "an adjustment moves stock: not 0");
+        }
+        checks.range(
+            "quantity",
+            Some(request.quantity),
+            -MAX_QUANTITY..=MAX_QUANTITY,
+            "",
+        );
+    } else {
+        checks.range("quantity", Some(request.quantity), 1..=MAX_QUANTITY, "");
+    }
+    let mut field = |name: &str, given: bool, rule: Rule| match (given, rule) {
+        (false, Rule::Required) => {
+            checks.fail(name, "required", format!("required for a {kind}"));
+        }
+        (true, Rule::NotAllowed) => {
+            checks.fail(name, "not_allowed", format!("not part of a {kind}"));
+        }
+        _ => {}
+    };
+    let optional_for = |allowed: bool| {
+        if allowed {
+            Rule::Optional
+        } else {
+            Rule::NotAllowed
+        }
+    };
+    field(
+        "supplier_id",
+        request.supplier_id.is_some(),
+        optional_for(kind == StockIn),
+    );
+    field(
+        "unit_cost_paise",
+        request.unit_cost_paise.is_some(),
+        optional_for(kind == StockIn),
+    );
+    // A sale without a price is recorded at the store's selling price.
+    field(
+        "unit_price_paise",
+        request.unit_price_paise.is_some(),
+        optional_for(kind == Sale),
+    );
+    field(
+        "offline",
+        request.offline.is_some(),
+        optional_for(matches!(kind, Sale | Removal)),
+    );
+    field(
+        "restock",
+        request.restock.is_some(),
+        optional_for(kind == Return),
+    );
+    field(
+        "note",
+        request.note.is_some(),
+        optional_for(matches!(kind, Return | Adjustment)),
+    );
+    // Why: a removal and an adjustment always say; a return only when it is not resellable.
+    let reasons = match kind {
+        Removal => Some(REMOVAL_REASONS),
+        Adjustment => Some(ADJUSTMENT_REASONS),
+        Return if request.restock == Some(false) => Some(RETURN_REASONS),
+        _ => None,
+    };
+    field(
+        "reason",
+        request.reason.is_some(),
+        if reasons.is_some() {
+            Rule::Required
+        } else {
+            Rule::NotAllowed
+        },
+    );
+    if let (Some(reason), Some(reasons)) = (&request.reason, reasons)
+        && !reasons.contains(&reason.as_str())
+    {
+        let names: Vec<String> = reasons.iter().map(|name| format!("`{name}`")).collect();
+        checks.fail("reason", "invalid", names.join(", "));
+    }
+    checks
+        .range(
+            "unit_cost_paise",
+            request.unit_cost_paise,
+            0..=MAX_PAISE,
+            " paise",
+        )
+        .range(
+            "unit_price_paise",
+            request.unit_price_paise,
+            0..=MAX_PAISE,
+            " paise",
+        );
+    text(checks, "reference", &request.reference);
+    text(checks, "device_id", &request.device_id);
+    text(checks, "note", &request.note);
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Required,
+    Optional,
+    NotAllowed,
+}
+
+/// Optional text of 1 to 100 characters, taken as sent (no trimming: it is the client's).
+fn text(checks: &mut Checks, name: &str, value: &Option<String>) {
+    if value
+        .as_ref()
+        .is_some_and(|value| value.is_empty() || value.chars().count() > MAX_TEXT)
+    {
+        checks.fail(
+            name,
+            "invalid_length",
+            format!("1 to {MAX_TEXT} characters"),
+        );
+    }
+}
