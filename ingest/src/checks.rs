@@ -3,6 +3,14 @@
 
 use service_kit::problem::{ApiError, FieldError};
 
+/// The largest quantity ingest accepts anywhere (a movement's, an order line's, a reorder
+/// setting), in the product's unit: a tonne in grams is 10⁶.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+/// The largest unit cost or price ingest accepts anywhere: ₹1 crore. One line's value
+/// (`MAX_QUANTITY × MAX_PAISE` = 10¹⁸) fits `i64`; sums of lines are exact
+/// ([`schemas::Total`]).
+pub const MAX_PAISE: i64 = 1_000_000_000;
+
 /// Field checks collect every problem of a request before answering.
 #[derive(Debug, Default)]
 pub struct Checks(Vec<FieldError>);

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use schemas::StoreId;
+use schemas::{StoreId, Total};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
@@ -57,11 +57,9 @@ impl StockStatus {
     }
 }
 
-/// Stock value at moving-average cost; nothing is worth less than zero.
-pub fn value_paise(quantity: i64, average_unit_cost_paise: Option<i64>) -> Option<i64> {
-    let cost = average_unit_cost_paise?;
-    let value = i128::from(quantity.max(0)) * i128::from(cost);
-    Some(i64::try_from(value).unwrap_or(i64::MAX))
+/// Stock value at moving-average cost, exactly; nothing is worth less than zero.
+pub fn value_paise(quantity: i64, average_unit_cost_paise: Option<i64>) -> Option<Total> {
+    Some(Total::product(quantity.max(0), average_unit_cost_paise?))
 }
 
 /// What a store holds of a product, against its reorder point.
@@ -71,11 +69,11 @@ pub struct Stock {
     /// Moving-average cost of the stock-ins with a cost; absent until the first.
     pub average_unit_cost_paise: Option<i64>,
     /// `quantity × average_unit_cost_paise` (0 when out of stock).
-    pub value_paise: Option<i64>,
+    pub value_paise: Option<Total>,
     /// The store's selling price of one unit, when it has one.
     pub selling_price_paise: Option<i64>,
     /// `quantity × selling_price_paise`: the stock at retail (0 when out of stock).
-    pub retail_value_paise: Option<i64>,
+    pub retail_value_paise: Option<Total>,
     pub reorder_point: Option<i64>,
     pub stock_status: StockStatus,
     /// Absent until the product first moves in the store.
@@ -515,9 +513,12 @@ mod tests {
         assert_eq!(StockStatus::of(5, Some(5)), StockStatus::Low);
         assert_eq!(StockStatus::of(6, Some(5)), StockStatus::InStock);
         assert_eq!(StockStatus::of(1, None), StockStatus::InStock);
-        assert_eq!(value_paise(-3, Some(100)), Some(0));
-        assert_eq!(value_paise(3, Some(100)), Some(300));
+        assert_eq!(value_paise(-3, Some(100)), Some(Total(0)));
+        assert_eq!(value_paise(3, Some(100)), Some(Total(300)));
         assert_eq!(value_paise(3, None), None);
-        assert_eq!(value_paise(i64::MAX, Some(i64::MAX)), Some(i64::MAX));
+        assert_eq!(
+            value_paise(i64::MAX, Some(1_000_000_000)),
+            Some(Total(i128::from(i64::MAX) * 1_000_000_000))
+        );
     }
 }

@@ -9,6 +9,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use schemas::Total;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::problem::responses::InvalidParameter;
@@ -49,12 +50,13 @@ fn with_stock(stores: Option<Vec<i64>>) -> QueryBuilder<'static, Postgres> {
     query
 }
 
-/// The figures both views share, as SQL over `stock` joined with `products p`.
+/// The figures both views share, as SQL over `stock` joined with `products p`; sums in
+/// `numeric`, exact whatever the stores hold.
 const FIGURES: &str = "
     count(*)::bigint AS stores,
-    COALESCE(sum(greatest(quantity, 0)), 0)::bigint AS units,
-    COALESCE(sum(greatest(quantity, 0)::numeric * COALESCE(cost, 0)), 0)::bigint AS value_paise,
-    COALESCE(sum(greatest(quantity, 0)::numeric * COALESCE(price, 0)), 0)::bigint AS retail_value_paise,
+    COALESCE(sum(greatest(quantity, 0)), 0) AS units,
+    COALESCE(sum(greatest(quantity, 0)::numeric * COALESCE(cost, 0)), 0) AS value_paise,
+    COALESCE(sum(greatest(quantity, 0)::numeric * COALESCE(price, 0)), 0) AS retail_value_paise,
     count(*) FILTER (WHERE quantity > 0)::bigint AS stores_in_stock,
     count(*) FILTER (WHERE quantity > 0 AND quantity <= reorder_point)::bigint AS stores_low,
     count(*) FILTER (WHERE quantity <= 0)::bigint AS stores_out";
@@ -67,11 +69,11 @@ pub struct NetworkFigures {
     pub stores: i64,
     /// Units in stock (negative balances count as none; a category adds each product in
     /// its own unit).
-    pub units: i64,
+    pub units: Total,
     /// Stock value at each store's moving-average cost.
-    pub value_paise: i64,
+    pub value_paise: Total,
     /// Stock value at each store's selling price (stores without one count nothing).
-    pub retail_value_paise: i64,
+    pub retail_value_paise: Total,
     pub stores_in_stock: i64,
     /// At or below the reorder point but not out.
     pub stores_low: i64,
@@ -109,8 +111,8 @@ pub struct NetworkCategory {
 pub struct NetworkCategories {
     /// Stores in scope (live ones).
     pub stores: i64,
-    pub total_value_paise: i64,
-    pub total_retail_value_paise: i64,
+    pub total_value_paise: Total,
+    pub total_retail_value_paise: Total,
     /// Largest value first.
     pub rows: Vec<NetworkCategory>,
 }

@@ -5,11 +5,11 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use schemas::StoreId;
 use schemas::purchase_orders::{
     self, DEFAULT_COVER_DAYS, DEFAULT_WINDOW_DAYS, MAX_COVER_DAYS, MAX_WINDOW_DAYS, OrderState,
     PurchaseOrder, SUGGESTIONS_SQL, Suggestion,
 };
+use schemas::{StoreId, Total};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
@@ -149,8 +149,8 @@ pub struct OpenOrders {
     pub partially_received: i64,
     /// Ordered but not yet received, on the submitted, approved and partially received
     /// orders (drafts are not orders yet).
-    pub outstanding_units: i64,
-    pub outstanding_cost_paise: i64,
+    pub outstanding_units: Total,
+    pub outstanding_cost_paise: Total,
     /// When the oldest of those orders was submitted.
     pub oldest_submitted_at: Option<DateTime<Utc>>,
 }
@@ -182,13 +182,13 @@ pub async fn open_orders(
                 count(*) FILTER (WHERE o.state = 'submitted') AS submitted,
                 count(*) FILTER (WHERE o.state = 'approved') AS approved,
                 count(*) FILTER (WHERE o.state = 'partially_received') AS partially_received,
-                coalesce(sum(l.units) FILTER (WHERE o.state <> 'draft'), 0)::bigint AS outstanding_units,
-                coalesce(sum(l.cost) FILTER (WHERE o.state <> 'draft'), 0)::bigint AS outstanding_cost_paise,
+                coalesce(sum(l.units) FILTER (WHERE o.state <> 'draft'), 0) AS outstanding_units,
+                coalesce(sum(l.cost) FILTER (WHERE o.state <> 'draft'), 0) AS outstanding_cost_paise,
                 min(o.submitted_at) AS oldest_submitted_at
            FROM purchase_orders o
            LEFT JOIN LATERAL (
                 SELECT sum(greatest(quantity - received_quantity, 0)) AS units,
-                       sum(greatest(quantity - received_quantity, 0) * unit_cost_paise) AS cost
+                       sum(greatest(quantity - received_quantity, 0)::numeric * unit_cost_paise) AS cost
                   FROM purchase_order_lines WHERE purchase_order_id = o.id) l ON true
           WHERE o.closed_at IS NULL",
     );

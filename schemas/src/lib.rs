@@ -14,6 +14,7 @@ pub mod ids;
 pub mod migrations;
 pub mod purchase_orders;
 pub mod topics;
+pub mod total;
 
 pub use codec::{AvroRecord, DecodeError, Decoder, EncodeError};
 pub use events::{
@@ -21,3 +22,4 @@ pub use events::{
 };
 pub use ids::{ProductId, StoreId, SupplierId};
 pub use topics::{TopicSpec, Topics};
+pub use total::Total;

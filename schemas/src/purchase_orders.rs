@@ -10,6 +10,8 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::Total;
+
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -87,9 +89,9 @@ pub struct PurchaseOrder {
     /// Received in full, cancelled or rejected.
     pub closed_at: Option<DateTime<Utc>>,
     /// Σ quantity × unit cost over the lines, in paise.
-    pub ordered_cost_paise: i64,
+    pub ordered_cost_paise: Total,
     /// Σ received quantity × unit cost over the lines, in paise.
-    pub received_cost_paise: i64,
+    pub received_cost_paise: Total,
     #[sqlx(skip)]
     pub lines: Vec<OrderLine>,
     /// Oldest first.
@@ -99,9 +101,9 @@ pub struct PurchaseOrder {
 
 pub const ORDER_COLUMNS: &str = "id, store_id, supplier_id, state, note, created_by, created_at, \
     updated_at, submitted_at, decided_at, decided_by, closed_at, \
-    (SELECT coalesce(sum(quantity * unit_cost_paise), 0)::bigint FROM purchase_order_lines l \
+    (SELECT coalesce(sum(quantity::numeric * unit_cost_paise), 0) FROM purchase_order_lines l \
       WHERE l.purchase_order_id = purchase_orders.id) AS ordered_cost_paise, \
-    (SELECT coalesce(sum(received_quantity * unit_cost_paise), 0)::bigint FROM purchase_order_lines l \
+    (SELECT coalesce(sum(received_quantity::numeric * unit_cost_paise), 0) FROM purchase_order_lines l \
       WHERE l.purchase_order_id = purchase_orders.id) AS received_cost_paise";
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]

@@ -195,7 +195,8 @@ pub async fn assert_state_matches(pool: &PgPool, model: &Model) {
     assert_eq!(balances, model.balances, "balances");
 
     let sales: Vec<(i64, NaiveDate, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT store_id, day, product_id, units_sold, revenue_paise, cost_of_goods_paise, sale_count, units_removed \
+        "SELECT store_id, day, product_id, units_sold, revenue_paise::int8, cost_of_goods_paise::int8, sale_count, \
+                units_removed \
          FROM sales_daily",
     )
     .fetch_all(pool)
@@ -213,7 +214,7 @@ pub async fn assert_state_matches(pool: &PgPool, model: &Model) {
 
     type SourcingRow = (i64, NaiveDate, Option<i64>, i64, i64, i64, i64, i64);
     let sourcing: Vec<SourcingRow> = sqlx::query_as(
-        "SELECT store_id, day, supplier_id, product_id, units_received, cost_paise, units_uncosted, \
+        "SELECT store_id, day, supplier_id, product_id, units_received, cost_paise::int8, units_uncosted, \
                 stock_in_count FROM supplier_daily",
     )
     .fetch_all(pool)

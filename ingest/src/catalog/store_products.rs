@@ -21,9 +21,7 @@ use schemas::catalog::STORE_PRODUCT_COLUMNS;
 pub use schemas::catalog::StoreProduct;
 
 use super::{CatalogState, Checks, Record, Reference, Unique, merged, present, require_live};
-
-/// The largest reorder point or quantity accepted, in the product's unit.
-pub const MAX_QUANTITY: i64 = 1_000_000_000;
+use crate::checks::{MAX_PAISE, MAX_QUANTITY};
 
 /// A store × product pair, shown as `store_id:product_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +101,7 @@ fn check(
         .range(
             "selling_price_paise",
             selling_price_paise,
-            0..=crate::movements::validate::MAX_PAISE,
+            0..=MAX_PAISE,
             " paise",
         );
     checks

@@ -17,9 +17,7 @@ use schemas::catalog::SUPPLIER_PRICE_COLUMNS;
 pub use schemas::catalog::SupplierPrice;
 
 use super::{CatalogState, Checks, Record, Reference, Unique, push_id, require_live};
-
-/// The largest unit cost accepted: ₹1 crore.
-pub const MAX_UNIT_COST_PAISE: i64 = 1_000_000_000;
+use crate::checks::MAX_PAISE;
 
 impl Record for SupplierPrice {
     const TABLE: &'static str = "supplier_prices";
@@ -66,7 +64,7 @@ fn check_cost(checks: &mut Checks, unit_cost_paise: i64) {
     checks.range(
         "unit_cost_paise",
         Some(unit_cost_paise),
-        0..=MAX_UNIT_COST_PAISE,
+        0..=MAX_PAISE,
         " paise",
     );
 }

@@ -3,8 +3,8 @@
 
 use schemas::MovementKind;
 
-use super::validate::{MAX_PAISE, MAX_QUANTITY, MovementRequest};
-use crate::checks::Checks;
+use super::validate::MovementRequest;
+use crate::checks::{Checks, MAX_PAISE, MAX_QUANTITY};
 
 pub const REMOVAL_REASONS: &[&str] = &["damaged", "expired", "lost", "theft", "other"];
 pub const ADJUSTMENT_REASONS: &[&str] = &[

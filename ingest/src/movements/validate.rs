@@ -18,11 +18,6 @@ use super::kinds;
 use crate::catalog_cache::CatalogCache;
 use crate::checks::Checks;
 
-/// Largest quantity of one movement, in the product's unit (a tonne in grams is 10⁶).
-pub const MAX_QUANTITY: i64 = 1_000_000_000;
-/// Largest unit cost or price: ₹1 crore.
-pub const MAX_PAISE: i64 = 1_000_000_000;
-
 /// One stock movement as a POS or staff app reports it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,11 +9,9 @@ use sqlx::{Postgres, Transaction};
 use utoipa::ToSchema;
 
 use crate::catalog::Checks;
+use crate::checks::{MAX_PAISE, MAX_QUANTITY};
 
 use super::MAX_LINES;
-
-const MAX_QUANTITY: i64 = 1_000_000_000;
-const MAX_UNIT_COST_PAISE: i64 = 1_000_000_000_000;
 
 /// A line of a new or edited order.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -56,7 +54,7 @@ pub(super) fn check_lines(checks: &mut Checks, lines: &[(i64, i64, Option<i64>)]
             .range(
                 &format!("lines[{at}].unit_cost_paise"),
                 cost,
-                0..=MAX_UNIT_COST_PAISE,
+                0..=MAX_PAISE,
                 " paise",
             );
     }

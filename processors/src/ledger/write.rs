@@ -9,7 +9,8 @@ use super::{CommitError, Progress, Record};
 use crate::decide::{Holding, Outcome, RejectReason};
 use crate::effects::RaisedAlert;
 
-/// The batch's write. Parameters are named (`:name`); [`CommitParams`] numbers them.
+/// The batch's write. Parameters are named (`:name`); [`CommitParams`] numbers them. Money
+/// is summed into the rollups as `numeric` (a day's sales can pass `bigint`).
 const COMMIT: &str = "\
 WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
@@ -39,7 +40,7 @@ WITH ledger AS (
   INSERT INTO sales_daily AS d (store_id, day, product_id, units_sold, revenue_paise, cost_of_goods_paise,
     sale_count, units_removed)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.product_id, sum(u.sold)::int8,
-    sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
+    sum(u.revenue), sum(u.cost), sum(u.sales)::int8, sum(u.removed)::int8
   FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
     :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
     AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
@@ -54,7 +55,7 @@ WITH ledger AS (
   INSERT INTO sales_daily_store AS d (store_id, day, units_sold, revenue_paise, cost_of_goods_paise,
     sale_count, units_removed)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, sum(u.sold)::int8,
-    sum(u.revenue)::int8, sum(u.cost)::int8, sum(u.sales)::int8, sum(u.removed)::int8
+    sum(u.revenue), sum(u.cost), sum(u.sales)::int8, sum(u.removed)::int8
   FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
     :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
     AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
@@ -69,7 +70,7 @@ WITH ledger AS (
   INSERT INTO supplier_daily AS d (store_id, day, supplier_id, product_id, units_received, cost_paise,
     units_uncosted, stock_in_count)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.supplier_id, u.product_id,
-    sum(u.units)::int8, sum(u.cost)::int8, sum(u.uncosted)::int8, count(*)
+    sum(u.units)::int8, sum(u.cost), sum(u.uncosted)::int8, count(*)
   FROM UNNEST(:in_store::int8[], :in_supplier::int8[], :in_product::int8[], :in_at::timestamptz[],
     :in_units::int8[], :in_cost::int8[], :in_uncosted::int8[])
     AS u(store_id, supplier_id, product_id, occurred_at, units, cost, uncosted)

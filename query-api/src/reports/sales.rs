@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::NaiveDate;
+use schemas::Total;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::Principal;
 use service_kit::path::Path;
@@ -34,15 +35,15 @@ pub struct SalesParams {
 
 #[derive(Debug, Default, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct SalesFigures {
-    pub units_sold: i64,
-    pub revenue_paise: i64,
+    pub units_sold: Total,
+    pub revenue_paise: Total,
     /// At the moving-average cost when each sale was applied.
-    pub cost_of_goods_paise: i64,
+    pub cost_of_goods_paise: Total,
     /// `revenue_paise − cost_of_goods_paise`.
-    pub margin_paise: i64,
+    pub margin_paise: Total,
     pub sales: i64,
     /// Units removed (damaged, expired, lost, …).
-    pub units_removed: i64,
+    pub units_removed: Total,
 }
 
 impl SalesFigures {
@@ -85,12 +86,13 @@ pub struct SalesReport {
     pub rows: Vec<SalesRow>,
 }
 
-const SALES_FIGURES: &str = "COALESCE(SUM(units_sold), 0)::bigint AS units_sold, \
-    COALESCE(SUM(revenue_paise), 0)::bigint AS revenue_paise, \
-    COALESCE(SUM(cost_of_goods_paise), 0)::bigint AS cost_of_goods_paise, \
-    COALESCE(SUM(revenue_paise - cost_of_goods_paise), 0)::bigint AS margin_paise, \
+/// Sums in `numeric`: exact whatever the rows hold.
+const SALES_FIGURES: &str = "COALESCE(SUM(units_sold), 0) AS units_sold, \
+    COALESCE(SUM(revenue_paise), 0) AS revenue_paise, \
+    COALESCE(SUM(cost_of_goods_paise), 0) AS cost_of_goods_paise, \
+    COALESCE(SUM(revenue_paise - cost_of_goods_paise), 0) AS margin_paise, \
     COALESCE(SUM(sale_count), 0)::bigint AS sales, \
-    COALESCE(SUM(units_removed), 0)::bigint AS units_removed";
+    COALESCE(SUM(units_removed), 0) AS units_removed";
 
 /// Sales of a store over local days, by day or by product.
 #[utoipa::path(get, path = "/v1/stores/{id}/reports/sales", tag = "reports",

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::NaiveDate;
+use schemas::Total;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::Principal;
 use service_kit::path::Path;
@@ -45,11 +46,11 @@ pub struct SourcingRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[sqlx(skip)]
     pub sku: Option<String>,
-    pub units_received: i64,
+    pub units_received: Total,
     /// The cost of the units received with one.
-    pub cost_paise: i64,
+    pub cost_paise: Total,
     /// Units received without a cost (`cost_paise` leaves them out).
-    pub units_without_cost: i64,
+    pub units_without_cost: Total,
     pub stock_ins: i64,
 }
 
@@ -58,9 +59,9 @@ pub struct SourcingReport {
     pub store_id: i64,
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub total_units_received: i64,
-    pub total_cost_paise: i64,
-    pub total_units_without_cost: i64,
+    pub total_units_received: Total,
+    pub total_cost_paise: Total,
+    pub total_units_without_cost: Total,
     /// By supplier id, cash purchases last (then product id).
     pub rows: Vec<SourcingRow>,
 }
@@ -93,8 +94,8 @@ pub async fn sourcing(
     };
     let mut rows: Vec<SourcingRow> = sqlx::query_as(&format!(
         "SELECT d.supplier_id, s.name AS supplier_name, {product} AS product_id, \
-                SUM(d.units_received)::bigint AS units_received, SUM(d.cost_paise)::bigint AS cost_paise, \
-                SUM(d.units_uncosted)::bigint AS units_without_cost, \
+                SUM(d.units_received) AS units_received, SUM(d.cost_paise) AS cost_paise, \
+                SUM(d.units_uncosted) AS units_without_cost, \
                 SUM(d.stock_in_count)::bigint AS stock_ins \
          FROM supplier_daily d LEFT JOIN suppliers s ON s.id = d.supplier_id \
          WHERE d.store_id = $1 AND d.day BETWEEN $2 AND $3 GROUP BY {group} ORDER BY {group}"

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use schemas::Total;
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Permission, Principal};
 use service_kit::path::Path;
@@ -39,14 +40,14 @@ pub struct StockSummary {
     /// Products with stock above zero.
     pub products_in_stock: usize,
     /// Units in stock (each product in its own unit).
-    pub units: i64,
+    pub units: Total,
     /// Stock value at moving-average cost.
-    pub value_paise: i64,
+    pub value_paise: Total,
     /// Products in stock whose cost is unknown (only stocked without one, by cash
     /// stock-ins): `value_paise` leaves them out.
     pub uncosted_in_stock: usize,
     /// Stock value at the store's selling prices (products without one count nothing).
-    pub retail_value_paise: i64,
+    pub retail_value_paise: Total,
     /// Products in stock without a selling price here: `retail_value_paise` leaves them out.
     pub unpriced_in_stock: usize,
     /// Products at or below their reorder point but not out of stock.
@@ -89,26 +90,24 @@ pub async fn stock_summary(
         store_id: store,
         products: 0,
         products_in_stock: 0,
-        units: 0,
-        value_paise: 0,
+        units: Total::default(),
+        value_paise: Total::default(),
         uncosted_in_stock: 0,
-        retail_value_paise: 0,
+        retail_value_paise: Total::default(),
         unpriced_in_stock: 0,
         low_stock: 0,
         out_of_stock: 0,
     };
     for item in store_items(&catalog, store, &balances) {
         summary.products += 1;
-        summary.units = summary.units.saturating_add(item.stock.quantity.max(0));
+        summary.units += Total::from(item.stock.quantity.max(0));
         match item.stock.value_paise {
-            Some(value) => summary.value_paise = summary.value_paise.saturating_add(value),
+            Some(value) => summary.value_paise += value,
             None if item.stock.quantity > 0 => summary.uncosted_in_stock += 1,
             None => {}
         }
         match item.stock.retail_value_paise {
-            Some(retail) => {
-                summary.retail_value_paise = summary.retail_value_paise.saturating_add(retail)
-            }
+            Some(retail) => summary.retail_value_paise += retail,
             None if item.stock.quantity > 0 => summary.unpriced_in_stock += 1,
             None => {}
         }
@@ -149,21 +148,21 @@ pub struct ValuationRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
     pub products: usize,
-    pub units: i64,
-    pub value_paise: i64,
+    pub units: Total,
+    pub value_paise: Total,
     /// Units in stock whose cost is unknown: `value_paise` leaves them out.
-    pub units_without_cost: i64,
+    pub units_without_cost: Total,
     /// At the store's selling prices (products without one count nothing).
-    pub retail_value_paise: i64,
+    pub retail_value_paise: Total,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Valuation {
     pub store_id: i64,
-    pub total_value_paise: i64,
+    pub total_value_paise: Total,
     /// Units in stock whose cost is unknown: the total value leaves them out.
-    pub total_units_without_cost: i64,
-    pub total_retail_value_paise: i64,
+    pub total_units_without_cost: Total,
+    pub total_retail_value_paise: Total,
     /// Largest value first.
     pub rows: Vec<ValuationRow>,
 }
@@ -212,39 +211,28 @@ pub async fn valuation(
             product_id: key.1,
             sku: matches!(group, ValuationGroup::Product).then(|| item.sku.to_owned()),
             products: 0,
-            units: 0,
-            value_paise: 0,
-            units_without_cost: 0,
-            retail_value_paise: 0,
+            units: Total::default(),
+            value_paise: Total::default(),
+            units_without_cost: Total::default(),
+            retail_value_paise: Total::default(),
         });
         row.products += 1;
-        let units = item.stock.quantity.max(0);
-        row.units = row.units.saturating_add(units);
+        let units = Total::from(item.stock.quantity.max(0));
+        row.units += units;
         match item.stock.value_paise {
-            Some(value) => row.value_paise = row.value_paise.saturating_add(value),
-            None => row.units_without_cost = row.units_without_cost.saturating_add(units),
+            Some(value) => row.value_paise += value,
+            None => row.units_without_cost += units,
         }
-        row.retail_value_paise = row
-            .retail_value_paise
-            .saturating_add(item.stock.retail_value_paise.unwrap_or(0));
+        row.retail_value_paise += item.stock.retail_value_paise.unwrap_or_default();
     }
     drop(catalog);
     let mut rows: Vec<ValuationRow> = rows.into_values().collect();
     rows.sort_by_key(|row| std::cmp::Reverse(row.value_paise));
     let valuation = Valuation {
         store_id: store,
-        total_value_paise: rows
-            .iter()
-            .map(|row| row.value_paise)
-            .fold(0, i64::saturating_add),
-        total_units_without_cost: rows
-            .iter()
-            .map(|row| row.units_without_cost)
-            .fold(0, i64::saturating_add),
-        total_retail_value_paise: rows
-            .iter()
-            .map(|row| row.retail_value_paise)
-            .fold(0, i64::saturating_add),
+        total_value_paise: rows.iter().map(|row| row.value_paise).sum(),
+        total_units_without_cost: rows.iter().map(|row| row.units_without_cost).sum(),
+        total_retail_value_paise: rows.iter().map(|row| row.retail_value_paise).sum(),
         rows,
     };
     etag::respond(&headers, &valuation, Some(&freshness))
