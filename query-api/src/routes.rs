@@ -22,7 +22,8 @@ use crate::{
     // not those of parameters.
     components(schemas(
         alerts::AlertKind, history::MovementKind, history::MovementStatus, history::TimeField,
-        reports::sales::SalesGroup, reports::sourcing::SourcingGroup, reports::stock::ValuationGroup
+        reports::sales::SalesGroup, reports::sourcing::SourcingGroup, reports::stock::ValuationGroup,
+        reports::changes::ShrinkageGroup
     )),
     modifiers(&BearerSecurity),
     tags(
@@ -30,7 +31,7 @@ use crate::{
         (name = "users", description = "Users (admin only; changes are in ingest) and who am I (anyone)"),
         (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
         (name = "movements", description = "The ledger: every movement's outcome"),
-        (name = "reports", description = "Stock summary and valuation (current balances), sales and supplier sourcing (daily rollups, local days), and stock across the network"),
+        (name = "reports", description = "Stock summary and valuation (current balances); sales, supplier sourcing, shrinkage and returns (daily rollups, local days); and stock across the network"),
         (name = "purchase-orders", description = "Orders from stores to suppliers, open orders per supplier and reorder suggestions (changes are in ingest)"),
         (name = "alerts", description = "Low-stock and out-of-stock alerts"),
         (name = "audit", description = "Who changed what in master data and users (admin only)")
@@ -74,6 +75,8 @@ pub fn api(
                 .routes(routes!(reports::stock::valuation))
                 .routes(routes!(reports::sales::sales))
                 .routes(routes!(reports::sourcing::sourcing))
+                .routes(routes!(reports::changes::shrinkage))
+                .routes(routes!(reports::changes::returns))
                 .routes(routes!(network::products))
                 .routes(routes!(network::categories))
                 .routes(routes!(alerts::list_alerts))

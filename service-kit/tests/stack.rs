@@ -21,6 +21,7 @@ const TABLES: &[&str] = &[
     "sales_daily",
     "sales_daily_store",
     "supplier_daily",
+    "stock_changes_daily",
     "alerts",
     "processor_offsets",
 ];

@@ -32,6 +32,10 @@ pub struct Model {
     /// (store, local day, supplier (none: a cash purchase), product) → (units, cost of the
     /// units with one, units without a cost, stock-ins).
     pub sourcing: BTreeMap<(i64, NaiveDate, Option<i64>, i64), (i64, i64, i64, i64)>,
+    /// (store, local day, change, reason, product) → (units, their value at the average
+    /// cost, units without a cost, movements), for removals, adjustments and returns.
+    pub changes:
+        BTreeMap<(i64, NaiveDate, &'static str, Option<String>, i64), (i64, i64, i64, i64)>,
     /// Alert kinds in order, per (store, product).
     pub alerts: BTreeMap<(i64, i64), Vec<&'static str>>,
 }
@@ -131,6 +135,29 @@ impl Model {
                 entry.4 += movement.quantity;
             }
             _ => {}
+        }
+        // Removals, adjustments and returns, each valued at the average cost (which none
+        // of them changes).
+        let change = match movement.kind {
+            MovementKind::Removal => Some("removal"),
+            MovementKind::Adjustment if movement.quantity < 0 => Some("adjustment_down"),
+            MovementKind::Adjustment => Some("adjustment_up"),
+            MovementKind::Return if movement.restock == Some(false) => Some("return_written_off"),
+            MovementKind::Return => Some("return_restocked"),
+            _ => None,
+        };
+        if let Some(change) = change {
+            let units = movement.quantity.abs();
+            let entry = self
+                .changes
+                .entry((store, day, change, movement.reason.clone(), product))
+                .or_default();
+            entry.0 += units;
+            match average {
+                Some(cost) => entry.1 += units * cost,
+                None => entry.2 += units,
+            }
+            entry.3 += 1;
         }
         let point = (store == 1).then_some(REORDER_POINT);
         let level = |quantity: i64| {
@@ -232,6 +259,46 @@ pub async fn assert_state_matches(pool: &PgPool, model: &Model) {
         )
         .collect();
     assert_eq!(sourcing, model.sourcing, "supplier_daily");
+
+    let changes: Vec<(
+        i64,
+        NaiveDate,
+        String,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    )> = sqlx::query_as(
+        "SELECT store_id, day, change, reason, product_id, units, value_paise::int8, \
+                    units_without_cost, movements FROM stock_changes_daily",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let changes: BTreeMap<_, _> = changes
+        .into_iter()
+        .map(
+            |(store, day, change, reason, product, units, value, uncosted, count)| {
+                (
+                    (store, day, change, reason, product),
+                    (units, value, uncosted, count),
+                )
+            },
+        )
+        .collect();
+    let expected: BTreeMap<_, _> = model
+        .changes
+        .iter()
+        .map(|((store, day, change, reason, product), figures)| {
+            (
+                (*store, *day, change.to_string(), reason.clone(), *product),
+                *figures,
+            )
+        })
+        .collect();
+    assert_eq!(changes, expected, "stock_changes_daily");
 
     // In ledger order — the order the model applies movements in. An alert's `raised_at`
     // is its record's Kafka timestamp, which two producers (or a retry) need not give in

@@ -1,7 +1,7 @@
 //! A decided batch's write: one statement, all or nothing, with the partitions' offsets.
 
 use chrono::{DateTime, Utc};
-use schemas::{MovementKind, ProductId, StoreId};
+use schemas::{MovementKind, ProductId, StockMovement, StoreId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -81,6 +81,22 @@ WITH ledger AS (
     cost_paise = d.cost_paise + excluded.cost_paise,
     units_uncosted = d.units_uncosted + excluded.units_uncosted,
     stock_in_count = d.stock_in_count + excluded.stock_in_count
+), changes AS (
+  INSERT INTO stock_changes_daily AS d (store_id, day, change, reason, product_id, units, value_paise,
+    units_without_cost, movements)
+  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.change, u.reason, u.product_id,
+    sum(u.units)::int8, sum(u.value), sum(u.uncosted)::int8, count(*)
+  FROM UNNEST(:change_store::int8[], :change_product::int8[], :change_at::timestamptz[],
+    :change::text[], :change_reason::text[], :change_units::int8[], :change_value::int8[],
+    :change_uncosted::int8[])
+    AS u(store_id, product_id, occurred_at, change, reason, units, value, uncosted)
+  JOIN stores s ON s.id = u.store_id
+  GROUP BY 1, 2, 3, 4, 5
+  ON CONFLICT (store_id, day, change, reason, product_id) DO UPDATE SET
+    units = d.units + excluded.units,
+    value_paise = d.value_paise + excluded.value_paise,
+    units_without_cost = d.units_without_cost + excluded.units_without_cost,
+    movements = d.movements + excluded.movements
 ), resolved AS (
   UPDATE alerts a SET resolved_at = u.at
   FROM UNNEST(:resolve_store::int8[], :resolve_product::int8[], :resolve_at::timestamptz[])
@@ -200,6 +216,16 @@ statement_parameters! {
         in_units: Vec<i64>,
         in_cost: Vec<i64>,
         in_uncosted: Vec<i64>,
+        // Removals, adjustments and returns, per movement: the change (`Change`), its
+        // reason, units and their value at the average cost (when known).
+        change_store: Vec<i64>,
+        change_product: Vec<i64>,
+        change_at: Vec<DateTime<Utc>>,
+        change: Vec<&'static str>,
+        change_reason: Vec<Option<&'a str>>,
+        change_units: Vec<i64>,
+        change_value: Vec<i64>,
+        change_uncosted: Vec<i64>,
         // Active alerts the batch ends, per (store, product).
         resolve_store: Vec<i64>,
         resolve_product: Vec<i64>,
@@ -289,9 +315,29 @@ impl<'a> CommitParams<'a> {
         self.source_offset.push(record.offset);
     }
 
-    /// A movement's effect on the daily rollups.
-    fn rollups(&mut self, record: &Record, cost_of_goods: Option<i64>) {
+    /// A movement's effect on the daily rollups; `average_cost` is its product's after it
+    /// (the same as before it for every kind but a stock-in).
+    fn rollups(
+        &mut self,
+        record: &'a Record,
+        cost_of_goods: Option<i64>,
+        average_cost: Option<i64>,
+    ) {
         let movement = &record.movement;
+        if let Some(change) = Change::of(movement) {
+            let units = movement.quantity.saturating_abs();
+            self.change_store.push(movement.store_id.get());
+            self.change_product.push(movement.product_id.get());
+            self.change_at.push(movement.occurred_at);
+            self.change.push(change.as_str());
+            self.change_reason.push(movement.reason.as_deref());
+            self.change_units.push(units);
+            // At most 10⁹ units at the average of costs of at most 10⁹ paise.
+            self.change_value
+                .push(average_cost.map_or(0, |cost| cost.saturating_mul(units)));
+            self.change_uncosted
+                .push(if average_cost.is_some() { 0 } else { units });
+        }
         match movement.kind {
             MovementKind::Sale | MovementKind::Removal => {
                 let sale = movement.kind == MovementKind::Sale;
@@ -325,8 +371,43 @@ impl<'a> CommitParams<'a> {
                 self.in_uncosted
                     .push(if cost.is_some() { 0 } else { movement.quantity });
             }
-            // Returns and adjustments move the balance only (and the ledger says why).
+            // Returns and adjustments are stock changes only.
             MovementKind::Return | MovementKind::Adjustment | MovementKind::Unknown => {}
+        }
+    }
+}
+
+/// How a removal, adjustment or return changed a store's stock, as `stock_changes_daily`
+/// records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Removal,
+    AdjustmentDown,
+    AdjustmentUp,
+    ReturnRestocked,
+    /// Returned, not resellable: it never joined sellable stock.
+    ReturnWrittenOff,
+}
+
+impl Change {
+    pub fn of(movement: &StockMovement) -> Option<Self> {
+        Some(match movement.kind {
+            MovementKind::Removal => Self::Removal,
+            MovementKind::Adjustment if movement.quantity < 0 => Self::AdjustmentDown,
+            MovementKind::Adjustment => Self::AdjustmentUp,
+            MovementKind::Return if movement.restock == Some(false) => Self::ReturnWrittenOff,
+            MovementKind::Return => Self::ReturnRestocked,
+            MovementKind::StockIn | MovementKind::Sale | MovementKind::Unknown => return None,
+        })
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Removal => "removal",
+            Self::AdjustmentDown => "adjustment_down",
+            Self::AdjustmentUp => "adjustment_up",
+            Self::ReturnRestocked => "return_restocked",
+            Self::ReturnWrittenOff => "return_written_off",
         }
     }
 }
@@ -371,8 +452,13 @@ pub async fn commit(
             params.first_at.push(record.recorded_at);
             params.first_fingerprint.push(original.fingerprint);
         }
-        if let Outcome::Applied { cost_of_goods, .. } = *outcome {
-            params.rollups(record, cost_of_goods);
+        if let Outcome::Applied {
+            cost_of_goods,
+            average_cost,
+            ..
+        } = *outcome
+        {
+            params.rollups(record, cost_of_goods, average_cost);
         }
     }
     for (record, held) in changed {

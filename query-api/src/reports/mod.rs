@@ -1,8 +1,10 @@
 //! Reports, from what the processors maintain — never by scanning the ledger:
 //! stock summary and valuation from current balances (Redis or the primary, like
-//! inventory), sales and supplier sourcing from the daily rollups (the replica), whose
+//! inventory), sales, supplier sourcing, shrinkage and returns from the daily rollups (the
+//! replica), whose
 //! days are local dates in the store's timezone. Every report carries an `ETag`.
 
+pub mod changes;
 pub mod sales;
 pub mod sourcing;
 pub mod stock;

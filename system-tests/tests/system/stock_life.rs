@@ -1,7 +1,8 @@
 //! The life of a store's stock beyond sales and supplier stock-ins, through the whole
 //! pipeline: a cash purchase (no supplier, no cost); sales that happened while a till was
 //! offline — applied whatever the book says, with a `phantom_stock` alert when the book held
-//! less; customers' returns (resellable or not) and adjustments of the book either way.
+//! less; customers' returns (resellable or not) and adjustments of the book either way —
+//! and the shrinkage and returns reports over them.
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -298,6 +299,68 @@ async fn cash_purchases_offline_sales_returns_and_adjustments_are_recorded_as_th
         (recorded["restock"].as_bool(), recorded["reason"].as_str()),
         (Some(false), Some("defective")),
         "{recorded}"
+    );
+
+    // Shrinkage by reason, at the average cost when each happened (the damaged unit was
+    // removed before the product had a cost), the largest net loss first; and the returns.
+    let shrinkage = pipeline
+        .read(
+            &format!("/v1/stores/{STORE}/reports/shrinkage?consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    let rows: Vec<(&str, i64, i64, i64, i64, i64)> = shrinkage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let figure = |name: &str| row[name].as_i64().unwrap();
+            (
+                row["reason"].as_str().unwrap(),
+                figure("units_lost"),
+                figure("value_lost_paise"),
+                figure("units_found"),
+                figure("value_found_paise"),
+                figure("units_without_cost"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("expired", 2, 1_800, 0, 0, 0),
+            ("defective", 1, 900, 0, 0, 0),
+            ("damaged", 1, 0, 0, 0, 1),
+            ("found", 0, 0, 3, 2_700, 0),
+        ],
+        "{shrinkage}"
+    );
+    assert_eq!(
+        (
+            shrinkage["totals"]["net_value_lost_paise"].as_i64(),
+            shrinkage["totals"]["movements"].as_i64()
+        ),
+        (Some(0), Some(4)),
+        "{shrinkage}"
+    );
+    let returns = pipeline
+        .read(
+            &format!("/v1/stores/{STORE}/reports/returns?consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    let row = &returns["rows"][0];
+    assert_eq!(
+        (
+            row["product_id"].as_i64(),
+            row["returns"].as_i64(),
+            row["units_returned"].as_i64(),
+            row["units_restocked"].as_i64(),
+            row["units_written_off"].as_i64(),
+            row["value_written_off_paise"].as_i64()
+        ),
+        (Some(PRODUCT), Some(2), Some(3), Some(2), Some(1), Some(900)),
+        "{returns}"
     );
     pipeline.stack.cleanup().await;
 }
