@@ -70,6 +70,7 @@ pub fn movement(
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     }
 }
 

@@ -151,6 +151,7 @@ fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     }
 }
 

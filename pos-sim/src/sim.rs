@@ -1,6 +1,7 @@
 //! The traffic: stores open with a stock-in of every product from a supplier, then sell —
 //! a few products most (popularity is skewed), now and then remove damaged stock, take a
-//! customer's return, adjust the book, restock what runs low (one restock in five bought
+//! customer's return (naming the sale it came from when the store sold the product lately),
+//! adjust the book, restock what runs low (one restock in five bought
 //! for cash), retry a sale (the same `movement_id` again: a duplicate), and some tills go
 //! offline and sync their sales later as one batch (marked `offline`).
 //!
@@ -105,7 +106,38 @@ struct Store {
     stock: HashMap<i64, i64>,
     /// Sales kept by an offline till, to be synced as a batch.
     offline: Vec<Value>,
+    /// The latest applied sales (id, product, units not yet returned), which returns name.
+    sales: std::collections::VecDeque<(Uuid, i64, i64)>,
 }
+
+impl Store {
+    /// Keeps an applied sale for the returns that may name it, and counts a return on the
+    /// sale it names.
+    fn applied(&mut self, body: &Value, product: i64, quantity: i64) {
+        let id = |field: &str| body[field].as_str().and_then(|id| id.parse::<Uuid>().ok());
+        match body["kind"].as_str() {
+            Some("sale") => {
+                if let Some(sale) = id("movement_id") {
+                    if self.sales.len() == RETURNABLE_SALES {
+                        self.sales.pop_front();
+                    }
+                    self.sales.push_back((sale, product, quantity));
+                }
+            }
+            Some("return") => {
+                if let Some(named) = id("original_movement_id")
+                    && let Some(line) = self.sales.iter_mut().find(|(sale, ..)| *sale == named)
+                {
+                    line.2 -= quantity;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How many of a store's latest sales a return may name.
+const RETURNABLE_SALES: usize = 50;
 
 struct Catalog {
     products: Vec<(i64, bool)>,
@@ -154,6 +186,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
             reject: store["negative_stock_policy"] != "allow",
             stock,
             offline: Vec::new(),
+            sales: Default::default(),
         });
     }
     owned.retain(|stores| !stores.is_empty());
@@ -406,6 +439,14 @@ impl Worker {
                 back["restock"] = json!(false);
                 back["reason"] = json!("defective");
             }
+            let sold = self.stores[index]
+                .sales
+                .iter()
+                .rev()
+                .find(|(_, sold, left)| *sold == product && *left >= unit);
+            if let Some((sale, ..)) = sold {
+                back["original_movement_id"] = json!(sale);
+            }
             return Action::Send(back, false);
         }
         if rng.random_bool(0.01) {
@@ -513,6 +554,7 @@ impl Worker {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         } else {
             *stock += change;
+            store.applied(body, product, quantity);
         }
         if self.sent.len() < 1_000 {
             self.sent.push(body.clone());

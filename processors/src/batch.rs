@@ -82,8 +82,18 @@ impl Preparer {
             }
         }
 
-        // What the batch needs from Postgres, read concurrently.
-        let mut ids: Vec<Uuid> = records.iter().map(|r| r.movement.movement_id).collect();
+        // What the batch needs from Postgres, read concurrently: the first outcomes of its
+        // movement ids and of the sales its returns name.
+        let mut ids: Vec<Uuid> = records
+            .iter()
+            .flat_map(|r| {
+                [
+                    Some(r.movement.movement_id),
+                    r.movement.original_movement_id,
+                ]
+            })
+            .flatten()
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
@@ -109,9 +119,11 @@ impl Preparer {
         )?;
         state.take_settings(read_at, changes, &missing, settings);
         catalog.reorder_points = state.reorder_points(&pairs);
+        // Batch N's state of an id is newer than Postgres's, which may not hold N yet: its
+        // first outcomes, and the returns it counted on a sale.
         for id in &ids {
             if let Some(original) = pending.get(id) {
-                seen.entry(*id).or_insert(*original);
+                seen.insert(*id, *original);
             }
         }
         self.metrics.stage("read", &mut clock);

@@ -63,6 +63,7 @@ mod test_support {
                 offline: false,
                 restock: None,
                 note: None,
+                original_movement_id: None,
             },
             store_price_paise: None,
         }

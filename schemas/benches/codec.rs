@@ -30,6 +30,7 @@ fn sale() -> StockMovement {
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn main() -> std::io::Result<()> {
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     };
     let stock_in = StockMovement {
         kind: MovementKind::StockIn,

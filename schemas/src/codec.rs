@@ -251,6 +251,14 @@ impl BodyWriter<'_> {
             None => self.long(0),
         }
     }
+
+    /// `["null", uuid on string]`.
+    pub(crate) fn optional_uuid(&mut self, value: Option<Uuid>) -> &mut Self {
+        match value {
+            Some(uuid) => self.long(1).uuid(uuid),
+            None => self.long(0),
+        }
+    }
 }
 
 /// Reads records of `T` written by any of the writer schemas it knows, resolving each one
@@ -367,6 +375,13 @@ pub(crate) fn optional_boolean(value: Option<bool>) -> Value {
 pub(crate) fn optional_string(value: Option<&str>) -> Value {
     match value {
         Some(string) => Value::Union(1, Box::new(Value::String(string.to_owned()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+pub(crate) fn optional_uuid(value: Option<Uuid>) -> Value {
+    match value {
+        Some(uuid) => Value::Union(1, Box::new(Value::Uuid(uuid))),
         None => Value::Union(0, Box::new(Value::Null)),
     }
 }
@@ -494,6 +509,23 @@ impl RecordFields {
             other => Err(DecodeError::field(
                 name,
                 format!("expected a UUID, found {other:?}"),
+            )),
+        }
+    }
+
+    pub(crate) fn optional_uuid(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<Uuid>, DecodeError> {
+        match Self::unwrap_union(self.take(name)?) {
+            Value::Null => Ok(None),
+            Value::Uuid(uuid) => Ok(Some(uuid)),
+            Value::String(string) => Uuid::parse_str(&string)
+                .map(Some)
+                .map_err(|error| DecodeError::field(name, format!("not a UUID: {error}"))),
+            other => Err(DecodeError::field(
+                name,
+                format!("expected a UUID or null, found {other:?}"),
             )),
         }
     }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::codec::{
     AvroRecord, BodyWriter, CompiledSchema, DecodeError, EncodeError, RecordFields,
-    optional_boolean, optional_long, optional_string, symbol, timestamp,
+    optional_boolean, optional_long, optional_string, optional_uuid, symbol, timestamp,
 };
 use crate::ids::{ProductId, StoreId, SupplierId};
 
@@ -159,6 +159,8 @@ pub struct StockMovement {
     pub restock: Option<bool>,
     /// A free note (an adjustment's or a return's explanation).
     pub note: Option<String>,
+    /// A return's: the sale the goods were bought in, which caps what comes back.
+    pub original_movement_id: Option<Uuid>,
 }
 
 impl AvroRecord for StockMovement {
@@ -170,7 +172,7 @@ impl AvroRecord for StockMovement {
     earlier_schemas!(STOCK_MOVEMENT_HISTORY);
 
     fn to_avro(&self) -> Value {
-        Value::Record(self.avro_fields(18))
+        Value::Record(self.avro_fields(19))
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
@@ -201,8 +203,8 @@ impl StockMovement {
     /// encoding in that order, hashed with XXH3-64. The time it occurred (ingest's clock
     /// when the client omits it), the time received, the actor, the device and whether it
     /// came while offline (a resend after the till reconnects arrives late) may differ
-    /// between a movement and its resend. A return's `restock` and a `note` follow, each
-    /// only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
+    /// between a movement and its resend. A return's `restock`, a `note` and a return's
+    /// `original_movement_id` follow, each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
     /// a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
     pub fn fingerprint(&self) -> i64 {
@@ -235,6 +237,9 @@ impl StockMovement {
         if let Some(note) = &self.note {
             BodyWriter(bytes).string(note);
         }
+        if let Some(original) = self.original_movement_id {
+            BodyWriter(bytes).uuid(original);
+        }
     }
 
     /// The movement's fields in schema order, straight to Avro binary (the hot path of
@@ -258,7 +263,8 @@ impl StockMovement {
             .optional_string(self.device_id.as_deref())
             .boolean(self.offline)
             .optional_boolean(self.restock)
-            .optional_string(self.note.as_deref());
+            .optional_string(self.note.as_deref())
+            .optional_uuid(self.original_movement_id);
     }
 
     /// The movement's fields in schema order; `capacity` leaves room for a record that
@@ -299,6 +305,10 @@ impl StockMovement {
             ("offline".into(), Value::Boolean(self.offline)),
             ("restock".into(), optional_boolean(self.restock)),
             ("note".into(), optional_string(self.note.as_deref())),
+            (
+                "original_movement_id".into(),
+                optional_uuid(self.original_movement_id),
+            ),
         ]);
         fields
     }
@@ -323,6 +333,7 @@ impl StockMovement {
             offline: fields.boolean("offline")?,
             restock: fields.optional_boolean("restock")?,
             note: fields.optional_string("note")?,
+            original_movement_id: fields.optional_uuid("original_movement_id")?,
         })
     }
 }
@@ -351,7 +362,7 @@ impl AvroRecord for LedgerEntry {
     earlier_schemas!(LEDGER_ENTRY_HISTORY);
 
     fn to_avro(&self) -> Value {
-        let mut fields = self.movement.avro_fields(26);
+        let mut fields = self.movement.avro_fields(27);
         fields.extend([
             ("status".into(), self.status.to_avro()),
             (

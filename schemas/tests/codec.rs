@@ -42,6 +42,7 @@ fn sale() -> StockMovement {
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     }
 }
 
@@ -205,7 +206,14 @@ fn a_current_reader_reads_movements_written_by_an_older_schema() {
         OLDER_MOVEMENT,
         drop_fields(
             original.to_avro(),
-            &["reference", "device_id", "offline", "restock", "note"],
+            &[
+                "reference",
+                "device_id",
+                "offline",
+                "restock",
+                "note",
+                "original_movement_id",
+            ],
         ),
     );
 
@@ -275,7 +283,10 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
     for earlier in schemas::events::STOCK_MOVEMENT_HISTORY {
         let bytes = write_with(
             earlier,
-            drop_fields(original.to_avro(), &["offline", "restock", "note"]),
+            drop_fields(
+                original.to_avro(),
+                &["offline", "restock", "note", "original_movement_id"],
+            ),
         );
         assert_ne!(bytes[2..10], StockMovement::schema().fingerprint.0);
         let read = StockMovement::decode(&bytes).unwrap();
@@ -301,7 +312,10 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
     for earlier in schemas::events::LEDGER_ENTRY_HISTORY {
         let bytes = write_with(
             earlier,
-            drop_fields(entry.to_avro(), &["offline", "restock", "note"]),
+            drop_fields(
+                entry.to_avro(),
+                &["offline", "restock", "note", "original_movement_id"],
+            ),
         );
         let read = LedgerEntry::decode(&bytes).unwrap();
         assert!(!read.movement.offline);
@@ -427,6 +441,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
         (
             prop::option::of(any::<bool>()),
             prop::option::of(arbitrary_text()),
+            prop::option::of(any::<u128>()),
         ),
     )
         .prop_map(
@@ -435,7 +450,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 (kind, quantity, occurred_at, received_at),
                 (supplier, cost, price, reason),
                 (reference, actor, device_id, offline),
-                (restock, note),
+                (restock, note, original),
             )| StockMovement {
                 movement_id: Uuid::from_u128(id),
                 store_id: StoreId(store),
@@ -455,6 +470,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 offline,
                 restock,
                 note,
+                original_movement_id: original.map(Uuid::from_u128),
             },
         )
 }

@@ -43,6 +43,7 @@ fn movement(store: i64, sequence: i64) -> StockMovement {
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     }
 }
 

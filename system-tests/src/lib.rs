@@ -275,6 +275,7 @@ pub fn line(movement: &StockMovement) -> Value {
         "offline": movement.offline.then_some(true),
         "restock": movement.restock,
         "note": movement.note,
+        "original_movement_id": movement.original_movement_id,
     })
 }
 

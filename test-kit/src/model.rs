@@ -38,6 +38,8 @@ pub struct Model {
         BTreeMap<(i64, NaiveDate, &'static str, Option<String>, i64), (i64, i64, i64, i64)>,
     /// Alert kinds in order, per (store, product).
     pub alerts: BTreeMap<(i64, i64), Vec<&'static str>>,
+    /// Applied sales: id → (store, product, quantity sold, quantity returned so far).
+    sold: HashMap<Uuid, (i64, i64, i64, i64)>,
 }
 
 impl Model {
@@ -69,6 +71,28 @@ impl Model {
             .copied()
             .unwrap();
         let _ = timezone;
+        // A return naming its sale takes back at most what that sale (an applied one, of
+        // this store and product) sold, less its earlier returns.
+        let sale = movement
+            .original_movement_id
+            .filter(|_| movement.kind == MovementKind::Return);
+        if let Some(sale) = sale {
+            let refused = match self.sold.get(&sale) {
+                Some(&(sold_in, sold_product, sold, returned))
+                    if (sold_in, sold_product) == (store, product) =>
+                {
+                    (movement.quantity > sold - returned).then_some("return_exceeds_sale")
+                }
+                _ => Some("unknown_sale"),
+            };
+            if let Some(reason) = refused {
+                return Expected {
+                    status: "rejected",
+                    reject_reason: Some(reason),
+                    balance_after: None,
+                };
+            }
+        }
         let existed = self.balances.contains_key(&(store, product));
         let (quantity, average) = self
             .balances
@@ -186,6 +210,13 @@ impl Model {
                 .push(level(after));
         }
         self.balances.insert((store, product), (after, new_average));
+        if movement.kind == MovementKind::Sale {
+            self.sold
+                .insert(movement.movement_id, (store, product, movement.quantity, 0));
+        }
+        if let Some(line) = sale.and_then(|sale| self.sold.get_mut(&sale)) {
+            line.3 += movement.quantity;
+        }
         Expected {
             status: "applied",
             reject_reason: None,
@@ -343,6 +374,8 @@ pub fn actual_by_store(
             "rejected" => "rejected",
             "duplicate" => "duplicate",
             "insufficient_stock" => "insufficient_stock",
+            "unknown_sale" => "unknown_sale",
+            "return_exceeds_sale" => "return_exceeds_sale",
             _ => "unexpected",
         }
     }

@@ -12,7 +12,8 @@ use crate::*;
 
 /// A deterministic stream of movements over the seeded catalog: stock-ins (some without a
 /// supplier or a cost), sales larger than stock, removals, offline sales and removals,
-/// returns, adjustments, and repeats of earlier ids (a retrying POS).
+/// returns (some naming the sale they take back from), adjustments, and repeats of earlier
+/// ids (a retrying POS).
 pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
     let mut random = seed.max(1);
     let mut next = move |bound: u64| {
@@ -68,8 +69,23 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
             offline: kind != MovementKind::StockIn && quantity == 11,
             restock: None,
             note: None,
+            original_movement_id: None,
         };
         more_kinds(&mut movement);
+        // A resellable return names the store's last sale of the product, when there is
+        // one: whether that sale was applied, and what it may still take back, is the
+        // processors' to decide.
+        if movement.kind == MovementKind::Return && movement.restock.is_none() {
+            movement.original_movement_id = movements
+                .iter()
+                .rev()
+                .find(|earlier| {
+                    earlier.kind == MovementKind::Sale
+                        && (earlier.store_id, earlier.product_id)
+                            == (movement.store_id, movement.product_id)
+                })
+                .map(|sale| sale.movement_id);
+        }
         movements.push(movement);
     }
     movements

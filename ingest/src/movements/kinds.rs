@@ -85,6 +85,11 @@ pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest)
         request.note.is_some(),
         optional_for(matches!(kind, Return | Adjustment)),
     );
+    field(
+        "original_movement_id",
+        request.original_movement_id.is_some(),
+        optional_for(kind == Return),
+    );
     // Why: a removal and an adjustment always say; a return only when it is not resellable.
     let reasons = match kind {
         Removal => Some(REMOVAL_REASONS),

@@ -182,6 +182,8 @@ fn reject_code(reason: Option<&str>) -> &'static str {
         Some("unknown_store") => "unknown_store",
         Some("unknown_product") => "unknown_product",
         Some("balance_overflow") => "balance_overflow",
+        Some("unknown_sale") => "unknown_sale",
+        Some("return_exceeds_sale") => "return_exceeds_sale",
         _ => "rejected",
     }
 }
@@ -208,7 +210,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
         (status = 400, description = "A field is invalid (`errors` names each)", body = Problem, content_type = "application/problem+json"),
         Unauthenticated,
         (status = 403, description = "Another store's movement (`store_forbidden`), or a kind this role may not post (`kind_forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`), or `idempotency_key_reused` when the movement id was first used by another store or for different content", body = RejectedProblem, content_type = "application/problem+json"),
+        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`; `return_exceeds_sale` with what the sale may still take back in `available_quantity`; `unknown_sale`), or `idempotency_key_reused` when the movement id was first used by another store or for different content", body = RejectedProblem, content_type = "application/problem+json"),
         (status = 422, description = "The store, product or supplier does not exist or is deleted", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The broker did not acknowledge it: not accepted, retry with the same movement_id after Retry-After", body = Problem, content_type = "application/problem+json"),

@@ -69,6 +69,11 @@ pub struct MovementRequest {
     pub restock: Option<bool>,
     /// Return or adjustment: a free note (up to 100 characters).
     pub note: Option<String>,
+    /// Return only: the `movement_id` of the sale the goods were bought in. The processors
+    /// reject a return of more than that sale sold, less its earlier returns
+    /// (`return_exceeds_sale`, with what it may still take back in `available_quantity`),
+    /// and one naming no applied sale of the same store and product (`unknown_sale`).
+    pub original_movement_id: Option<Uuid>,
 }
 
 impl MovementRequest {
@@ -230,6 +235,7 @@ impl Validator<'_> {
             offline,
             restock: request.restock,
             note: request.note,
+            original_movement_id: request.original_movement_id,
         })
     }
 }

@@ -365,6 +365,7 @@ impl Unpublished {
             offline: false,
             restock: None,
             note: None,
+            original_movement_id: None,
         }
     }
 }

@@ -46,6 +46,10 @@ pub enum RejectReason {
     UnknownProduct,
     /// The balance would leave the range of a 64-bit integer.
     BalanceOverflow,
+    /// A return's `original_movement_id` names no applied sale of its store and product.
+    UnknownSale,
+    /// A return of more than its sale sold, less the sale's earlier returns.
+    ReturnExceedsSale,
 }
 
 impl RejectReason {
@@ -55,6 +59,8 @@ impl RejectReason {
             Self::UnknownStore => "unknown_store",
             Self::UnknownProduct => "unknown_product",
             Self::BalanceOverflow => "balance_overflow",
+            Self::UnknownSale => "unknown_sale",
+            Self::ReturnExceedsSale => "return_exceeds_sale",
         }
     }
 
@@ -64,6 +70,8 @@ impl RejectReason {
             Self::UnknownStore,
             Self::UnknownProduct,
             Self::BalanceOverflow,
+            Self::UnknownSale,
+            Self::ReturnExceedsSale,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == text)
@@ -82,6 +90,24 @@ pub struct Original {
     /// `StockMovement::fingerprint` of the movement; `None` for first outcomes recorded
     /// before fingerprints were.
     pub fingerprint: Option<i64>,
+    /// An applied sale's line, which returns naming it take back from; `None` for any
+    /// other movement (and for sales recorded before returns named their sale).
+    pub sale: Option<SaleLine>,
+}
+
+/// What an applied sale sold, and how much of it came back so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleLine {
+    pub product_id: ProductId,
+    pub quantity: i64,
+    pub returned: i64,
+}
+
+impl SaleLine {
+    /// What returns may still take back.
+    pub const fn returnable(&self) -> i64 {
+        self.quantity - self.returned
+    }
 }
 
 impl Original {
@@ -169,12 +195,19 @@ impl Outcome {
             Self::Rejected { reason, .. } => (LedgerStatus::Rejected, Some(reason), None),
             Self::Duplicate(_) | Self::Conflict => return None,
         };
+        let sale = (status == LedgerStatus::Applied && movement.kind == MovementKind::Sale)
+            .then_some(SaleLine {
+                product_id: movement.product_id,
+                quantity: movement.quantity,
+                returned: 0,
+            });
         Some(Original {
             status,
             reject_reason,
             balance_after,
             store_id: movement.store_id,
             fingerprint: Some(movement.fingerprint()),
+            sale,
         })
     }
 }
@@ -211,9 +244,10 @@ pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
 }
 
 /// Decides `movements` in order against `balances`, which it updates. `seen` holds the
-/// first outcome of every movement id known so far (from Postgres for this batch's ids);
-/// the batch's own first outcomes are added to it, so a repeat inside the batch is a
-/// duplicate (or a conflict) too. Every movement must have passed [`invalid`].
+/// first outcome of every movement id known so far (from Postgres for this batch's ids and
+/// the sales its returns name); the batch's own first outcomes are added to it, so a
+/// repeat inside the batch is a duplicate (or a conflict) too, and a sale's returns are
+/// counted on it. Every movement must have passed [`invalid`].
 pub fn decide<'a>(
     balances: &mut Balances,
     seen: &mut HashMap<Uuid, Original>,
@@ -230,13 +264,50 @@ pub fn decide<'a>(
                     Outcome::Conflict
                 };
             }
-            let outcome = decide_one(balances, catalog, movement);
+            let sale = returned_sale(seen, movement);
+            let outcome = match sale {
+                Some(Err(rejected)) => rejected,
+                _ => decide_one(balances, catalog, movement),
+            };
+            if let (Some(Ok(sale)), Outcome::Applied { .. }) = (sale, outcome)
+                && let Some(line) = seen.get_mut(&sale).and_then(|sale| sale.sale.as_mut())
+            {
+                line.returned += movement.quantity;
+            }
             if let Some(original) = outcome.original(movement) {
                 seen.insert(movement.movement_id, original);
             }
             outcome
         })
         .collect()
+}
+
+/// For a return naming its sale: the sale's id when the return fits in what the sale may
+/// still take back, else the rejection. `None` for any other movement.
+fn returned_sale(
+    seen: &HashMap<Uuid, Original>,
+    movement: &StockMovement,
+) -> Option<Result<Uuid, Outcome>> {
+    let id = movement.original_movement_id?;
+    if movement.kind != MovementKind::Return {
+        return None;
+    }
+    let line = seen
+        .get(&id)
+        .filter(|sale| sale.store_id == movement.store_id)
+        .and_then(|sale| sale.sale)
+        .filter(|line| line.product_id == movement.product_id);
+    Some(match line {
+        None => Err(Outcome::Rejected {
+            reason: RejectReason::UnknownSale,
+            available: None,
+        }),
+        Some(line) if movement.quantity > line.returnable() => Err(Outcome::Rejected {
+            reason: RejectReason::ReturnExceedsSale,
+            available: Some(line.returnable()),
+        }),
+        Some(_) => Ok(id),
+    })
 }
 
 fn decide_one(

@@ -45,6 +45,7 @@ fn movement(
         // Every fourth return is not resellable.
         restock: (kind == MovementKind::Return && quantity % 4 == 0).then_some(false),
         note: None,
+        original_movement_id: None,
     }
 }
 
@@ -307,6 +308,66 @@ fn returns_and_adjustments_move_sellable_stock_by_what_they_say() {
         "a return back on the shelf adds, one not resellable changes nothing, an adjustment \
          adds its signed quantity and may not take more than there is under `reject`"
     );
+}
+
+#[test]
+fn a_return_naming_its_sale_takes_back_at_most_what_the_sale_sold() {
+    let returning = |id: u128, store: i64, product: i64, quantity: i64, sale: u128| {
+        let mut back = movement(id, store, product, MovementKind::Return, quantity);
+        back.restock = None;
+        back.original_movement_id = Some(Uuid::from_u128(sale));
+        back
+    };
+    let mut seen = HashMap::new();
+    let mut balances = Balances::new();
+    let outcomes = decide(
+        &mut balances,
+        &mut seen,
+        &catalog(),
+        &[
+            movement(1, 1, 1, MovementKind::StockIn, 10),
+            movement(2, 1, 1, MovementKind::Sale, 5),
+            returning(3, 1, 1, 3, 2),
+            returning(4, 1, 1, 3, 2),
+            returning(5, 1, 1, 2, 2),
+            returning(6, 1, 1, 1, 2),
+            // Not a sale; another product's sale; another store's; a sale rejected; none.
+            returning(7, 1, 1, 1, 1),
+            returning(8, 1, 2, 1, 2),
+            returning(9, 2, 1, 1, 2),
+            movement(10, 1, 3, MovementKind::Sale, 1),
+            returning(11, 1, 3, 1, 10),
+            returning(12, 1, 1, 1, 99),
+        ],
+    );
+    let answers: Vec<_> = outcomes
+        .iter()
+        .map(|outcome| match *outcome {
+            Outcome::Applied { balance_after, .. } => Ok(balance_after),
+            Outcome::Rejected { reason, available } => Err((reason, available)),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let unknown = Err((RejectReason::UnknownSale, None));
+    assert_eq!(
+        answers,
+        [
+            Ok(10),
+            Ok(5),
+            Ok(8),
+            Err((RejectReason::ReturnExceedsSale, Some(2))),
+            Ok(10),
+            Err((RejectReason::ReturnExceedsSale, Some(0))),
+            unknown,
+            unknown,
+            unknown,
+            Err((RejectReason::InsufficientStock, Some(0))),
+            unknown,
+            unknown,
+        ]
+    );
+    let line = seen[&Uuid::from_u128(2)].sale.unwrap();
+    assert_eq!((line.quantity, line.returned), (5, 5));
 }
 
 #[test]

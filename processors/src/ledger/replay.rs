@@ -39,6 +39,7 @@ pub struct LedgerRow {
     offline: bool,
     restock: Option<bool>,
     note: Option<String>,
+    original_movement_id: Option<Uuid>,
     source_partition: i32,
     source_offset: i64,
 }
@@ -65,6 +66,7 @@ impl LedgerRow {
                 offline: self.offline,
                 restock: self.restock,
                 note: self.note,
+                original_movement_id: self.original_movement_id,
             },
             status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
             reject_reason: self.reject_reason,
@@ -94,7 +96,7 @@ pub async fn ledger_rows(
         "SELECT movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason, \
            available_quantity, balance_after, original_status, occurred_at, received_at, \
            recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-           reference, offline, restock, note, source_partition, source_offset \
+           reference, offline, restock, note, original_movement_id, source_partition, source_offset \
          FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
          ORDER BY source_offset LIMIT $4",
     )

@@ -1,5 +1,7 @@
 //! A decided batch's write: one statement, all or nothing, with the partitions' offsets.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use schemas::{MovementKind, ProductId, StockMovement, StoreId};
 use sqlx::PgPool;
@@ -16,19 +18,24 @@ WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
     available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
     device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline, restock,
-    note, source_partition, source_offset)
+    note, original_movement_id, source_partition, source_offset)
   SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
     :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
     :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
     :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
     :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
-    :reference::text[], :offline::bool[], :restock::bool[], :note::text[], :source_partition::int4[],
-    :source_offset::int8[])
+    :reference::text[], :offline::bool[], :restock::bool[], :note::text[],
+    :original_movement_id::uuid[], :source_partition::int4[], :source_offset::int8[])
 ), firsts AS (
   INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
-    fingerprint)
+    fingerprint, sold_product_id, sold_quantity, returned)
   SELECT * FROM UNNEST(:first_id::uuid[], :first_store::int8[], :first_status::text[],
-    :first_reason::text[], :first_balance::int8[], :first_at::timestamptz[], :first_fingerprint::int8[])
+    :first_reason::text[], :first_balance::int8[], :first_at::timestamptz[], :first_fingerprint::int8[],
+    :first_sold_product::int8[], :first_sold_quantity::int8[], :first_returned::int8[])
+), returns AS (
+  UPDATE movement_ids m SET returned = COALESCE(m.returned, 0) + u.units
+  FROM UNNEST(:returned_sale::uuid[], :returned_units::int8[]) AS u(movement_id, units)
+  WHERE m.movement_id = u.movement_id
 ), balance AS (
   INSERT INTO balances (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id, updated_at)
   SELECT * FROM UNNEST(:balance_store::int8[], :balance_product::int8[], :balance_quantity::int8[],
@@ -182,6 +189,7 @@ statement_parameters! {
         offline: Vec<bool>,
         restock: Vec<Option<bool>>,
         note: Vec<Option<&'a str>>,
+        original_movement_id: Vec<Option<Uuid>>,
         source_partition: Vec<i32>,
         source_offset: Vec<i64>,
         // First outcomes (movement_ids).
@@ -192,6 +200,13 @@ statement_parameters! {
         first_balance: Vec<Option<i64>>,
         first_at: Vec<DateTime<Utc>>,
         first_fingerprint: Vec<Option<i64>>,
+        // A sale's line: what it sold, and what came back in this batch already.
+        first_sold_product: Vec<Option<i64>>,
+        first_sold_quantity: Vec<Option<i64>>,
+        first_returned: Vec<Option<i64>>,
+        // Units returned in this batch against sales of earlier ones.
+        returned_sale: Vec<Uuid>,
+        returned_units: Vec<i64>,
         // The last state of every balance changed.
         balance_store: Vec<i64>,
         balance_product: Vec<i64>,
@@ -276,6 +291,7 @@ impl<'a> CommitParams<'a> {
             offline: Vec::with_capacity(movements),
             restock: Vec::with_capacity(movements),
             note: Vec::with_capacity(movements),
+            original_movement_id: Vec::with_capacity(movements),
             source_partition: Vec::with_capacity(movements),
             source_offset: Vec::with_capacity(movements),
             ..Self::default()
@@ -311,6 +327,8 @@ impl<'a> CommitParams<'a> {
         self.offline.push(movement.offline);
         self.restock.push(movement.restock);
         self.note.push(movement.note.as_deref());
+        self.original_movement_id
+            .push(movement.original_movement_id);
         self.source_partition.push(record.partition);
         self.source_offset.push(record.offset);
     }
@@ -438,6 +456,15 @@ pub async fn commit(
         progress,
     } = *decided;
     let mut params = CommitParams::with_capacity(records.len());
+    // Units returned against each sale: a sale first seen in this batch is written with
+    // them, an earlier one updated.
+    let mut returned: HashMap<Uuid, i64> = HashMap::new();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        let movement = &record.movement;
+        if let (Outcome::Applied { .. }, Some(sale)) = (outcome, movement.original_movement_id) {
+            *returned.entry(sale).or_default() += movement.quantity;
+        }
+    }
     for (record, outcome) in records.iter().zip(outcomes) {
         params.ledger(record, outcome);
         let movement = &record.movement;
@@ -451,6 +478,16 @@ pub async fn commit(
             params.first_balance.push(original.balance_after);
             params.first_at.push(record.recorded_at);
             params.first_fingerprint.push(original.fingerprint);
+            let sale = original.sale;
+            params
+                .first_sold_product
+                .push(sale.map(|line| line.product_id.get()));
+            params
+                .first_sold_quantity
+                .push(sale.map(|line| line.quantity));
+            params
+                .first_returned
+                .push(sale.map(|_| returned.remove(&movement.movement_id).unwrap_or(0)));
         }
         if let Outcome::Applied {
             cost_of_goods,
@@ -460,6 +497,10 @@ pub async fn commit(
         {
             params.rollups(record, cost_of_goods, average_cost);
         }
+    }
+    for (sale, units) in returned {
+        params.returned_sale.push(sale);
+        params.returned_units.push(units);
     }
     for (record, held) in changed {
         params.balance_store.push(record.movement.store_id.get());

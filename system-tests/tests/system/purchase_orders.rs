@@ -46,6 +46,7 @@ fn stock_in(product: i64, quantity: i64, cost: i64) -> StockMovement {
         offline: false,
         restock: None,
         note: None,
+        original_movement_id: None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The life of a store's stock beyond sales and supplier stock-ins, through the whole
 //! pipeline: a cash purchase (no supplier, no cost); sales that happened while a till was
 //! offline — applied whatever the book says, with a `phantom_stock` alert when the book held
-//! less; customers' returns (resellable or not) and adjustments of the book either way —
-//! and the shrinkage and returns reports over them.
+//! less; customers' returns (resellable or not, at most what their sale sold) and
+//! adjustments of the book either way — and the shrinkage and returns reports over them.
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -361,6 +361,63 @@ async fn cash_purchases_offline_sales_returns_and_adjustments_are_recorded_as_th
         ),
         (Some(PRODUCT), Some(2), Some(3), Some(2), Some(1), Some(900)),
         "{returns}"
+    );
+
+    // A return naming its sale takes back at most what the sale sold, less its returns.
+    let sale = apply(
+        &pipeline,
+        &movement("sale", 3, json!({"unit_price_paise": 1_500})),
+    )
+    .await;
+    assert_eq!(sale["balance_after"], 7, "{sale}");
+    let of_sale = json!({"original_movement_id": sale["movement_id"]});
+    let back = apply(&pipeline, &movement("return", 2, of_sale.clone())).await;
+    assert_eq!(back["balance_after"], 9, "{back}");
+    for (body, code, available) in [
+        (
+            movement("return", 2, of_sale),
+            "return_exceeds_sale",
+            Some(1),
+        ),
+        (
+            movement(
+                "return",
+                1,
+                json!({"original_movement_id": uuid::Uuid::new_v4()}),
+            ),
+            "unknown_sale",
+            None,
+        ),
+    ] {
+        let (status, refused) = pipeline
+            .send(Method::POST, "/v1/movements?wait=5s", &admin, body)
+            .await;
+        assert_eq!(
+            (
+                status,
+                refused["code"].as_str(),
+                refused["available_quantity"].as_i64()
+            ),
+            (StatusCode::CONFLICT, Some(code), available),
+            "{refused}"
+        );
+    }
+    let (status, problem) = pipeline
+        .send(
+            Method::POST,
+            "/v1/movements",
+            &admin,
+            movement(
+                "sale",
+                1,
+                json!({"original_movement_id": sale["movement_id"]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("original_movement_id")),
+        "only a return names a sale: {problem}"
     );
     pipeline.stack.cleanup().await;
 }
