@@ -62,7 +62,8 @@ fn catalog() -> BatchCatalog {
 }
 
 /// Movements over few stores, products and ids, so that duplicates, rejections and
-/// unknown references all happen.
+/// unknown references all happen — returns naming ids that are sales, other movements or
+/// nothing at all among them.
 fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
     prop::collection::vec(
         (
@@ -71,12 +72,29 @@ fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
             1..=PRODUCTS,
             prop::sample::select(MovementKind::KNOWN),
             1i64..=20,
+            prop::option::of(0u128..40),
         )
-            .prop_map(|(id, store, product, kind, quantity)| {
-                movement(id, store, product, kind, quantity)
+            .prop_map(|(id, store, product, kind, quantity, sale)| {
+                let mut movement = movement(id, store, product, kind, quantity);
+                if kind == MovementKind::Return {
+                    movement.original_movement_id = sale.map(Uuid::from_u128);
+                }
+                movement
             }),
         0..120,
     )
+}
+
+/// What a duplicate refers back to, without what changes after the first outcome (a
+/// sale's returns so far).
+fn as_first(original: Original) -> Original {
+    Original {
+        sale: original.sale.map(|line| SaleLine {
+            returned: 0,
+            ..line
+        }),
+        ..original
+    }
 }
 
 fn total(balances: &Balances) -> HashMap<(StoreId, ProductId), i64> {
@@ -147,7 +165,7 @@ proptest! {
                 && first.fingerprint() == movement.fingerprint();
             match outcome {
                 Outcome::Duplicate(original) if same => {
-                    prop_assert_eq!(Some(*original), first_outcome.original(first));
+                    prop_assert_eq!(Some(as_first(*original)), first_outcome.original(first));
                 }
                 Outcome::Conflict if !same => {}
                 _ => return Err(TestCaseError::fail(format!("{outcome:?} on replay"))),
@@ -173,6 +191,52 @@ proptest! {
                 ),
                 _ => return Err(TestCaseError::fail(format!("{outcome:?} at {index}"))),
             }
+        }
+    }
+
+    #[test]
+    fn a_return_naming_a_sale_takes_back_at_most_what_that_sale_sold(batch in movements()) {
+        let mut seen = HashMap::new();
+        let outcomes = decide(&mut Balances::new(), &mut seen, &catalog(), &batch);
+        let mut sold: HashMap<Uuid, (&StockMovement, i64)> = HashMap::new();
+        for (movement, outcome) in batch.iter().zip(&outcomes) {
+            let applied = matches!(outcome, Outcome::Applied { .. });
+            match (movement.kind, movement.original_movement_id) {
+                (MovementKind::Sale, _) if applied => {
+                    sold.insert(movement.movement_id, (movement, 0));
+                }
+                (MovementKind::Return, Some(id)) if applied => {
+                    let (sale, returned) = sold
+                        .get_mut(&id)
+                        .ok_or_else(|| TestCaseError::fail(format!("{movement:?} names no sale")))?;
+                    prop_assert_eq!(
+                        (sale.store_id, sale.product_id),
+                        (movement.store_id, movement.product_id)
+                    );
+                    *returned += movement.quantity;
+                    prop_assert!(*returned <= sale.quantity, "{movement:?} returns too much");
+                }
+                (MovementKind::Return, Some(id)) => {
+                    let fits = sold.get(&id).is_some_and(|(sale, returned)| {
+                        (sale.store_id, sale.product_id) == (movement.store_id, movement.product_id)
+                            && returned + movement.quantity <= sale.quantity
+                    });
+                    // Refused for its sale, or a duplicate, a conflict or an unknown store
+                    // or product like any other movement.
+                    let for_its_sale = matches!(
+                        outcome,
+                        Outcome::Rejected {
+                            reason: RejectReason::UnknownSale | RejectReason::ReturnExceedsSale,
+                            ..
+                        }
+                    );
+                    prop_assert!(!fits || !for_its_sale, "{movement:?}: {outcome:?}");
+                }
+                _ => {}
+            }
+        }
+        for (id, (_, returned)) in &sold {
+            prop_assert_eq!(seen[id].sale.map(|line| line.returned), Some(*returned));
         }
     }
 
