@@ -50,17 +50,23 @@ build:
 # the CPU whatever its nice value. Not beside the tests either: they use both cores.
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
 ## test: lint, check the deployment files and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside each fuzz target for 30 s
+# Each phase's end is printed with the seconds since the start: where the time goes.
 test: tools
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint check-deploy stack
-	@status=0; \
+	@started=$$SECONDS; phase() { echo "[make test] $$1 after $$((SECONDS - started)) s"; }; \
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint check-deploy stack || exit $$?; \
+	phase "lint, deployment files and stack done"; \
+	status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
 		$(CARGO) nextest run --workspace --profile ci ) || status=$$?; \
+	phase "workspace tests (build and run) done"; \
 	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
 	mkdir -p $(LOCAL)/fuzz; \
 	$(FUZZ_SMOKE) nice -n 19 deploy/local/fuzz.sh >$(LOCAL)/fuzz/smoke.log 2>&1 & \
 	fuzz_smoke=$$!; \
 	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
+	phase "fault suite done"; \
 	wait $$fuzz_smoke || status=1; \
+	phase "fuzz smoke done"; \
 	cat $(LOCAL)/fuzz/smoke.log; \
 	exit $$status
 
