@@ -71,6 +71,7 @@ pub fn movement(
         restock: None,
         note: None,
         original_movement_id: None,
+        voids_movement_id: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The traffic: stores open with a stock-in of every product from a supplier, then sell —
 //! a few products most (popularity is skewed), now and then remove damaged stock, take a
 //! customer's return (naming the sale it came from when the store sold the product lately),
-//! adjust the book, restock what runs low (one restock in five bought
+//! void a sale rung up by mistake, adjust the book, restock what runs low (one restock in five bought
 //! for cash), retry a sale (the same `movement_id` again: a duplicate), and some tills go
 //! offline and sync their sales later as one batch (marked `offline`).
 //!
@@ -106,8 +106,9 @@ struct Store {
     stock: HashMap<i64, i64>,
     /// Sales kept by an offline till, to be synced as a batch.
     offline: Vec<Value>,
-    /// The latest applied sales (id, product, units not yet returned), which returns name.
-    sales: std::collections::VecDeque<(Uuid, i64, i64)>,
+    /// The latest applied sales (id, product, units sold, units not yet returned), which
+    /// returns name and voids undo.
+    sales: std::collections::VecDeque<(Uuid, i64, i64, i64)>,
 }
 
 impl Store {
@@ -121,14 +122,20 @@ impl Store {
                     if self.sales.len() == RETURNABLE_SALES {
                         self.sales.pop_front();
                     }
-                    self.sales.push_back((sale, product, quantity));
+                    self.sales.push_back((sale, product, quantity, quantity));
                 }
             }
             Some("return") => {
                 if let Some(named) = id("original_movement_id")
                     && let Some(line) = self.sales.iter_mut().find(|(sale, ..)| *sale == named)
                 {
-                    line.2 -= quantity;
+                    line.3 -= quantity;
+                }
+            }
+            // A voided sale is neither voided again nor returned against.
+            Some("void") => {
+                if let Some(voided) = id("voids_movement_id") {
+                    self.sales.retain(|(sale, ..)| *sale != voided);
                 }
             }
             _ => {}
@@ -443,11 +450,20 @@ impl Worker {
                 .sales
                 .iter()
                 .rev()
-                .find(|(_, sold, left)| *sold == product && *left >= unit);
+                .find(|(_, sold, _, left)| *sold == product && *left >= unit);
             if let Some((sale, ..)) = sold {
                 back["original_movement_id"] = json!(sale);
             }
             return Action::Send(back, false);
+        }
+        // Now and then the manager undoes the store's last sale (rung up by mistake).
+        if rng.random_bool(0.005)
+            && let Some(&(sale, sold, quantity, _)) = self.stores[index].sales.back()
+        {
+            let void = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": sold,
+                "kind": "void", "quantity": quantity, "voids_movement_id": sale,
+                "note": "rung up by mistake", "device_id": "backoffice"});
+            return Action::Send(void, false);
         }
         if rng.random_bool(0.01) {
             let (quantity, reason) = if rng.random_bool(0.5) {
@@ -548,6 +564,8 @@ impl Worker {
             Some("stock_in" | "adjustment") => quantity,
             Some("return") if body["restock"] == false => 0,
             Some("return") => quantity,
+            // The simulator voids sales only: their units come back.
+            Some("void") => quantity,
             _ => -quantity,
         };
         if change < 0 && *stock + change < 0 && store.reject && body["offline"] != true {

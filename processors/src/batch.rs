@@ -28,12 +28,35 @@ pub(crate) struct Batch {
     pub(crate) catalog: decide::BatchCatalog,
     /// Stores whose whole state this batch loaded (their cache entries are written whole).
     pub(crate) loaded: Vec<(StoreId, Vec<(ProductId, CachedBalance)>)>,
+    /// The movements of earlier batches this batch's voids name, as the ledger has them.
+    pub(crate) voided: HashMap<Uuid, ledger::Voided>,
     /// Kafka records covered, dead letters included.
     pub(crate) count: usize,
 }
 
 /// The first outcome recorded for each movement id a batch carries.
 pub(crate) type Seen = HashMap<Uuid, decide::Original>;
+
+/// A polled batch decoded: its movements, its dead letters and where its partitions go.
+pub(crate) struct Decoded {
+    records: Vec<Record>,
+    dead: Vec<DeadLetter>,
+    progress: Vec<Progress>,
+    count: usize,
+}
+
+impl Decoded {
+    /// Whether a void of the batch names a movement of `pending` (the batch in flight):
+    /// its row must be in the ledger before this batch is decided.
+    pub(crate) fn voids_any_of(&self, pending: &Seen) -> bool {
+        self.records.iter().any(|record| {
+            record
+                .movement
+                .voids_movement_id
+                .is_some_and(|id| pending.contains_key(&id))
+        })
+    }
+}
 
 /// Prepares batches: Postgres reads, the decision, dead letters.
 #[derive(Debug, Clone)]
@@ -44,17 +67,12 @@ pub(crate) struct Preparer {
 }
 
 impl Preparer {
-    /// Batch N+1 up to its write: reads what it needs (its movement ids also among
-    /// `pending`, the first outcomes of batch N, still in flight), decides it on the state
-    /// in memory, produces its dead letters, and moves the positions on. Returns the batch
-    /// and the first outcomes it decided.
-    pub(crate) async fn prepare(
+    /// Decodes a polled batch; records the isolation marks as poisoned become dead letters.
+    pub(crate) fn decode(
         &self,
         state: &mut State,
-        pending: &Seen,
         polled: BTreeMap<i32, Vec<OwnedMessage>>,
-    ) -> anyhow::Result<(Batch, Seen)> {
-        let mut clock = Instant::now();
+    ) -> Decoded {
         let mut records = Vec::new();
         let mut dead = Vec::new();
         let mut progress = Vec::with_capacity(polled.len());
@@ -81,21 +99,50 @@ impl Preparer {
                 }
             }
         }
+        Decoded {
+            records,
+            dead,
+            progress,
+            count,
+        }
+    }
+
+    /// Batch N+1 up to its write: reads what it needs (its movement ids also among
+    /// `pending`, the first outcomes of batch N, still in flight), decides it on the state
+    /// in memory, produces its dead letters, and moves the positions on. Returns the batch
+    /// and the first outcomes it decided.
+    pub(crate) async fn prepare(
+        &self,
+        state: &mut State,
+        pending: &Seen,
+        decoded: Decoded,
+    ) -> anyhow::Result<(Batch, Seen)> {
+        let mut clock = Instant::now();
+        let Decoded {
+            mut records,
+            dead,
+            progress,
+            count,
+        } = decoded;
 
         // What the batch needs from Postgres, read concurrently: the first outcomes of its
-        // movement ids and of the sales its returns name.
+        // movement ids and of the movements its returns and voids name, and the ledger rows
+        // of those its voids name (none for those this batch decides first).
         let mut ids: Vec<Uuid> = records
             .iter()
             .flat_map(|r| {
                 [
                     Some(r.movement.movement_id),
                     r.movement.original_movement_id,
+                    r.movement.voids_movement_id,
                 ]
             })
             .flatten()
             .collect();
         ids.sort_unstable();
         ids.dedup();
+        let voided_ids: Vec<Uuid> =
+            unique_ids(records.iter().filter_map(|r| r.movement.voids_movement_id));
         let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
         let products: Vec<i64> = unique(records.iter().map(|r| r.movement.product_id.get()));
         let pairs: HashSet<(StoreId, ProductId)> = records
@@ -110,13 +157,19 @@ impl Preparer {
         let since = state
             .settings_read
             .map(|at| at - service_kit::postgres::CHANGE_OVERLAP);
-        let (mut seen, mut catalog, stored, settings, (read_at, changes)) = tokio::try_join!(
+        let (mut seen, mut catalog, stored, settings, (read_at, changes), voided) = tokio::try_join!(
             ledger::seen(&self.pool, &ids),
             ledger::catalog(&self.pool, &stores, &products),
             ledger::balances(&self.pool, &missing),
             ledger::settings(&self.pool, &missing),
             ledger::settings_changed(&self.pool, since),
+            ledger::voided(&self.pool, &voided_ids),
         )?;
+        for (id, row) in &voided {
+            if let Some(original) = seen.get_mut(id) {
+                original.effect = Some(decide::Effect::of(&row.movement));
+            }
+        }
         state.take_settings(read_at, changes, &missing, settings);
         catalog.reorder_points = state.reorder_points(&pairs);
         // Batch N's state of an id is newer than Postgres's, which may not hold N yet: its
@@ -156,6 +209,7 @@ impl Preparer {
             progress,
             catalog,
             loaded,
+            voided,
             count,
         };
         Ok((batch, seen))
@@ -206,6 +260,11 @@ fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
         movement,
         store_price_paise: None,
     })
+}
+
+fn unique_ids(values: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let set: HashSet<Uuid> = values.collect();
+    set.into_iter().collect()
 }
 
 fn unique(values: impl Iterator<Item = i64>) -> Vec<i64> {

@@ -56,6 +56,7 @@ impl Committer {
                     changed: effects::changed_balances(records, outcomes),
                     alerts: effects::raised_alerts(records, outcomes, &batch.catalog),
                     progress: progress.clone(),
+                    voided: &batch.voided,
                 }
             })
             .collect();
@@ -146,6 +147,7 @@ struct Part<'a> {
     changed: Vec<(&'a Record, Holding)>,
     alerts: Vec<effects::RaisedAlert<'a>>,
     progress: Vec<Progress>,
+    voided: &'a std::collections::HashMap<uuid::Uuid, ledger::Voided>,
 }
 
 impl Part<'_> {
@@ -156,6 +158,7 @@ impl Part<'_> {
             changed: &self.changed,
             alerts: &self.alerts,
             progress: &self.progress,
+            voided: self.voided,
         }
     }
 }

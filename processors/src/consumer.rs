@@ -219,9 +219,27 @@ impl Processor {
             let started = Instant::now();
             let partitions: Vec<i32> = batch.keys().copied().collect();
             let spans = isolation::spans(&batch);
+            let decoded = preparer.decode(state, batch);
+            // A void of a movement the batch in flight decided waits for that batch: what it
+            // reverses is read from the ledger. (Voids are rare; the pipeline stalls once.)
+            if decoded.voids_any_of(&pending)
+                && let Some(flight) = in_flight.take()
+            {
+                pending.clear();
+                match self.finish_write(flight, state, &consumer, cache, &mut queue) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if let Err(error) = self.rewind(&consumer, state, &partitions) {
+                            break Err(error);
+                        }
+                        continue;
+                    }
+                    Err(error) => break Err(error),
+                }
+            }
             let prepared = self
                 .runtime
-                .block_on(preparer.prepare(state, &pending, batch));
+                .block_on(preparer.prepare(state, &pending, decoded));
             // N+1 is decided; N must be in Postgres before it.
             let previous_written = match in_flight.take() {
                 Some(flight) => {

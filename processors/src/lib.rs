@@ -64,6 +64,7 @@ mod test_support {
                 restock: None,
                 note: None,
                 original_movement_id: None,
+                voids_movement_id: None,
             },
             store_price_paise: None,
         }

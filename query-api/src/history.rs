@@ -65,6 +65,8 @@ pub struct LedgerRow {
     pub note: Option<String>,
     /// A return's: the sale it takes back from.
     pub original_movement_id: Option<Uuid>,
+    /// A void's: the movement it reverses.
+    pub voids_movement_id: Option<Uuid>,
     pub reference: Option<String>,
     /// A sale or removal made while its till was offline (or received long after it
     /// occurred): never rejected for want of stock.
@@ -77,7 +79,8 @@ pub struct LedgerRow {
 const LEDGER_COLUMNS: &str = "id, movement_id, store_id, product_id, sku, kind, quantity, status, \
     reject_reason, available_quantity, balance_after, original_status, occurred_at, received_at, \
     recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-    reference, offline, restock, note, original_movement_id, source_partition, source_offset";
+    reference, offline, restock, note, original_movement_id, voids_movement_id, source_partition, \
+    source_offset";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +90,7 @@ pub enum MovementKind {
     Removal,
     Return,
     Adjustment,
+    Void,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

@@ -31,6 +31,7 @@ fn sale() -> StockMovement {
         restock: None,
         note: None,
         original_movement_id: None,
+        voids_movement_id: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn main() -> std::io::Result<()> {
         restock: None,
         note: None,
         original_movement_id: None,
+        voids_movement_id: None,
     };
     let stock_in = StockMovement {
         kind: MovementKind::StockIn,

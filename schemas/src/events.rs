@@ -110,6 +110,7 @@ avro_enum!(
         Removal = "REMOVAL" / "removal",
         Return = "RETURN" / "return",
         Adjustment = "ADJUSTMENT" / "adjustment",
+        Void = "VOID" / "void",
     }
 );
 
@@ -161,6 +162,8 @@ pub struct StockMovement {
     pub note: Option<String>,
     /// A return's: the sale the goods were bought in, which caps what comes back.
     pub original_movement_id: Option<Uuid>,
+    /// A void's: the movement whose effect it reverses.
+    pub voids_movement_id: Option<Uuid>,
 }
 
 impl AvroRecord for StockMovement {
@@ -172,7 +175,7 @@ impl AvroRecord for StockMovement {
     earlier_schemas!(STOCK_MOVEMENT_HISTORY);
 
     fn to_avro(&self) -> Value {
-        Value::Record(self.avro_fields(19))
+        Value::Record(self.avro_fields(20))
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
@@ -188,13 +191,14 @@ impl AvroRecord for StockMovement {
 impl StockMovement {
     /// What the movement does to sellable stock: a stock-in and a resellable return add
     /// their quantity, a sale and a removal take it, an adjustment adds its signed quantity,
-    /// a return not resellable and an unknown kind change nothing.
+    /// a return not resellable and an unknown kind change nothing. A void's change is the
+    /// reverse of its voided movement's, which the movement alone does not tell: 0 here.
     pub fn delta(&self) -> i64 {
         match self.kind {
             MovementKind::StockIn | MovementKind::Adjustment => self.quantity,
             MovementKind::Return if self.restock != Some(false) => self.quantity,
             MovementKind::Sale | MovementKind::Removal => -self.quantity,
-            MovementKind::Return | MovementKind::Unknown => 0,
+            MovementKind::Return | MovementKind::Void | MovementKind::Unknown => 0,
         }
     }
 
@@ -203,8 +207,8 @@ impl StockMovement {
     /// encoding in that order, hashed with XXH3-64. The time it occurred (ingest's clock
     /// when the client omits it), the time received, the actor, the device and whether it
     /// came while offline (a resend after the till reconnects arrives late) may differ
-    /// between a movement and its resend. A return's `restock`, a `note` and a return's
-    /// `original_movement_id` follow, each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
+    /// between a movement and its resend. A return's `restock`, a `note`, a return's
+    /// `original_movement_id` and a void's `voids_movement_id` follow, each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
     /// a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
     pub fn fingerprint(&self) -> i64 {
@@ -240,6 +244,9 @@ impl StockMovement {
         if let Some(original) = self.original_movement_id {
             BodyWriter(bytes).uuid(original);
         }
+        if let Some(voided) = self.voids_movement_id {
+            BodyWriter(bytes).uuid(voided);
+        }
     }
 
     /// The movement's fields in schema order, straight to Avro binary (the hot path of
@@ -264,7 +271,8 @@ impl StockMovement {
             .boolean(self.offline)
             .optional_boolean(self.restock)
             .optional_string(self.note.as_deref())
-            .optional_uuid(self.original_movement_id);
+            .optional_uuid(self.original_movement_id)
+            .optional_uuid(self.voids_movement_id);
     }
 
     /// The movement's fields in schema order; `capacity` leaves room for a record that
@@ -309,6 +317,10 @@ impl StockMovement {
                 "original_movement_id".into(),
                 optional_uuid(self.original_movement_id),
             ),
+            (
+                "voids_movement_id".into(),
+                optional_uuid(self.voids_movement_id),
+            ),
         ]);
         fields
     }
@@ -334,6 +346,7 @@ impl StockMovement {
             restock: fields.optional_boolean("restock")?,
             note: fields.optional_string("note")?,
             original_movement_id: fields.optional_uuid("original_movement_id")?,
+            voids_movement_id: fields.optional_uuid("voids_movement_id")?,
         })
     }
 }
@@ -362,7 +375,7 @@ impl AvroRecord for LedgerEntry {
     earlier_schemas!(LEDGER_ENTRY_HISTORY);
 
     fn to_avro(&self) -> Value {
-        let mut fields = self.movement.avro_fields(27);
+        let mut fields = self.movement.avro_fields(28);
         fields.extend([
             ("status".into(), self.status.to_avro()),
             (

@@ -43,6 +43,7 @@ fn sale() -> StockMovement {
         restock: None,
         note: None,
         original_movement_id: None,
+        voids_movement_id: None,
     }
 }
 
@@ -213,6 +214,7 @@ fn a_current_reader_reads_movements_written_by_an_older_schema() {
                 "restock",
                 "note",
                 "original_movement_id",
+                "voids_movement_id",
             ],
         ),
     );
@@ -263,7 +265,7 @@ fn a_current_reader_reads_movements_written_by_a_newer_schema() {
     if let Value::Record(fields) = &mut newer {
         for (name, value) in fields.iter_mut() {
             if name == "kind" {
-                *value = Value::Enum(6, "TRANSFER_OUT".into());
+                *value = Value::Enum(7, "TRANSFER_OUT".into());
             }
         }
     }
@@ -285,7 +287,13 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
             earlier,
             drop_fields(
                 original.to_avro(),
-                &["offline", "restock", "note", "original_movement_id"],
+                &[
+                    "offline",
+                    "restock",
+                    "note",
+                    "original_movement_id",
+                    "voids_movement_id",
+                ],
             ),
         );
         assert_ne!(bytes[2..10], StockMovement::schema().fingerprint.0);
@@ -314,7 +322,13 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
             earlier,
             drop_fields(
                 entry.to_avro(),
-                &["offline", "restock", "note", "original_movement_id"],
+                &[
+                    "offline",
+                    "restock",
+                    "note",
+                    "original_movement_id",
+                    "voids_movement_id",
+                ],
             ),
         );
         let read = LedgerEntry::decode(&bytes).unwrap();
@@ -367,6 +381,46 @@ fn an_earlier_alert_reader_reads_a_phantom_stock_alert_as_unknown() {
         .find(|(name, _)| name == "kind")
         .map(|(_, v)| v);
     assert_eq!(kind, Some(&Value::Enum(0, "UNKNOWN".into())));
+}
+
+/// A reader of the earlier movement schema meets the kinds added since (`RETURN`,
+/// `ADJUSTMENT`, `VOID`) as `UNKNOWN`, its default, and skips the fields added since.
+#[test]
+fn an_earlier_movement_reader_reads_the_new_kinds_as_unknown() {
+    let earlier = Schema::parse_str(schemas::events::STOCK_MOVEMENT_HISTORY[0]).unwrap();
+    for kind in [
+        MovementKind::Return,
+        MovementKind::Adjustment,
+        MovementKind::Void,
+    ] {
+        let movement = StockMovement {
+            kind,
+            voids_movement_id: (kind == MovementKind::Void).then(Uuid::new_v4),
+            ..sale()
+        };
+        let bytes = movement.encode().unwrap();
+        let value = GenericDatumReader::builder(&StockMovement::schema().schema)
+            .reader_schema(&earlier)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[10..])
+            .unwrap();
+        let Value::Record(fields) = value else {
+            panic!("expected a record");
+        };
+        let field = |wanted: &str| {
+            fields
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            field("kind"),
+            Some(&Value::Enum(0, "UNKNOWN".into())),
+            "{kind}"
+        );
+        assert_eq!(field("voids_movement_id"), None);
+    }
 }
 
 #[test]
@@ -442,6 +496,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
             prop::option::of(any::<bool>()),
             prop::option::of(arbitrary_text()),
             prop::option::of(any::<u128>()),
+            prop::option::of(any::<u128>()),
         ),
     )
         .prop_map(
@@ -450,7 +505,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 (kind, quantity, occurred_at, received_at),
                 (supplier, cost, price, reason),
                 (reference, actor, device_id, offline),
-                (restock, note, original),
+                (restock, note, original, voided),
             )| StockMovement {
                 movement_id: Uuid::from_u128(id),
                 store_id: StoreId(store),
@@ -471,6 +526,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 restock,
                 note,
                 original_movement_id: original.map(Uuid::from_u128),
+                voids_movement_id: voided.map(Uuid::from_u128),
             },
         )
 }

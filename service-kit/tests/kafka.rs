@@ -44,6 +44,7 @@ fn movement(store: i64, sequence: i64) -> StockMovement {
         restock: None,
         note: None,
         original_movement_id: None,
+        voids_movement_id: None,
     }
 }
 

@@ -276,6 +276,7 @@ pub fn line(movement: &StockMovement) -> Value {
         "restock": movement.restock,
         "note": movement.note,
         "original_movement_id": movement.original_movement_id,
+        "voids_movement_id": movement.voids_movement_id,
     })
 }
 

@@ -12,8 +12,8 @@ use crate::*;
 
 /// A deterministic stream of movements over the seeded catalog: stock-ins (some without a
 /// supplier or a cost), sales larger than stock, removals, offline sales and removals,
-/// returns (some naming the sale they take back from), adjustments, and repeats of earlier
-/// ids (a retrying POS).
+/// returns (some naming the sale they take back from), adjustments, voids of the store's
+/// movement before them, and repeats of earlier ids (a retrying POS).
 pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
     let mut random = seed.max(1);
     let mut next = move |bound: u64| {
@@ -70,6 +70,7 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
             restock: None,
             note: None,
             original_movement_id: None,
+            voids_movement_id: None,
         };
         more_kinds(&mut movement);
         // A resellable return names the store's last sale of the product, when there is
@@ -85,6 +86,23 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
                             == (movement.store_id, movement.product_id)
                 })
                 .map(|sale| sale.movement_id);
+        }
+        // A manager undoes the store's movement before: whatever it was (a void, one
+        // rejected), the processors decide.
+        if movement.kind == MovementKind::Removal && movement.quantity == 3 {
+            let target = movements
+                .iter()
+                .rev()
+                .find(|earlier| earlier.store_id == movement.store_id)
+                .map(|target| (target.movement_id, target.product_id, target.quantity));
+            if let Some((target, product, quantity)) = target {
+                movement.kind = MovementKind::Void;
+                movement.voids_movement_id = Some(target);
+                movement.product_id = product;
+                movement.sku = format!("SKU-{}", product.get());
+                movement.quantity = quantity.abs();
+                (movement.reason, movement.offline) = (None, false);
+            }
         }
         movements.push(movement);
     }

@@ -18,12 +18,12 @@ pub const ADJUSTMENT_REASONS: &[&str] = &[
 /// Why returned goods are not resellable.
 pub const RETURN_REASONS: &[&str] = &["damaged", "expired", "defective", "other"];
 /// Every kind a request may name, as the API spells it.
-pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return` or `adjustment`";
+pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return`, `adjustment` or `void`";
 const MAX_TEXT: usize = 100;
 
 /// Checks the fields that depend on `kind` (already known to be one of [`KINDS`]).
 pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest) {
-    use MovementKind::{Adjustment, Removal, Return, Sale, StockIn};
+    use MovementKind::{Adjustment, Removal, Return, Sale, StockIn, Void};
     // An adjustment's quantity carries its sign; every other kind's is positive.
     if kind == Adjustment {
         if request.quantity == 0 {
@@ -83,12 +83,21 @@ pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest)
     field(
         "note",
         request.note.is_some(),
-        optional_for(matches!(kind, Return | Adjustment)),
+        optional_for(matches!(kind, Return | Adjustment | Void)),
     );
     field(
         "original_movement_id",
         request.original_movement_id.is_some(),
         optional_for(kind == Return),
+    );
+    field(
+        "voids_movement_id",
+        request.voids_movement_id.is_some(),
+        if kind == Void {
+            Rule::Required
+        } else {
+            Rule::NotAllowed
+        },
     );
     // Why: a removal and an adjustment always say; a return only when it is not resellable.
     let reasons = match kind {

@@ -29,8 +29,8 @@ pub struct MovementRequest {
     /// The product, by id or by SKU (one is enough; if both are given they must agree).
     pub product_id: Option<i64>,
     pub sku: Option<String>,
-    /// `stock_in`, `sale`, `removal`, `return` (a customer brings goods back) or
-    /// `adjustment` (a signed correction of the book).
+    /// `stock_in`, `sale`, `removal`, `return` (a customer brings goods back),
+    /// `adjustment` (a signed correction of the book) or `void` (an earlier movement undone).
     #[schema(example = "sale")]
     pub kind: String,
     /// In the product's unit (pieces, grams, millilitres): positive, the kind giving the
@@ -67,13 +67,22 @@ pub struct MovementRequest {
     /// Return only: `false` when the goods are not resellable — recorded, sellable stock
     /// unchanged (give a `reason`). Default `true`: back on the shelf.
     pub restock: Option<bool>,
-    /// Return or adjustment: a free note (up to 100 characters).
+    /// Return, adjustment or void: a free note (up to 100 characters).
     pub note: Option<String>,
     /// Return only: the `movement_id` of the sale the goods were bought in. The processors
     /// reject a return of more than that sale sold, less its earlier returns
     /// (`return_exceeds_sale`, with what it may still take back in `available_quantity`),
     /// and one naming no applied sale of the same store and product (`unknown_sale`).
     pub original_movement_id: Option<Uuid>,
+    /// Void only (admins and managers), required: the `movement_id` of the movement of the
+    /// same store whose effect the void reverses — its stock change and its place in the
+    /// reports; `product_id` and `quantity` repeat that movement's (an adjustment's without
+    /// its sign). The processors reject a void naming no movement of the store
+    /// (`unknown_movement`), one that was not applied or is a void (`not_voidable`), another
+    /// product or quantity (`void_mismatch`), or a movement voided already
+    /// (`already_voided`); a void taking stock below zero follows the store's
+    /// negative-stock policy.
+    pub voids_movement_id: Option<Uuid>,
 }
 
 impl MovementRequest {
@@ -236,6 +245,7 @@ impl Validator<'_> {
             restock: request.restock,
             note: request.note,
             original_movement_id: request.original_movement_id,
+            voids_movement_id: request.voids_movement_id,
         })
     }
 }

@@ -366,6 +366,7 @@ impl Unpublished {
             restock: None,
             note: None,
             original_movement_id: None,
+            voids_movement_id: None,
         }
     }
 }

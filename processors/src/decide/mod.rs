@@ -8,6 +8,10 @@ use std::collections::{HashMap, HashSet};
 use schemas::{AlertKind, LedgerStatus, MovementKind, ProductId, StockMovement, StoreId};
 use uuid::Uuid;
 
+use references::{Reference, reference};
+
+mod references;
+
 /// What a store does with a sale or removal larger than its balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -50,6 +54,14 @@ pub enum RejectReason {
     UnknownSale,
     /// A return of more than its sale sold, less the sale's earlier returns.
     ReturnExceedsSale,
+    /// A void's `voids_movement_id` names no movement of its store.
+    UnknownMovement,
+    /// The movement a void names was not applied, or is a void itself.
+    NotVoidable,
+    /// A void names a movement of another product or quantity.
+    VoidMismatch,
+    /// The movement a void names was voided already.
+    AlreadyVoided,
 }
 
 impl RejectReason {
@@ -61,6 +73,10 @@ impl RejectReason {
             Self::BalanceOverflow => "balance_overflow",
             Self::UnknownSale => "unknown_sale",
             Self::ReturnExceedsSale => "return_exceeds_sale",
+            Self::UnknownMovement => "unknown_movement",
+            Self::NotVoidable => "not_voidable",
+            Self::VoidMismatch => "void_mismatch",
+            Self::AlreadyVoided => "already_voided",
         }
     }
 
@@ -72,6 +88,10 @@ impl RejectReason {
             Self::BalanceOverflow,
             Self::UnknownSale,
             Self::ReturnExceedsSale,
+            Self::UnknownMovement,
+            Self::NotVoidable,
+            Self::VoidMismatch,
+            Self::AlreadyVoided,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == text)
@@ -93,6 +113,32 @@ pub struct Original {
     /// An applied sale's line, which returns naming it take back from; `None` for any
     /// other movement (and for sales recorded before returns named their sale).
     pub sale: Option<SaleLine>,
+    /// What an applied movement did, which a void reverses: known for the movements
+    /// decided in this process and, from the ledger, for those a batch's voids name.
+    pub effect: Option<Effect>,
+    /// A void reversed it.
+    pub voided: bool,
+}
+
+/// What an applied movement did to its product's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effect {
+    pub kind: MovementKind,
+    pub product_id: ProductId,
+    /// As recorded (an adjustment's carries its sign).
+    pub quantity: i64,
+    pub delta: i64,
+}
+
+impl Effect {
+    pub fn of(movement: &StockMovement) -> Self {
+        Self {
+            kind: movement.kind,
+            product_id: movement.product_id,
+            quantity: movement.quantity,
+            delta: movement.delta(),
+        }
+    }
 }
 
 /// What an applied sale sold, and how much of it came back so far.
@@ -208,6 +254,8 @@ impl Outcome {
             store_id: movement.store_id,
             fingerprint: Some(movement.fingerprint()),
             sale,
+            effect: (status == LedgerStatus::Applied).then(|| Effect::of(movement)),
+            voided: false,
         })
     }
 }
@@ -235,6 +283,9 @@ pub struct BatchCatalog {
 pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
     match movement.kind {
         MovementKind::Unknown => Some("unknown_kind"),
+        MovementKind::Void if movement.voids_movement_id.is_none() => {
+            Some("void_without_voids_movement_id")
+        }
         // An adjustment's quantity carries its sign.
         MovementKind::Adjustment if movement.quantity == 0 => Some("zero_quantity"),
         MovementKind::Adjustment => None,
@@ -264,16 +315,34 @@ pub fn decide<'a>(
                     Outcome::Conflict
                 };
             }
-            let sale = returned_sale(seen, movement);
-            let outcome = match sale {
-                Some(Err(rejected)) => rejected,
-                _ => decide_one(balances, catalog, movement),
+            let outcome = match reference(seen, movement) {
+                Err(rejected) => rejected,
+                Ok(reference) => {
+                    let delta = match reference {
+                        Reference::Voids(_, effect) => -effect.delta,
+                        _ => movement.delta(),
+                    };
+                    let outcome = decide_one(balances, catalog, movement, delta);
+                    if matches!(outcome, Outcome::Applied { .. }) {
+                        match reference {
+                            Reference::Sale(id) => {
+                                if let Some(line) =
+                                    seen.get_mut(&id).and_then(|sale| sale.sale.as_mut())
+                                {
+                                    line.returned += movement.quantity;
+                                }
+                            }
+                            Reference::Voids(id, _) => {
+                                if let Some(voided) = seen.get_mut(&id) {
+                                    voided.voided = true;
+                                }
+                            }
+                            Reference::None => {}
+                        }
+                    }
+                    outcome
+                }
             };
-            if let (Some(Ok(sale)), Outcome::Applied { .. }) = (sale, outcome)
-                && let Some(line) = seen.get_mut(&sale).and_then(|sale| sale.sale.as_mut())
-            {
-                line.returned += movement.quantity;
-            }
             if let Some(original) = outcome.original(movement) {
                 seen.insert(movement.movement_id, original);
             }
@@ -282,38 +351,12 @@ pub fn decide<'a>(
         .collect()
 }
 
-/// For a return naming its sale: the sale's id when the return fits in what the sale may
-/// still take back, else the rejection. `None` for any other movement.
-fn returned_sale(
-    seen: &HashMap<Uuid, Original>,
-    movement: &StockMovement,
-) -> Option<Result<Uuid, Outcome>> {
-    let id = movement.original_movement_id?;
-    if movement.kind != MovementKind::Return {
-        return None;
-    }
-    let line = seen
-        .get(&id)
-        .filter(|sale| sale.store_id == movement.store_id)
-        .and_then(|sale| sale.sale)
-        .filter(|line| line.product_id == movement.product_id);
-    Some(match line {
-        None => Err(Outcome::Rejected {
-            reason: RejectReason::UnknownSale,
-            available: None,
-        }),
-        Some(line) if movement.quantity > line.returnable() => Err(Outcome::Rejected {
-            reason: RejectReason::ReturnExceedsSale,
-            available: Some(line.returnable()),
-        }),
-        Some(_) => Ok(id),
-    })
-}
-
+/// Decides one movement that changes its product's stock by `delta`.
 fn decide_one(
     balances: &mut Balances,
     catalog: &BatchCatalog,
     movement: &StockMovement,
+    delta: i64,
 ) -> Outcome {
     let rejected = |reason, available| Outcome::Rejected { reason, available };
     let Some(&policy) = catalog.stores.get(&movement.store_id) else {
@@ -325,7 +368,6 @@ fn decide_one(
     let holdings = balances.entry(movement.store_id).or_default();
     let previous = holdings.get(&movement.product_id).copied();
     let held = previous.unwrap_or_default();
-    let delta = movement.delta();
     let Some(quantity) = held.quantity.checked_add(delta) else {
         return rejected(RejectReason::BalanceOverflow, None);
     };

@@ -1,6 +1,7 @@
 //! Postgres, the truth. `reads`: what a batch needs before it can be decided (read
 //! concurrently) and where each partition stands; `replay`: the committed rows and their
-//! outputs, read again to publish what the output topics lack; `write`: the batch's write —
+//! outputs, read again to publish what the output topics lack, and the movements a batch's
+//! voids reverse; `write`: the batch's write —
 //! one statement, hence one round trip and one transaction, that appends the ledger,
 //! records first outcomes, upserts balances and rollups, raises and resolves alerts and
 //! moves the partitions' offsets, or does none of it.
@@ -16,7 +17,7 @@ pub use reads::{
     Setting, SettingChange, Stored, StoredBalance, balances, catalog, seen, settings,
     settings_changed, stored_offsets,
 };
-pub use replay::{LedgerRow, ledger_rows, outputs_of};
+pub use replay::{LedgerRow, Voided, ledger_rows, outputs_of, voided};
 pub use write::{Decided, commit};
 
 /// One decodable movement of the input topic and where it was.

@@ -40,6 +40,10 @@ pub struct LedgerRow {
     restock: Option<bool>,
     note: Option<String>,
     original_movement_id: Option<Uuid>,
+    voids_movement_id: Option<Uuid>,
+    /// Read only where a void needs it (not republished).
+    #[sqlx(default)]
+    average_cost_paise: Option<i64>,
     source_partition: i32,
     source_offset: i64,
 }
@@ -67,6 +71,7 @@ impl LedgerRow {
                 restock: self.restock,
                 note: self.note,
                 original_movement_id: self.original_movement_id,
+                voids_movement_id: self.voids_movement_id,
             },
             status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
             reject_reason: self.reject_reason,
@@ -82,6 +87,50 @@ impl LedgerRow {
     pub fn source_offset(&self) -> i64 {
         self.source_offset
     }
+
+    /// The movement as applied (a sale at the price it was recorded at) and its product's
+    /// average cost after it: what a void of it reverses.
+    pub fn voided(self) -> Voided {
+        let average_cost = self.average_cost_paise;
+        Voided {
+            movement: self.entry().movement,
+            average_cost,
+        }
+    }
+}
+
+/// An applied movement a void reverses, as the ledger recorded it.
+#[derive(Debug, Clone)]
+pub struct Voided {
+    pub movement: StockMovement,
+    pub average_cost: Option<i64>,
+}
+
+/// The applied ledger rows of the movements `ids` (found through their first outcomes):
+/// what the batch's voids reverse. Empty without a query when there are none.
+pub async fn voided(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Voided>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<LedgerRow> = sqlx::query_as(
+        "SELECT m.movement_id, m.store_id, m.product_id, m.sku, m.kind, m.quantity, m.status, \
+           m.reject_reason, m.available_quantity, m.balance_after, m.original_status, \
+           m.occurred_at, m.received_at, m.recorded_at, m.actor, m.device_id, m.supplier_id, \
+           m.unit_cost_paise, m.unit_price_paise, m.reason, m.reference, m.offline, m.restock, \
+           m.note, m.original_movement_id, m.voids_movement_id, m.average_cost_paise, \
+           m.source_partition, m.source_offset \
+         FROM UNNEST($1::uuid[]) AS u(movement_id) \
+         JOIN movement_ids i USING (movement_id) \
+         JOIN movements m ON m.store_id = i.store_id AND m.recorded_at = i.recorded_at \
+           AND m.movement_id = i.movement_id AND m.status = 'applied'",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.movement_id, row.voided()))
+        .collect())
 }
 
 /// Up to `limit` ledger rows of records `from..to` of `partition`, in offset order.
@@ -96,7 +145,8 @@ pub async fn ledger_rows(
         "SELECT movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason, \
            available_quantity, balance_after, original_status, occurred_at, received_at, \
            recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-           reference, offline, restock, note, original_movement_id, source_partition, source_offset \
+           reference, offline, restock, note, original_movement_id, voids_movement_id, \
+           source_partition, source_offset \
          FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
          ORDER BY source_offset LIMIT $4",
     )

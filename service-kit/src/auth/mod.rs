@@ -415,6 +415,12 @@ mod tests {
                 && !Role::Pos.may_post(MovementKind::Adjustment)
         );
         assert!(Role::Staff.may_post(MovementKind::Removal));
+        assert!(
+            Role::Manager.may_post(MovementKind::Void)
+                && !Role::Staff.may_post(MovementKind::Void)
+                && !Role::Pos.may_post(MovementKind::Void),
+            "a void is a manager's"
+        );
         assert!(!Role::Analyst.may_post(MovementKind::Sale));
         assert!(!Role::Admin.may_post(MovementKind::Unknown));
         assert_eq!(

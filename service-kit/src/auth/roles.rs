@@ -83,7 +83,9 @@ impl Role {
     /// Which kinds of movement this role may post (with `MovementWrite`).
     pub const fn may_post(self, kind: MovementKind) -> bool {
         match self {
-            Self::Admin | Self::Manager | Self::Staff => !matches!(kind, MovementKind::Unknown),
+            // Undoing a movement is a manager's (or an admin's) decision.
+            Self::Admin | Self::Manager => !matches!(kind, MovementKind::Unknown),
+            Self::Staff => !matches!(kind, MovementKind::Unknown | MovementKind::Void),
             // A till sells and takes customers' returns; stock is moved otherwise in the back office.
             Self::Pos => matches!(kind, MovementKind::Sale | MovementKind::Return),
             Self::Analyst => false,

@@ -47,6 +47,7 @@ fn stock_in(product: i64, quantity: i64, cost: i64) -> StockMovement {
         restock: None,
         note: None,
         original_movement_id: None,
+        voids_movement_id: None,
     }
 }
 

@@ -1,8 +1,9 @@
 //! The life of a store's stock beyond sales and supplier stock-ins, through the whole
 //! pipeline: a cash purchase (no supplier, no cost); sales that happened while a till was
 //! offline — applied whatever the book says, with a `phantom_stock` alert when the book held
-//! less; customers' returns (resellable or not, at most what their sale sold) and
-//! adjustments of the book either way — and the shrinkage and returns reports over them.
+//! less; customers' returns (resellable or not, at most what their sale sold);
+//! adjustments of the book either way; a manager's void — and the shrinkage, returns and
+//! sales reports over them.
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -418,6 +419,80 @@ async fn cash_purchases_offline_sales_returns_and_adjustments_are_recorded_as_th
         (status, problem["errors"][0]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("original_movement_id")),
         "only a return names a sale: {problem}"
+    );
+
+    // The sale was rung up by mistake: a manager voids it — its stock comes back and the
+    // day's sales no longer count it. Voided twice: refused. Staff may not void.
+    let manager = pipeline.token(service_kit::auth::Role::Manager, &[STORE]);
+    let of_the_sale = json!({"voids_movement_id": sale["movement_id"], "note": "wrong product"});
+    let (status, voided) = pipeline
+        .send(
+            Method::POST,
+            "/v1/movements?wait=5s",
+            &manager,
+            movement("void", 3, of_the_sale.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, voided["balance_after"].as_i64()),
+        (StatusCode::CREATED, Some(12)),
+        "{voided}"
+    );
+    for (token, expected) in [
+        (&manager, (StatusCode::CONFLICT, Some("already_voided"))),
+        (
+            &pipeline.token(service_kit::auth::Role::Staff, &[STORE]),
+            (StatusCode::FORBIDDEN, Some("kind_forbidden")),
+        ),
+    ] {
+        let (status, refused) = pipeline
+            .send(
+                Method::POST,
+                "/v1/movements?wait=5s",
+                token,
+                movement("void", 3, of_the_sale.clone()),
+            )
+            .await;
+        assert_eq!((status, refused["code"].as_str()), expected, "{refused}");
+    }
+    let token = voided["consistency_token"].as_str().unwrap();
+    let sales = pipeline
+        .read(
+            &format!("/v1/stores/{STORE}/reports/sales?consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (
+            sales["totals"]["units_sold"].as_i64(),
+            sales["totals"]["revenue_paise"].as_i64(),
+            sales["totals"]["sales"].as_i64()
+        ),
+        (Some(6), Some(0), Some(1)),
+        "the sale of 3 at ₹15 no longer counts; the offline sale of 6 (no price) does: {sales}"
+    );
+    let history = pipeline
+        .read(
+            &format!("/v1/movements?store_id={STORE}&kind=void&consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    let voids: Vec<(&str, &str)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["status"].as_str().unwrap(),
+                row["voids_movement_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let sale_id = sale["movement_id"].as_str().unwrap();
+    assert_eq!(
+        voids,
+        [("rejected", sale_id), ("applied", sale_id)],
+        "{history}"
     );
     pipeline.stack.cleanup().await;
 }

@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use schemas::{MovementKind, ProductId, StockMovement, StoreId};
+use schemas::{ProductId, StoreId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{CommitError, Progress, Record};
+use super::{CommitError, Progress, Record, Voided};
 use crate::decide::{Holding, Outcome, RejectReason};
 use crate::effects::RaisedAlert;
+use rollups::Counted;
+
+mod rollups;
 
 /// The batch's write. Parameters are named (`:name`); [`CommitParams`] numbers them. Money
 /// is summed into the rollups as `numeric` (a day's sales can pass `bigint`).
@@ -18,23 +21,29 @@ WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
     available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
     device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline, restock,
-    note, original_movement_id, source_partition, source_offset)
+    note, original_movement_id, voids_movement_id, average_cost_paise, source_partition, source_offset)
   SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
     :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
     :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
     :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
     :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
     :reference::text[], :offline::bool[], :restock::bool[], :note::text[],
-    :original_movement_id::uuid[], :source_partition::int4[], :source_offset::int8[])
+    :original_movement_id::uuid[], :voids_movement_id::uuid[], :average_cost_paise::int8[],
+    :source_partition::int4[], :source_offset::int8[])
 ), firsts AS (
   INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
-    fingerprint, sold_product_id, sold_quantity, returned)
+    fingerprint, sold_product_id, sold_quantity, returned, voided_by)
   SELECT * FROM UNNEST(:first_id::uuid[], :first_store::int8[], :first_status::text[],
     :first_reason::text[], :first_balance::int8[], :first_at::timestamptz[], :first_fingerprint::int8[],
-    :first_sold_product::int8[], :first_sold_quantity::int8[], :first_returned::int8[])
+    :first_sold_product::int8[], :first_sold_quantity::int8[], :first_returned::int8[],
+    :first_voided_by::uuid[])
 ), returns AS (
   UPDATE movement_ids m SET returned = COALESCE(m.returned, 0) + u.units
   FROM UNNEST(:returned_sale::uuid[], :returned_units::int8[]) AS u(movement_id, units)
+  WHERE m.movement_id = u.movement_id
+), voids AS (
+  UPDATE movement_ids m SET voided_by = u.voided_by
+  FROM UNNEST(:voided_id::uuid[], :voided_by::uuid[]) AS u(movement_id, voided_by)
   WHERE m.movement_id = u.movement_id
 ), balance AS (
   INSERT INTO balances (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id, updated_at)
@@ -77,10 +86,10 @@ WITH ledger AS (
   INSERT INTO supplier_daily AS d (store_id, day, supplier_id, product_id, units_received, cost_paise,
     units_uncosted, stock_in_count)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.supplier_id, u.product_id,
-    sum(u.units)::int8, sum(u.cost), sum(u.uncosted)::int8, count(*)
+    sum(u.units)::int8, sum(u.cost), sum(u.uncosted)::int8, sum(u.count)::int8
   FROM UNNEST(:in_store::int8[], :in_supplier::int8[], :in_product::int8[], :in_at::timestamptz[],
-    :in_units::int8[], :in_cost::int8[], :in_uncosted::int8[])
-    AS u(store_id, supplier_id, product_id, occurred_at, units, cost, uncosted)
+    :in_units::int8[], :in_cost::int8[], :in_uncosted::int8[], :in_count::int8[])
+    AS u(store_id, supplier_id, product_id, occurred_at, units, cost, uncosted, count)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2, 3, 4
   ON CONFLICT (store_id, day, supplier_id, product_id) DO UPDATE SET
@@ -92,11 +101,11 @@ WITH ledger AS (
   INSERT INTO stock_changes_daily AS d (store_id, day, change, reason, product_id, units, value_paise,
     units_without_cost, movements)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.change, u.reason, u.product_id,
-    sum(u.units)::int8, sum(u.value), sum(u.uncosted)::int8, count(*)
+    sum(u.units)::int8, sum(u.value), sum(u.uncosted)::int8, sum(u.count)::int8
   FROM UNNEST(:change_store::int8[], :change_product::int8[], :change_at::timestamptz[],
     :change::text[], :change_reason::text[], :change_units::int8[], :change_value::int8[],
-    :change_uncosted::int8[])
-    AS u(store_id, product_id, occurred_at, change, reason, units, value, uncosted)
+    :change_uncosted::int8[], :change_count::int8[])
+    AS u(store_id, product_id, occurred_at, change, reason, units, value, uncosted, count)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2, 3, 4, 5
   ON CONFLICT (store_id, day, change, reason, product_id) DO UPDATE SET
@@ -190,6 +199,8 @@ statement_parameters! {
         restock: Vec<Option<bool>>,
         note: Vec<Option<&'a str>>,
         original_movement_id: Vec<Option<Uuid>>,
+        voids_movement_id: Vec<Option<Uuid>>,
+        average_cost_paise: Vec<Option<i64>>,
         source_partition: Vec<i32>,
         source_offset: Vec<i64>,
         // First outcomes (movement_ids).
@@ -204,9 +215,14 @@ statement_parameters! {
         first_sold_product: Vec<Option<i64>>,
         first_sold_quantity: Vec<Option<i64>>,
         first_returned: Vec<Option<i64>>,
+        // The void that reversed a movement first seen in this batch.
+        first_voided_by: Vec<Option<Uuid>>,
         // Units returned in this batch against sales of earlier ones.
         returned_sale: Vec<Uuid>,
         returned_units: Vec<i64>,
+        // Movements of earlier batches voided in this one, and by which void.
+        voided_id: Vec<Uuid>,
+        voided_by: Vec<Uuid>,
         // The last state of every balance changed.
         balance_store: Vec<i64>,
         balance_product: Vec<i64>,
@@ -231,6 +247,7 @@ statement_parameters! {
         in_units: Vec<i64>,
         in_cost: Vec<i64>,
         in_uncosted: Vec<i64>,
+        in_count: Vec<i64>,
         // Removals, adjustments and returns, per movement: the change (`Change`), its
         // reason, units and their value at the average cost (when known).
         change_store: Vec<i64>,
@@ -241,6 +258,7 @@ statement_parameters! {
         change_units: Vec<i64>,
         change_value: Vec<i64>,
         change_uncosted: Vec<i64>,
+        change_count: Vec<i64>,
         // Active alerts the batch ends, per (store, product).
         resolve_store: Vec<i64>,
         resolve_product: Vec<i64>,
@@ -292,6 +310,8 @@ impl<'a> CommitParams<'a> {
             restock: Vec::with_capacity(movements),
             note: Vec::with_capacity(movements),
             original_movement_id: Vec::with_capacity(movements),
+            voids_movement_id: Vec::with_capacity(movements),
+            average_cost_paise: Vec::with_capacity(movements),
             source_partition: Vec::with_capacity(movements),
             source_offset: Vec::with_capacity(movements),
             ..Self::default()
@@ -329,104 +349,13 @@ impl<'a> CommitParams<'a> {
         self.note.push(movement.note.as_deref());
         self.original_movement_id
             .push(movement.original_movement_id);
+        self.voids_movement_id.push(movement.voids_movement_id);
+        self.average_cost_paise.push(match *outcome {
+            Outcome::Applied { average_cost, .. } => average_cost,
+            _ => None,
+        });
         self.source_partition.push(record.partition);
         self.source_offset.push(record.offset);
-    }
-
-    /// A movement's effect on the daily rollups; `average_cost` is its product's after it
-    /// (the same as before it for every kind but a stock-in).
-    fn rollups(
-        &mut self,
-        record: &'a Record,
-        cost_of_goods: Option<i64>,
-        average_cost: Option<i64>,
-    ) {
-        let movement = &record.movement;
-        if let Some(change) = Change::of(movement) {
-            let units = movement.quantity.saturating_abs();
-            self.change_store.push(movement.store_id.get());
-            self.change_product.push(movement.product_id.get());
-            self.change_at.push(movement.occurred_at);
-            self.change.push(change.as_str());
-            self.change_reason.push(movement.reason.as_deref());
-            self.change_units.push(units);
-            // At most 10⁹ units at the average of costs of at most 10⁹ paise.
-            self.change_value
-                .push(average_cost.map_or(0, |cost| cost.saturating_mul(units)));
-            self.change_uncosted
-                .push(if average_cost.is_some() { 0 } else { units });
-        }
-        match movement.kind {
-            MovementKind::Sale | MovementKind::Removal => {
-                let sale = movement.kind == MovementKind::Sale;
-                self.sale_store.push(movement.store_id.get());
-                self.sale_product.push(movement.product_id.get());
-                self.sale_at.push(movement.occurred_at);
-                self.sold.push(if sale { movement.quantity } else { 0 });
-                self.revenue.push(if sale {
-                    record
-                        .unit_price_paise()
-                        .unwrap_or(0)
-                        .saturating_mul(movement.quantity)
-                } else {
-                    0
-                });
-                self.cost.push(cost_of_goods.unwrap_or(0));
-                self.sales.push(i64::from(sale));
-                self.removed.push(if sale { 0 } else { movement.quantity });
-            }
-            MovementKind::StockIn => {
-                self.in_store.push(movement.store_id.get());
-                self.in_supplier
-                    .push(movement.supplier_id.map(|id| id.get()));
-                self.in_product.push(movement.product_id.get());
-                self.in_at.push(movement.occurred_at);
-                self.in_units.push(movement.quantity);
-                let cost = movement
-                    .unit_cost_paise
-                    .map(|cost| cost.saturating_mul(movement.quantity));
-                self.in_cost.push(cost.unwrap_or(0));
-                self.in_uncosted
-                    .push(if cost.is_some() { 0 } else { movement.quantity });
-            }
-            // Returns and adjustments are stock changes only.
-            MovementKind::Return | MovementKind::Adjustment | MovementKind::Unknown => {}
-        }
-    }
-}
-
-/// How a removal, adjustment or return changed a store's stock, as `stock_changes_daily`
-/// records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Removal,
-    AdjustmentDown,
-    AdjustmentUp,
-    ReturnRestocked,
-    /// Returned, not resellable: it never joined sellable stock.
-    ReturnWrittenOff,
-}
-
-impl Change {
-    pub fn of(movement: &StockMovement) -> Option<Self> {
-        Some(match movement.kind {
-            MovementKind::Removal => Self::Removal,
-            MovementKind::Adjustment if movement.quantity < 0 => Self::AdjustmentDown,
-            MovementKind::Adjustment => Self::AdjustmentUp,
-            MovementKind::Return if movement.restock == Some(false) => Self::ReturnWrittenOff,
-            MovementKind::Return => Self::ReturnRestocked,
-            MovementKind::StockIn | MovementKind::Sale | MovementKind::Unknown => return None,
-        })
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Removal => "removal",
-            Self::AdjustmentDown => "adjustment_down",
-            Self::AdjustmentUp => "adjustment_up",
-            Self::ReturnRestocked => "return_restocked",
-            Self::ReturnWrittenOff => "return_written_off",
-        }
     }
 }
 
@@ -439,6 +368,8 @@ pub struct Decided<'a> {
     pub changed: &'a [(&'a Record, Holding)],
     pub alerts: &'a [RaisedAlert<'a>],
     pub progress: &'a [Progress],
+    /// The movements of earlier batches the batch's voids name, from the ledger.
+    pub voided: &'a HashMap<Uuid, Voided>,
 }
 
 /// Writes a decided batch and moves the offsets, all or nothing.
@@ -454,15 +385,38 @@ pub async fn commit(
         changed,
         alerts,
         progress,
+        voided,
     } = *decided;
     let mut params = CommitParams::with_capacity(records.len());
-    // Units returned against each sale: a sale first seen in this batch is written with
-    // them, an earlier one updated.
+    // Units returned against each sale, and the void of each voided movement: a movement
+    // first seen in this batch is written with them, an earlier one updated.
     let mut returned: HashMap<Uuid, i64> = HashMap::new();
+    let mut voids: HashMap<Uuid, Uuid> = HashMap::new();
     for (record, outcome) in records.iter().zip(outcomes) {
         let movement = &record.movement;
-        if let (Outcome::Applied { .. }, Some(sale)) = (outcome, movement.original_movement_id) {
+        if !matches!(outcome, Outcome::Applied { .. }) {
+            continue;
+        }
+        if let Some(sale) = movement.original_movement_id {
             *returned.entry(sale).or_default() += movement.quantity;
+        }
+        if let Some(target) = movement.voids_movement_id {
+            voids.insert(target, movement.movement_id);
+        }
+    }
+    // What the batch's voids reverse, as first counted: in this batch, or from the ledger.
+    let mut reversed: HashMap<Uuid, Counted<'_>> = voided
+        .iter()
+        .filter(|(id, _)| voids.contains_key(id))
+        .map(|(id, row)| (*id, Counted::recorded(row)))
+        .collect();
+    if !voids.is_empty() {
+        for (record, outcome) in records.iter().zip(outcomes) {
+            if voids.contains_key(&record.movement.movement_id)
+                && let Some(counted) = Counted::applied(record, outcome)
+            {
+                reversed.insert(record.movement.movement_id, counted);
+            }
         }
     }
     for (record, outcome) in records.iter().zip(outcomes) {
@@ -488,19 +442,24 @@ pub async fn commit(
             params
                 .first_returned
                 .push(sale.map(|_| returned.remove(&movement.movement_id).unwrap_or(0)));
+            params
+                .first_voided_by
+                .push(voids.remove(&movement.movement_id));
         }
-        if let Outcome::Applied {
-            cost_of_goods,
-            average_cost,
-            ..
-        } = *outcome
-        {
-            params.rollups(record, cost_of_goods, average_cost);
+        if let Some(counted) = Counted::applied(record, outcome) {
+            match movement.voids_movement_id.and_then(|id| reversed.get(&id)) {
+                Some(target) => params.rollups(target, -1),
+                None => params.rollups(&counted, 1),
+            }
         }
     }
     for (sale, units) in returned {
         params.returned_sale.push(sale);
         params.returned_units.push(units);
+    }
+    for (target, void) in voids {
+        params.voided_id.push(target);
+        params.voided_by.push(void);
     }
     for (record, held) in changed {
         params.balance_store.push(record.movement.store_id.get());

@@ -1,0 +1,355 @@
+//! The decision core's properties (`cases`: one behaviour each).
+
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use schemas::SupplierId;
+
+use super::*;
+
+const STORES: i64 = 3;
+const PRODUCTS: i64 = 4;
+
+fn movement(
+    id: u128,
+    store: i64,
+    product: i64,
+    kind: MovementKind,
+    quantity: i64,
+) -> StockMovement {
+    StockMovement {
+        movement_id: Uuid::from_u128(id),
+        store_id: StoreId(store),
+        product_id: ProductId(product),
+        sku: format!("SKU-{product}"),
+        kind,
+        // Every other adjustment takes stock (its quantity carries the sign).
+        quantity: if kind == MovementKind::Adjustment && quantity % 2 == 0 {
+            -quantity
+        } else {
+            quantity
+        },
+        occurred_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+        received_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+        // Every fifth quantity a cash purchase, every seventh without a cost.
+        supplier_id: (kind == MovementKind::StockIn && quantity % 5 != 0).then_some(SupplierId(1)),
+        unit_cost_paise: (kind == MovementKind::StockIn && quantity % 7 != 0)
+            .then_some(100 + quantity % 7),
+        unit_price_paise: (kind == MovementKind::Sale).then_some(150),
+        reason: matches!(kind, MovementKind::Removal | MovementKind::Adjustment)
+            .then(|| "damaged".to_owned()),
+        reference: None,
+        actor: "tester".into(),
+        device_id: None,
+        // Every sixth quantity of a sale or removal was made offline.
+        offline: matches!(kind, MovementKind::Sale | MovementKind::Removal) && quantity % 6 == 0,
+        // Every fourth return is not resellable.
+        restock: (kind == MovementKind::Return && quantity % 4 == 0).then_some(false),
+        note: None,
+        original_movement_id: None,
+        voids_movement_id: None,
+    }
+}
+
+/// Store 1 rejects negative stock, store 2 allows it, store 3 is unknown; product
+/// 4 is unknown; every product has reorder point 5 in store 1.
+fn catalog() -> BatchCatalog {
+    BatchCatalog {
+        stores: HashMap::from([(StoreId(1), Policy::Reject), (StoreId(2), Policy::Allow)]),
+        live_products: (1..PRODUCTS).map(ProductId).collect(),
+        reorder_points: (1..=PRODUCTS)
+            .map(|product| ((StoreId(1), ProductId(product)), 5))
+            .collect(),
+    }
+}
+
+/// Movements over few stores, products and ids, so that duplicates, rejections and
+/// unknown references all happen — returns naming ids that are sales, other movements or
+/// nothing at all among them.
+fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
+    prop::collection::vec(
+        (
+            0u128..40,
+            1..=STORES,
+            1..=PRODUCTS,
+            prop::sample::select(MovementKind::KNOWN),
+            1i64..=20,
+            prop::option::of(0u128..40),
+        )
+            .prop_map(|(id, store, product, kind, quantity, sale)| {
+                let mut movement = movement(id, store, product, kind, quantity);
+                match kind {
+                    MovementKind::Return => {
+                        movement.original_movement_id = sale.map(Uuid::from_u128);
+                    }
+                    // A void names some id (`aimed` makes most of them name an earlier
+                    // movement as it was).
+                    MovementKind::Void => {
+                        movement.voids_movement_id =
+                            Some(Uuid::from_u128(sale.unwrap_or((id + 1) % 40)));
+                    }
+                    _ => {}
+                }
+                movement
+            }),
+        0..120,
+    )
+    .prop_map(aimed)
+}
+
+/// Most voids (those with an even id) made to name the movement before them, with its
+/// store, product and quantity: voided once, twice, or after their target was voided.
+fn aimed(mut batch: Vec<StockMovement>) -> Vec<StockMovement> {
+    for index in 1..batch.len() {
+        let void = &batch[index];
+        if void.kind != MovementKind::Void || void.movement_id.as_u128() % 2 == 1 {
+            continue;
+        }
+        let target = batch[index - 1].clone();
+        let void = &mut batch[index];
+        void.voids_movement_id = Some(target.movement_id);
+        void.store_id = target.store_id;
+        void.product_id = target.product_id;
+        void.quantity = target.quantity.abs();
+    }
+    batch
+}
+
+/// What a duplicate refers back to, without what changes after the first outcome (a
+/// sale's returns so far, a void).
+fn as_first(original: Original) -> Original {
+    Original {
+        sale: original.sale.map(|line| SaleLine {
+            returned: 0,
+            ..line
+        }),
+        voided: false,
+        ..original
+    }
+}
+
+/// What each applied movement changed, a void the reverse of what it voided.
+fn applied_deltas(batch: &[StockMovement], outcomes: &[Outcome]) -> Vec<Option<i64>> {
+    let mut applied: HashMap<Uuid, i64> = HashMap::new();
+    batch
+        .iter()
+        .zip(outcomes)
+        .map(|(movement, outcome)| {
+            let Outcome::Applied { .. } = outcome else {
+                return None;
+            };
+            let delta = match movement.voids_movement_id {
+                Some(voided) if movement.kind == MovementKind::Void => -applied[&voided],
+                _ => movement.delta(),
+            };
+            applied.insert(movement.movement_id, delta);
+            Some(delta)
+        })
+        .collect()
+}
+
+fn total(balances: &Balances) -> HashMap<(StoreId, ProductId), i64> {
+    balances
+        .iter()
+        .flat_map(|(store, holdings)| {
+            holdings
+                .iter()
+                .map(|(product, held)| ((*store, *product), held.quantity))
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn balances_are_the_sum_of_applied_deltas_and_only_offline_movements_go_below_zero_under_reject(
+        batch in movements()
+    ) {
+        let mut balances = Balances::new();
+        let outcomes = decide(&mut balances, &mut HashMap::new(), &catalog(), &batch);
+        let deltas = applied_deltas(&batch, &outcomes);
+        let mut expected: HashMap<(StoreId, ProductId), i64> = HashMap::new();
+        for ((movement, outcome), delta) in batch.iter().zip(&outcomes).zip(deltas) {
+            match outcome {
+                Outcome::Applied { balance_after, alert, .. } => {
+                    let delta = delta.unwrap_or_default();
+                    let sum = expected.entry((movement.store_id, movement.product_id)).or_default();
+                    let before = *sum;
+                    *sum += delta;
+                    prop_assert_eq!(*sum, *balance_after);
+                    // Under `reject`, only a movement made offline takes more than the book
+                    // holds, and each says so.
+                    let short = movement.store_id == StoreId(1)
+                        && delta < 0
+                        && *balance_after < 0;
+                    if short {
+                        prop_assert!(movement.offline, "{movement:?} from {before}");
+                    }
+                    prop_assert_eq!(short, *alert == Some(AlertKind::PhantomStock));
+                }
+                Outcome::Rejected { reason: RejectReason::InsufficientStock, .. } => {
+                    prop_assert!(!movement.offline, "an offline movement is never short");
+                }
+                _ => {}
+            }
+        }
+        for (key, quantity) in total(&balances) {
+            prop_assert_eq!(expected.get(&key).copied().unwrap_or_default(), quantity);
+        }
+    }
+
+    #[test]
+    fn replaying_any_prefix_changes_nothing(batch in movements(), cut in 0usize..120) {
+        let catalog = catalog();
+        let mut balances = Balances::new();
+        let mut seen = HashMap::new();
+        let outcomes = decide(&mut balances, &mut seen, &catalog, &batch);
+        let after = total(&balances);
+        let prefix = &batch[..cut.min(batch.len())];
+        let replayed = decide(&mut balances, &mut seen, &catalog, prefix);
+        prop_assert_eq!(total(&balances), after);
+        for (movement, outcome) in prefix.iter().zip(&replayed) {
+            // The first movement of that id in the first pass, and its outcome.
+            let (first, first_outcome) = batch
+                .iter()
+                .zip(&outcomes)
+                .find(|(first, _)| first.movement_id == movement.movement_id)
+                .ok_or_else(|| TestCaseError::fail("no first movement"))?;
+            let same = first.store_id == movement.store_id
+                && first.fingerprint() == movement.fingerprint();
+            match outcome {
+                Outcome::Duplicate(original) if same => {
+                    prop_assert_eq!(Some(as_first(*original)), first_outcome.original(first));
+                }
+                Outcome::Conflict if !same => {}
+                _ => return Err(TestCaseError::fail(format!("{outcome:?} on replay"))),
+            }
+        }
+    }
+
+    #[test]
+    fn a_reused_id_is_a_duplicate_only_for_the_same_movement_of_the_same_store(batch in movements()) {
+        let outcomes = decide(&mut Balances::new(), &mut HashMap::new(), &catalog(), &batch);
+        for (index, (movement, outcome)) in batch.iter().zip(&outcomes).enumerate() {
+            let first = batch[..index].iter().find(|m| m.movement_id == movement.movement_id);
+            match (first, outcome) {
+                (None, Outcome::Applied { .. } | Outcome::Rejected { .. }) => {}
+                (Some(first), Outcome::Duplicate(original)) => {
+                    prop_assert_eq!(first.store_id, movement.store_id);
+                    prop_assert_eq!(first.fingerprint(), movement.fingerprint());
+                    prop_assert_eq!(original.store_id, movement.store_id);
+                }
+                (Some(first), Outcome::Conflict) => prop_assert!(
+                    first.store_id != movement.store_id
+                        || first.fingerprint() != movement.fingerprint()
+                ),
+                _ => return Err(TestCaseError::fail(format!("{outcome:?} at {index}"))),
+            }
+        }
+    }
+
+    #[test]
+    fn a_return_naming_a_sale_takes_back_at_most_what_that_sale_sold(batch in movements()) {
+        let mut seen = HashMap::new();
+        let outcomes = decide(&mut Balances::new(), &mut seen, &catalog(), &batch);
+        let mut sold: HashMap<Uuid, (&StockMovement, i64)> = HashMap::new();
+        for (movement, outcome) in batch.iter().zip(&outcomes) {
+            let applied = matches!(outcome, Outcome::Applied { .. });
+            match (movement.kind, movement.original_movement_id) {
+                (MovementKind::Sale, _) if applied => {
+                    sold.insert(movement.movement_id, (movement, 0));
+                }
+                (MovementKind::Return, Some(id)) if applied => {
+                    let (sale, returned) = sold
+                        .get_mut(&id)
+                        .ok_or_else(|| TestCaseError::fail(format!("{movement:?} names no sale")))?;
+                    prop_assert_eq!(
+                        (sale.store_id, sale.product_id),
+                        (movement.store_id, movement.product_id)
+                    );
+                    *returned += movement.quantity;
+                    prop_assert!(*returned <= sale.quantity, "{movement:?} returns too much");
+                }
+                (MovementKind::Return, Some(id)) => {
+                    let fits = sold.get(&id).is_some_and(|(sale, returned)| {
+                        (sale.store_id, sale.product_id) == (movement.store_id, movement.product_id)
+                            && returned + movement.quantity <= sale.quantity
+                    });
+                    // Refused for its sale, or a duplicate, a conflict or an unknown store
+                    // or product like any other movement.
+                    let for_its_sale = matches!(
+                        outcome,
+                        Outcome::Rejected {
+                            reason: RejectReason::UnknownSale | RejectReason::ReturnExceedsSale,
+                            ..
+                        }
+                    );
+                    prop_assert!(!fits || !for_its_sale, "{movement:?}: {outcome:?}");
+                }
+                _ => {}
+            }
+        }
+        for (id, (_, returned)) in &sold {
+            prop_assert_eq!(seen[id].sale.map(|line| line.returned), Some(*returned));
+        }
+    }
+
+    #[test]
+    fn a_movement_is_voided_at_most_once_and_only_as_it_was_applied(batch in movements()) {
+        let mut seen = HashMap::new();
+        let outcomes = decide(&mut Balances::new(), &mut seen, &catalog(), &batch);
+        let mut applied: HashMap<Uuid, &StockMovement> = HashMap::new();
+        let mut voided: HashMap<Uuid, Uuid> = HashMap::new();
+        for (movement, outcome) in batch.iter().zip(&outcomes) {
+            let is_applied = matches!(outcome, Outcome::Applied { .. });
+            if movement.kind != MovementKind::Void {
+                if is_applied {
+                    applied.insert(movement.movement_id, movement);
+                }
+                continue;
+            }
+            let Some(target_id) = movement.voids_movement_id else { continue };
+            let target = applied.get(&target_id).filter(|t| t.store_id == movement.store_id);
+            let expected = match target {
+                None => Some(RejectReason::UnknownMovement),
+                Some(target) if target.product_id != movement.product_id
+                    || target.quantity.abs() != movement.quantity => Some(RejectReason::VoidMismatch),
+                Some(_) if voided.contains_key(&target_id) => Some(RejectReason::AlreadyVoided),
+                Some(_) => None,
+            };
+            match (outcome, expected) {
+                (Outcome::Applied { .. }, None) => {
+                    voided.insert(target_id, movement.movement_id);
+                }
+                (Outcome::Rejected { reason, .. }, Some(expected)) => {
+                    // A movement of the id that was not applied (rejected, or a void) is
+                    // not voidable, whatever else.
+                    prop_assert!(*reason == expected || *reason == RejectReason::NotVoidable,
+                        "{movement:?}: {reason:?}, expected {expected:?}");
+                }
+                // Short under `reject`, a duplicate, a conflict, an unknown store or product.
+                (Outcome::Rejected { reason, .. }, None) => prop_assert!(matches!(
+                    reason,
+                    RejectReason::InsufficientStock | RejectReason::UnknownStore | RejectReason::UnknownProduct
+                ), "{movement:?}: {reason:?}"),
+                (Outcome::Duplicate(_) | Outcome::Conflict, _) => {}
+                (other, expected) => {
+                    return Err(TestCaseError::fail(format!("{movement:?}: {other:?}, expected {expected:?}")));
+                }
+            }
+        }
+        for (target, _) in voided {
+            prop_assert!(seen[&target].voided);
+        }
+    }
+
+    #[test]
+    fn the_same_batch_from_the_same_state_gets_the_same_outcomes(batch in movements()) {
+        // What a replay after a crash does: the state is reloaded as committed before
+        // the batch, and the whole batch is decided again.
+        let catalog = catalog();
+        let first = decide(&mut Balances::new(), &mut HashMap::new(), &catalog, &batch);
+        let again = decide(&mut Balances::new(), &mut HashMap::new(), &catalog, &batch);
+        prop_assert_eq!(first, again);
+    }
+}
+
+mod cases;
