@@ -15,11 +15,10 @@ use service_kit::problem::responses::{InvalidParameter, NoSuchStore, NotModified
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{RangeParams, ReportsForbidden, rollups};
+use super::{RangeParams, ReportsForbidden, named, rollups};
 use crate::ReadState;
 use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::etag;
-use crate::view::Catalog;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -262,12 +261,4 @@ pub async fn returns(
         rows,
     };
     etag::respond(&headers, &report, None)
-}
-
-/// A product's SKU and name, when the row is a product's and the catalog knows it.
-fn named(catalog: &Catalog, product: Option<i64>) -> (Option<String>, Option<String>) {
-    match product.and_then(|id| catalog.products.get(&id)) {
-        Some(meta) => (Some(meta.sku.to_string()), Some(meta.name.to_string())),
-        None => (None, None),
-    }
 }

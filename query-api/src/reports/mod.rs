@@ -19,6 +19,7 @@ use utoipa::{IntoParams, IntoResponses};
 use crate::ReadState;
 use crate::consistency::ConsistencyParams;
 use crate::inventory::require_store;
+use crate::view::Catalog;
 
 /// The longest range a report covers.
 const MAX_DAYS: i64 = 366;
@@ -94,6 +95,14 @@ impl RangeParams {
             .fetch_optional(pool)
             .await?
             .ok_or_else(|| ApiError::not_found("store", store))
+    }
+}
+
+/// A product's SKU and name, when the row is a product's and the catalog knows it.
+fn named(catalog: &Catalog, product: Option<i64>) -> (Option<String>, Option<String>) {
+    match product.and_then(|id| catalog.products.get(&id)) {
+        Some(meta) => (Some(meta.sku.to_string()), Some(meta.name.to_string())),
+        None => (None, None),
     }
 }
 

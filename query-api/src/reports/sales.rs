@@ -13,7 +13,7 @@ use service_kit::problem::{ApiError, Problem};
 use service_kit::query::Query;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{RangeParams, ReportsForbidden, rollups};
+use super::{RangeParams, ReportsForbidden, named, rollups};
 use crate::ReadState;
 use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::etag;
@@ -140,10 +140,7 @@ pub async fn sales(
         let catalog = state.view.read();
         for row in &mut rows {
             totals.add(&row.figures);
-            if let Some(meta) = row.product_id.and_then(|id| catalog.products.get(&id)) {
-                row.sku = Some(meta.sku.to_string());
-                row.name = Some(meta.name.to_string());
-            }
+            (row.sku, row.name) = named(&catalog, row.product_id);
         }
     }
     let report = SalesReport {

@@ -2,6 +2,26 @@
 
 use super::*;
 
+/// Each outcome's balance when applied, its reason when rejected.
+fn applied_or_rejected(outcomes: &[Outcome]) -> Vec<Result<i64, RejectReason>> {
+    applied_or_rejected_with(outcomes)
+        .into_iter()
+        .map(|answer| answer.map_err(|(reason, _)| reason))
+        .collect()
+}
+
+/// Each outcome's balance when applied, its reason and available quantity when rejected.
+fn applied_or_rejected_with(outcomes: &[Outcome]) -> Vec<Result<i64, (RejectReason, Option<i64>)>> {
+    outcomes
+        .iter()
+        .map(|outcome| match *outcome {
+            Outcome::Applied { balance_after, .. } => Ok(balance_after),
+            Outcome::Rejected { reason, available } => Err((reason, available)),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 #[test]
 fn a_sale_beyond_the_balance_is_rejected_with_the_available_quantity() {
     let mut balances = Balances::new();
@@ -102,14 +122,7 @@ fn returns_and_adjustments_move_sellable_stock_by_what_they_say() {
             movement(6, 1, 1, MovementKind::Adjustment, 20),
         ],
     );
-    let balances: Vec<_> = outcomes
-        .iter()
-        .map(|outcome| match *outcome {
-            Outcome::Applied { balance_after, .. } => Ok(balance_after),
-            Outcome::Rejected { reason, .. } => Err(reason),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let balances = applied_or_rejected(&outcomes);
     assert_eq!(
         balances,
         [
@@ -155,14 +168,7 @@ fn a_return_naming_its_sale_takes_back_at_most_what_the_sale_sold() {
             returning(12, 1, 1, 1, 99),
         ],
     );
-    let answers: Vec<_> = outcomes
-        .iter()
-        .map(|outcome| match *outcome {
-            Outcome::Applied { balance_after, .. } => Ok(balance_after),
-            Outcome::Rejected { reason, available } => Err((reason, available)),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let answers: Vec<_> = applied_or_rejected_with(&outcomes);
     let unknown = Err((RejectReason::UnknownSale, None));
     assert_eq!(
         answers,
@@ -209,14 +215,7 @@ fn a_void_reverses_its_movement_once_and_follows_the_policy() {
             void(10, 1, 10, 1),
         ],
     );
-    let answers: Vec<_> = outcomes
-        .iter()
-        .map(|outcome| match *outcome {
-            Outcome::Applied { balance_after, .. } => Ok(balance_after),
-            Outcome::Rejected { reason, .. } => Err(reason),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let answers = applied_or_rejected(&outcomes);
     assert_eq!(
         answers,
         [
