@@ -72,6 +72,7 @@ pub fn movement(
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 
@@ -359,6 +360,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
                 processors::decide::Holding {
                     quantity: product,
                     average_cost: Some(1_800),
+                    counted_at: None,
                 },
             );
         }

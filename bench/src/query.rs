@@ -153,6 +153,7 @@ fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 

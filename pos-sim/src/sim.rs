@@ -1,7 +1,7 @@
 //! The traffic: stores open with a stock-in of every product from a supplier, then sell —
 //! a few products most (popularity is skewed), now and then remove damaged stock, take a
 //! customer's return (naming the sale it came from when the store sold the product lately),
-//! void a sale rung up by mistake, adjust the book, restock what runs low (one restock in five bought
+//! void a sale rung up by mistake, count a shelf, adjust the book, restock what runs low (one restock in five bought
 //! for cash), retry a sale (the same `movement_id` again: a duplicate), and some tills go
 //! offline and sync their sales later as one batch (marked `offline`).
 //!
@@ -109,6 +109,8 @@ struct Store {
     /// The latest applied sales (id, product, units sold, units not yet returned), which
     /// returns name and voids undo.
     sales: std::collections::VecDeque<(Uuid, i64, i64, i64)>,
+    /// When each product was last counted: a movement that occurred before is superseded.
+    counted: HashMap<i64, chrono::DateTime<Utc>>,
 }
 
 impl Store {
@@ -194,6 +196,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
             stock,
             offline: Vec::new(),
             sales: Default::default(),
+            counted: HashMap::new(),
         });
     }
     owned.retain(|stores| !stores.is_empty());
@@ -456,6 +459,20 @@ impl Worker {
             }
             return Action::Send(back, false);
         }
+        // Now and then someone counts the shelf: it holds the book less what offline tills
+        // sold and have not synced yet (those sales, synced later, are superseded).
+        if rng.random_bool(0.005) {
+            let kept: i64 = self.stores[index]
+                .offline
+                .iter()
+                .filter(|sale| sale["product_id"] == product)
+                .filter_map(|sale| sale["quantity"].as_i64())
+                .sum();
+            let count = json!({"movement_id": Uuid::new_v4(), "store_id": store, "product_id": product,
+                "kind": "count", "quantity": (stock - kept).max(0), "occurred_at": Utc::now(),
+                "device_id": "backoffice"});
+            return Action::Send(count, false);
+        }
         // Now and then the manager undoes the store's last sale (rung up by mistake).
         if rng.random_bool(0.005)
             && let Some(&(sale, sold, quantity, _)) = self.stores[index].sales.back()
@@ -557,6 +574,24 @@ impl Worker {
         };
         let product = body["product_id"].as_i64().unwrap_or_default();
         let quantity = body["quantity"].as_i64().unwrap_or_default();
+        let occurred_at = body["occurred_at"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+        // The product's latest count saw the shelf after a movement that occurred before it.
+        if let (Some(at), Some(counted)) = (occurred_at, store.counted.get(&product))
+            && at <= *counted
+        {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if body["kind"] == "count" {
+            // Counted now: nothing occurred after it yet.
+            store.stock.insert(product, quantity);
+            if let Some(at) = occurred_at {
+                store.counted.insert(product, at.to_utc());
+            }
+            return;
+        }
         let stock = store.stock.entry(product).or_insert(0);
         // What the kind does to sellable stock; under `reject` a live movement may not take
         // more than there is.

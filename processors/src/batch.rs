@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rdkafka::message::{Message, OwnedMessage};
-use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
+use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -46,15 +46,18 @@ pub(crate) struct Decoded {
 }
 
 impl Decoded {
-    /// Whether a void of the batch names a movement of `pending` (the batch in flight):
-    /// its row must be in the ledger before this batch is decided.
-    pub(crate) fn voids_any_of(&self, pending: &Seen) -> bool {
-        self.records.iter().any(|record| {
-            record
-                .movement
-                .voids_movement_id
-                .is_some_and(|id| pending.contains_key(&id))
-        })
+    /// Whether the batch must be decided on a ledger that holds `pending` (the batch in
+    /// flight): a void of one of its movements reverses its row, and a count takes the
+    /// book as of its time from the ledger.
+    pub(crate) fn waits_for(&self, pending: &Seen) -> bool {
+        !pending.is_empty()
+            && self.records.iter().any(|record| {
+                let movement = &record.movement;
+                movement.kind == MovementKind::Count
+                    || movement
+                        .voids_movement_id
+                        .is_some_and(|id| pending.contains_key(&id))
+            })
     }
 }
 
@@ -143,6 +146,21 @@ impl Preparer {
         ids.dedup();
         let voided_ids: Vec<Uuid> =
             unique_ids(records.iter().filter_map(|r| r.movement.voids_movement_id));
+        // Once each (a resent count is in the batch twice).
+        let counts: Vec<(Uuid, i64, i64, DateTime<Utc>)> = records
+            .iter()
+            .map(|r| &r.movement)
+            .filter(|m| m.kind == MovementKind::Count)
+            .map(|m| {
+                (
+                    m.movement_id,
+                    (m.store_id.get(), m.product_id.get(), m.occurred_at),
+                )
+            })
+            .collect::<HashMap<_, _>>()
+            .into_iter()
+            .map(|(id, (store, product, at))| (id, store, product, at))
+            .collect();
         let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
         let products: Vec<i64> = unique(records.iter().map(|r| r.movement.product_id.get()));
         let pairs: HashSet<(StoreId, ProductId)> = records
@@ -157,14 +175,16 @@ impl Preparer {
         let since = state
             .settings_read
             .map(|at| at - service_kit::postgres::CHANGE_OVERLAP);
-        let (mut seen, mut catalog, stored, settings, (read_at, changes), voided) = tokio::try_join!(
+        let (mut seen, mut catalog, stored, settings, (read_at, changes), voided, later) = tokio::try_join!(
             ledger::seen(&self.pool, &ids),
             ledger::catalog(&self.pool, &stores, &products),
             ledger::balances(&self.pool, &missing),
             ledger::settings(&self.pool, &missing),
             ledger::settings_changed(&self.pool, since),
             ledger::voided(&self.pool, &voided_ids),
+            ledger::later_changes(&self.pool, &counts),
         )?;
+        catalog.later_changes = later;
         for (id, row) in &voided {
             if let Some(original) = seen.get_mut(id) {
                 original.effect = Some(decide::Effect::of(&row.movement));
@@ -288,6 +308,7 @@ mod tests {
         let mut records = vec![sale, priced, rejected];
         let applied = decide::Outcome::Applied {
             balance_after: 0,
+            delta: 0,
             average_cost: None,
             cost_of_goods: None,
             alert: None,

@@ -220,9 +220,10 @@ impl Processor {
             let partitions: Vec<i32> = batch.keys().copied().collect();
             let spans = isolation::spans(&batch);
             let decoded = preparer.decode(state, batch);
-            // A void of a movement the batch in flight decided waits for that batch: what it
-            // reverses is read from the ledger. (Voids are rare; the pipeline stalls once.)
-            if decoded.voids_any_of(&pending)
+            // A void of a movement the batch in flight decided, or a count, waits for that
+            // batch: what they need is read from the ledger. (Both are rare; the pipeline
+            // stalls once each.)
+            if decoded.waits_for(&pending)
                 && let Some(flight) = in_flight.take()
             {
                 pending.clear();

@@ -23,13 +23,20 @@ pub fn changed_balances<'a>(
             ..
         } = *outcome
         {
-            let holding = Holding {
+            let movement = &record.movement;
+            let mut holding = Holding {
                 quantity: balance_after,
                 average_cost,
+                // Only a count moves it: written as the latest of the stored and this.
+                counted_at: (movement.kind == schemas::MovementKind::Count)
+                    .then_some(movement.occurred_at),
             };
-            let key = (record.movement.store_id, record.movement.product_id);
+            let key = (movement.store_id, movement.product_id);
             match index.get(&key) {
-                Some(&at) => changed[at] = (record, holding),
+                Some(&at) => {
+                    holding.counted_at = holding.counted_at.max(changed[at].1.counted_at);
+                    changed[at] = (record, holding);
+                }
                 None => {
                     index.insert(key, changed.len());
                     changed.push((record, holding));

@@ -65,6 +65,7 @@ mod test_support {
                 note: None,
                 original_movement_id: None,
                 voids_movement_id: None,
+                count_id: None,
             },
             store_price_paise: None,
         }

@@ -146,6 +146,7 @@ pub fn ledger_entry(record: &Record, outcome: &Outcome) -> LedgerEntry {
         reject_reason: recorded.reject_reason.map(str::to_owned),
         available_quantity: recorded.available_quantity,
         balance_after: recorded.balance_after,
+        stock_change: recorded.stock_change,
         original_status: recorded.original_status.map(str::to_owned),
         recorded_at: record.recorded_at,
         source_partition: record.partition,

@@ -116,6 +116,7 @@ impl State {
                 Holding {
                     quantity: row.quantity,
                     average_cost: row.average_unit_cost_paise,
+                    counted_at: row.counted_at,
                 },
             );
             loaded.entry(store).or_default().push((

@@ -67,6 +67,12 @@ pub struct LedgerRow {
     pub original_movement_id: Option<Uuid>,
     /// A void's: the movement it reverses.
     pub voids_movement_id: Option<Uuid>,
+    /// A count's: the stock-take it belongs to.
+    pub count_id: Option<Uuid>,
+    /// Applied: what it changed in sellable stock (a count: its variance, counted less the
+    /// book as of its time).
+    #[sqlx(rename = "delta")]
+    pub stock_change: Option<i64>,
     pub reference: Option<String>,
     /// A sale or removal made while its till was offline (or received long after it
     /// occurred): never rejected for want of stock.
@@ -79,8 +85,8 @@ pub struct LedgerRow {
 const LEDGER_COLUMNS: &str = "id, movement_id, store_id, product_id, sku, kind, quantity, status, \
     reject_reason, available_quantity, balance_after, original_status, occurred_at, received_at, \
     recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-    reference, offline, restock, note, original_movement_id, voids_movement_id, source_partition, \
-    source_offset";
+    reference, offline, restock, note, original_movement_id, voids_movement_id, count_id, delta, \
+    source_partition, source_offset";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -91,6 +97,7 @@ pub enum MovementKind {
     Return,
     Adjustment,
     Void,
+    Count,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

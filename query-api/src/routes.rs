@@ -31,7 +31,7 @@ use crate::{
         (name = "users", description = "Users (admin only; changes are in ingest) and who am I (anyone)"),
         (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
         (name = "movements", description = "The ledger: every movement's outcome"),
-        (name = "reports", description = "Stock summary and valuation (current balances); sales, supplier sourcing, shrinkage and returns (daily rollups, local days); and stock across the network"),
+        (name = "reports", description = "Stock summary and valuation (current balances); sales, supplier sourcing, shrinkage and returns (daily rollups, local days), counts and their variances (the ledger's count lines); and stock across the network"),
         (name = "purchase-orders", description = "Orders from stores to suppliers, open orders per supplier and reorder suggestions (changes are in ingest)"),
         (name = "alerts", description = "Low-stock and out-of-stock alerts"),
         (name = "audit", description = "Who changed what in master data and users (admin only)")
@@ -77,6 +77,7 @@ pub fn api(
                 .routes(routes!(reports::sourcing::sourcing))
                 .routes(routes!(reports::changes::shrinkage))
                 .routes(routes!(reports::changes::returns))
+                .routes(routes!(reports::changes::counts))
                 .routes(routes!(network::products))
                 .routes(routes!(network::categories))
                 .routes(routes!(alerts::list_alerts))

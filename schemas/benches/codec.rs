@@ -32,6 +32,7 @@ fn sale() -> StockMovement {
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn main() -> std::io::Result<()> {
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     };
     let stock_in = StockMovement {
         kind: MovementKind::StockIn,
@@ -53,6 +54,7 @@ fn main() -> std::io::Result<()> {
         reject_reason: Some("insufficient_stock".into()),
         available_quantity: Some(1),
         balance_after: None,
+        stock_change: None,
         original_status: None,
         recorded_at: at,
         source_partition: 4,

@@ -111,6 +111,7 @@ avro_enum!(
         Return = "RETURN" / "return",
         Adjustment = "ADJUSTMENT" / "adjustment",
         Void = "VOID" / "void",
+        Count = "COUNT" / "count",
     }
 );
 
@@ -164,6 +165,8 @@ pub struct StockMovement {
     pub original_movement_id: Option<Uuid>,
     /// A void's: the movement whose effect it reverses.
     pub voids_movement_id: Option<Uuid>,
+    /// A count's: the stock-take it belongs to (one `occurred_at` for all its lines).
+    pub count_id: Option<Uuid>,
 }
 
 impl AvroRecord for StockMovement {
@@ -175,7 +178,7 @@ impl AvroRecord for StockMovement {
     earlier_schemas!(STOCK_MOVEMENT_HISTORY);
 
     fn to_avro(&self) -> Value {
-        Value::Record(self.avro_fields(20))
+        Value::Record(self.avro_fields(21))
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
@@ -192,13 +195,17 @@ impl StockMovement {
     /// What the movement does to sellable stock: a stock-in and a resellable return add
     /// their quantity, a sale and a removal take it, an adjustment adds its signed quantity,
     /// a return not resellable and an unknown kind change nothing. A void's change is the
-    /// reverse of its voided movement's, which the movement alone does not tell: 0 here.
+    /// reverse of its voided movement's, a count's the difference between what it counted
+    /// and the book as of its time — which the movement alone does not tell: 0 here.
     pub fn delta(&self) -> i64 {
         match self.kind {
             MovementKind::StockIn | MovementKind::Adjustment => self.quantity,
             MovementKind::Return if self.restock != Some(false) => self.quantity,
             MovementKind::Sale | MovementKind::Removal => -self.quantity,
-            MovementKind::Return | MovementKind::Void | MovementKind::Unknown => 0,
+            MovementKind::Return
+            | MovementKind::Void
+            | MovementKind::Count
+            | MovementKind::Unknown => 0,
         }
     }
 
@@ -208,7 +215,8 @@ impl StockMovement {
     /// when the client omits it), the time received, the actor, the device and whether it
     /// came while offline (a resend after the till reconnects arrives late) may differ
     /// between a movement and its resend. A return's `restock`, a `note`, a return's
-    /// `original_movement_id` and a void's `voids_movement_id` follow, each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
+    /// `original_movement_id`, a void's `voids_movement_id` and a count's `count_id` follow,
+    /// each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
     /// a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
     pub fn fingerprint(&self) -> i64 {
@@ -247,6 +255,9 @@ impl StockMovement {
         if let Some(voided) = self.voids_movement_id {
             BodyWriter(bytes).uuid(voided);
         }
+        if let Some(count) = self.count_id {
+            BodyWriter(bytes).uuid(count);
+        }
     }
 
     /// The movement's fields in schema order, straight to Avro binary (the hot path of
@@ -272,7 +283,8 @@ impl StockMovement {
             .optional_boolean(self.restock)
             .optional_string(self.note.as_deref())
             .optional_uuid(self.original_movement_id)
-            .optional_uuid(self.voids_movement_id);
+            .optional_uuid(self.voids_movement_id)
+            .optional_uuid(self.count_id);
     }
 
     /// The movement's fields in schema order; `capacity` leaves room for a record that
@@ -321,6 +333,7 @@ impl StockMovement {
                 "voids_movement_id".into(),
                 optional_uuid(self.voids_movement_id),
             ),
+            ("count_id".into(), optional_uuid(self.count_id)),
         ]);
         fields
     }
@@ -347,6 +360,7 @@ impl StockMovement {
             note: fields.optional_string("note")?,
             original_movement_id: fields.optional_uuid("original_movement_id")?,
             voids_movement_id: fields.optional_uuid("voids_movement_id")?,
+            count_id: fields.optional_uuid("count_id")?,
         })
     }
 }
@@ -360,6 +374,9 @@ pub struct LedgerEntry {
     pub reject_reason: Option<String>,
     pub available_quantity: Option<i64>,
     pub balance_after: Option<i64>,
+    /// For APPLIED: what it changed in sellable stock (a count: its variance, counted less
+    /// the book as of its time; a void: the reverse of its movement's change).
+    pub stock_change: Option<i64>,
     pub original_status: Option<String>,
     pub recorded_at: DateTime<Utc>,
     pub source_partition: i32,
@@ -375,7 +392,7 @@ impl AvroRecord for LedgerEntry {
     earlier_schemas!(LEDGER_ENTRY_HISTORY);
 
     fn to_avro(&self) -> Value {
-        let mut fields = self.movement.avro_fields(28);
+        let mut fields = self.movement.avro_fields(30);
         fields.extend([
             ("status".into(), self.status.to_avro()),
             (
@@ -387,6 +404,7 @@ impl AvroRecord for LedgerEntry {
                 optional_long(self.available_quantity),
             ),
             ("balance_after".into(), optional_long(self.balance_after)),
+            ("stock_change".into(), optional_long(self.stock_change)),
             (
                 "original_status".into(),
                 optional_string(self.original_status.as_deref()),
@@ -406,6 +424,7 @@ impl AvroRecord for LedgerEntry {
             .optional_string(self.reject_reason.as_deref())
             .optional_long(self.available_quantity)
             .optional_long(self.balance_after)
+            .optional_long(self.stock_change)
             .optional_string(self.original_status.as_deref())
             .timestamp(self.recorded_at)
             .long(i64::from(self.source_partition))
@@ -421,6 +440,7 @@ impl AvroRecord for LedgerEntry {
             reject_reason: fields.optional_string("reject_reason")?,
             available_quantity: fields.optional_long("available_quantity")?,
             balance_after: fields.optional_long("balance_after")?,
+            stock_change: fields.optional_long("stock_change")?,
             original_status: fields.optional_string("original_status")?,
             recorded_at: fields.timestamp("recorded_at")?,
             source_partition: fields.int("source_partition")?,

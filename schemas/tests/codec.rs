@@ -44,6 +44,7 @@ fn sale() -> StockMovement {
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 
@@ -65,6 +66,7 @@ fn every_record_type_round_trips_through_single_object_encoding() {
         reject_reason: Some("insufficient_stock".into()),
         available_quantity: Some(1),
         balance_after: None,
+        stock_change: None,
         original_status: None,
         recorded_at: at(1_790_000_004),
         source_partition: 5,
@@ -215,6 +217,7 @@ fn a_current_reader_reads_movements_written_by_an_older_schema() {
                 "note",
                 "original_movement_id",
                 "voids_movement_id",
+                "count_id",
             ],
         ),
     );
@@ -265,7 +268,7 @@ fn a_current_reader_reads_movements_written_by_a_newer_schema() {
     if let Value::Record(fields) = &mut newer {
         for (name, value) in fields.iter_mut() {
             if name == "kind" {
-                *value = Value::Enum(7, "TRANSFER_OUT".into());
+                *value = Value::Enum(8, "TRANSFER_OUT".into());
             }
         }
     }
@@ -293,6 +296,7 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
                     "note",
                     "original_movement_id",
                     "voids_movement_id",
+                    "count_id",
                 ],
             ),
         );
@@ -312,6 +316,7 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
         reject_reason: None,
         available_quantity: None,
         balance_after: Some(-3),
+        stock_change: Some(-4),
         original_status: None,
         recorded_at: at(1_790_000_005),
         source_partition: 2,
@@ -328,12 +333,15 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
                     "note",
                     "original_movement_id",
                     "voids_movement_id",
+                    "count_id",
+                    "stock_change",
                 ],
             ),
         );
         let read = LedgerEntry::decode(&bytes).unwrap();
         assert!(!read.movement.offline);
         assert_eq!(read.balance_after, Some(-3));
+        assert_eq!(read.stock_change, None, "added since: its default");
     }
     // An alert of a kind the earlier schema knew reads as itself.
     let alert = StockAlert {
@@ -384,7 +392,7 @@ fn an_earlier_alert_reader_reads_a_phantom_stock_alert_as_unknown() {
 }
 
 /// A reader of the earlier movement schema meets the kinds added since (`RETURN`,
-/// `ADJUSTMENT`, `VOID`) as `UNKNOWN`, its default, and skips the fields added since.
+/// `ADJUSTMENT`, `VOID`, `COUNT`) as `UNKNOWN`, its default, and skips the fields added since.
 #[test]
 fn an_earlier_movement_reader_reads_the_new_kinds_as_unknown() {
     let earlier = Schema::parse_str(schemas::events::STOCK_MOVEMENT_HISTORY[0]).unwrap();
@@ -497,6 +505,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
             prop::option::of(arbitrary_text()),
             prop::option::of(any::<u128>()),
             prop::option::of(any::<u128>()),
+            prop::option::of(any::<u128>()),
         ),
     )
         .prop_map(
@@ -505,7 +514,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 (kind, quantity, occurred_at, received_at),
                 (supplier, cost, price, reason),
                 (reference, actor, device_id, offline),
-                (restock, note, original, voided),
+                (restock, note, original, voided, count),
             )| StockMovement {
                 movement_id: Uuid::from_u128(id),
                 store_id: StoreId(store),
@@ -527,6 +536,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 note,
                 original_movement_id: original.map(Uuid::from_u128),
                 voids_movement_id: voided.map(Uuid::from_u128),
+                count_id: count.map(Uuid::from_u128),
             },
         )
 }
@@ -562,6 +572,7 @@ proptest! {
             reject_reason: texts.0,
             available_quantity,
             balance_after,
+            stock_change: balance_after,
             original_status: texts.1,
             recorded_at,
             source_partition,

@@ -45,6 +45,7 @@ fn movement(store: i64, sequence: i64) -> StockMovement {
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 

@@ -277,6 +277,7 @@ pub fn line(movement: &StockMovement) -> Value {
         "note": movement.note,
         "original_movement_id": movement.original_movement_id,
         "voids_movement_id": movement.voids_movement_id,
+        "count_id": movement.count_id,
     })
 }
 

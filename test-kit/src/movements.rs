@@ -13,7 +13,8 @@ use crate::*;
 /// A deterministic stream of movements over the seeded catalog: stock-ins (some without a
 /// supplier or a cost), sales larger than stock, removals, offline sales and removals,
 /// returns (some naming the sale they take back from), adjustments, voids of the store's
-/// movement before them, and repeats of earlier ids (a retrying POS).
+/// movement before them, counts (occurring, like everything, in any order), and repeats of
+/// earlier ids (a retrying POS).
 pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
     let mut random = seed.max(1);
     let mut next = move |bound: u64| {
@@ -71,8 +72,19 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
             note: None,
             original_movement_id: None,
             voids_movement_id: None,
+            count_id: None,
         };
         more_kinds(&mut movement);
+        // Counts are of the stream's first hours: one before it all (every movement after
+        // it is applied on top), a stock-take half an hour in (the few that occurred
+        // earlier and arrive after it are superseded).
+        if movement.kind == MovementKind::Count {
+            movement.occurred_at = start
+                + match movement.count_id {
+                    Some(_) => chrono::Duration::minutes(30),
+                    None => chrono::Duration::minutes(-1),
+                };
+        }
         // A resellable return names the store's last sale of the product, when there is
         // one: whether that sale was applied, and what it may still take back, is the
         // processors' to decide.
@@ -120,14 +132,21 @@ fn more_kinds(movement: &mut StockMovement) {
         (MovementKind::StockIn, 13 | 26 | 39) => {
             Some((MovementKind::Adjustment, None, Some("found")))
         }
+        (MovementKind::StockIn, 17 | 34) => Some((MovementKind::Count, None, None)),
         _ => None,
     };
     let Some((kind, restock, reason)) = becomes else {
         return;
     };
-    if movement.kind == MovementKind::Removal {
+    match (movement.kind, kind) {
         // Counted short: the adjustment takes stock.
-        movement.quantity = -movement.quantity;
+        (MovementKind::Removal, _) => movement.quantity = -movement.quantity,
+        // The shelf held a third of it; the larger counts are one stock-take's lines.
+        (_, MovementKind::Count) => {
+            movement.count_id = (movement.quantity == 34).then(|| Uuid::from_u128(0x5700c7a4e));
+            movement.quantity /= 3;
+        }
+        _ => {}
     }
     movement.kind = kind;
     movement.restock = restock;

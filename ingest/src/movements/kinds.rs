@@ -18,14 +18,17 @@ pub const ADJUSTMENT_REASONS: &[&str] = &[
 /// Why returned goods are not resellable.
 pub const RETURN_REASONS: &[&str] = &["damaged", "expired", "defective", "other"];
 /// Every kind a request may name, as the API spells it.
-pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return`, `adjustment` or `void`";
+pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return`, `adjustment`, `void` or `count`";
 const MAX_TEXT: usize = 100;
 
 /// Checks the fields that depend on `kind` (already known to be one of [`KINDS`]).
 pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest) {
-    use MovementKind::{Adjustment, Removal, Return, Sale, StockIn, Void};
-    // An adjustment's quantity carries its sign; every other kind's is positive.
-    if kind == Adjustment {
+    use MovementKind::{Adjustment, Count, Removal, Return, Sale, StockIn, Void};
+    // An adjustment's quantity carries its sign; a count's may be 0 (an empty shelf); every
+    // other kind's is positive.
+    if kind == Count {
+        checks.range("quantity", Some(request.quantity), 0..=MAX_QUANTITY, "");
+    } else if kind == Adjustment {
         if request.quantity == 0 {
             checks.fail("quantity", "zero", "an adjustment moves stock: not 0");
         }
@@ -83,7 +86,12 @@ pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest)
     field(
         "note",
         request.note.is_some(),
-        optional_for(matches!(kind, Return | Adjustment | Void)),
+        optional_for(matches!(kind, Return | Adjustment | Void | Count)),
+    );
+    field(
+        "count_id",
+        request.count_id.is_some(),
+        optional_for(kind == Count),
     );
     field(
         "original_movement_id",

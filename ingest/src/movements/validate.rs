@@ -30,11 +30,13 @@ pub struct MovementRequest {
     pub product_id: Option<i64>,
     pub sku: Option<String>,
     /// `stock_in`, `sale`, `removal`, `return` (a customer brings goods back),
-    /// `adjustment` (a signed correction of the book) or `void` (an earlier movement undone).
+    /// `adjustment` (a signed correction of the book), `void` (an earlier movement undone) or
+    /// `count` (what the shelf held).
     #[schema(example = "sale")]
     pub kind: String,
     /// In the product's unit (pieces, grams, millilitres): positive, the kind giving the
-    /// sign — except an adjustment's, which carries its own (never 0).
+    /// sign — except an adjustment's, which carries its own (never 0), and a count's, what
+    /// the shelf held (0 or more).
     #[schema(example = 2)]
     pub quantity: i64,
     /// When it happened on the device (RFC 3339); default now. Not more than a few minutes
@@ -67,7 +69,7 @@ pub struct MovementRequest {
     /// Return only: `false` when the goods are not resellable — recorded, sellable stock
     /// unchanged (give a `reason`). Default `true`: back on the shelf.
     pub restock: Option<bool>,
-    /// Return, adjustment or void: a free note (up to 100 characters).
+    /// Return, adjustment, void or count: a free note (up to 100 characters).
     pub note: Option<String>,
     /// Return only: the `movement_id` of the sale the goods were bought in. The processors
     /// reject a return of more than that sale sold, less its earlier returns
@@ -83,6 +85,13 @@ pub struct MovementRequest {
     /// (`already_voided`); a void taking stock below zero follows the store's
     /// negative-stock policy.
     pub voids_movement_id: Option<Uuid>,
+    /// Count only: the stock-take the line belongs to (send every line of one with the same
+    /// `occurred_at`). A count says the shelf held `quantity` (0 or more) at `occurred_at`:
+    /// the balance becomes that as of then (the variance, counted less the book as of then,
+    /// is recorded and reported); movements that occurred later stay applied on top, and one
+    /// that occurred before the product's latest count but arrives after it is rejected
+    /// `superseded_by_count`.
+    pub count_id: Option<Uuid>,
 }
 
 impl MovementRequest {
@@ -246,6 +255,7 @@ impl Validator<'_> {
             note: request.note,
             original_movement_id: request.original_movement_id,
             voids_movement_id: request.voids_movement_id,
+            count_id: request.count_id,
         })
     }
 }

@@ -367,6 +367,7 @@ impl Unpublished {
             note: None,
             original_movement_id: None,
             voids_movement_id: None,
+            count_id: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use schemas::{AlertKind, LedgerStatus, MovementKind, ProductId, StockMovement, StoreId};
 use uuid::Uuid;
 
@@ -38,6 +39,8 @@ pub struct Holding {
     pub quantity: i64,
     /// Moving-average cost per unit, in paise, over the stock-ins that carried a cost.
     pub average_cost: Option<i64>,
+    /// When the product was last counted: a movement that occurred before is superseded.
+    pub counted_at: Option<DateTime<Utc>>,
 }
 
 /// The balances a processor holds: store → product → holding.
@@ -62,6 +65,8 @@ pub enum RejectReason {
     VoidMismatch,
     /// The movement a void names was voided already.
     AlreadyVoided,
+    /// It occurred before the product's latest count, which saw the shelf after it.
+    SupersededByCount,
 }
 
 impl RejectReason {
@@ -77,6 +82,7 @@ impl RejectReason {
             Self::NotVoidable => "not_voidable",
             Self::VoidMismatch => "void_mismatch",
             Self::AlreadyVoided => "already_voided",
+            Self::SupersededByCount => "superseded_by_count",
         }
     }
 
@@ -92,6 +98,7 @@ impl RejectReason {
             Self::NotVoidable,
             Self::VoidMismatch,
             Self::AlreadyVoided,
+            Self::SupersededByCount,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == text)
@@ -171,6 +178,8 @@ pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
 pub enum Outcome {
     Applied {
         balance_after: i64,
+        /// What it changed in sellable stock (a count: its variance).
+        delta: i64,
         average_cost: Option<i64>,
         /// A sale's cost of goods at the moving-average cost before it.
         cost_of_goods: Option<i64>,
@@ -201,16 +210,22 @@ impl Outcome {
     /// What the ledger, its topic and the outcome notice record beside the status.
     pub const fn recorded(&self) -> Recorded {
         match *self {
-            Self::Applied { balance_after, .. } => Recorded {
+            Self::Applied {
+                balance_after,
+                delta,
+                ..
+            } => Recorded {
                 reject_reason: None,
                 available_quantity: None,
                 balance_after: Some(balance_after),
+                stock_change: Some(delta),
                 original_status: None,
             },
             Self::Rejected { reason, available } => Recorded {
                 reject_reason: Some(reason.as_str()),
                 available_quantity: available,
                 balance_after: None,
+                stock_change: None,
                 original_status: None,
             },
             Self::Duplicate(original) => Recorded {
@@ -220,12 +235,14 @@ impl Outcome {
                 },
                 available_quantity: None,
                 balance_after: original.balance_after,
+                stock_change: None,
                 original_status: Some(original.status.as_str()),
             },
             Self::Conflict => Recorded {
                 reject_reason: Some(IDEMPOTENCY_KEY_REUSED),
                 available_quantity: None,
                 balance_after: None,
+                stock_change: None,
                 original_status: None,
             },
         }
@@ -267,6 +284,8 @@ pub struct Recorded {
     pub reject_reason: Option<&'static str>,
     pub available_quantity: Option<i64>,
     pub balance_after: Option<i64>,
+    /// What an applied movement changed in sellable stock.
+    pub stock_change: Option<i64>,
     pub original_status: Option<&'static str>,
 }
 
@@ -277,6 +296,10 @@ pub struct BatchCatalog {
     pub stores: HashMap<StoreId, Policy>,
     pub live_products: HashSet<ProductId>,
     pub reorder_points: HashMap<(StoreId, ProductId), i64>,
+    /// For each count of the batch: what the applied movements of its product that
+    /// occurred after it changed, as the ledger holds them before the batch (the batch's
+    /// own are added as it is decided).
+    pub later_changes: HashMap<Uuid, i64>,
 }
 
 /// Why a record cannot be decided at all (it goes to the dead-letter topic).
@@ -286,9 +309,11 @@ pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
         MovementKind::Void if movement.voids_movement_id.is_none() => {
             Some("void_without_voids_movement_id")
         }
-        // An adjustment's quantity carries its sign.
+        // An adjustment's quantity carries its sign; a count's may be 0.
         MovementKind::Adjustment if movement.quantity == 0 => Some("zero_quantity"),
         MovementKind::Adjustment => None,
+        MovementKind::Count if movement.quantity < 0 => Some("negative_count"),
+        MovementKind::Count => None,
         _ if movement.quantity <= 0 => Some("non_positive_quantity"),
         _ => None,
     }
@@ -305,6 +330,8 @@ pub fn decide<'a>(
     catalog: &BatchCatalog,
     movements: impl IntoIterator<Item = &'a StockMovement>,
 ) -> Vec<Outcome> {
+    let movements: Vec<&StockMovement> = movements.into_iter().collect();
+    let mut batch = Applied::tracking(movements.iter().any(|m| m.kind == MovementKind::Count));
     movements
         .into_iter()
         .map(|movement| {
@@ -318,11 +345,22 @@ pub fn decide<'a>(
             let outcome = match reference(seen, movement) {
                 Err(rejected) => rejected,
                 Ok(reference) => {
-                    let delta = match reference {
-                        Reference::Voids(_, effect) => -effect.delta,
-                        _ => movement.delta(),
+                    let change = match reference {
+                        Reference::Voids(_, effect) => Change::By(-effect.delta),
+                        _ if movement.kind == MovementKind::Count => Change::Counted {
+                            later: catalog
+                                .later_changes
+                                .get(&movement.movement_id)
+                                .copied()
+                                .unwrap_or(0)
+                                .saturating_add(batch.later(movement)),
+                        },
+                        _ => Change::By(movement.delta()),
                     };
-                    let outcome = decide_one(balances, catalog, movement, delta);
+                    let outcome = decide_one(balances, catalog, movement, change);
+                    if let Outcome::Applied { delta, .. } = outcome {
+                        batch.applied(movement, delta);
+                    }
                     if matches!(outcome, Outcome::Applied { .. }) {
                         match reference {
                             Reference::Sale(id) => {
@@ -351,12 +389,58 @@ pub fn decide<'a>(
         .collect()
 }
 
-/// Decides one movement that changes its product's stock by `delta`.
+/// What a movement changes in its product's stock.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    By(i64),
+    /// A count: the shelf held its quantity at its time, and the movements that occurred
+    /// later (already applied) changed the book by `later` since.
+    Counted {
+        later: i64,
+    },
+}
+
+/// The movements of a batch applied so far, by store and product, with when they occurred
+/// and what they changed: kept only for a batch with counts.
+struct Applied(Option<HashMap<(StoreId, ProductId), Changes>>);
+
+/// When each movement occurred and what it changed.
+type Changes = Vec<(DateTime<Utc>, i64)>;
+
+impl Applied {
+    fn tracking(on: bool) -> Self {
+        Self(on.then(HashMap::new))
+    }
+
+    fn applied(&mut self, movement: &StockMovement, delta: i64) {
+        if let Some(applied) = &mut self.0 {
+            applied
+                .entry((movement.store_id, movement.product_id))
+                .or_default()
+                .push((movement.occurred_at, delta));
+        }
+    }
+
+    /// What the batch's movements of the count's product that occurred after it changed.
+    fn later(&self, count: &StockMovement) -> i64 {
+        self.0
+            .as_ref()
+            .and_then(|applied| applied.get(&(count.store_id, count.product_id)))
+            .map_or(0, |changes| {
+                changes
+                    .iter()
+                    .filter(|(at, _)| *at > count.occurred_at)
+                    .fold(0, |sum: i64, (_, delta)| sum.saturating_add(*delta))
+            })
+    }
+}
+
+/// Decides one movement that changes its product's stock as `change` says.
 fn decide_one(
     balances: &mut Balances,
     catalog: &BatchCatalog,
     movement: &StockMovement,
-    delta: i64,
+    change: Change,
 ) -> Outcome {
     let rejected = |reason, available| Outcome::Rejected { reason, available };
     let Some(&policy) = catalog.stores.get(&movement.store_id) else {
@@ -368,14 +452,33 @@ fn decide_one(
     let holdings = balances.entry(movement.store_id).or_default();
     let previous = holdings.get(&movement.product_id).copied();
     let held = previous.unwrap_or_default();
-    let Some(quantity) = held.quantity.checked_add(delta) else {
+    // The latest count saw the shelf after this movement.
+    if held
+        .counted_at
+        .is_some_and(|counted| movement.occurred_at <= counted)
+    {
+        return rejected(RejectReason::SupersededByCount, None);
+    }
+    // A count's change is its variance: what it counted less the book as of its time (the
+    // book now less what later movements changed).
+    let delta = match change {
+        Change::By(delta) => Some(delta),
+        Change::Counted { later } => held
+            .quantity
+            .checked_sub(later)
+            .and_then(|then| movement.quantity.checked_sub(then)),
+    };
+    let Some((delta, quantity)) =
+        delta.and_then(|delta| Some((delta, held.quantity.checked_add(delta)?)))
+    else {
         return rejected(RejectReason::BalanceOverflow, None);
     };
     // Taking more than the book holds is refused under `reject` — unless it already
     // happened: a sale or removal made while the till was offline is applied, and says the
     // book was wrong.
+    // A count is what the shelf held: never refused.
     let short = delta < 0 && quantity < 0 && policy == Policy::Reject;
-    if short && !movement.offline {
+    if short && !movement.offline && movement.kind != MovementKind::Count {
         return rejected(RejectReason::InsufficientStock, Some(held.quantity.max(0)));
     }
     let average_cost = match (movement.kind, movement.unit_cost_paise) {
@@ -406,10 +509,16 @@ fn decide_one(
         Holding {
             quantity,
             average_cost,
+            counted_at: if movement.kind == MovementKind::Count {
+                Some(movement.occurred_at)
+            } else {
+                held.counted_at
+            },
         },
     );
     Outcome::Applied {
         balance_after: quantity,
+        delta,
         average_cost,
         cost_of_goods,
         alert,

@@ -52,7 +52,8 @@ pub(super) fn reference(
                 Some(effect) if voided.status == LedgerStatus::Applied => effect,
                 _ => return rejected(RejectReason::NotVoidable, None),
             };
-            if effect.kind == MovementKind::Void {
+            // A void is not undone, nor is a count (count again).
+            if matches!(effect.kind, MovementKind::Void | MovementKind::Count) {
                 rejected(RejectReason::NotVoidable, None)
             } else if effect.product_id != movement.product_id
                 || effect.quantity.unsigned_abs() != movement.quantity.unsigned_abs()

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use schemas::StockMovement;
 
 pub use reads::{
-    Setting, SettingChange, Stored, StoredBalance, balances, catalog, seen, settings,
-    settings_changed, stored_offsets,
+    Setting, SettingChange, Stored, StoredBalance, balances, catalog, later_changes, seen,
+    settings, settings_changed, stored_offsets,
 };
 pub use replay::{LedgerRow, Voided, ledger_rows, outputs_of, voided};
 pub use write::{Decided, commit};

@@ -64,6 +64,36 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
         .collect())
 }
 
+/// For each count `(id, store, product, occurred_at)`: what the applied movements of its
+/// product that occurred after it changed, as the ledger holds them (rows from before the
+/// ledger kept `delta`: their kind's change). One range of the store's movements by time.
+pub async fn later_changes(
+    pool: &PgPool,
+    counts: &[(Uuid, i64, i64, DateTime<Utc>)],
+) -> sqlx::Result<HashMap<Uuid, i64>> {
+    if counts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT u.id, COALESCE(sum(COALESCE(m.delta, CASE \
+             WHEN m.kind IN ('stock_in', 'adjustment') THEN m.quantity \
+             WHEN m.kind = 'return' AND m.restock IS NOT FALSE THEN m.quantity \
+             WHEN m.kind IN ('sale', 'removal') THEN -m.quantity ELSE 0 END)), 0)::int8 \
+         FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::timestamptz[]) \
+           AS u(id, store_id, product_id, at) \
+         LEFT JOIN movements m ON m.store_id = u.store_id AND m.occurred_at > u.at \
+           AND m.product_id = u.product_id AND m.status = 'applied' \
+         GROUP BY u.id",
+    )
+    .bind(counts.iter().map(|count| count.0).collect::<Vec<_>>())
+    .bind(counts.iter().map(|count| count.1).collect::<Vec<_>>())
+    .bind(counts.iter().map(|count| count.2).collect::<Vec<_>>())
+    .bind(counts.iter().map(|count| count.3).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The live stores (with their policy) and live products among these. Reorder points and
 /// selling prices are held in memory with the stores' balances (see [`settings`] and
 /// [`settings_changed`]).
@@ -199,6 +229,7 @@ pub struct StoredBalance {
     pub average_unit_cost_paise: Option<i64>,
     pub last_movement_id: Uuid,
     pub updated_at: DateTime<Utc>,
+    pub counted_at: Option<DateTime<Utc>>,
 }
 
 /// Every balance of these stores.
@@ -208,7 +239,7 @@ pub async fn balances(pool: &PgPool, stores: &[i64]) -> sqlx::Result<Vec<StoredB
     }
     sqlx::query_as(
         "SELECT b.store_id, b.product_id, b.quantity, b.average_unit_cost_paise, b.last_movement_id, \
-           b.updated_at FROM UNNEST($1::int8[]) AS u(store_id) JOIN balances b USING (store_id)",
+           b.updated_at, b.counted_at FROM UNNEST($1::int8[]) AS u(store_id) JOIN balances b USING (store_id)",
     )
     .bind(stores)
     .fetch_all(pool)

@@ -41,6 +41,9 @@ pub struct LedgerRow {
     note: Option<String>,
     original_movement_id: Option<Uuid>,
     voids_movement_id: Option<Uuid>,
+    count_id: Option<Uuid>,
+    /// What it changed in sellable stock (NULL before counts: then its kind's change).
+    delta: Option<i64>,
     /// Read only where a void needs it (not republished).
     #[sqlx(default)]
     average_cost_paise: Option<i64>,
@@ -72,11 +75,13 @@ impl LedgerRow {
                 note: self.note,
                 original_movement_id: self.original_movement_id,
                 voids_movement_id: self.voids_movement_id,
+                count_id: self.count_id,
             },
             status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
             reject_reason: self.reject_reason,
             available_quantity: self.available_quantity,
             balance_after: self.balance_after,
+            stock_change: self.delta,
             original_status: self.original_status,
             recorded_at: self.recorded_at,
             source_partition: self.source_partition,
@@ -117,7 +122,8 @@ pub async fn voided(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, V
            m.reject_reason, m.available_quantity, m.balance_after, m.original_status, \
            m.occurred_at, m.received_at, m.recorded_at, m.actor, m.device_id, m.supplier_id, \
            m.unit_cost_paise, m.unit_price_paise, m.reason, m.reference, m.offline, m.restock, \
-           m.note, m.original_movement_id, m.voids_movement_id, m.average_cost_paise, \
+           m.note, m.original_movement_id, m.voids_movement_id, m.count_id, m.delta, \
+           m.average_cost_paise, \
            m.source_partition, m.source_offset \
          FROM UNNEST($1::uuid[]) AS u(movement_id) \
          JOIN movement_ids i USING (movement_id) \
@@ -145,8 +151,8 @@ pub async fn ledger_rows(
         "SELECT movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason, \
            available_quantity, balance_after, original_status, occurred_at, received_at, \
            recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-           reference, offline, restock, note, original_movement_id, voids_movement_id, \
-           source_partition, source_offset \
+           reference, offline, restock, note, original_movement_id, voids_movement_id, count_id, \
+           delta, source_partition, source_offset \
          FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
          ORDER BY source_offset LIMIT $4",
     )

@@ -1,6 +1,7 @@
-//! Stock that changed other than by sales and stock-ins, over local days, from its daily
-//! rollup: shrinkage (what the store lost or found, by reason or product) and customers'
-//! returns by product.
+//! Stock that changed other than by sales and stock-ins, over local days: shrinkage (what
+//! the store lost or found, by reason or product) and customers' returns by product from
+//! their daily rollup, and the store's counts with their variances from the ledger's count
+//! lines (their own index).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -38,18 +39,18 @@ pub struct ShrinkageParams {
 /// What a store lost and found, valued at the moving-average cost when it happened.
 #[derive(Debug, Default, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ShrinkageFigures {
-    /// Units removed, adjusted down, or returned by customers and written off (not
-    /// resellable).
+    /// Units removed, adjusted down, counted short, or returned by customers and written
+    /// off (not resellable).
     pub units_lost: Total,
     pub value_lost_paise: Total,
-    /// Units adjusted up (found).
+    /// Units adjusted up (found) or counted over the book.
     pub units_found: Total,
     pub value_found_paise: Total,
     /// `value_lost_paise − value_found_paise`.
     pub net_value_lost_paise: Total,
     /// Units lost or found whose cost was unknown: the values leave them out.
     pub units_without_cost: Total,
-    /// Removals, adjustments and written-off returns.
+    /// Removals, adjustments, counts with a variance and written-off returns.
     pub movements: i64,
 }
 
@@ -68,7 +69,7 @@ impl ShrinkageFigures {
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ShrinkageRow {
     /// For `group_by=reason`: `damaged`, `expired`, `lost`, `theft`, `found`, `correction`,
-    /// `defective` or `other`.
+    /// `defective`, `other`, or `count` (count variances).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For `group_by=product`.
@@ -95,14 +96,17 @@ pub struct ShrinkageReport {
     pub rows: Vec<ShrinkageRow>,
 }
 
-/// The changes that lose (or find) stock; a restocked return is neither.
+/// The changes that lose (or find: adjustments and counts up) stock; a restocked return
+/// is neither.
 const SHRINKAGE_FIGURES: &str = "\
-    COALESCE(SUM(units) FILTER (WHERE change <> 'adjustment_up'), 0) AS units_lost, \
-    COALESCE(SUM(value_paise) FILTER (WHERE change <> 'adjustment_up'), 0) AS value_lost_paise, \
-    COALESCE(SUM(units) FILTER (WHERE change = 'adjustment_up'), 0) AS units_found, \
-    COALESCE(SUM(value_paise) FILTER (WHERE change = 'adjustment_up'), 0) AS value_found_paise, \
-    COALESCE(SUM(CASE WHEN change = 'adjustment_up' THEN -value_paise ELSE value_paise END), 0) \
-      AS net_value_lost_paise, \
+    COALESCE(SUM(units) FILTER (WHERE change NOT IN ('adjustment_up', 'count_up')), 0) AS units_lost, \
+    COALESCE(SUM(value_paise) FILTER (WHERE change NOT IN ('adjustment_up', 'count_up')), 0) \
+      AS value_lost_paise, \
+    COALESCE(SUM(units) FILTER (WHERE change IN ('adjustment_up', 'count_up')), 0) AS units_found, \
+    COALESCE(SUM(value_paise) FILTER (WHERE change IN ('adjustment_up', 'count_up')), 0) \
+      AS value_found_paise, \
+    COALESCE(SUM(CASE WHEN change IN ('adjustment_up', 'count_up') THEN -value_paise \
+      ELSE value_paise END), 0) AS net_value_lost_paise, \
     COALESCE(SUM(units_without_cost), 0) AS units_without_cost, \
     COALESCE(SUM(movements), 0)::bigint AS movements";
 
@@ -258,6 +262,93 @@ pub async fn returns(
         from,
         to,
         totals,
+        rows,
+    };
+    etag::respond(&headers, &report, None)
+}
+
+/// One count of a store: a stock-take's lines (one `count_id`), or a single line.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct CountRow {
+    /// The stock-take; absent for a count sent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_id: Option<uuid::Uuid>,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// Products counted (lines applied).
+    pub products: i64,
+    /// Of those, the ones the book had wrong.
+    pub products_with_variance: i64,
+    /// Units counted over the book (as of the count's time), and short of it.
+    pub units_over: Total,
+    pub units_short: Total,
+    /// The variance at the moving-average cost: over less short.
+    pub variance_value_paise: Total,
+    /// Lines refused because a later count of their product came first.
+    pub superseded: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountsReport {
+    pub store_id: i64,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Newest first.
+    pub rows: Vec<CountRow>,
+}
+
+/// A store's counts over local days, each with its variance: what the shelf held against
+/// what the book said as of then.
+#[utoipa::path(get, path = "/v1/stores/{id}/reports/counts", tag = "reports",
+    params(("id" = i64, Path, description = "Store id"), RangeParams, ConsistencyParams), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report, with an `ETag`", body = CountsReport),
+        NotModified,
+        InvalidParameter,
+        ReportsForbidden,
+        NoSuchStore,
+        NotYetConsistent,
+    ))]
+#[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
+pub async fn counts(
+    State(state): State<ReadState>,
+    principal: Principal,
+    Path(store): Path<i64>,
+    Query(range): Query<RangeParams>,
+    Query(consistency): Query<ConsistencyParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (from, to, pool) = rollups(&state, &principal, store, &range, &consistency).await?;
+    // The store's count lines only (their own index), between its local midnights.
+    let rows: Vec<CountRow> = sqlx::query_as(
+        "SELECT m.count_id, min(m.occurred_at) AS occurred_at, \
+                count(*) FILTER (WHERE m.status = 'applied') AS products, \
+                count(*) FILTER (WHERE m.status = 'applied' AND m.delta <> 0) \
+                  AS products_with_variance, \
+                COALESCE(sum(m.delta) FILTER (WHERE m.status = 'applied' AND m.delta > 0), 0) \
+                  AS units_over, \
+                COALESCE(-sum(m.delta) FILTER (WHERE m.status = 'applied' AND m.delta < 0), 0) \
+                  AS units_short, \
+                COALESCE(sum(m.delta::numeric * m.average_cost_paise) \
+                  FILTER (WHERE m.status = 'applied'), 0) AS variance_value_paise, \
+                count(*) FILTER (WHERE m.reject_reason = 'superseded_by_count') AS superseded \
+         FROM movements m \
+         WHERE m.store_id = $1 AND m.kind = 'count' AND m.status IN ('applied', 'rejected') \
+           AND m.occurred_at >= (SELECT $2::date::timestamp AT TIME ZONE timezone \
+                                 FROM stores WHERE id = $1) \
+           AND m.occurred_at < (SELECT ($3::date + 1)::timestamp AT TIME ZONE timezone \
+                                FROM stores WHERE id = $1) \
+         GROUP BY COALESCE(m.count_id, m.movement_id), m.count_id \
+         ORDER BY min(m.occurred_at) DESC, m.count_id",
+    )
+    .bind(store)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    let report = CountsReport {
+        store_id: store,
+        from,
+        to,
         rows,
     };
     etag::respond(&headers, &report, None)

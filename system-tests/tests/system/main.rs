@@ -5,6 +5,7 @@
 mod bounds;
 mod broker_loss;
 mod contract;
+mod counts;
 mod deploy;
 mod network;
 mod pipeline;

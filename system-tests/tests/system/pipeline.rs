@@ -439,8 +439,13 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
         .read("/v1/movements?status=rejected&store_id=1&kind=sale", &admin)
         .await;
     for row in rejected["items"].as_array().unwrap() {
-        assert_eq!(row["reject_reason"], "insufficient_stock");
-        assert!(row["available_quantity"].as_i64().unwrap() < int(&row["quantity"]));
+        // Short, or sold before a count that came first.
+        match row["reject_reason"].as_str() {
+            Some("insufficient_stock") => {
+                assert!(row["available_quantity"].as_i64().unwrap() < int(&row["quantity"]))
+            }
+            reason => assert_eq!(reason, Some("superseded_by_count"), "{row}"),
+        }
     }
 
     // The same answers from Postgres: with Redis emptied, and with Redis unreachable.

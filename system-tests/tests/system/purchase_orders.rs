@@ -48,6 +48,7 @@ fn stock_in(product: i64, quantity: i64, cost: i64) -> StockMovement {
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 

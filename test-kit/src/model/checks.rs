@@ -165,6 +165,7 @@ pub fn actual_by_store(
             "not_voidable" => "not_voidable",
             "void_mismatch" => "void_mismatch",
             "already_voided" => "already_voided",
+            "superseded_by_count" => "superseded_by_count",
             _ => "unexpected",
         }
     }

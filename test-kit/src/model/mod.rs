@@ -43,6 +43,10 @@ pub struct Model {
     firsts: HashMap<Uuid, (i64, Option<Counted>)>,
     /// Movements a void reversed.
     voided: std::collections::HashSet<Uuid>,
+    /// Per (store, product): when each applied movement occurred and what it changed, and
+    /// when the product was last counted.
+    applied: HashMap<(i64, i64), Vec<(chrono::DateTime<chrono::Utc>, i64)>>,
+    counted: HashMap<(i64, i64), chrono::DateTime<chrono::Utc>>,
 }
 
 /// An applied movement as the rollups count it.
@@ -132,7 +136,9 @@ impl Model {
                 Some((first_store, _)) if *first_store != store => Err("unknown_movement"),
                 None => Err("unknown_movement"),
                 Some((_, None)) => Err("not_voidable"),
-                Some((_, Some(counted))) if counted.kind == MovementKind::Void => {
+                Some((_, Some(counted)))
+                    if matches!(counted.kind, MovementKind::Void | MovementKind::Count) =>
+                {
                     Err("not_voidable")
                 }
                 Some((_, Some(counted)))
@@ -149,15 +155,35 @@ impl Model {
                 Err(reason) => return rejected(reason),
             }
         }
+        // The product's latest count saw the shelf after a movement that occurred before it.
+        if self
+            .counted
+            .get(&(store, product))
+            .is_some_and(|counted| movement.occurred_at <= *counted)
+        {
+            return rejected("superseded_by_count");
+        }
         let existed = self.balances.contains_key(&(store, product));
         let (quantity, average) = self
             .balances
             .get(&(store, product))
             .copied()
             .unwrap_or((0, None));
-        // What the kind does to sellable stock; a void, the reverse of what it voids.
+        // What the kind does to sellable stock; a void, the reverse of what it voids; a
+        // count, what it counted less the book as of its time (the book now less what the
+        // movements that occurred later changed).
         let change = match (movement.kind, &voids) {
             (MovementKind::Void, Some((_, counted))) => -counted.change,
+            (MovementKind::Count, _) => {
+                let later: i64 = self.applied.get(&(store, product)).map_or(0, |applied| {
+                    applied
+                        .iter()
+                        .filter(|(at, _)| *at > movement.occurred_at)
+                        .map(|(_, change)| change)
+                        .sum()
+                });
+                movement.quantity - (quantity - later)
+            }
             (MovementKind::StockIn | MovementKind::Adjustment, _) => movement.quantity,
             (MovementKind::Return, _) if movement.restock == Some(false) => 0,
             (MovementKind::Return, _) => movement.quantity,
@@ -167,7 +193,7 @@ impl Model {
         // Under `reject` a live movement may not take more than the book holds; one made
         // offline already happened: it is applied, and says the book was wrong.
         let short = change < 0 && after < 0 && policy == "reject";
-        if short && !movement.offline {
+        if short && !movement.offline && movement.kind != MovementKind::Count {
             return rejected("insufficient_stock");
         }
         let day = movement
@@ -209,6 +235,13 @@ impl Model {
         }
         self.firsts
             .insert(movement.movement_id, (store, Some(counted)));
+        self.applied
+            .entry((store, product))
+            .or_default()
+            .push((movement.occurred_at, change));
+        if movement.kind == MovementKind::Count {
+            self.counted.insert((store, product), movement.occurred_at);
+        }
         let point = (store == 1).then_some(REORDER_POINT);
         let level = |quantity: i64| {
             if quantity <= 0 {
@@ -292,6 +325,8 @@ impl Model {
             _ => {}
         }
         let change = match kind {
+            MovementKind::Count if counted.change < 0 => Some("count_down"),
+            MovementKind::Count if counted.change > 0 => Some("count_up"),
             MovementKind::Removal => Some("removal"),
             MovementKind::Adjustment if quantity < 0 => Some("adjustment_down"),
             MovementKind::Adjustment => Some("adjustment_up"),
@@ -300,10 +335,14 @@ impl Model {
             _ => None,
         };
         if let Some(change) = change {
-            let units = quantity.abs() * sign;
+            // A count's units are its variance, its reason `count`.
+            let (units, reason) = match kind {
+                MovementKind::Count => (counted.change.abs() * sign, Some("count".to_owned())),
+                _ => (quantity.abs() * sign, counted.reason.clone()),
+            };
             let entry = self
                 .changes
-                .entry((store, day, change, counted.reason.clone(), product))
+                .entry((store, day, change, reason, product))
                 .or_default();
             entry.0 += units;
             match counted.average {

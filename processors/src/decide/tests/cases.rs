@@ -236,6 +236,57 @@ fn a_void_reverses_its_movement_once_and_follows_the_policy() {
 }
 
 #[test]
+fn a_count_holds_as_of_its_time_under_later_movements_and_supersedes_earlier_ones() {
+    let at = |id: u128, kind: MovementKind, quantity: i64, hour: u32| {
+        let mut movement = movement(id, 1, 1, kind, quantity);
+        movement.occurred_at = Utc.with_ymd_and_hms(2027, 1, 15, hour, 0, 0).unwrap();
+        movement.offline = false;
+        movement
+    };
+    let mut late = at(4, MovementKind::Sale, 1, 10);
+    late.occurred_at += chrono::Duration::minutes(30);
+    let outcomes = decide(
+        &mut Balances::new(),
+        &mut HashMap::new(),
+        &catalog(),
+        &[
+            at(1, MovementKind::StockIn, 10, 10),
+            at(2, MovementKind::Sale, 3, 12),
+            // Counted 5 at 11:00, when the book held 10: the sale at noon stays applied.
+            at(3, MovementKind::Count, 5, 11),
+            // Sold at 10:30, synced after the count, which saw the shelf after it.
+            late,
+            at(5, MovementKind::Sale, 1, 13),
+            // An older count, arriving after the newer one.
+            at(6, MovementKind::Count, 4, 9),
+        ],
+    );
+    let changes: Vec<_> = outcomes
+        .iter()
+        .map(|outcome| match *outcome {
+            Outcome::Applied {
+                balance_after,
+                delta,
+                ..
+            } => Ok((balance_after, delta)),
+            Outcome::Rejected { reason, .. } => Err(reason),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            Ok((10, 10)),
+            Ok((7, -3)),
+            Ok((2, -5)),
+            Err(RejectReason::SupersededByCount),
+            Ok((1, -1)),
+            Err(RejectReason::SupersededByCount),
+        ]
+    );
+}
+
+#[test]
 fn a_resend_may_differ_in_time_actor_and_device_but_not_in_what_it_moves() {
     let original = movement(1, 1, 1, MovementKind::StockIn, 3);
     let mut resend = original.clone();

@@ -47,6 +47,7 @@ fn movement(
         note: None,
         original_movement_id: None,
         voids_movement_id: None,
+        count_id: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn movement(
 /// 4 is unknown; every product has reorder point 5 in store 1.
 fn catalog() -> BatchCatalog {
     BatchCatalog {
+        later_changes: HashMap::new(),
         stores: HashMap::from([(StoreId(1), Policy::Reject), (StoreId(2), Policy::Allow)]),
         live_products: (1..PRODUCTS).map(ProductId).collect(),
         reorder_points: (1..=PRODUCTS)
@@ -64,7 +66,8 @@ fn catalog() -> BatchCatalog {
 
 /// Movements over few stores, products and ids, so that duplicates, rejections and
 /// unknown references all happen — returns naming ids that are sales, other movements or
-/// nothing at all among them.
+/// nothing at all among them — occurring within a few hours in any order, so that counts
+/// meet movements that occurred after them and ones that occurred before.
 fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
     prop::collection::vec(
         (
@@ -74,9 +77,15 @@ fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
             prop::sample::select(MovementKind::KNOWN),
             1i64..=20,
             prop::option::of(0u128..40),
+            0i64..240,
         )
-            .prop_map(|(id, store, product, kind, quantity, sale)| {
+            .prop_map(|(id, store, product, kind, quantity, sale, minutes)| {
                 let mut movement = movement(id, store, product, kind, quantity);
+                movement.occurred_at += chrono::Duration::minutes(minutes);
+                // A count of the shelf: from empty to full.
+                if kind == MovementKind::Count {
+                    movement.quantity = quantity - 1;
+                }
                 match kind {
                     MovementKind::Return => {
                         movement.original_movement_id = sale.map(Uuid::from_u128);
@@ -114,6 +123,66 @@ fn aimed(mut batch: Vec<StockMovement>) -> Vec<StockMovement> {
     batch
 }
 
+/// The book as the specification reads it: each movement's change (a void the reverse of
+/// its movement's, a count its variance — counted less the book as of its time), and when
+/// each product was last counted.
+#[derive(Default)]
+struct Book {
+    balances: HashMap<(StoreId, ProductId), i64>,
+    applied: HashMap<(StoreId, ProductId), super::Changes>,
+    changes: HashMap<Uuid, i64>,
+    counted: HashMap<(StoreId, ProductId), chrono::DateTime<Utc>>,
+}
+
+impl Book {
+    fn key(movement: &StockMovement) -> (StoreId, ProductId) {
+        (movement.store_id, movement.product_id)
+    }
+
+    /// What `movement` changes, applied now.
+    fn change(&self, movement: &StockMovement) -> i64 {
+        let key = Self::key(movement);
+        match (movement.kind, movement.voids_movement_id) {
+            (MovementKind::Void, Some(voided)) => -self.changes[&voided],
+            (MovementKind::Count, _) => {
+                let later: i64 = self.applied.get(&key).map_or(0, |applied| {
+                    applied
+                        .iter()
+                        .filter(|(at, _)| *at > movement.occurred_at)
+                        .map(|(_, change)| change)
+                        .sum()
+                });
+                let now = self.balances.get(&key).copied().unwrap_or_default();
+                movement.quantity - (now - later)
+            }
+            _ => movement.delta(),
+        }
+    }
+
+    /// Whether the product's latest count saw the shelf after `movement`.
+    fn superseded(&self, movement: &StockMovement) -> bool {
+        self.counted
+            .get(&Self::key(movement))
+            .is_some_and(|counted| movement.occurred_at <= *counted)
+    }
+
+    /// Applies `movement`, which changed stock by `change`; the balance after.
+    fn apply(&mut self, movement: &StockMovement, change: i64) -> i64 {
+        let key = Self::key(movement);
+        self.applied
+            .entry(key)
+            .or_default()
+            .push((movement.occurred_at, change));
+        self.changes.insert(movement.movement_id, change);
+        if movement.kind == MovementKind::Count {
+            self.counted.insert(key, movement.occurred_at);
+        }
+        let balance = self.balances.entry(key).or_default();
+        *balance += change;
+        *balance
+    }
+}
+
 /// What a duplicate refers back to, without what changes after the first outcome (a
 /// sale's returns so far, a void).
 fn as_first(original: Original) -> Original {
@@ -125,26 +194,6 @@ fn as_first(original: Original) -> Original {
         voided: false,
         ..original
     }
-}
-
-/// What each applied movement changed, a void the reverse of what it voided.
-fn applied_deltas(batch: &[StockMovement], outcomes: &[Outcome]) -> Vec<Option<i64>> {
-    let mut applied: HashMap<Uuid, i64> = HashMap::new();
-    batch
-        .iter()
-        .zip(outcomes)
-        .map(|(movement, outcome)| {
-            let Outcome::Applied { .. } = outcome else {
-                return None;
-            };
-            let delta = match movement.voids_movement_id {
-                Some(voided) if movement.kind == MovementKind::Void => -applied[&voided],
-                _ => movement.delta(),
-            };
-            applied.insert(movement.movement_id, delta);
-            Some(delta)
-        })
-        .collect()
 }
 
 fn total(balances: &Balances) -> HashMap<(StoreId, ProductId), i64> {
@@ -160,39 +209,42 @@ fn total(balances: &Balances) -> HashMap<(StoreId, ProductId), i64> {
 
 proptest! {
     #[test]
-    fn balances_are_the_sum_of_applied_deltas_and_only_offline_movements_go_below_zero_under_reject(
+    fn balances_follow_the_book_counts_hold_as_of_their_time_and_only_offline_movements_and_counts_go_below_zero_under_reject(
         batch in movements()
     ) {
         let mut balances = Balances::new();
         let outcomes = decide(&mut balances, &mut HashMap::new(), &catalog(), &batch);
-        let deltas = applied_deltas(&batch, &outcomes);
-        let mut expected: HashMap<(StoreId, ProductId), i64> = HashMap::new();
-        for ((movement, outcome), delta) in batch.iter().zip(&outcomes).zip(deltas) {
+        let mut book = Book::default();
+        for (movement, outcome) in batch.iter().zip(&outcomes) {
             match outcome {
-                Outcome::Applied { balance_after, alert, .. } => {
-                    let delta = delta.unwrap_or_default();
-                    let sum = expected.entry((movement.store_id, movement.product_id)).or_default();
-                    let before = *sum;
-                    *sum += delta;
-                    prop_assert_eq!(*sum, *balance_after);
-                    // Under `reject`, only a movement made offline takes more than the book
-                    // holds, and each says so.
-                    let short = movement.store_id == StoreId(1)
-                        && delta < 0
-                        && *balance_after < 0;
+                Outcome::Applied { balance_after, delta, alert, .. } => {
+                    prop_assert!(!book.superseded(movement), "{movement:?} is after a count");
+                    prop_assert_eq!(*delta, book.change(movement), "{:?}", movement);
+                    let before = book.balances.get(&Book::key(movement)).copied().unwrap_or_default();
+                    prop_assert_eq!(book.apply(movement, *delta), *balance_after);
+                    // Under `reject`, only a movement made offline (or a count: what the
+                    // shelf held) takes more than the book holds, and each says so.
+                    let short = movement.store_id == StoreId(1) && *delta < 0 && *balance_after < 0;
                     if short {
-                        prop_assert!(movement.offline, "{movement:?} from {before}");
+                        prop_assert!(
+                            movement.offline || movement.kind == MovementKind::Count,
+                            "{movement:?} from {before}"
+                        );
                     }
                     prop_assert_eq!(short, *alert == Some(AlertKind::PhantomStock));
                 }
                 Outcome::Rejected { reason: RejectReason::InsufficientStock, .. } => {
                     prop_assert!(!movement.offline, "an offline movement is never short");
+                    prop_assert!(movement.kind != MovementKind::Count, "a count is never short");
+                }
+                Outcome::Rejected { reason: RejectReason::SupersededByCount, .. } => {
+                    prop_assert!(book.superseded(movement), "{movement:?} is not before a count");
                 }
                 _ => {}
             }
         }
         for (key, quantity) in total(&balances) {
-            prop_assert_eq!(expected.get(&key).copied().unwrap_or_default(), quantity);
+            prop_assert_eq!(book.balances.get(&key).copied().unwrap_or_default(), quantity);
         }
     }
 
@@ -301,7 +353,8 @@ proptest! {
         for (movement, outcome) in batch.iter().zip(&outcomes) {
             let is_applied = matches!(outcome, Outcome::Applied { .. });
             if movement.kind != MovementKind::Void {
-                if is_applied {
+                // A count is not voided either: naming one is as naming nothing.
+                if is_applied && movement.kind != MovementKind::Count {
                     applied.insert(movement.movement_id, movement);
                 }
                 continue;
@@ -325,10 +378,13 @@ proptest! {
                     prop_assert!(*reason == expected || *reason == RejectReason::NotVoidable,
                         "{movement:?}: {reason:?}, expected {expected:?}");
                 }
-                // Short under `reject`, a duplicate, a conflict, an unknown store or product.
+                // Short under `reject`, before a count, an unknown store or product.
                 (Outcome::Rejected { reason, .. }, None) => prop_assert!(matches!(
                     reason,
-                    RejectReason::InsufficientStock | RejectReason::UnknownStore | RejectReason::UnknownProduct
+                    RejectReason::InsufficientStock
+                        | RejectReason::SupersededByCount
+                        | RejectReason::UnknownStore
+                        | RejectReason::UnknownProduct
                 ), "{movement:?}: {reason:?}"),
                 (Outcome::Duplicate(_) | Outcome::Conflict, _) => {}
                 (other, expected) => {

@@ -21,14 +21,16 @@ WITH ledger AS (
   INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
     available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
     device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline, restock,
-    note, original_movement_id, voids_movement_id, average_cost_paise, source_partition, source_offset)
+    note, original_movement_id, voids_movement_id, count_id, delta, average_cost_paise, source_partition,
+    source_offset)
   SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
     :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
     :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
     :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
     :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
     :reference::text[], :offline::bool[], :restock::bool[], :note::text[],
-    :original_movement_id::uuid[], :voids_movement_id::uuid[], :average_cost_paise::int8[],
+    :original_movement_id::uuid[], :voids_movement_id::uuid[], :count_id::uuid[], :delta::int8[],
+    :average_cost_paise::int8[],
     :source_partition::int4[], :source_offset::int8[])
 ), firsts AS (
   INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
@@ -46,12 +48,15 @@ WITH ledger AS (
   FROM UNNEST(:voided_id::uuid[], :voided_by::uuid[]) AS u(movement_id, voided_by)
   WHERE m.movement_id = u.movement_id
 ), balance AS (
-  INSERT INTO balances (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id, updated_at)
+  INSERT INTO balances AS b (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id,
+    updated_at, counted_at)
   SELECT * FROM UNNEST(:balance_store::int8[], :balance_product::int8[], :balance_quantity::int8[],
-    :balance_cost::int8[], :balance_movement::uuid[], :balance_at::timestamptz[])
+    :balance_cost::int8[], :balance_movement::uuid[], :balance_at::timestamptz[],
+    :balance_counted::timestamptz[])
   ON CONFLICT (store_id, product_id) DO UPDATE SET quantity = excluded.quantity,
     average_unit_cost_paise = excluded.average_unit_cost_paise,
-    last_movement_id = excluded.last_movement_id, updated_at = excluded.updated_at
+    last_movement_id = excluded.last_movement_id, updated_at = excluded.updated_at,
+    counted_at = GREATEST(b.counted_at, excluded.counted_at)
 ), sales AS (
   INSERT INTO sales_daily AS d (store_id, day, product_id, units_sold, revenue_paise, cost_of_goods_paise,
     sale_count, units_removed)
@@ -200,6 +205,8 @@ statement_parameters! {
         note: Vec<Option<&'a str>>,
         original_movement_id: Vec<Option<Uuid>>,
         voids_movement_id: Vec<Option<Uuid>>,
+        count_id: Vec<Option<Uuid>>,
+        delta: Vec<Option<i64>>,
         average_cost_paise: Vec<Option<i64>>,
         source_partition: Vec<i32>,
         source_offset: Vec<i64>,
@@ -230,6 +237,7 @@ statement_parameters! {
         balance_cost: Vec<Option<i64>>,
         balance_movement: Vec<Uuid>,
         balance_at: Vec<DateTime<Utc>>,
+        balance_counted: Vec<Option<DateTime<Utc>>>,
         // Sales and removals, per movement (grouped by local day in SQL).
         sale_store: Vec<i64>,
         sale_product: Vec<i64>,
@@ -311,6 +319,8 @@ impl<'a> CommitParams<'a> {
             note: Vec::with_capacity(movements),
             original_movement_id: Vec::with_capacity(movements),
             voids_movement_id: Vec::with_capacity(movements),
+            count_id: Vec::with_capacity(movements),
+            delta: Vec::with_capacity(movements),
             average_cost_paise: Vec::with_capacity(movements),
             source_partition: Vec::with_capacity(movements),
             source_offset: Vec::with_capacity(movements),
@@ -350,6 +360,8 @@ impl<'a> CommitParams<'a> {
         self.original_movement_id
             .push(movement.original_movement_id);
         self.voids_movement_id.push(movement.voids_movement_id);
+        self.count_id.push(movement.count_id);
+        self.delta.push(recorded.stock_change);
         self.average_cost_paise.push(match *outcome {
             Outcome::Applied { average_cost, .. } => average_cost,
             _ => None,
@@ -470,6 +482,7 @@ pub async fn commit(
         params.balance_cost.push(held.average_cost);
         params.balance_movement.push(record.movement.movement_id);
         params.balance_at.push(record.recorded_at);
+        params.balance_counted.push(held.counted_at);
     }
     let mut resolving: std::collections::HashSet<(StoreId, ProductId)> = Default::default();
     for alert in alerts {

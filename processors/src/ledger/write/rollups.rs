@@ -1,5 +1,6 @@
 //! A movement's place in the daily rollups: sales and removals, stock-ins by supplier, and
-//! removals, adjustments and returns by reason — counted when applied, taken back by a void.
+//! removals, adjustments, returns and count variances by reason — counted when applied,
+//! taken back by a void.
 
 use schemas::{MovementKind, StockMovement};
 
@@ -13,18 +14,27 @@ impl<'a> CommitParams<'a> {
     pub(super) fn rollups(&mut self, counted: &Counted<'a>, sign: i64) {
         let Counted {
             movement,
+            delta,
             unit_price,
             cost_of_goods,
             average_cost,
         } = *counted;
         let quantity = movement.quantity * sign;
-        if let Some(change) = Change::of(movement) {
-            let units = movement.quantity.saturating_abs();
+        if let Some(change) = Change::of(movement, delta) {
+            // A count's units are its variance.
+            let units = match change {
+                Change::CountDown | Change::CountUp => delta,
+                _ => movement.quantity,
+            }
+            .saturating_abs();
             self.change_store.push(movement.store_id.get());
             self.change_product.push(movement.product_id.get());
             self.change_at.push(movement.occurred_at);
             self.change.push(change.as_str());
-            self.change_reason.push(movement.reason.as_deref());
+            self.change_reason.push(match change {
+                Change::CountDown | Change::CountUp => Some("count"),
+                _ => movement.reason.as_deref(),
+            });
             self.change_units.push(units * sign);
             // At most 10⁹ units at the average of costs of at most 10⁹ paise.
             self.change_value
@@ -67,21 +77,23 @@ impl<'a> CommitParams<'a> {
                     .push(if cost.is_some() { 0 } else { quantity });
                 self.in_count.push(sign);
             }
-            // Returns and adjustments are stock changes only; a void counts as what it
-            // reverses.
+            // Returns, adjustments and counts are stock changes only; a void counts as what
+            // it reverses.
             MovementKind::Return
             | MovementKind::Adjustment
+            | MovementKind::Count
             | MovementKind::Void
             | MovementKind::Unknown => {}
         }
     }
 }
 
-/// An applied movement as the rollups count it: the price it was recorded at, its cost of
-/// goods (a sale's) and its product's average cost after it.
+/// An applied movement as the rollups count it: what it changed in stock, the price it was
+/// recorded at, its cost of goods (a sale's) and its product's average cost after it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Counted<'a> {
     movement: &'a StockMovement,
+    delta: i64,
     unit_price: Option<i64>,
     cost_of_goods: Option<i64>,
     average_cost: Option<i64>,
@@ -91,11 +103,13 @@ impl<'a> Counted<'a> {
     pub(super) fn applied(record: &'a Record, outcome: &Outcome) -> Option<Self> {
         match *outcome {
             Outcome::Applied {
+                delta,
                 cost_of_goods,
                 average_cost,
                 ..
             } => Some(Self {
                 movement: &record.movement,
+                delta,
                 unit_price: record.unit_price_paise(),
                 cost_of_goods,
                 average_cost,
@@ -104,12 +118,14 @@ impl<'a> Counted<'a> {
         }
     }
 
-    /// A movement of an earlier batch, from its ledger row: a sale's cost of goods is its
-    /// quantity at the average cost (which a sale does not change).
+    /// A movement of an earlier batch, from its ledger row (never a count or a void: they
+    /// are not voided): a sale's cost of goods is its quantity at the average cost (which a
+    /// sale does not change).
     pub(super) fn recorded(voided: &'a Voided) -> Self {
         let movement = &voided.movement;
         Self {
             movement,
+            delta: movement.delta(),
             unit_price: movement.unit_price_paise,
             cost_of_goods: (movement.kind == MovementKind::Sale)
                 .then(|| {
@@ -123,8 +139,8 @@ impl<'a> Counted<'a> {
     }
 }
 
-/// How a removal, adjustment or return changed a store's stock, as `stock_changes_daily`
-/// records it.
+/// How a removal, adjustment, return or count changed a store's stock, as
+/// `stock_changes_daily` records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Removal,
@@ -133,11 +149,18 @@ pub enum Change {
     ReturnRestocked,
     /// Returned, not resellable: it never joined sellable stock.
     ReturnWrittenOff,
+    /// Counted less than the book held (as of the count's time), or more.
+    CountDown,
+    CountUp,
 }
 
 impl Change {
-    pub fn of(movement: &StockMovement) -> Option<Self> {
+    /// The change of `movement`, which changed stock by `delta` (a count without a variance
+    /// changed nothing).
+    pub fn of(movement: &StockMovement, delta: i64) -> Option<Self> {
         Some(match movement.kind {
+            MovementKind::Count if delta < 0 => Self::CountDown,
+            MovementKind::Count if delta > 0 => Self::CountUp,
             MovementKind::Removal => Self::Removal,
             MovementKind::Adjustment if movement.quantity < 0 => Self::AdjustmentDown,
             MovementKind::Adjustment => Self::AdjustmentUp,
@@ -145,6 +168,7 @@ impl Change {
             MovementKind::Return => Self::ReturnRestocked,
             MovementKind::StockIn
             | MovementKind::Sale
+            | MovementKind::Count
             | MovementKind::Void
             | MovementKind::Unknown => return None,
         })
@@ -157,6 +181,8 @@ impl Change {
             Self::AdjustmentUp => "adjustment_up",
             Self::ReturnRestocked => "return_restocked",
             Self::ReturnWrittenOff => "return_written_off",
+            Self::CountDown => "count_down",
+            Self::CountUp => "count_up",
         }
     }
 }
