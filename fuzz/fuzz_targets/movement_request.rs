@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use ingest::catalog_cache::CatalogCache;
-use ingest::movements::validate::{MAX_QUANTITY, MovementRequest, Validator};
+use ingest::checks::MAX_QUANTITY;
+use ingest::movements::validate::{MovementRequest, Validator};
 use libfuzzer_sys::fuzz_target;
 use schemas::{AvroRecord, MovementKind, StockMovement, StoreId};
 use service_kit::auth::{Principal, Role, StoreScope};
@@ -64,7 +65,14 @@ fuzz_target!(|bytes: &[u8]| {
         StoreId(1),
         "only a live store of the token's"
     );
-    assert!((1..=MAX_QUANTITY).contains(&movement.quantity));
+    // Positive, but for an adjustment (signed, never 0) and a count (0 or more).
+    let quantities = match movement.kind {
+        MovementKind::Adjustment => -MAX_QUANTITY..=MAX_QUANTITY,
+        MovementKind::Count => 0..=MAX_QUANTITY,
+        _ => 1..=MAX_QUANTITY,
+    };
+    assert!(quantities.contains(&movement.quantity), "{movement:?}");
+    assert!(movement.kind != MovementKind::Adjustment || movement.quantity != 0);
     let product = PRODUCTS
         .iter()
         .find(|(id, ..)| *id == movement.product_id.0);
