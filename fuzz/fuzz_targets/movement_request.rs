@@ -80,15 +80,27 @@ fuzz_target!(|bytes: &[u8]| {
         product.is_some_and(|(_, sku, live)| *live && movement.sku == *sku),
         "{movement:?}"
     );
+    // Each kind's own fields and no other's (kinds.rs): a stock-in may name a supplier (a
+    // cash purchase does not), a removal and an adjustment say why, a return may (goods not
+    // resellable), a void names its movement.
+    let kind = movement.kind;
+    assert!(movement.supplier_id.is_none() || kind == MovementKind::StockIn);
+    assert!(movement.unit_cost_paise.is_none() || kind == MovementKind::StockIn);
+    assert!(movement.unit_price_paise.is_none() || kind == MovementKind::Sale);
+    assert!(movement.restock.is_none() || kind == MovementKind::Return);
+    assert!(movement.original_movement_id.is_none() || kind == MovementKind::Return);
+    assert!(movement.count_id.is_none() || kind == MovementKind::Count);
     assert_eq!(
-        movement.supplier_id.is_some(),
-        movement.kind == MovementKind::StockIn
+        movement.voids_movement_id.is_some(),
+        kind == MovementKind::Void
     );
-    assert!(movement.unit_price_paise.is_none() || movement.kind == MovementKind::Sale);
-    assert_eq!(
-        movement.reason.is_some(),
-        movement.kind == MovementKind::Removal
-    );
+    match kind {
+        MovementKind::Removal | MovementKind::Adjustment => assert!(movement.reason.is_some()),
+        MovementKind::Return => {
+            assert_eq!(movement.reason.is_some(), movement.restock == Some(false))
+        }
+        _ => assert!(movement.reason.is_none(), "{movement:?}"),
+    }
     let encoded = movement.encode().expect("an accepted movement encodes");
     assert_eq!(
         StockMovement::decode(&encoded).expect("and decodes"),

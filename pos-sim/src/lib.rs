@@ -4,4 +4,5 @@
 
 pub mod api;
 pub mod demo;
+mod model;
 pub mod sim;

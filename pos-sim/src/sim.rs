@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::api::Api;
+use crate::model::Store;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -98,55 +99,6 @@ pub struct Summary {
     /// Balances compared.
     pub checked: usize,
 }
-
-#[derive(Debug, Clone)]
-struct Store {
-    id: i64,
-    reject: bool,
-    stock: HashMap<i64, i64>,
-    /// Sales kept by an offline till, to be synced as a batch.
-    offline: Vec<Value>,
-    /// The latest applied sales (id, product, units sold, units not yet returned), which
-    /// returns name and voids undo.
-    sales: std::collections::VecDeque<(Uuid, i64, i64, i64)>,
-    /// When each product was last counted: a movement that occurred before is superseded.
-    counted: HashMap<i64, chrono::DateTime<Utc>>,
-}
-
-impl Store {
-    /// Keeps an applied sale for the returns that may name it, and counts a return on the
-    /// sale it names.
-    fn applied(&mut self, body: &Value, product: i64, quantity: i64) {
-        let id = |field: &str| body[field].as_str().and_then(|id| id.parse::<Uuid>().ok());
-        match body["kind"].as_str() {
-            Some("sale") => {
-                if let Some(sale) = id("movement_id") {
-                    if self.sales.len() == RETURNABLE_SALES {
-                        self.sales.pop_front();
-                    }
-                    self.sales.push_back((sale, product, quantity, quantity));
-                }
-            }
-            Some("return") => {
-                if let Some(named) = id("original_movement_id")
-                    && let Some(line) = self.sales.iter_mut().find(|(sale, ..)| *sale == named)
-                {
-                    line.3 -= quantity;
-                }
-            }
-            // A voided sale is neither voided again nor returned against.
-            Some("void") => {
-                if let Some(voided) = id("voids_movement_id") {
-                    self.sales.retain(|(sale, ..)| *sale != voided);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// How many of a store's latest sales a return may name.
-const RETURNABLE_SALES: usize = 50;
 
 struct Catalog {
     products: Vec<(i64, bool)>,
@@ -572,42 +524,8 @@ impl Worker {
         let Some(store) = self.stores.iter_mut().find(|store| store.id == store_id) else {
             return;
         };
-        let product = body["product_id"].as_i64().unwrap_or_default();
-        let quantity = body["quantity"].as_i64().unwrap_or_default();
-        let occurred_at = body["occurred_at"]
-            .as_str()
-            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
-        // The product's latest count saw the shelf after a movement that occurred before it.
-        if let (Some(at), Some(counted)) = (occurred_at, store.counted.get(&product))
-            && at <= *counted
-        {
+        if !store.apply(body) {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if body["kind"] == "count" {
-            // Counted now: nothing occurred after it yet.
-            store.stock.insert(product, quantity);
-            if let Some(at) = occurred_at {
-                store.counted.insert(product, at.to_utc());
-            }
-            return;
-        }
-        let stock = store.stock.entry(product).or_insert(0);
-        // What the kind does to sellable stock; under `reject` a live movement may not take
-        // more than there is.
-        let change = match body["kind"].as_str() {
-            Some("stock_in" | "adjustment") => quantity,
-            Some("return") if body["restock"] == false => 0,
-            Some("return") => quantity,
-            // The simulator voids sales only: their units come back.
-            Some("void") => quantity,
-            _ => -quantity,
-        };
-        if change < 0 && *stock + change < 0 && store.reject && body["offline"] != true {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        } else {
-            *stock += change;
-            store.applied(body, product, quantity);
         }
         if self.sent.len() < 1_000 {
             self.sent.push(body.clone());

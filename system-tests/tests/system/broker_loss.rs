@@ -110,7 +110,10 @@ async fn losing_brokers_mid_stream_loses_nothing_and_ingest_says_503_while_it_ca
             Duration::from_secs(120),
         )
         .await;
-    wait_committed(stack, records.len() as i64, Duration::from_secs(180)).await;
+    // A liveness bound, not a speed target: beside the whole suite on two cores, with a
+    // batch holding a count waiting for the batch before it, the 50,000 took 123 s alone and
+    // over 180 s once in the suite.
+    wait_committed(stack, records.len() as i64, Duration::from_secs(300)).await;
     let mut records = records;
     records.sort_by_key(|record| (record.partition, record.offset));
     let on_topic: Vec<StockMovement> = records
