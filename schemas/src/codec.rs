@@ -352,6 +352,13 @@ fn decode_body<T: AvroRecord>(
     T::from_avro(value)
 }
 
+/// `at` as a `timestamp-micros` carries it: sub-microseconds dropped and a leap second
+/// (`23:59:60`, which RFC 3339 allows) read as the second after. What ingest accepts is
+/// what the topic holds, so the processors see the same instant (and fingerprint).
+pub fn on_the_wire(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
+}
+
 // ---- Building and reading `Value`s -------------------------------------------------
 
 pub(crate) fn timestamp(at: DateTime<Utc>) -> Value {

@@ -16,7 +16,7 @@ pub mod purchase_orders;
 pub mod topics;
 pub mod total;
 
-pub use codec::{AvroRecord, DecodeError, Decoder, EncodeError};
+pub use codec::{AvroRecord, DecodeError, Decoder, EncodeError, on_the_wire};
 pub use events::{
     AlertKind, Balance, LedgerEntry, LedgerStatus, MovementKind, StockAlert, StockMovement,
 };

@@ -107,6 +107,22 @@ fn every_record_type_round_trips_through_single_object_encoding() {
 }
 
 #[test]
+fn an_instant_on_the_wire_reads_back_the_same() {
+    // What RFC 3339 lets a client send but `timestamp-micros` cannot carry: a leap second
+    // and nanoseconds. Once put `on_the_wire` the movement decodes equal to itself.
+    for sent in ["2026-12-01T09:58:60Z", "2026-12-01T09:58:59.123456789Z"] {
+        let sent: DateTime<Utc> = sent.parse().unwrap();
+        let movement = StockMovement {
+            occurred_at: schemas::on_the_wire(sent),
+            ..sale()
+        };
+        let decoded = StockMovement::decode(&movement.encode().unwrap()).unwrap();
+        assert_eq!(decoded, movement, "{sent}");
+        assert!((decoded.occurred_at - sent).num_milliseconds().abs() <= 1000);
+    }
+}
+
+#[test]
 fn encoded_records_start_with_the_marker_and_the_schema_fingerprint() {
     let bytes = sale().encode().unwrap();
     assert_eq!(bytes[..2], MAGIC);

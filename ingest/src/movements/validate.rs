@@ -154,7 +154,7 @@ impl Validator<'_> {
             (Some(id), _) | (None, Some(id)) => id,
             (None, None) => Uuid::now_v7(),
         };
-        let occurred_at = request.occurred_at.unwrap_or(self.now);
+        let occurred_at = schemas::on_the_wire(request.occurred_at.unwrap_or(self.now));
         if occurred_at > self.now + duration(self.settings.max_future_skew) {
             checks.fail(
                 "occurred_at",
@@ -242,7 +242,7 @@ impl Validator<'_> {
             kind,
             quantity: request.quantity,
             occurred_at,
-            received_at: self.now,
+            received_at: schemas::on_the_wire(self.now),
             supplier_id: request.supplier_id.map(SupplierId),
             unit_cost_paise: request.unit_cost_paise,
             unit_price_paise: request.unit_price_paise,
