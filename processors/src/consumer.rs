@@ -49,8 +49,8 @@ use crate::publish::{PublishQueue, Publisher};
 use crate::rebalance::{Assignment, Kafka, RebalanceContext};
 use crate::state::State;
 
-/// Batches' worth of committed records (`PROCESSOR_BATCH_MAX` each) that may wait to be
-/// published before committing waits for publishing.
+/// Batches' worth of committed records (`PROCESSOR_BATCH_MAX` each) that may wait in memory
+/// to be published; beyond it they are published later from Postgres.
 const UNPUBLISHED_MAX: usize = 4;
 
 /// How often librdkafka reports its statistics (the high watermarks lag is measured from)

@@ -242,17 +242,19 @@ impl Publisher {
     ) -> anyhow::Result<bool> {
         let outcome = match produced {
             Ok(()) => {
-                let (producer, offsets, membership) =
-                    (self.producer.clone(), offsets.clone(), membership.clone());
-                let timeout = self.timeout;
-                tokio::task::spawn_blocking(move || {
-                    resumed(timeout, || {
+                let (offsets, membership) = (offsets.clone(), membership.clone());
+                match self
+                    .resumed(move |producer, timeout| {
                         producer.send_offsets_to_transaction(&offsets, &membership, timeout)
-                    })?;
-                    resumed(timeout, || producer.commit_transaction(timeout))
-                })
-                .await?
-                .map_err(anyhow::Error::from)
+                    })
+                    .await?
+                {
+                    Ok(()) => self
+                        .resumed(|producer, timeout| producer.commit_transaction(timeout))
+                        .await?
+                        .map_err(anyhow::Error::from),
+                    Err(error) => Err(error.into()),
+                }
             }
             Err(error) => Err(error),
         };
@@ -279,12 +281,17 @@ impl Publisher {
             error = format!("{error:#}"),
             "An output transaction failed; aborted. Its partitions are published again from Postgres."
         );
-        let (producer, timeout) = (self.producer.clone(), self.timeout);
-        tokio::task::spawn_blocking(move || {
-            resumed(timeout, || producer.abort_transaction(timeout))
-        })
-        .await??;
+        self.resumed(|producer, timeout| producer.abort_transaction(timeout))
+            .await??;
         Ok(false)
+    }
+
+    /// `call` on the producer, resumed while it only times out (see [`resumed`]).
+    async fn resumed<F>(&self, call: F) -> anyhow::Result<Result<(), KafkaError>>
+    where
+        F: Fn(&FutureProducer, Duration) -> Result<(), KafkaError> + Clone + Send + 'static,
+    {
+        resumed(&self.producer, self.timeout, call).await
     }
 
     /// The outputs of `runs` (of whole partitions, each in its batch), from memory: ledger
@@ -368,7 +375,8 @@ impl Publisher {
 const PATIENCE: u32 = 6;
 
 /// Runs a transactional call of librdkafka's, calling it again while it only timed out
-/// ("retry call to resume"; calling anything else meanwhile is refused as conflicting).
+/// ("retry call to resume"; calling anything else meanwhile is refused as conflicting),
+/// for up to `PATIENCE` transaction timeouts.
 ///
 /// A broker lost mid-transaction holds these calls longer than one transaction timeout:
 /// the coordinator first completes the previous transaction, whose markers wait for the
@@ -376,13 +384,35 @@ const PATIENCE: u32 = 6;
 /// afresh when the node was the active controller), and Apache Kafka 4.1's coordinator has
 /// been seen to finish that only when other work woke it, 30 s after the kill. Replacing
 /// the producer instead would wait for the same coordinator (`init_transactions` answers
-/// "concurrent transactions" until then) after rejoining the group, and stop the ledger
-/// meanwhile; a resumed call keeps the consumer and the ledger going while the outputs
-/// wait.
-fn resumed(timeout: Duration, call: impl Fn() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+/// "concurrent transactions" until then). The ledger never waits for the outputs.
+///
+/// An error (the producer is given up; the consumer starts again with a new one, which
+/// fences it) if one call does not return within twice its timeout: librdkafka has had
+/// calls that never return (a fault-suite run once waited minutes on one).
+async fn resumed<P, F>(
+    producer: &P,
+    timeout: Duration,
+    call: F,
+) -> anyhow::Result<Result<(), KafkaError>>
+where
+    P: Clone + Send + 'static,
+    F: Fn(&P, Duration) -> Result<(), KafkaError> + Clone + Send + 'static,
+{
     let started = std::time::Instant::now();
+    let stuck = 2 * timeout;
     loop {
-        match call() {
+        let (producer, call) = (producer.clone(), call.clone());
+        let returned = tokio::time::timeout(
+            stuck,
+            tokio::task::spawn_blocking(move || call(&producer, timeout)),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "a transactional call did not return within {stuck:?}; the output producer cannot go on"
+            )
+        })??;
+        match returned {
             Err(KafkaError::Transaction(error))
                 if error.is_retriable()
                     && !error.txn_requires_abort()
@@ -390,9 +420,9 @@ fn resumed(timeout: Duration, call: impl Fn() -> Result<(), KafkaError>) -> Resu
             {
                 tracing::warn!(%error, "A transactional call takes long; resuming it.");
                 // Never a busy loop, whatever librdkafka answers at once.
-                std::thread::sleep(Duration::from_millis(100));
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            result => return result,
+            result => return Ok(result),
         }
     }
 }
@@ -419,6 +449,20 @@ fn partition_runs(records: &[ledger::Record], start: usize) -> Vec<(i32, Range<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_transactional_call_that_never_returns_gives_the_producer_up() {
+        let timeout = Duration::from_millis(50);
+        let stuck = resumed(&(), timeout, |_, _| {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(())
+        })
+        .await;
+        let error = stuck.expect_err("a call held past twice its timeout");
+        assert!(error.to_string().contains("cannot go on"), "{error:#}");
+        let returned = resumed(&(), timeout, |_, _| Ok(())).await;
+        assert!(matches!(returned, Ok(Ok(()))), "{returned:?}");
+    }
 
     #[test]
     fn a_batch_in_partition_order_splits_into_one_run_per_partition() {

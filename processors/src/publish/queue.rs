@@ -1,9 +1,11 @@
 //! The publish queue: committed batches wait here for the next output transaction.
 //! Publishing runs beside committing, one transaction at a time: when the one in flight is
 //! done, every batch committed meanwhile goes in the next, in order (so publishing costs a
-//! transaction per round, not per batch). Committing waits for publishing only when more
-//! than `max_queued` records are queued behind the transaction in flight. While the loop
-//! is idle, the queue publishes again, from Postgres, what the output topics lack.
+//! transaction per round, not per batch). The ledger never waits for the outputs: when more
+//! than `max_queued` records wait behind a transaction that takes long (a broker's
+//! failover), they are let go from memory and published later from their ledger rows —
+//! Postgres is the outbox. While the loop is idle, the queue publishes again, from
+//! Postgres, what the output topics lack; that too runs beside the loop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use crate::rebalance::Kafka;
 pub(crate) struct PublishQueue {
     publisher: Publisher,
     runtime: Handle,
-    /// Records that may wait to be published before committing waits for publishing.
+    /// Records that may wait in memory behind a transaction in flight.
     max_queued: usize,
     /// Per owned partition, the first offset whose outputs are not on the output topics
     /// yet. At most the position; kept when a partition is read again.
@@ -28,7 +30,7 @@ pub(crate) struct PublishQueue {
     /// Batches committed since, waiting for the next transaction, and their records.
     waiting: Vec<Committed>,
     waiting_records: usize,
-    /// No republishing from Postgres before this (after an attempt that fell short).
+    /// No catching up from Postgres before this (a second after the last one started).
     republish_after: Option<Instant>,
 }
 
@@ -79,19 +81,29 @@ impl PublishQueue {
         self.pump(consumer)
     }
 
-    /// Starts the next transaction with everything waiting, once the one in flight is done
-    /// (waited for when the queue is full).
+    /// Starts the next transaction with everything waiting once the one in flight is done;
+    /// lets what waits go if that is more than `max_queued` records meanwhile.
     fn pump(&mut self, consumer: &Kafka) -> anyhow::Result<()> {
-        let full = self.waiting_records > self.max_queued;
         if self
             .publishing
             .as_ref()
             .is_some_and(|task| task.is_finished())
-            || full
         {
             self.settle()?;
         }
-        if self.publishing.is_some() || self.waiting.is_empty() {
+        if self.publishing.is_some() {
+            if self.waiting_records > self.max_queued {
+                tracing::warn!(
+                    records = self.waiting_records,
+                    "The output transaction in flight takes long; the committed records waiting \
+                     behind it will be published from Postgres."
+                );
+                self.waiting.clear();
+                self.waiting_records = 0;
+            }
+            return Ok(());
+        }
+        if self.waiting.is_empty() {
             return Ok(());
         }
         let Some(membership) = consumer.group_metadata().map(Arc::new) else {
@@ -156,7 +168,7 @@ impl PublishQueue {
     /// While idle: starts publishing what waits and takes in a finished transaction, but
     /// never waits for one in flight — a broker failover can hold its abort for many
     /// seconds, and the partitions that still flow must not wait for it. With nothing in
-    /// flight or waiting, publishes again what the outputs lack (`catch_up`).
+    /// flight or waiting, starts publishing again what the outputs lack (`catch_up`).
     pub(crate) fn idle(
         &mut self,
         consumer: &Kafka,
@@ -171,8 +183,8 @@ impl PublishQueue {
     }
 
     /// While idle: publishes again, from Postgres, what the output topics lack of owned
-    /// partitions (after an aborted transaction or a crash between commit and publish),
-    /// up to `positions`. An attempt that falls short is tried again a second later.
+    /// partitions (after an aborted transaction, records let go or a crash between commit
+    /// and publish), up to `positions`, as the transaction in flight; at most once a second.
     fn catch_up(&mut self, consumer: &Kafka, positions: &HashMap<i32, i64>) -> anyhow::Result<()> {
         if self
             .republish_after
@@ -197,25 +209,30 @@ impl PublishQueue {
             return Ok(());
         };
         // Up to what Postgres holds: never past the ledger.
-        let stored = consumer.context().stored_offsets(&behind);
-        let mut short = false;
-        for (partition, stored) in stored {
-            let Some(&from) = self.published.get(&partition) else {
-                continue;
-            };
-            if from >= stored.next {
-                continue;
-            }
-            let reached = self.runtime.block_on(self.publisher.republish(
-                &membership,
-                partition,
-                from,
-                stored.next,
-            ))?;
-            short |= reached < stored.next;
-            self.published.insert(partition, reached);
+        let ranges: Vec<(i32, i64, i64)> = consumer
+            .context()
+            .stored_offsets(&behind)
+            .into_iter()
+            .filter_map(|(partition, stored)| {
+                let from = *self.published.get(&partition)?;
+                (from < stored.next).then_some((partition, from, stored.next))
+            })
+            .collect();
+        if ranges.is_empty() {
+            return Ok(());
         }
-        self.republish_after = short.then(|| Instant::now() + Duration::from_secs(1));
+        self.republish_after = Some(Instant::now() + Duration::from_secs(1));
+        let publisher = self.publisher.clone();
+        self.publishing = Some(self.runtime.spawn(async move {
+            let mut reached = Vec::with_capacity(ranges.len());
+            for (partition, from, to) in ranges {
+                let to = publisher
+                    .republish(&membership, partition, from, to)
+                    .await?;
+                reached.push((partition, to));
+            }
+            Ok(reached)
+        }));
         Ok(())
     }
 }
