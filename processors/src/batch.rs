@@ -190,6 +190,24 @@ impl Preparer {
                 original.effect = Some(decide::Effect::of(&row.movement));
             }
         }
+        // A voided return gives its sale the units back to return: that sale's first outcome
+        // too (one more read, for a batch voiding a return of a sale it does not name).
+        catalog.return_sales = voided
+            .iter()
+            .filter(|(_, row)| row.movement.kind == MovementKind::Return)
+            .filter_map(|(id, row)| Some((*id, row.movement.original_movement_id?)))
+            .collect();
+        let sales = unique_ids(
+            catalog
+                .return_sales
+                .values()
+                .copied()
+                .filter(|sale| !seen.contains_key(sale)),
+        );
+        if !sales.is_empty() {
+            seen.extend(ledger::seen(&self.pool, &sales).await?);
+            ids.extend(sales);
+        }
         state.take_settings(read_at, changes, &missing, settings);
         catalog.reorder_points = state.reorder_points(&pairs);
         // Batch N's state of an id is newer than Postgres's, which may not hold N yet: its

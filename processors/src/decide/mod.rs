@@ -118,6 +118,9 @@ pub struct BatchCatalog {
     /// occurred after it changed, as the ledger holds them before the batch (the batch's
     /// own are added as it is decided).
     pub later_changes: HashMap<Uuid, i64>,
+    /// The sale of each return of earlier batches the batch's voids name, as the ledger
+    /// holds it: a voided return gives its sale the units back to return.
+    pub return_sales: HashMap<Uuid, Uuid>,
 }
 
 /// Why a record cannot be decided at all (it goes to the dead-letter topic).
@@ -150,6 +153,8 @@ pub fn decide<'a>(
 ) -> Vec<Outcome> {
     let movements: Vec<&StockMovement> = movements.into_iter().collect();
     let mut batch = Applied::tracking(movements.iter().any(|m| m.kind == MovementKind::Count));
+    // The sale of each return the batch applies.
+    let mut return_sales: HashMap<Uuid, Uuid> = HashMap::new();
     movements
         .into_iter()
         .map(|movement| {
@@ -182,15 +187,26 @@ pub fn decide<'a>(
                     if matches!(outcome, Outcome::Applied { .. }) {
                         match reference {
                             Reference::Sale(id) => {
+                                return_sales.insert(movement.movement_id, id);
                                 if let Some(line) =
                                     seen.get_mut(&id).and_then(|sale| sale.sale.as_mut())
                                 {
                                     line.returned += movement.quantity;
                                 }
                             }
-                            Reference::Voids(id, _) => {
+                            Reference::Voids(id, effect) => {
                                 if let Some(voided) = seen.get_mut(&id) {
                                     voided.voided = true;
+                                }
+                                // A voided return's units may be returned to its sale again.
+                                let sale = return_sales
+                                    .get(&id)
+                                    .or_else(|| catalog.return_sales.get(&id));
+                                if let Some(line) = sale
+                                    .and_then(|sale| seen.get_mut(sale))
+                                    .and_then(|sale| sale.sale.as_mut())
+                                {
+                                    line.returned = (line.returned - effect.quantity).max(0);
                                 }
                             }
                             Reference::None => {}

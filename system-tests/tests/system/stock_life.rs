@@ -374,6 +374,13 @@ async fn cash_purchases_offline_sales_returns_and_adjustments_are_recorded_as_th
     let of_sale = json!({"original_movement_id": sale["movement_id"]});
     let back = apply(&pipeline, &movement("return", 2, of_sale.clone())).await;
     assert_eq!(back["balance_after"], 9, "{back}");
+    // A return keyed in by mistake and voided gives the sale its units back to return.
+    let mistaken = back["movement_id"].as_str().unwrap().to_owned();
+    let of_return = json!({"voids_movement_id": mistaken});
+    let unreturned = apply(&pipeline, &movement("void", 2, of_return)).await;
+    assert_eq!(unreturned["balance_after"], 7, "{unreturned}");
+    let back = apply(&pipeline, &movement("return", 2, of_sale.clone())).await;
+    assert_eq!(back["balance_after"], 9, "{back}");
     for (body, code, available) in [
         (
             movement("return", 2, of_sale),
@@ -491,7 +498,11 @@ async fn cash_purchases_offline_sales_returns_and_adjustments_are_recorded_as_th
     let sale_id = sale["movement_id"].as_str().unwrap();
     assert_eq!(
         voids,
-        [("rejected", sale_id), ("applied", sale_id)],
+        [
+            ("rejected", sale_id),
+            ("applied", sale_id),
+            ("applied", mistaken.as_str())
+        ],
         "{history}"
     );
     pipeline.stack.cleanup().await;

@@ -66,6 +66,8 @@ struct Counted {
     unit_price: Option<i64>,
     /// Its product's average cost before it (the same after, but for a stock-in).
     average: Option<i64>,
+    /// A return's sale, which a void of the return gives its units back to return.
+    sale: Option<Uuid>,
 }
 
 impl Model {
@@ -225,11 +227,15 @@ impl Model {
             unit_cost: movement.unit_cost_paise,
             unit_price: movement.unit_price_paise,
             average,
+            sale,
         };
         match &voids {
             Some((target, reversed)) => {
                 self.count(reversed, -1);
                 self.voided.insert(*target);
+                if let Some(line) = reversed.sale.and_then(|sale| self.sold.get_mut(&sale)) {
+                    line.3 -= reversed.quantity;
+                }
             }
             None => self.count(&counted, 1),
         }

@@ -56,6 +56,7 @@ fn movement(
 fn catalog() -> BatchCatalog {
     BatchCatalog {
         later_changes: HashMap::new(),
+        return_sales: HashMap::new(),
         stores: HashMap::from([(StoreId(1), Policy::Reject), (StoreId(2), Policy::Allow)]),
         live_products: (1..PRODUCTS).map(ProductId).collect(),
         reorder_points: (1..=PRODUCTS)
@@ -105,9 +106,29 @@ fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
     .prop_map(aimed)
 }
 
-/// Most voids (those with an even id) made to name the movement before them, with its
-/// store, product and quantity: voided once, twice, or after their target was voided.
+/// Most returns and voids (those with an even id) aimed: a return at the latest sale before
+/// it, for at most what it sold; a void at the movement before it, with its store, product
+/// and quantity: voided once, twice, or after their target was voided (a return too).
 fn aimed(mut batch: Vec<StockMovement>) -> Vec<StockMovement> {
+    for index in 1..batch.len() {
+        let it = &batch[index];
+        if it.kind != MovementKind::Return || it.movement_id.as_u128() % 2 == 1 {
+            continue;
+        }
+        let Some(sale) = batch[..index]
+            .iter()
+            .rev()
+            .find(|m| m.kind == MovementKind::Sale)
+            .cloned()
+        else {
+            continue;
+        };
+        let it = &mut batch[index];
+        it.original_movement_id = Some(sale.movement_id);
+        it.store_id = sale.store_id;
+        it.product_id = sale.product_id;
+        it.quantity = it.quantity.min(sale.quantity);
+    }
     for index in 1..batch.len() {
         let void = &batch[index];
         if void.kind != MovementKind::Void || void.movement_id.as_u128() % 2 == 1 {
@@ -303,13 +324,22 @@ proptest! {
         let mut seen = HashMap::new();
         let outcomes = decide(&mut Balances::new(), &mut seen, &catalog(), &batch);
         let mut sold: HashMap<Uuid, (&StockMovement, i64)> = HashMap::new();
+        // Applied returns of a sale: a void of one gives the sale its units back.
+        let mut returns: HashMap<Uuid, (Uuid, i64)> = HashMap::new();
         for (movement, outcome) in batch.iter().zip(&outcomes) {
             let applied = matches!(outcome, Outcome::Applied { .. });
             match (movement.kind, movement.original_movement_id) {
                 (MovementKind::Sale, _) if applied => {
                     sold.insert(movement.movement_id, (movement, 0));
                 }
+                (MovementKind::Void, _) if applied => {
+                    let voided = movement.voids_movement_id.and_then(|id| returns.remove(&id));
+                    if let Some((sale, quantity)) = voided {
+                        sold.get_mut(&sale).expect("a return's sale").1 -= quantity;
+                    }
+                }
                 (MovementKind::Return, Some(id)) if applied => {
+                    returns.insert(movement.movement_id, (id, movement.quantity));
                     let (sale, returned) = sold
                         .get_mut(&id)
                         .ok_or_else(|| TestCaseError::fail(format!("{movement:?} names no sale")))?;

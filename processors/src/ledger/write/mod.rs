@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use schemas::{ProductId, StoreId};
+use schemas::{MovementKind, ProductId, StoreId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -40,7 +40,7 @@ WITH ledger AS (
     :first_sold_product::int8[], :first_sold_quantity::int8[], :first_returned::int8[],
     :first_voided_by::uuid[])
 ), returns AS (
-  UPDATE movement_ids m SET returned = COALESCE(m.returned, 0) + u.units
+  UPDATE movement_ids m SET returned = GREATEST(COALESCE(m.returned, 0) + u.units, 0)
   FROM UNNEST(:returned_sale::uuid[], :returned_units::int8[]) AS u(movement_id, units)
   WHERE m.movement_id = u.movement_id
 ), voids AS (
@@ -429,6 +429,15 @@ pub async fn commit(
             {
                 reversed.insert(record.movement.movement_id, counted);
             }
+        }
+    }
+    // A voided return's units may be returned to its sale again.
+    for counted in reversed.values() {
+        let movement = counted.movement();
+        if movement.kind == MovementKind::Return
+            && let Some(sale) = movement.original_movement_id
+        {
+            *returned.entry(sale).or_default() -= movement.quantity;
         }
     }
     for (record, outcome) in records.iter().zip(outcomes) {

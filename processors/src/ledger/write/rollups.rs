@@ -100,6 +100,10 @@ pub(super) struct Counted<'a> {
 }
 
 impl<'a> Counted<'a> {
+    pub(super) fn movement(&self) -> &'a StockMovement {
+        self.movement
+    }
+
     pub(super) fn applied(record: &'a Record, outcome: &Outcome) -> Option<Self> {
         match *outcome {
             Outcome::Applied {
