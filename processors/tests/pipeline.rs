@@ -5,9 +5,33 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::message::Headers;
-use schemas::{AvroRecord, Balance, LedgerEntry, MovementKind};
+use schemas::{AvroRecord, Balance, LedgerEntry, MovementKind, StockMovement};
 use test_kit::TestStack;
 use test_kit::*;
+
+/// A movement of store 1's product 1 with id `id`: a stock-in from the supplier at 100
+/// paise, a sale at 150, anything else with no more than its kind and quantity.
+fn movement(id: u128, kind: MovementKind, quantity: i64) -> StockMovement {
+    StockMovement {
+        movement_id: uuid::Uuid::from_u128(id),
+        store_id: schemas::StoreId(1),
+        product_id: schemas::ProductId(1),
+        sku: "SKU-1".into(),
+        kind,
+        quantity,
+        supplier_id: (kind == MovementKind::StockIn).then_some(schemas::SupplierId(SUPPLIER)),
+        unit_cost_paise: (kind == MovementKind::StockIn).then_some(100),
+        unit_price_paise: (kind == MovementKind::Sale).then_some(150),
+        reason: None,
+        offline: false,
+        restock: None,
+        note: None,
+        original_movement_id: None,
+        voids_movement_id: None,
+        count_id: None,
+        ..movements(1, 5).remove(0)
+    }
+}
 
 /// A processor running in-process until the returned sender is used or dropped.
 async fn start_processor(stack: &TestStack) -> tokio::sync::oneshot::Sender<()> {
@@ -275,20 +299,6 @@ async fn a_reorder_point_changed_while_the_store_is_held_takes_effect() {
     let topic = stack.settings.topics().movements();
     let producer = producer(&stack);
     let stop = start_processor(&stack).await;
-    let movement = |id: u128, kind: MovementKind, quantity: i64| {
-        let mut movement = movements(1, 5).remove(0);
-        movement.movement_id = uuid::Uuid::from_u128(id);
-        movement.store_id = schemas::StoreId(1);
-        movement.product_id = schemas::ProductId(1);
-        movement.kind = kind;
-        movement.quantity = quantity;
-        movement.supplier_id =
-            (kind == MovementKind::StockIn).then_some(schemas::SupplierId(SUPPLIER));
-        movement.unit_cost_paise = (kind == MovementKind::StockIn).then_some(100);
-        movement.unit_price_paise = (kind == MovementKind::Sale).then_some(150);
-        movement.reason = None;
-        movement
-    };
     let alerts = || async {
         sqlx::query_scalar::<_, String>(
             "SELECT kind FROM alerts WHERE store_id = 1 AND product_id = 1 ORDER BY id",
@@ -326,5 +336,51 @@ async fn a_reorder_point_changed_while_the_store_is_held_takes_effect() {
         Some("out_of_stock"),
         "{kinds:?}"
     );
+    let _ = stop.send(());
+}
+
+/// A return keyed in by mistake and voided gives its sale the units back to return — also
+/// to a processor that starts afresh and reads the sale's returns from Postgres, not from
+/// what the one before held in memory.
+#[tokio::test]
+async fn a_voided_return_gives_its_sale_the_units_back_across_a_restart() {
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let topic = stack.settings.topics().movements();
+    let producer = producer(&stack);
+    let sale = movement(2, MovementKind::Sale, 3);
+    let back = |id: u128| StockMovement {
+        original_movement_id: Some(sale.movement_id),
+        ..movement(id, MovementKind::Return, 2)
+    };
+    let void = StockMovement {
+        voids_movement_id: Some(uuid::Uuid::from_u128(3)),
+        ..movement(4, MovementKind::Void, 2)
+    };
+    let stop = start_processor(&stack).await;
+    let stock_in = movement(1, MovementKind::StockIn, 10);
+    produce(&producer, &topic, &[stock_in, sale.clone(), back(3)]).await;
+    wait_committed(&stack, 3, Duration::from_secs(30)).await;
+    produce(&producer, &topic, &[void]).await;
+    wait_committed(&stack, 4, Duration::from_secs(30)).await;
+    let _ = stop.send(());
+    let stop = start_processor(&stack).await;
+    produce(&producer, &topic, &[back(5)]).await;
+    wait_committed(&stack, 5, Duration::from_secs(90)).await;
+    let outcome: (String, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT status, reject_reason, balance_after FROM movements WHERE movement_id = $1",
+    )
+    .bind(uuid::Uuid::from_u128(5))
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, ("applied".to_owned(), None, Some(9)));
+    let returned: Option<i64> =
+        sqlx::query_scalar("SELECT returned FROM movement_ids WHERE movement_id = $1")
+            .bind(sale.movement_id)
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!(returned, Some(2), "2 returned, voided, 2 returned again");
     let _ = stop.send(());
 }
