@@ -48,11 +48,11 @@ build:
 # build at the lowest priority from the start, on the CPU that lint and the stack's install
 # leave idle; they are stopped (SIGSTOP to their process group) while the workspace tests
 # run — beside them, even at nice 19, the tests took 544 s instead of 344 s — and go on
-# beside the fault suite, which mostly waits, then run each target for 30 s. Their own
+# beside the fault suite, which mostly waits, then run the targets 30 s side by side. Their own
 # process group (`set -m`), not a session of their own: with the kernel's autogroups a new
 # session gets an equal share of the CPU whatever its nice value.
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
-## test: lint, check the deployment files and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside each fuzz target for 30 s
+## test: lint, check the deployment files and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the fuzz targets (30 s each, side by side)
 # Each phase's end is printed with the seconds since the start: where the time goes.
 test: tools
 	@started=$$SECONDS; phase() { echo "[make test] $$1 after $$((SECONDS - started)) s"; }; \
