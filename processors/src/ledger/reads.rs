@@ -75,10 +75,8 @@ pub async fn later_changes(
         return Ok(HashMap::new());
     }
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT u.id, COALESCE(sum(COALESCE(m.delta, CASE \
-             WHEN m.kind IN ('stock_in', 'adjustment') THEN m.quantity \
-             WHEN m.kind = 'return' AND m.restock IS NOT FALSE THEN m.quantity \
-             WHEN m.kind IN ('sale', 'removal') THEN -m.quantity ELSE 0 END)), 0)::int8 \
+        "SELECT u.id, \
+           COALESCE(sum(movement_delta(m.kind, m.quantity, m.restock, m.delta)), 0)::int8 \
          FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::timestamptz[]) \
            AS u(id, store_id, product_id, at) \
          LEFT JOIN movements m ON m.store_id = u.store_id AND m.occurred_at > u.at \

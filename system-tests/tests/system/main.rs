@@ -2,6 +2,7 @@
 //! query-api in-process, pos-sim, the deploy files, the contracts) against the local stack.
 //! One binary; each test is a process of its own under nextest.
 
+mod as_of;
 mod bounds;
 mod broker_loss;
 mod contract;

@@ -118,6 +118,17 @@ WITH ledger AS (
     value_paise = d.value_paise + excluded.value_paise,
     units_without_cost = d.units_without_cost + excluded.units_without_cost,
     movements = d.movements + excluded.movements
+), deltas AS (
+  INSERT INTO stock_deltas_daily AS d (store_id, product_id, occurred_day, recorded_day, delta)
+  SELECT u.store_id, u.product_id, (u.occurred_at AT TIME ZONE 'UTC')::date,
+    (u.recorded_at AT TIME ZONE 'UTC')::date, sum(u.delta)
+  FROM UNNEST(:store_id::int8[], :product_id::int8[], :occurred_at::timestamptz[],
+    :recorded_at::timestamptz[], :status::text[], :delta::int8[])
+    AS u(store_id, product_id, occurred_at, recorded_at, status, delta)
+  WHERE u.status = 'applied' AND u.delta <> 0
+  GROUP BY 1, 2, 3, 4
+  ON CONFLICT (store_id, occurred_day, recorded_day, product_id) DO UPDATE SET
+    delta = d.delta + excluded.delta
 ), resolved AS (
   UPDATE alerts a SET resolved_at = u.at
   FROM UNNEST(:resolve_store::int8[], :resolve_product::int8[], :resolve_at::timestamptz[])

@@ -26,6 +26,9 @@ use crate::consistency::{ConsistencyParams, NotYetConsistent};
 use crate::etag::{self};
 use crate::pagination::{Page, PageParams};
 use crate::view::{Catalog, ProductMeta, Setting};
+use as_of::{AsOfParams, PastInventory, PastStoreItem};
+
+pub mod as_of;
 
 /// A page of inventory holds this many products unless `limit` says otherwise…
 pub const DEFAULT_ITEMS: u32 = 1_000;
@@ -239,14 +242,23 @@ impl InventoryFilter {
         }
     }
 
-    fn keeps(&self, item: &InventoryItem<'_>, q: Option<&str>) -> bool {
+    /// Whether a product passes the filters on what it is (category, SKU, text).
+    fn keeps_product(
+        &self,
+        sku: &str,
+        name: &str,
+        category: Option<&str>,
+        q: Option<&str>,
+    ) -> bool {
         self.category
             .as_deref()
-            .is_none_or(|category| item.category == Some(category))
-            && self.sku.as_deref().is_none_or(|sku| item.sku == sku)
-            && q.is_none_or(|q| {
-                item.sku.to_lowercase().contains(q) || item.name.to_lowercase().contains(q)
-            })
+            .is_none_or(|wanted| category == Some(wanted))
+            && self.sku.as_deref().is_none_or(|wanted| sku == wanted)
+            && q.is_none_or(|q| sku.to_lowercase().contains(q) || name.to_lowercase().contains(q))
+    }
+
+    fn keeps(&self, item: &InventoryItem<'_>, q: Option<&str>) -> bool {
+        self.keeps_product(item.sku, item.name, item.category, q)
             && (self.below_reorder_point != Some(true)
                 || item.stock.stock_status != StockStatus::InStock)
             && (self.out_of_stock != Some(true) || item.stock.stock_status == StockStatus::Out)
@@ -274,13 +286,30 @@ pub struct InventoryResponse<'a> {
 }
 
 const FRESH_200: &str = "With `freshness`: its source (`cache` or `database`) and the next offset the processors will process per partition. `ETag` for `If-None-Match`.";
+const FRESH_200_OR_PAST: &str = "Now: with `freshness`, its source (`cache` or `database`) and the next offset the processors will process per partition. With `as_of`: the stock then, read from the ledger, with `as_of` (and `known_at`) instead. `ETag` for `If-None-Match`.";
+
+/// A store's inventory now, or at a past time (`as_of`): the documented shapes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StoreInventoryAnswer<'a> {
+    Now(InventoryResponse<'a>),
+    Past(PastInventory<'a>),
+}
+
+/// One product's stock in a store now, or at a past time (`as_of`): the documented shapes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StoreItemAnswer<'a> {
+    Now(StoreItemResponse<'a>),
+    Past(PastStoreItem<'a>),
+}
 
 /// A store's current inventory.
 #[utoipa::path(get, path = "/v1/stores/{id}/inventory", tag = "inventory",
-    params(("id" = i64, Path, description = "Store id"), InventoryFilter, PageParams, ConsistencyParams),
+    params(("id" = i64, Path, description = "Store id"), InventoryFilter, PageParams, ConsistencyParams, AsOfParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = FRESH_200, body = InventoryResponse),
+        (status = 200, description = FRESH_200_OR_PAST, body = StoreInventoryAnswer),
         NotModified,
         InvalidParameter,
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
@@ -288,6 +317,7 @@ const FRESH_200: &str = "With `freshness`: its source (`cache` or `database`) an
         (status = 503, description = "The consistency token's movements are not applied yet (`not_yet_consistent`); `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
+#[allow(clippy::too_many_arguments)] // One per extractor: the query's four groups are documented apart.
 pub async fn store_inventory(
     State(state): State<ReadState>,
     principal: Principal,
@@ -295,10 +325,15 @@ pub async fn store_inventory(
     Query(filter): Query<InventoryFilter>,
     Query(page): Query<PageParams>,
     Query(consistency): Query<ConsistencyParams>,
+    Query(when): Query<AsOfParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
     require_store(&state, &principal, store).await?;
+    if let Some(when) = when.check()? {
+        return as_of::store_inventory(&state, store, when, &filter, &page, &consistency, &headers)
+            .await;
+    }
     let limit = page.limit_or(DEFAULT_ITEMS, MAX_ITEMS)? as usize;
     let after = page.after::<i64>()?;
     let q = filter.check()?;
@@ -367,10 +402,10 @@ pub struct StoreItemResponse<'a> {
 
 /// One product's stock in a store (0 if it never moved there).
 #[utoipa::path(get, path = "/v1/stores/{id}/inventory/{product_id}", tag = "inventory",
-    params(("id" = i64, Path, description = "Store id"), ("product_id" = i64, Path, description = "Product id"), ConsistencyParams),
+    params(("id" = i64, Path, description = "Store id"), ("product_id" = i64, Path, description = "Product id"), ConsistencyParams, AsOfParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = FRESH_200, body = StoreItemResponse),
+        (status = 200, description = FRESH_200_OR_PAST, body = StoreItemAnswer),
         NotModified,
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or product", body = Problem, content_type = "application/problem+json"),
@@ -382,11 +417,15 @@ pub async fn store_product(
     principal: Principal,
     Path((store, product)): Path<(i64, i64)>,
     Query(consistency): Query<ConsistencyParams>,
+    Query(when): Query<AsOfParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::InventoryRead)?;
     require_store(&state, &principal, store).await?;
     require_product(&state, product).await?;
+    if let Some(when) = when.check()? {
+        return as_of::store_product(&state, store, product, when, &consistency, &headers).await;
+    }
     let token = state.consistent(&consistency).await?;
     let (balance, freshness) = state.balances.one(store, product, token.as_ref()).await?;
     let catalog = state.view.read();
