@@ -19,6 +19,7 @@
 #   KAFKA_PORT   node 1's client port; node N uses KAFKA_PORT + 2(N-1) for clients and
 #                the port after it for its controller          (19092)
 #   KAFKA_HEAP   JVM heap options per node                    (-Xms256m -Xmx512m)
+#   KAFKA_JVM_OPTS  more JVM options per node (the tests' own clusters: C1 only)   (none)
 #   KAFKA_TLS_DIR  with ca.crt, server.crt, server.key and kafka-password (stack.sh makes
 #                them): every node also serves SASL_SSL (SCRAM-SHA-512 or PLAIN, user
 #                `bazaar`) on its client port + 10                 (none: plaintext only)
@@ -35,6 +36,7 @@ KAFKA_NODES="${KAFKA_NODES:-$(cat "$KAFKA_DIR/nodes" 2>/dev/null || echo 1)}"
 KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx512m}"
+KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_TLS_DIR="${KAFKA_TLS_DIR:-}"
 KAFKA_SASL_USER="bazaar"
 
@@ -83,8 +85,8 @@ install() {
     touch "$JARS/complete"
 }
 
-java_run() { # java_run <main class> <args…> (a short-lived tool)
-    java -Xmx256m -cp "$JARS/libs/*" -Dlog4j2.configurationFile="$HERE/log4j2.yaml" \
+java_run() { # java_run <main class> <args…> (a short-lived tool: no C2 compiler warm-up)
+    java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$JARS/libs/*" -Dlog4j2.configurationFile="$HERE/log4j2.yaml" \
         -Dkafka.logs.dir="$KAFKA_DIR" "$@"
 }
 
@@ -219,8 +221,8 @@ start_node() { # start_node <node>: start it if it is not running (no wait)
     # The second from which a "Kafka Server started" counts as this start's (a line count
     # would miss it once log4j rolls server.log over at 20 MB, as a long-lived stack's does).
     date '+%Y-%m-%d %H:%M:%S' >"$dir/started-after"
-    # shellcheck disable=SC2086 # KAFKA_HEAP is a list of JVM options
-    (exec setsid nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    # shellcheck disable=SC2086 # KAFKA_HEAP and KAFKA_JVM_OPTS are lists of JVM options
+    (exec setsid nohup java $KAFKA_HEAP $KAFKA_JVM_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$HERE/log4j2.yaml" -Dkafka.logs.dir="$dir/logs" \
         -cp "$JARS/libs/*" kafka.Kafka "$dir/server.properties" \
