@@ -17,7 +17,7 @@ use service_kit::problem::ApiError;
 use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{DEFAULT_ITEMS, InventoryFilter, MAX_ITEMS};
+use super::{DEFAULT_ITEMS, InventoryFilter, MAX_ITEMS, ProductNamed};
 use crate::ReadState;
 use crate::consistency::ConsistencyParams;
 use crate::etag;
@@ -142,12 +142,8 @@ pub async fn balances(
 /// One product's stock in a store at a past time.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PastItem<'a> {
-    pub product_id: i64,
-    pub sku: &'a str,
-    pub name: &'a str,
-    pub category: Option<&'a str>,
-    /// `pc`, `g` or `ml`: the unit `quantity` counts.
-    pub unit: &'a str,
+    #[serde(flatten)]
+    pub product: ProductNamed<'a>,
     /// The balance then (0 before the product's first movement in the store).
     pub quantity: i64,
 }
@@ -155,11 +151,7 @@ pub struct PastItem<'a> {
 impl<'a> PastItem<'a> {
     pub fn new(product_id: i64, meta: &'a ProductMeta, quantity: i64) -> Self {
         Self {
-            product_id,
-            sku: &meta.sku,
-            name: &meta.name,
-            category: meta.category.as_deref(),
-            unit: &meta.unit,
+            product: ProductNamed::new(product_id, meta),
             quantity,
         }
     }
@@ -223,10 +215,10 @@ pub(super) async fn store_inventory(
                 quantity,
             ))
         })
-        .filter(|item| filter.keeps_product(item.sku, item.name, item.category, q.as_deref()))
+        .filter(|item| filter.keeps_product(&item.product, q.as_deref()))
         .take(limit + 1)
         .collect();
-    let page = Page::from_rows(items, limit as u32, |item| item.product_id);
+    let page = Page::from_rows(items, limit as u32, |item| item.product.product_id);
     etag::respond(
         headers,
         &PastInventory {

@@ -102,15 +102,34 @@ impl Stock {
     }
 }
 
-/// One product in one store.
+/// A product as an inventory line names it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct InventoryItem<'a> {
+pub struct ProductNamed<'a> {
     pub product_id: i64,
     pub sku: &'a str,
     pub name: &'a str,
     pub category: Option<&'a str>,
     /// `pc`, `g` or `ml`: the unit `quantity` counts.
     pub unit: &'a str,
+}
+
+impl<'a> ProductNamed<'a> {
+    pub fn new(product_id: i64, meta: &'a ProductMeta) -> Self {
+        Self {
+            product_id,
+            sku: &meta.sku,
+            name: &meta.name,
+            category: meta.category.as_deref(),
+            unit: &meta.unit,
+        }
+    }
+}
+
+/// One product in one store.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryItem<'a> {
+    #[serde(flatten)]
+    pub product: ProductNamed<'a>,
     #[serde(flatten)]
     pub stock: Stock,
 }
@@ -123,11 +142,7 @@ impl<'a> InventoryItem<'a> {
         setting: Setting,
     ) -> Self {
         Self {
-            product_id,
-            sku: &meta.sku,
-            name: &meta.name,
-            category: meta.category.as_deref(),
-            unit: &meta.unit,
+            product: ProductNamed::new(product_id, meta),
             stock: Stock::new(balance, setting),
         }
     }
@@ -243,22 +258,21 @@ impl InventoryFilter {
     }
 
     /// Whether a product passes the filters on what it is (category, SKU, text).
-    fn keeps_product(
-        &self,
-        sku: &str,
-        name: &str,
-        category: Option<&str>,
-        q: Option<&str>,
-    ) -> bool {
+    fn keeps_product(&self, product: &ProductNamed<'_>, q: Option<&str>) -> bool {
         self.category
             .as_deref()
-            .is_none_or(|wanted| category == Some(wanted))
-            && self.sku.as_deref().is_none_or(|wanted| sku == wanted)
-            && q.is_none_or(|q| sku.to_lowercase().contains(q) || name.to_lowercase().contains(q))
+            .is_none_or(|wanted| product.category == Some(wanted))
+            && self
+                .sku
+                .as_deref()
+                .is_none_or(|wanted| product.sku == wanted)
+            && q.is_none_or(|q| {
+                product.sku.to_lowercase().contains(q) || product.name.to_lowercase().contains(q)
+            })
     }
 
     fn keeps(&self, item: &InventoryItem<'_>, q: Option<&str>) -> bool {
-        self.keeps_product(item.sku, item.name, item.category, q)
+        self.keeps_product(&item.product, q)
             && (self.below_reorder_point != Some(true)
                 || item.stock.stock_status != StockStatus::InStock)
             && (self.out_of_stock != Some(true) || item.stock.stock_status == StockStatus::Out)
@@ -366,11 +380,11 @@ pub async fn store_inventory(
     let rendered = {
         let catalog = state.view.read();
         let items: Vec<InventoryItem<'_>> = store_items(&catalog, store, &balances)
-            .filter(|item| after.is_none_or(|after| item.product_id > after))
+            .filter(|item| after.is_none_or(|after| item.product.product_id > after))
             .filter(|item| filter.keeps(item, q.as_deref()))
             .take(limit + 1)
             .collect();
-        let page = Page::from_rows(items, limit as u32, |item| item.product_id);
+        let page = Page::from_rows(items, limit as u32, |item| item.product.product_id);
         etag::render(&InventoryPage {
             store_id: store,
             items: page.items,

@@ -203,13 +203,13 @@ pub async fn valuation(
         std::collections::BTreeMap::new();
     for item in store_items(&catalog, store, &balances) {
         let key = match group {
-            ValuationGroup::Category => (item.category.map(str::to_owned), None),
-            ValuationGroup::Product => (None, Some(item.product_id)),
+            ValuationGroup::Category => (item.product.category.map(str::to_owned), None),
+            ValuationGroup::Product => (None, Some(item.product.product_id)),
         };
         let row = rows.entry(key.clone()).or_insert_with(|| ValuationRow {
             category: key.0,
             product_id: key.1,
-            sku: matches!(group, ValuationGroup::Product).then(|| item.sku.to_owned()),
+            sku: matches!(group, ValuationGroup::Product).then(|| item.product.sku.to_owned()),
             products: 0,
             units: Total::default(),
             value_paise: Total::default(),
