@@ -40,9 +40,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let stores: Vec<i64> = (1..=1_000).collect();
     let products: Vec<i64> = (1..=1_000).collect();
     let mut rng = rand::rng();
-    let movements: Vec<_> = (0..options.records)
-        .map(|_| crate::processors::movement(&mut rng, &stores, &products, 1))
-        .collect();
+    let mut mix = crate::mix::Mix::new(crate::mix::Kinds::Three, &stores, &products, 1);
+    let movements: Vec<_> = (0..options.records).map(|_| mix.next(&mut rng)).collect();
     let bytes: usize = movements
         .iter()
         .map(|movement| movement.encode().map_or(0, |payload| payload.len()))

@@ -18,6 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod broker;
 mod ingest;
 mod load;
+mod mix;
 mod pipeline;
 mod processors;
 mod query;

@@ -8,11 +8,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+use schemas::{AvroRecord, ProductId, StockMovement, StoreId};
 use service_kit::{Service, Settings, kafka};
 
+use crate::mix::{Kinds, Mix};
 use crate::report::{Report, Row};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -35,46 +35,12 @@ pub struct Options {
     /// Length of the steady phase.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// The movements' kinds: `make bench` runs this suite with each.
+    #[arg(long, value_enum, default_value_t = Kinds::Three)]
+    pub kinds: Kinds,
 }
 
 use crate::ingest::Service_ as Child;
-
-pub fn movement(
-    rng: &mut impl Rng,
-    stores: &[i64],
-    products: &[i64],
-    supplier: i64,
-) -> StockMovement {
-    let kind = match rng.random_range(0..20) {
-        0..=3 => MovementKind::StockIn,
-        4 => MovementKind::Removal,
-        _ => MovementKind::Sale,
-    };
-    let now = chrono::Utc::now();
-    StockMovement {
-        movement_id: uuid::Uuid::new_v4(),
-        store_id: StoreId(stores[rng.random_range(0..stores.len())]),
-        product_id: ProductId(products[rng.random_range(0..products.len())]),
-        sku: "BENCH".into(),
-        kind,
-        quantity: rng.random_range(1..=(if kind == MovementKind::StockIn { 50 } else { 5 })),
-        occurred_at: now,
-        received_at: now,
-        supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(supplier)),
-        unit_cost_paise: (kind == MovementKind::StockIn).then_some(1_800),
-        unit_price_paise: (kind == MovementKind::Sale).then_some(2_500),
-        reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
-        reference: None,
-        actor: "bench".into(),
-        device_id: Some("till-1".into()),
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
-    }
-}
 
 /// Produces `movements` and waits for every acknowledgement: each is encoded into one
 /// reused buffer and handed to librdkafka at once (as the services produce), so the load
@@ -245,10 +211,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     eprintln!("putting {} movements on {topic}", options.backlog);
     let mut rng = rand::rng();
+    let mut mix = Mix::new(options.kinds, &stores, &products, supplier);
+    let kinds = match options.kinds {
+        Kinds::Three => "",
+        Kinds::Every => ", every kind",
+    };
     for _ in 0..options.backlog.div_ceil(10_000) {
-        let chunk: Vec<StockMovement> = (0..10_000)
-            .map(|_| movement(&mut rng, &stores, &products, supplier))
-            .collect();
+        let chunk: Vec<StockMovement> = (0..10_000).map(|_| mix.next(&mut rng)).collect();
         send(&producer, &topic, chunk).await?;
     }
     let backlog = options.backlog.div_ceil(10_000) * 10_000;
@@ -285,7 +254,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let (first_at, first_done) = first.unwrap_or((started, 0));
     let sustained = (backlog as i64 - first_done) as f64 / first_at.elapsed().as_secs_f64();
     let mut rows = vec![Row {
-        scenario: format!("backlog topic → committed Postgres ({backlog})"),
+        scenario: format!("backlog topic → committed Postgres ({backlog}{kinds})"),
         connections: 0,
         movements_per_second: sustained.round(),
         requests_per_second: 0.0,
@@ -307,9 +276,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut sent = 0;
     while Instant::now() < until {
         ticker.tick().await;
-        let slice: Vec<StockMovement> = (0..per_tick)
-            .map(|_| movement(&mut rng, &stores, &products, supplier))
-            .collect();
+        let slice: Vec<StockMovement> = (0..per_tick).map(|_| mix.next(&mut rng)).collect();
         sent += slice.len();
         let producer = producer.clone();
         let topic = topic.clone();
@@ -333,7 +300,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let after = end_to_end_buckets_holding(options.port, target).await?;
     rows.push(Row {
         scenario: format!(
-            "steady {} movements/s, received → applied",
+            "steady {} movements/s, received → applied{kinds}",
             options.steady_rate
         ),
         connections: 0,
@@ -346,6 +313,16 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         first_failure: None,
         of_ceiling: None,
     });
+    let metrics = crate::ingest::get_text(options.port, "/metrics").await?;
+    let total = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+            .sum()
+    };
+    let batches = total("bazaar_processor_batch_size_count");
+    let drained = total("bazaar_processor_drained_total");
     let peak = crate::ingest::peak_rss_mib(pid);
     drop(child);
 
@@ -376,6 +353,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             settings.kafka.brokers,
         ),
         format!("{count} balances held in memory: {held:.0} MiB"),
+        format!(
+            "{batches:.0} batches, {drained:.0} of them waited for the batch in flight's commit (a count, or a void of its movement)"
+        ),
         format!(
             "steady phase, stamped → on the broker (the load generator's produce, before the processors can see a movement): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             acknowledged.value_at_quantile(0.5) as f64 / 1_000.0,

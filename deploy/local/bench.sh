@@ -5,7 +5,7 @@
 # loopback. The broker's own ceiling is measured first; every suite states its rates as a
 # share of it. Prints one table; the JSON lands in .local/bench/results/ for comparing runs.
 #
-#   deploy/local/bench.sh [broker] [ingest] [processors] [pipeline] [query-api] [-- extra bazaar-bench flags]
+#   deploy/local/bench.sh [broker] [ingest] [processors] ["processors --kinds every"] [pipeline] [query-api] [-- extra bazaar-bench flags]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,7 +24,9 @@ say() { printf '\033[1m[bench]\033[0m %s\n' "$*"; }
 suites=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do suites+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
-[ ${#suites[@]} -eq 0 ] && suites=(broker ingest processors pipeline query-api)
+# The processors twice: stock-ins, sales and removals, then every kind of a store's life
+# (returns, adjustments, counts, voids, offline sales) — what the new kinds cost.
+[ ${#suites[@]} -eq 0 ] && suites=(broker ingest processors "processors --kinds every" pipeline query-api)
 
 deploy/local/stack.sh up
 trap 'deploy/local/stack.sh down >/dev/null' EXIT
@@ -49,7 +51,8 @@ trap 'rm -f "$marker"; deploy/local/stack.sh down >/dev/null' EXIT
 ceiling=()
 for suite in "${suites[@]}"; do
     say "suite $suite"
-    target/release/bazaar-bench "$suite" "${ceiling[@]}" "$@"
+    # shellcheck disable=SC2086 # a suite may carry its own flags
+    target/release/bazaar-bench $suite "${ceiling[@]}" "$@"
     if [ "$suite" = broker ]; then
         ceiling=(--ceiling "$(find .local/bench/results -name 'broker-*.json' -newer "$marker" | sort | tail -n 1)")
     fi

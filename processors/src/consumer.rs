@@ -226,6 +226,7 @@ impl Processor {
             if decoded.waits_for(&pending)
                 && let Some(flight) = in_flight.take()
             {
+                self.metrics.drained.inc();
                 pending.clear();
                 match self.finish_write(flight, state, &consumer, cache, &mut queue) {
                     Ok(true) => {}

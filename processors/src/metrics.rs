@@ -40,6 +40,10 @@ pub struct ProcessorMetrics {
     /// `bazaar_processor_republished_total`: ledger entries published again from Postgres
     /// (after a crash, an aborted transaction or a rebalance).
     pub republished: IntCounter,
+    /// `bazaar_processor_drained_total`: batches that waited for the batch in flight's
+    /// commit before they could be decided (they held a count, or a void of a movement that
+    /// batch decided): each is a batch whose reads did not overlap the previous write.
+    pub drained: IntCounter,
 }
 
 impl ProcessorMetrics {
@@ -133,6 +137,10 @@ impl ProcessorMetrics {
                 "bazaar_processor_republished_total",
                 "Ledger entries published again from Postgres after a crash, an aborted transaction or a rebalance.",
             )?,
+            drained: IntCounter::new(
+                "bazaar_processor_drained_total",
+                "Batches that waited for the batch in flight's commit before being decided (a count, or a void of a movement it decided).",
+            )?,
         };
         registry.register(Box::new(metrics.lag.clone()))?;
         registry.register(Box::new(metrics.batch_size.clone()))?;
@@ -146,6 +154,7 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.unpublished.clone()))?;
         registry.register(Box::new(metrics.output_transactions.clone()))?;
         registry.register(Box::new(metrics.republished.clone()))?;
+        registry.register(Box::new(metrics.drained.clone()))?;
         // At 0 from the start, for the dashboards' rates.
         for component in ["postgres", "kafka", "redis"] {
             metrics.errors.with_label_values(&[component]);
