@@ -64,26 +64,20 @@ impl<'a> Mix<'a> {
                 ..voided
             };
         }
-        let now = chrono::Utc::now();
         let quantity = rng.random_range(
             1..=match kind {
                 MovementKind::StockIn | MovementKind::Count => 50,
                 _ => 5,
             },
         );
+        let signed = if kind == MovementKind::Adjustment && draw % 2 == 0 {
+            -quantity
+        } else {
+            quantity
+        };
+        let store = StoreId(self.stores[rng.random_range(0..self.stores.len())]);
+        let product = ProductId(self.products[rng.random_range(0..self.products.len())]);
         let movement = StockMovement {
-            movement_id: uuid::Uuid::new_v4(),
-            store_id: StoreId(self.stores[rng.random_range(0..self.stores.len())]),
-            product_id: ProductId(self.products[rng.random_range(0..self.products.len())]),
-            sku: "BENCH".into(),
-            kind,
-            quantity: if kind == MovementKind::Adjustment && draw % 2 == 0 {
-                -quantity
-            } else {
-                quantity
-            },
-            occurred_at: now,
-            received_at: now,
             supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(self.supplier)),
             unit_cost_paise: (kind == MovementKind::StockIn).then_some(1_800),
             unit_price_paise: (kind == MovementKind::Sale).then_some(2_500),
@@ -95,15 +89,19 @@ impl<'a> Mix<'a> {
                 (MovementKind::Adjustment, _) => Some("found".to_owned()),
                 _ => None,
             },
-            reference: None,
-            actor: "bench".into(),
             device_id: Some("till-1".into()),
             offline: kind == MovementKind::Sale && (180..210).contains(&draw),
             restock: (kind == MovementKind::Return).then_some(!(860..870).contains(&draw)),
-            note: None,
-            original_movement_id: None,
-            voids_movement_id: None,
-            count_id: None,
+            ..StockMovement::new(
+                uuid::Uuid::new_v4(),
+                store,
+                product,
+                "BENCH",
+                kind,
+                signed,
+                chrono::Utc::now(),
+                "bench",
+            )
         };
         if kind == MovementKind::StockIn && self.kinds == Kinds::Every {
             self.last_stock_in = Some(movement.clone());

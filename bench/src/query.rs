@@ -131,29 +131,20 @@ async fn seed_history(
 }
 
 fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
-    let now = chrono::Utc::now();
     StockMovement {
-        movement_id: uuid::Uuid::new_v4(),
-        store_id: StoreId(store),
-        product_id: ProductId(product),
-        sku: "BENCH".into(),
-        kind: MovementKind::StockIn,
-        quantity: 5 + product % 100,
-        occurred_at: now,
-        received_at: now,
         supplier_id: Some(SupplierId(supplier)),
         unit_cost_paise: Some(1_800),
-        unit_price_paise: None,
-        reason: None,
-        reference: None,
-        actor: "bench".into(),
         device_id: Some("till-1".into()),
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        ..StockMovement::new(
+            uuid::Uuid::new_v4(),
+            StoreId(store),
+            ProductId(product),
+            "BENCH",
+            MovementKind::StockIn,
+            5 + product % 100,
+            chrono::Utc::now(),
+            "bench",
+        )
     }
 }
 

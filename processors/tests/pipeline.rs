@@ -13,23 +13,19 @@ use test_kit::*;
 /// paise, a sale at 150, anything else with no more than its kind and quantity.
 fn movement(id: u128, kind: MovementKind, quantity: i64) -> StockMovement {
     StockMovement {
-        movement_id: uuid::Uuid::from_u128(id),
-        store_id: schemas::StoreId(1),
-        product_id: schemas::ProductId(1),
-        sku: "SKU-1".into(),
-        kind,
-        quantity,
         supplier_id: (kind == MovementKind::StockIn).then_some(schemas::SupplierId(SUPPLIER)),
         unit_cost_paise: (kind == MovementKind::StockIn).then_some(100),
         unit_price_paise: (kind == MovementKind::Sale).then_some(150),
-        reason: None,
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
-        ..movements(1, 5).remove(0)
+        ..StockMovement::new(
+            uuid::Uuid::from_u128(id),
+            schemas::StoreId(1),
+            schemas::ProductId(1),
+            "SKU-1",
+            kind,
+            quantity,
+            chrono::Utc::now(),
+            "test-pos",
+        )
     }
 }
 

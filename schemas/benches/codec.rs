@@ -12,27 +12,20 @@ use uuid::Uuid;
 
 fn sale() -> StockMovement {
     StockMovement {
-        movement_id: Uuid::from_u128(0x0193_5f3c_8c4e_7a10_9d2b_31c4_55e6_7f80),
-        store_id: StoreId(417),
-        product_id: ProductId(90_211),
-        sku: "ATTA-5KG".into(),
-        kind: MovementKind::Sale,
-        quantity: 2,
-        occurred_at: Utc.with_ymd_and_hms(2026, 11, 21, 10, 15, 0).unwrap(),
         received_at: Utc.with_ymd_and_hms(2026, 11, 21, 10, 15, 1).unwrap(),
-        supplier_id: None,
-        unit_cost_paise: None,
         unit_price_paise: Some(27_500),
-        reason: None,
         reference: Some("BILL-000123".into()),
-        actor: "pos-417".into(),
         device_id: Some("till-1".into()),
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        ..StockMovement::new(
+            Uuid::from_u128(0x0193_5f3c_8c4e_7a10_9d2b_31c4_55e6_7f80),
+            StoreId(417),
+            ProductId(90_211),
+            "ATTA-5KG",
+            MovementKind::Sale,
+            2,
+            Utc.with_ymd_and_hms(2026, 11, 21, 10, 15, 0).unwrap(),
+            "pos-417",
+        )
     }
 }
 

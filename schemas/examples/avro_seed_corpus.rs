@@ -16,27 +16,18 @@ fn main() -> std::io::Result<()> {
     let at = Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0).unwrap();
     let id = Uuid::from_u128(0x0193_a1b2_7c4d_7e8f_9a0b_1c2d_3e4f_5a6b);
     let sale = StockMovement {
-        movement_id: id,
-        store_id: StoreId(1),
-        product_id: ProductId(2),
-        sku: "DAL-1KG".into(),
-        kind: MovementKind::Sale,
-        quantity: 3,
-        occurred_at: at,
-        received_at: at,
-        supplier_id: None,
-        unit_cost_paise: None,
         unit_price_paise: Some(12_500),
-        reason: None,
-        reference: None,
-        actor: "pos-1".into(),
         device_id: Some("till-1".into()),
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        ..StockMovement::new(
+            id,
+            StoreId(1),
+            ProductId(2),
+            "DAL-1KG",
+            MovementKind::Sale,
+            3,
+            at,
+            "pos-1",
+        )
     };
     let stock_in = StockMovement {
         kind: MovementKind::StockIn,

@@ -82,7 +82,7 @@ macro_rules! avro_enum {
             }
 
             /// The symbol's position in the schema.
-            fn avro_index(self) -> u32 {
+            pub(crate) fn avro_index(self) -> u32 {
                 match self {
                     Self::Unknown => 0,
                     other => 1 + Self::KNOWN.iter().position(|known| *known == other).unwrap_or(0) as u32,
@@ -192,74 +192,6 @@ impl AvroRecord for StockMovement {
 }
 
 impl StockMovement {
-    /// What the movement does to sellable stock: a stock-in and a resellable return add
-    /// their quantity, a sale and a removal take it, an adjustment adds its signed quantity,
-    /// a return not resellable and an unknown kind change nothing. A void's change is the
-    /// reverse of its voided movement's, a count's the difference between what it counted
-    /// and the book as of its time — which the movement alone does not tell: 0 here.
-    pub fn delta(&self) -> i64 {
-        match self.kind {
-            MovementKind::StockIn | MovementKind::Adjustment => self.quantity,
-            MovementKind::Return if self.restock != Some(false) => self.quantity,
-            MovementKind::Sale | MovementKind::Removal => -self.quantity,
-            MovementKind::Return
-            | MovementKind::Void
-            | MovementKind::Count
-            | MovementKind::Unknown => 0,
-        }
-    }
-
-    /// What makes a resend the same movement: its store, product, kind, quantity,
-    /// supplier, unit cost, unit price, reason and reference — those fields' Avro binary
-    /// encoding in that order, hashed with XXH3-64. The time it occurred (ingest's clock
-    /// when the client omits it), the time received, the actor, the device and whether it
-    /// came while offline (a resend after the till reconnects arrives late) may differ
-    /// between a movement and its resend. A return's `restock`, a `note`, a return's
-    /// `original_movement_id`, a void's `voids_movement_id` and a count's `count_id` follow,
-    /// each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
-    /// a later movement with the same id and another fingerprint, or of another store, is
-    /// a `conflict`, not a `duplicate`.
-    pub fn fingerprint(&self) -> i64 {
-        // Computed for every movement the processors decide: one buffer per thread.
-        thread_local! {
-            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
-        }
-        BUFFER.with_borrow_mut(|bytes| {
-            bytes.clear();
-            self.fingerprint_fields(bytes);
-            // Postgres has no unsigned bigint: the same 64 bits, read as signed.
-            xxhash_rust::xxh3::xxh3_64(bytes) as i64
-        })
-    }
-
-    fn fingerprint_fields(&self, bytes: &mut Vec<u8>) {
-        BodyWriter(bytes)
-            .long(self.store_id.get())
-            .long(self.product_id.get())
-            .long(i64::from(self.kind.avro_index()))
-            .long(self.quantity)
-            .optional_long(self.supplier_id.map(SupplierId::get))
-            .optional_long(self.unit_cost_paise)
-            .optional_long(self.unit_price_paise)
-            .optional_string(self.reason.as_deref())
-            .optional_string(self.reference.as_deref());
-        if let Some(restock) = self.restock {
-            BodyWriter(bytes).boolean(restock);
-        }
-        if let Some(note) = &self.note {
-            BodyWriter(bytes).string(note);
-        }
-        if let Some(original) = self.original_movement_id {
-            BodyWriter(bytes).uuid(original);
-        }
-        if let Some(voided) = self.voids_movement_id {
-            BodyWriter(bytes).uuid(voided);
-        }
-        if let Some(count) = self.count_id {
-            BodyWriter(bytes).uuid(count);
-        }
-    }
-
     /// The movement's fields in schema order, straight to Avro binary (the hot path of
     /// ingest); `avro_fields` is the same record as a generic `Value`.
     fn write_fields(&self, writer: &mut BodyWriter<'_>) {

@@ -12,6 +12,7 @@ pub mod consistency;
 pub mod events;
 pub mod ids;
 pub mod migrations;
+mod movement;
 pub mod purchase_orders;
 pub mod topics;
 pub mod total;

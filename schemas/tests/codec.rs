@@ -24,27 +24,20 @@ fn at(seconds: i64) -> DateTime<Utc> {
 
 fn sale() -> StockMovement {
     StockMovement {
-        movement_id: Uuid::new_v4(),
-        store_id: StoreId(7),
-        product_id: ProductId(1001),
-        sku: "ATTA-5KG".into(),
-        kind: MovementKind::Sale,
-        quantity: 2,
-        occurred_at: at(1_790_000_000),
         received_at: at(1_790_000_003),
-        supplier_id: None,
-        unit_cost_paise: None,
         unit_price_paise: Some(28_500),
-        reason: None,
         reference: Some("BILL-0042".into()),
-        actor: "pos-7".into(),
         device_id: Some("till-1".into()),
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        ..StockMovement::new(
+            Uuid::new_v4(),
+            StoreId(7),
+            ProductId(1001),
+            "ATTA-5KG",
+            MovementKind::Sale,
+            2,
+            at(1_790_000_000),
+            "pos-7",
+        )
     }
 }
 

@@ -19,33 +19,24 @@ const STORES: i64 = 8;
 const PER_STORE: i64 = 15;
 
 fn movement(store: i64, sequence: i64) -> StockMovement {
+    let kind = if sequence == 0 {
+        MovementKind::StockIn
+    } else {
+        MovementKind::Sale
+    };
     StockMovement {
-        movement_id: Uuid::new_v4(),
-        store_id: StoreId(store),
-        product_id: ProductId(100 + sequence % 3),
-        sku: format!("SKU-{}", sequence % 3),
-        kind: if sequence == 0 {
-            MovementKind::StockIn
-        } else {
-            MovementKind::Sale
-        },
-        // The sequence number rides in the quantity, so order can be checked per store.
-        quantity: sequence + 1,
-        occurred_at: Utc::now(),
-        received_at: Utc::now(),
-        supplier_id: None,
-        unit_cost_paise: None,
         unit_price_paise: Some(1_000),
-        reason: None,
-        reference: None,
-        actor: "kafka-test".into(),
-        device_id: None,
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        // The sequence number rides in the quantity, so order can be checked per store.
+        ..StockMovement::new(
+            Uuid::new_v4(),
+            StoreId(store),
+            ProductId(100 + sequence % 3),
+            format!("SKU-{}", sequence % 3),
+            kind,
+            sequence + 1,
+            Utc::now(),
+            "kafka-test",
+        )
     }
 }
 

@@ -46,13 +46,6 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
         // Spread over 36 hours so that local days differ from UTC days.
         let occurred_at = start + chrono::Duration::minutes(next(36 * 60) as i64);
         let mut movement = StockMovement {
-            movement_id: Uuid::new_v4(),
-            store_id: StoreId(store),
-            product_id: ProductId(product),
-            sku: format!("SKU-{product}"),
-            kind,
-            quantity,
-            occurred_at,
             received_at: Utc::now(),
             // Some stock-ins are cash purchases (no supplier), some come without a cost:
             // chosen by the quantity, so that the stream's random sequence stays as it was.
@@ -63,16 +56,19 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
                 .filter(|_| quantity % 7 != 0),
             unit_price_paise: (kind == MovementKind::Sale).then(|| 2_000 + next(500) as i64),
             reason: (kind == MovementKind::Removal).then(|| "damaged".to_owned()),
-            reference: None,
-            actor: "test-pos".into(),
             device_id: Some("till-1".into()),
             // A till that was offline: its sales and removals happened whatever the book says.
             offline: kind != MovementKind::StockIn && quantity == 11,
-            restock: None,
-            note: None,
-            original_movement_id: None,
-            voids_movement_id: None,
-            count_id: None,
+            ..StockMovement::new(
+                Uuid::new_v4(),
+                StoreId(store),
+                ProductId(product),
+                format!("SKU-{product}"),
+                kind,
+                quantity,
+                occurred_at,
+                "test-pos",
+            )
         };
         more_kinds(&mut movement);
         // Counts are of the stream's first hours: one before it all (every movement after

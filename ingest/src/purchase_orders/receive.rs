@@ -347,27 +347,20 @@ struct Unpublished {
 impl Unpublished {
     fn movement(self, now: DateTime<Utc>) -> StockMovement {
         StockMovement {
-            movement_id: self.movement_id,
-            store_id: StoreId(self.store_id),
-            product_id: ProductId(self.product_id),
-            sku: self.sku,
-            kind: MovementKind::StockIn,
-            quantity: self.quantity,
-            occurred_at: self.received_at,
             received_at: now,
             supplier_id: Some(SupplierId(self.supplier_id)),
             unit_cost_paise: Some(self.unit_cost_paise),
-            unit_price_paise: None,
-            reason: None,
             reference: Some(format!("PO-{}", self.purchase_order_id)),
-            actor: self.received_by,
-            device_id: None,
-            offline: false,
-            restock: None,
-            note: None,
-            original_movement_id: None,
-            voids_movement_id: None,
-            count_id: None,
+            ..StockMovement::new(
+                self.movement_id,
+                StoreId(self.store_id),
+                ProductId(self.product_id),
+                self.sku,
+                MovementKind::StockIn,
+                self.quantity,
+                self.received_at,
+                self.received_by,
+            )
         }
     }
 }

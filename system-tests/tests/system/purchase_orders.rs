@@ -28,27 +28,19 @@ async fn price_products(pipeline: &Pipeline) {
 
 fn stock_in(product: i64, quantity: i64, cost: i64) -> StockMovement {
     StockMovement {
-        movement_id: Uuid::new_v4(),
-        store_id: StoreId(1),
-        product_id: ProductId(product),
-        sku: format!("SKU-{product}"),
-        kind: MovementKind::StockIn,
-        quantity,
-        occurred_at: Utc::now() - chrono::Duration::minutes(10),
         received_at: Utc::now(),
         supplier_id: Some(SupplierId(SUPPLIER)),
         unit_cost_paise: Some(cost),
-        unit_price_paise: None,
-        reason: None,
-        reference: None,
-        actor: "tester".into(),
-        device_id: None,
-        offline: false,
-        restock: None,
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        ..StockMovement::new(
+            Uuid::new_v4(),
+            StoreId(1),
+            ProductId(product),
+            format!("SKU-{product}"),
+            MovementKind::StockIn,
+            quantity,
+            Utc::now() - chrono::Duration::minutes(10),
+            "tester",
+        )
     }
 }
 

@@ -16,20 +16,13 @@ fn movement(
     kind: MovementKind,
     quantity: i64,
 ) -> StockMovement {
+    // Every other adjustment takes stock (its quantity carries the sign).
+    let signed = if kind == MovementKind::Adjustment && quantity % 2 == 0 {
+        -quantity
+    } else {
+        quantity
+    };
     StockMovement {
-        movement_id: Uuid::from_u128(id),
-        store_id: StoreId(store),
-        product_id: ProductId(product),
-        sku: format!("SKU-{product}"),
-        kind,
-        // Every other adjustment takes stock (its quantity carries the sign).
-        quantity: if kind == MovementKind::Adjustment && quantity % 2 == 0 {
-            -quantity
-        } else {
-            quantity
-        },
-        occurred_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
-        received_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
         // Every fifth quantity a cash purchase, every seventh without a cost.
         supplier_id: (kind == MovementKind::StockIn && quantity % 5 != 0).then_some(SupplierId(1)),
         unit_cost_paise: (kind == MovementKind::StockIn && quantity % 7 != 0)
@@ -37,17 +30,20 @@ fn movement(
         unit_price_paise: (kind == MovementKind::Sale).then_some(150),
         reason: matches!(kind, MovementKind::Removal | MovementKind::Adjustment)
             .then(|| "damaged".to_owned()),
-        reference: None,
-        actor: "tester".into(),
-        device_id: None,
         // Every sixth quantity of a sale or removal was made offline.
         offline: matches!(kind, MovementKind::Sale | MovementKind::Removal) && quantity % 6 == 0,
         // Every fourth return is not resellable.
         restock: (kind == MovementKind::Return && quantity % 4 == 0).then_some(false),
-        note: None,
-        original_movement_id: None,
-        voids_movement_id: None,
-        count_id: None,
+        ..StockMovement::new(
+            Uuid::from_u128(id),
+            StoreId(store),
+            ProductId(product),
+            format!("SKU-{product}"),
+            kind,
+            signed,
+            Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+            "tester",
+        )
     }
 }
 
