@@ -68,7 +68,7 @@ pub fn api(
             OpenApiRouter::new()
                 .routes(routes!(inventory::store_inventory))
                 .routes(routes!(inventory::store_product))
-                .routes(routes!(inventory::product_inventory))
+                .routes(routes!(inventory::product::product_inventory))
                 .routes(routes!(history::list_movements))
                 .routes(routes!(history::get_movement))
                 .routes(routes!(reports::stock::stock_summary))

@@ -196,14 +196,7 @@ pub(super) async fn store_inventory(
     let token = state.consistent(consistency).await?;
     let pool = state.standby.pool_for(token.as_ref()).await;
     let quantities = balances(pool, store, None, when).await?;
-    state
-        .view
-        .holds(&state.pool, |catalog| {
-            quantities
-                .iter()
-                .all(|(product, _)| catalog.products.contains_key(product))
-        })
-        .await;
+    super::knows_products(state, &quantities).await;
     let catalog = state.view.read();
     let items: Vec<PastItem<'_>> = quantities
         .into_iter()

@@ -29,6 +29,7 @@ use crate::view::{Catalog, ProductMeta, Setting};
 use as_of::{AsOfParams, PastInventory, PastStoreItem};
 
 pub mod as_of;
+pub mod product;
 
 /// A page of inventory holds this many products unless `limit` says otherwise…
 pub const DEFAULT_ITEMS: u32 = 1_000;
@@ -204,8 +205,20 @@ pub async fn require_store(
     }
 }
 
+/// Brings the catalog view up to date if it misses one of the products of `rows`: a product
+/// stocked a moment after it was created is shown, not left out.
+pub(super) async fn knows_products<T>(state: &ReadState, rows: &[(i64, T)]) {
+    state
+        .view
+        .holds(&state.pool, |catalog| {
+            rows.iter()
+                .all(|(product, _)| catalog.products.contains_key(product))
+        })
+        .await;
+}
+
 /// The product must exist (deleted ones too: their stock is history).
-async fn require_product(state: &ReadState, product: i64) -> Result<(), ApiError> {
+pub(super) async fn require_product(state: &ReadState, product: i64) -> Result<(), ApiError> {
     if state
         .view
         .holds(&state.pool, |catalog| {
@@ -367,15 +380,7 @@ pub async fn store_inventory(
         freshness,
         version,
     } = state.balances.of_store(store, token.as_ref()).await?;
-    // A product stocked a moment after it was created is shown, not left out.
-    state
-        .view
-        .holds(&state.pool, |catalog| {
-            balances
-                .iter()
-                .all(|(product, _)| catalog.products.contains_key(product))
-        })
-        .await;
+    knows_products(&state, &balances).await;
 
     let rendered = {
         let catalog = state.view.read();
@@ -457,102 +462,6 @@ pub async fn store_product(
         ),
     };
     etag::respond(&headers, &item, Some(&freshness))
-}
-
-/// One product's stock in one store.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductStock {
-    pub store_id: i64,
-    #[serde(flatten)]
-    pub stock: Stock,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductInventory<'a> {
-    pub product_id: i64,
-    pub sku: &'a str,
-    pub name: &'a str,
-    pub unit: &'a str,
-    /// Units across the listed stores.
-    pub total_quantity: i64,
-    /// The caller's stores that hold the product or have settings for it, by store id.
-    pub stores: Vec<ProductStock>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductInventoryResponse<'a> {
-    #[serde(flatten)]
-    pub inventory: ProductInventory<'a>,
-    pub freshness: Freshness,
-}
-
-/// One product's stock in every store the token may see.
-#[utoipa::path(get, path = "/v1/products/{id}/inventory", tag = "inventory",
-    params(("id" = i64, Path, description = "Product id"), ConsistencyParams),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = FRESH_200, body = ProductInventoryResponse),
-        NotModified,
-        (status = 403, description = "The role may not read inventory", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-    ))]
-#[tracing::instrument(skip_all, fields(actor = %principal.subject, product_id = product))]
-pub async fn product_inventory(
-    State(state): State<ReadState>,
-    principal: Principal,
-    Path(product): Path<i64>,
-    Query(consistency): Query<ConsistencyParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    principal.require(Permission::InventoryRead)?;
-    require_product(&state, product).await?;
-    let stores: Vec<i64> = {
-        let catalog = state.view.read();
-        catalog
-            .stores
-            .keys()
-            .copied()
-            .filter(|store| principal.may_access(StoreId(*store)))
-            .collect()
-    };
-    let token = state.consistent(&consistency).await?;
-    let (balances, freshness) = state
-        .balances
-        .of_product(&stores, product, token.as_ref())
-        .await?;
-
-    let catalog = state.view.read();
-    let meta = catalog
-        .products
-        .get(&product)
-        .ok_or_else(|| ApiError::not_found("product", product))?;
-    let mut rows = Vec::new();
-    let mut held = balances.iter().peekable();
-    for store in &stores {
-        let balance = held
-            .next_if(|(id, _)| id == store)
-            .map(|(_, balance)| balance);
-        let has_settings = catalog
-            .settings
-            .get(store)
-            .is_some_and(|products| products.contains_key(&product));
-        if balance.is_none() && !has_settings {
-            continue;
-        }
-        rows.push(ProductStock {
-            store_id: *store,
-            stock: Stock::new(balance, catalog.setting(*store, product)),
-        });
-    }
-    let inventory = ProductInventory {
-        product_id: product,
-        sku: &meta.sku,
-        name: &meta.name,
-        unit: &meta.unit,
-        total_quantity: rows.iter().map(|row| row.stock.quantity).sum(),
-        stores: rows,
-    };
-    etag::respond(&headers, &inventory, Some(&freshness))
 }
 
 #[cfg(test)]
