@@ -65,10 +65,11 @@ fuzz_target!(|bytes: &[u8]| {
         StoreId(1),
         "only a live store of the token's"
     );
-    // Positive, but for an adjustment (signed, never 0) and a count (0 or more).
+    // Positive, but for an adjustment (signed, never 0), a count and what arrived of a
+    // transfer (0 or more).
     let quantities = match movement.kind {
         MovementKind::Adjustment => -MAX_QUANTITY..=MAX_QUANTITY,
-        MovementKind::Count => 0..=MAX_QUANTITY,
+        MovementKind::Count | MovementKind::TransferReceive => 0..=MAX_QUANTITY,
         _ => 1..=MAX_QUANTITY,
     };
     assert!(quantities.contains(&movement.quantity), "{movement:?}");
@@ -82,7 +83,9 @@ fuzz_target!(|bytes: &[u8]| {
     );
     // Each kind's own fields and no other's (kinds.rs): a stock-in may name a supplier (a
     // cash purchase does not), a removal and an adjustment say why, a return may (goods not
-    // resellable), a void names its movement.
+    // resellable), a void names its movement, a transfer-out its transfer and another live
+    // store, a receive its transfer (and may say why some was lost); no client sends a
+    // transfer-in.
     let kind = movement.kind;
     assert!(movement.supplier_id.is_none() || kind == MovementKind::StockIn);
     assert!(movement.unit_cost_paise.is_none() || kind == MovementKind::StockIn);
@@ -94,11 +97,31 @@ fuzz_target!(|bytes: &[u8]| {
         movement.voids_movement_id.is_some(),
         kind == MovementKind::Void
     );
+    assert_ne!(kind, MovementKind::TransferIn);
+    assert_eq!(
+        movement.transfer_id.is_some(),
+        matches!(
+            kind,
+            MovementKind::TransferOut | MovementKind::TransferReceive
+        )
+    );
+    assert_eq!(
+        movement.to_store_id.is_some(),
+        kind == MovementKind::TransferOut
+    );
+    assert!(
+        movement
+            .to_store_id
+            .is_none_or(|to| to != movement.store_id && to == StoreId(2)),
+        "another live store: {movement:?}"
+    );
+    assert!(movement.from_store_id.is_none());
     match kind {
         MovementKind::Removal | MovementKind::Adjustment => assert!(movement.reason.is_some()),
         MovementKind::Return => {
             assert_eq!(movement.reason.is_some(), movement.restock == Some(false))
         }
+        MovementKind::TransferReceive => {}
         _ => assert!(movement.reason.is_none(), "{movement:?}"),
     }
     let encoded = movement.encode().expect("an accepted movement encodes");

@@ -47,16 +47,19 @@ pub(crate) struct Decoded {
 
 impl Decoded {
     /// Whether the batch must be decided on a ledger that holds `pending` (the batch in
-    /// flight): a void of one of its movements reverses its row, and a count takes the
-    /// book as of its time from the ledger.
+    /// flight): a void of one of its movements reverses its row, a count takes the book as
+    /// of its time from the ledger, and a transfer-out or a receive the state of its
+    /// transfer from Postgres.
     pub(crate) fn waits_for(&self, pending: &Seen) -> bool {
         !pending.is_empty()
             && self.records.iter().any(|record| {
                 let movement = &record.movement;
-                movement.kind == MovementKind::Count
-                    || movement
-                        .voids_movement_id
-                        .is_some_and(|id| pending.contains_key(&id))
+                matches!(
+                    movement.kind,
+                    MovementKind::Count | MovementKind::TransferOut | MovementKind::TransferReceive
+                ) || movement
+                    .voids_movement_id
+                    .is_some_and(|id| pending.contains_key(&id))
             })
     }
 }
@@ -129,19 +132,35 @@ impl Preparer {
         } = decoded;
 
         // What the batch needs from Postgres, read concurrently: the first outcomes of its
-        // movement ids and of the movements its returns and voids name, and the ledger rows
-        // of those its voids name (none for those this batch decides first).
+        // movement ids, of the movements its returns and voids name and of the transfer-ins
+        // its receives confirm, the ledger rows of those its voids name (none for those this
+        // batch decides first) and the transfers its transfer movements name.
         let mut ids: Vec<Uuid> = records
             .iter()
             .flat_map(|r| {
+                let m = &r.movement;
                 [
-                    Some(r.movement.movement_id),
-                    r.movement.original_movement_id,
-                    r.movement.voids_movement_id,
+                    Some(m.movement_id),
+                    m.original_movement_id,
+                    m.voids_movement_id,
+                    m.transfer_id
+                        .filter(|_| m.kind == MovementKind::TransferReceive)
+                        .map(schemas::transfer_in_id),
                 ]
             })
             .flatten()
             .collect();
+        let transfer_ids: Vec<Uuid> = unique_ids(
+            records
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.movement.kind,
+                        MovementKind::TransferOut | MovementKind::TransferReceive
+                    )
+                })
+                .filter_map(|r| r.movement.transfer_id),
+        );
         ids.sort_unstable();
         ids.dedup();
         let voided_ids: Vec<Uuid> =
@@ -163,6 +182,13 @@ impl Preparer {
             .collect();
         let stores: Vec<i64> = unique(records.iter().map(|r| r.movement.store_id.get()));
         let products: Vec<i64> = unique(records.iter().map(|r| r.movement.product_id.get()));
+        // The catalog also knows the stores the batch's transfer-outs send to.
+        let named_stores: Vec<i64> = unique(records.iter().flat_map(|r| {
+            [Some(r.movement.store_id), r.movement.to_store_id]
+                .into_iter()
+                .flatten()
+                .map(StoreId::get)
+        }));
         let pairs: HashSet<(StoreId, ProductId)> = records
             .iter()
             .map(|r| (r.movement.store_id, r.movement.product_id))
@@ -175,16 +201,19 @@ impl Preparer {
         let since = state
             .settings_read
             .map(|at| at - service_kit::postgres::CHANGE_OVERLAP);
-        let (mut seen, mut catalog, stored, settings, (read_at, changes), voided, later) = tokio::try_join!(
-            ledger::seen(&self.pool, &ids),
-            ledger::catalog(&self.pool, &stores, &products),
-            ledger::balances(&self.pool, &missing),
-            ledger::settings(&self.pool, &missing),
-            ledger::settings_changed(&self.pool, since),
-            ledger::voided(&self.pool, &voided_ids),
-            ledger::later_changes(&self.pool, &counts),
-        )?;
+        let (mut seen, mut catalog, stored, settings, (read_at, changes), voided, later, transfers) =
+            tokio::try_join!(
+                ledger::seen(&self.pool, &ids),
+                ledger::catalog(&self.pool, &named_stores, &products),
+                ledger::balances(&self.pool, &missing),
+                ledger::settings(&self.pool, &missing),
+                ledger::settings_changed(&self.pool, since),
+                ledger::voided(&self.pool, &voided_ids),
+                ledger::later_changes(&self.pool, &counts),
+                ledger::transfers(&self.pool, &transfer_ids),
+            )?;
         catalog.later_changes = later;
+        catalog.transfers = transfers;
         for (id, row) in &voided {
             if let Some(original) = seen.get_mut(id) {
                 original.effect = Some(decide::Effect::of(&row.movement));

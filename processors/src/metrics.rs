@@ -41,9 +41,12 @@ pub struct ProcessorMetrics {
     /// (after a crash, an aborted transaction or a rebalance).
     pub republished: IntCounter,
     /// `bazaar_processor_drained_total`: batches that waited for the batch in flight's
-    /// commit before they could be decided (they held a count, or a void of a movement that
-    /// batch decided): each is a batch whose reads did not overlap the previous write.
+    /// commit before they could be decided (they held a count, a transfer-out or receive,
+    /// or a void of a movement that batch decided): each is a batch whose reads did not overlap the previous write.
     pub drained: IntCounter,
+    /// `bazaar_processor_transfers_announced_total`: transfer-ins handed to output
+    /// transactions (an aborted transaction's are handed again with the same ids).
+    pub transfers_announced: IntCounter,
 }
 
 impl ProcessorMetrics {
@@ -139,7 +142,11 @@ impl ProcessorMetrics {
             )?,
             drained: IntCounter::new(
                 "bazaar_processor_drained_total",
-                "Batches that waited for the batch in flight's commit before being decided (a count, or a void of a movement it decided).",
+                "Batches that waited for the batch in flight's commit before being decided (a count, a transfer-out or receive, or a void of a movement it decided).",
+            )?,
+            transfers_announced: IntCounter::new(
+                "bazaar_processor_transfers_announced_total",
+                "Transfer-ins handed to output transactions for their destination (an aborted transaction's are handed again, with the same ids).",
             )?,
         };
         registry.register(Box::new(metrics.lag.clone()))?;
@@ -155,6 +162,7 @@ impl ProcessorMetrics {
         registry.register(Box::new(metrics.output_transactions.clone()))?;
         registry.register(Box::new(metrics.republished.clone()))?;
         registry.register(Box::new(metrics.drained.clone()))?;
+        registry.register(Box::new(metrics.transfers_announced.clone()))?;
         // At 0 from the start, for the dashboards' rates.
         for component in ["postgres", "kafka", "redis"] {
             metrics.errors.with_label_values(&[component]);

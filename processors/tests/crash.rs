@@ -25,20 +25,35 @@ async fn killed_again_and_again_the_processor_writes_every_movement_exactly_once
     // About 40 s of traffic: each restarted processor rejoins the group once the dead
     // member's 3 s session has timed out (~3.5 s here), commits, and is killed mid-stream.
     let producing = stream(&stack, movements.clone(), 500, Duration::from_secs(1));
-    let mut random = seed();
-    let mut killed_mid_stream = 0;
-    // Restarted under the same transactional id (as a StatefulSet's pod is): each start
-    // fences the open output transaction of the processor killed before it.
+    let last = kill_again_and_again(&stack, producing, "crash-test-processor", 6).await;
+    wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
+    assert_exactly_once(&stack, &movements).await;
+    drop(last);
+}
+
+/// Starts the processor `times` times while `producing` runs, each killed (SIGKILL) at a
+/// random moment once it commits, asserts that at least three kills landed mid-stream,
+/// and returns the processor started last, once the stream is produced. Restarted under
+/// the same transactional id (as a StatefulSet's pod is): each start fences the open
+/// output transaction of the processor killed before it.
+async fn kill_again_and_again(
+    stack: &TestStack,
+    producing: Stream,
+    transactional_id: &str,
+    times: usize,
+) -> ChildService {
     let same_id = [
         ENV[0],
         ENV[1],
-        ("PROCESSOR_TRANSACTIONAL_ID", "crash-test-processor"),
+        ("PROCESSOR_TRANSACTIONAL_ID", transactional_id),
     ];
-    for _ in 0..6 {
-        let before = committed(&stack).await;
-        let child = ChildService::start_with(BINARY, &stack, &same_id);
+    let mut random = seed();
+    let mut killed_mid_stream = 0;
+    for _ in 0..times {
+        let before = committed(stack).await;
+        let child = ChildService::start_with(BINARY, stack, &same_id);
         // Kill only once this processor is committing: between or inside its batches.
-        if progress_beyond(&stack, before, Duration::from_secs(30)).await {
+        if progress_beyond(stack, before, Duration::from_secs(30)).await {
             tokio::time::sleep(random_pause(&mut random, 50, 1_500)).await;
             if !producing.is_finished() {
                 killed_mid_stream += 1;
@@ -51,10 +66,7 @@ async fn killed_again_and_again_the_processor_writes_every_movement_exactly_once
         "only {killed_mid_stream} kills landed while the processor was committing a stream"
     );
     producing.finish().await;
-    let last = ChildService::start_with(BINARY, &stack, &same_id);
-    wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
-    assert_exactly_once(&stack, &movements).await;
-    drop(last);
+    ChildService::start_with(BINARY, stack, &same_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,4 +143,92 @@ async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
         assert_eq!(stored.unwrap_or(0), end, "partition {partition} caught up");
     }
     drop((first, fourth));
+}
+
+/// Transfers are the one flow across partitions: the source's processor writes the
+/// destination's transfer-in onto the movements topic in the transaction that publishes
+/// the transfer-out. Killed again and again while transfer-outs flow — between a
+/// transfer-out's commit and its transaction among other points — the destination gets
+/// exactly one transfer-in per applied transfer-out: once on the topic for `read_committed`
+/// consumers, once in its ledger, stock conserved (what left the source is in transit),
+/// and the output topics are the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactly_once() {
+    use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+    const TRANSFERS: usize = 1_200;
+    let stack = TestStack::start().await;
+    seed_catalog(&stack.pool).await;
+    let stock_in = StockMovement {
+        supplier_id: Some(SupplierId(SUPPLIER)),
+        unit_cost_paise: Some(100),
+        ..StockMovement::new(
+            uuid::Uuid::from_u128(1),
+            StoreId(1),
+            ProductId(1),
+            "SKU-1",
+            MovementKind::StockIn,
+            10_000,
+            at(1_800_000_000),
+            "tester",
+        )
+    };
+    let mut movements = vec![stock_in];
+    movements.extend((0..TRANSFERS as u128).map(|n| StockMovement {
+        transfer_id: Some(uuid::Uuid::from_u128(1_000_000 + n)),
+        to_store_id: Some(StoreId(2)),
+        ..StockMovement::new(
+            uuid::Uuid::from_u128(2 + n),
+            StoreId(1),
+            ProductId(1),
+            "SKU-1",
+            MovementKind::TransferOut,
+            1 + (n % 3) as i64,
+            at(1_800_000_001 + n as i64),
+            "tester",
+        )
+    }));
+    let sent: i64 = movements[1..].iter().map(|m| m.quantity).sum();
+    let producing = stream(&stack, movements.clone(), 40, Duration::from_secs(1));
+    let last = kill_again_and_again(&stack, producing, "transfer-crash-processor", 5).await;
+    // The input topic holds the movements and one transfer-in per transfer-out.
+    let inputs = (movements.len() + TRANSFERS) as i64;
+    wait_committed(&stack, inputs, Duration::from_secs(120)).await;
+    wait_published(&stack, Duration::from_secs(120)).await;
+
+    let (notices, repeated, outs, in_transit, left): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE kind = 'transfer_in' AND status = 'applied' AND store_id = 2), \
+                count(*) FILTER (WHERE kind = 'transfer_in' AND status <> 'applied'), \
+                count(*) FILTER (WHERE kind = 'transfer_out' AND status = 'applied'), \
+                (SELECT sum(quantity_sent)::int8 FROM transfers WHERE quantity_received IS NULL), \
+                (SELECT quantity FROM balances WHERE store_id = 1 AND product_id = 1) \
+         FROM movements",
+    )
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (notices, repeated, outs),
+        (TRANSFERS as i64, 0, TRANSFERS as i64),
+        "one applied transfer-in per transfer-out, no repeat of any"
+    );
+    assert_eq!((in_transit, left), (sent, 10_000 - sent), "stock conserved");
+    let topic = stack.settings.topics().movements();
+    let records =
+        read_committed_topic(&stack, &topic, inputs as usize, Duration::from_secs(60)).await;
+    let mut announced: Vec<uuid::Uuid> = records
+        .iter()
+        .map(|(_, _, payload)| StockMovement::decode(payload).unwrap())
+        .filter(|movement| movement.kind == MovementKind::TransferIn)
+        .map(|movement| movement.movement_id)
+        .collect();
+    assert_eq!(records.len() as i64, inputs, "nothing else on the topic");
+    announced.sort_unstable();
+    announced.dedup();
+    assert_eq!(
+        announced.len(),
+        TRANSFERS,
+        "each transfer-in once on the topic"
+    );
+    assert_outputs_are_the_ledger(&stack).await;
+    drop(last);
 }

@@ -69,6 +69,12 @@ pub struct LedgerRow {
     pub voids_movement_id: Option<Uuid>,
     /// A count's: the stock-take it belongs to.
     pub count_id: Option<Uuid>,
+    /// A transfer's (out, in and receive): the transfer.
+    pub transfer_id: Option<Uuid>,
+    /// A transfer-out's: the store the goods go to.
+    pub to_store_id: Option<i64>,
+    /// A transfer-in's: the store the goods come from.
+    pub from_store_id: Option<i64>,
     /// Applied: what it changed in sellable stock (a count: its variance, counted less the
     /// book as of its time).
     #[sqlx(rename = "delta")]
@@ -85,8 +91,8 @@ pub struct LedgerRow {
 const LEDGER_COLUMNS: &str = "id, movement_id, store_id, product_id, sku, kind, quantity, status, \
     reject_reason, available_quantity, balance_after, original_status, occurred_at, received_at, \
     recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
-    reference, offline, restock, note, original_movement_id, voids_movement_id, count_id, delta, \
-    source_partition, source_offset";
+    reference, offline, restock, note, original_movement_id, voids_movement_id, count_id, transfer_id, \
+    to_store_id, from_store_id, delta, source_partition, source_offset";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -98,6 +104,9 @@ pub enum MovementKind {
     Adjustment,
     Void,
     Count,
+    TransferOut,
+    TransferIn,
+    TransferReceive,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

@@ -25,6 +25,7 @@ pub mod renderings;
 pub mod reports;
 pub mod routes;
 pub mod standby;
+pub mod transfers;
 pub mod users;
 pub mod view;
 

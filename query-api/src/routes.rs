@@ -13,7 +13,8 @@ use utoipa_axum::routes;
 
 use crate::catalog::{self, CatalogState};
 use crate::{
-    ReadState, alerts, audit, history, inventory, network, purchase_orders, reports, users,
+    ReadState, alerts, audit, history, inventory, network, purchase_orders, reports, transfers,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -23,7 +24,7 @@ use crate::{
     components(schemas(
         alerts::AlertKind, history::MovementKind, history::MovementStatus, history::TimeField,
         reports::sales::SalesGroup, reports::sourcing::SourcingGroup, reports::stock::ValuationGroup,
-        reports::changes::ShrinkageGroup
+        reports::changes::ShrinkageGroup, transfers::Direction, transfers::TransferStatus
     )),
     modifiers(&BearerSecurity),
     tags(
@@ -32,6 +33,7 @@ use crate::{
         (name = "inventory", description = "Current stock: from Redis when it holds it, Postgres otherwise; with freshness and ETag"),
         (name = "movements", description = "The ledger: every movement's outcome"),
         (name = "reports", description = "Stock summary and valuation (current balances); sales, supplier sourcing, shrinkage and returns (daily rollups, local days), counts and their variances (the ledger's count lines); and stock across the network"),
+        (name = "transfers", description = "Stock moved between stores: each transfer (in transit, or received with what was lost on the way), a store's transfers and what is in transit to and from it (transfer-outs and receives are posted to ingest)"),
         (name = "purchase-orders", description = "Orders from stores to suppliers, open orders per supplier and reorder suggestions (changes are in ingest)"),
         (name = "alerts", description = "Low-stock and out-of-stock alerts"),
         (name = "audit", description = "Who changed what in master data and users (admin only)")
@@ -78,6 +80,9 @@ pub fn api(
                 .routes(routes!(reports::changes::shrinkage))
                 .routes(routes!(reports::changes::returns))
                 .routes(routes!(reports::changes::counts))
+                .routes(routes!(transfers::list_transfers))
+                .routes(routes!(transfers::in_transit))
+                .routes(routes!(transfers::get_transfer))
                 .routes(routes!(network::products))
                 .routes(routes!(network::categories))
                 .routes(routes!(alerts::list_alerts))

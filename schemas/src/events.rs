@@ -112,6 +112,9 @@ avro_enum!(
         Adjustment = "ADJUSTMENT" / "adjustment",
         Void = "VOID" / "void",
         Count = "COUNT" / "count",
+        TransferOut = "TRANSFER_OUT" / "transfer_out",
+        TransferIn = "TRANSFER_IN" / "transfer_in",
+        TransferReceive = "TRANSFER_RECEIVE" / "transfer_receive",
     }
 );
 
@@ -167,6 +170,12 @@ pub struct StockMovement {
     pub voids_movement_id: Option<Uuid>,
     /// A count's: the stock-take it belongs to (one `occurred_at` for all its lines).
     pub count_id: Option<Uuid>,
+    /// A transfer's (out, in and receive): the client's id of the transfer.
+    pub transfer_id: Option<Uuid>,
+    /// A transfer-out's: the store the goods go to.
+    pub to_store_id: Option<StoreId>,
+    /// A transfer-in's: the store the goods come from.
+    pub from_store_id: Option<StoreId>,
 }
 
 impl AvroRecord for StockMovement {
@@ -178,7 +187,7 @@ impl AvroRecord for StockMovement {
     earlier_schemas!(STOCK_MOVEMENT_HISTORY);
 
     fn to_avro(&self) -> Value {
-        Value::Record(self.avro_fields(21))
+        Value::Record(self.avro_fields(24))
     }
 
     fn from_avro(value: Value) -> Result<Self, DecodeError> {
@@ -216,7 +225,10 @@ impl StockMovement {
             .optional_string(self.note.as_deref())
             .optional_uuid(self.original_movement_id)
             .optional_uuid(self.voids_movement_id)
-            .optional_uuid(self.count_id);
+            .optional_uuid(self.count_id)
+            .optional_uuid(self.transfer_id)
+            .optional_long(self.to_store_id.map(StoreId::get))
+            .optional_long(self.from_store_id.map(StoreId::get));
     }
 
     /// The movement's fields in schema order; `capacity` leaves room for a record that
@@ -266,6 +278,15 @@ impl StockMovement {
                 optional_uuid(self.voids_movement_id),
             ),
             ("count_id".into(), optional_uuid(self.count_id)),
+            ("transfer_id".into(), optional_uuid(self.transfer_id)),
+            (
+                "to_store_id".into(),
+                optional_long(self.to_store_id.map(StoreId::get)),
+            ),
+            (
+                "from_store_id".into(),
+                optional_long(self.from_store_id.map(StoreId::get)),
+            ),
         ]);
         fields
     }
@@ -293,6 +314,9 @@ impl StockMovement {
             original_movement_id: fields.optional_uuid("original_movement_id")?,
             voids_movement_id: fields.optional_uuid("voids_movement_id")?,
             count_id: fields.optional_uuid("count_id")?,
+            transfer_id: fields.optional_uuid("transfer_id")?,
+            to_store_id: fields.optional_long("to_store_id")?.map(StoreId),
+            from_store_id: fields.optional_long("from_store_id")?.map(StoreId),
         })
     }
 }
@@ -324,7 +348,7 @@ impl AvroRecord for LedgerEntry {
     earlier_schemas!(LEDGER_ENTRY_HISTORY);
 
     fn to_avro(&self) -> Value {
-        let mut fields = self.movement.avro_fields(30);
+        let mut fields = self.movement.avro_fields(33);
         fields.extend([
             ("status".into(), self.status.to_avro()),
             (

@@ -13,6 +13,7 @@ pub mod events;
 pub mod ids;
 pub mod migrations;
 mod movement;
+pub use movement::transfer_in_id;
 pub mod purchase_orders;
 pub mod topics;
 pub mod total;

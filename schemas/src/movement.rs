@@ -45,7 +45,37 @@ impl StockMovement {
             original_movement_id: None,
             voids_movement_id: None,
             count_id: None,
+            transfer_id: None,
+            to_store_id: None,
+            from_store_id: None,
         }
+    }
+
+    /// A transfer-out's arrival notice at its destination: the `transfer_in` the processors
+    /// put on the movements topic (keyed by the destination) in the same Kafka transaction
+    /// as the source's outputs, once the transfer-out applied. Its id derives from the
+    /// transfer's (UUID v5), so a transaction published again carries the same movement,
+    /// which the destination records once. `None` for any other movement.
+    pub fn transfer_in(&self) -> Option<Self> {
+        if self.kind != MovementKind::TransferOut {
+            return None;
+        }
+        let (transfer_id, destination) = (self.transfer_id?, self.to_store_id?);
+        Some(Self {
+            transfer_id: Some(transfer_id),
+            from_store_id: Some(self.store_id),
+            received_at: self.received_at,
+            ..Self::new(
+                transfer_in_id(transfer_id),
+                destination,
+                self.product_id,
+                self.sku.clone(),
+                MovementKind::TransferIn,
+                self.quantity,
+                self.occurred_at,
+                self.actor.clone(),
+            )
+        })
     }
 
     /// What the movement does to sellable stock: a stock-in and a resellable return add
@@ -55,12 +85,17 @@ impl StockMovement {
     /// and the book as of its time — which the movement alone does not tell: 0 here.
     pub fn delta(&self) -> i64 {
         match self.kind {
-            MovementKind::StockIn | MovementKind::Adjustment => self.quantity,
+            MovementKind::StockIn | MovementKind::Adjustment | MovementKind::TransferReceive => {
+                self.quantity
+            }
             MovementKind::Return if self.restock != Some(false) => self.quantity,
-            MovementKind::Sale | MovementKind::Removal => -self.quantity,
+            MovementKind::Sale | MovementKind::Removal | MovementKind::TransferOut => {
+                -self.quantity
+            }
             MovementKind::Return
             | MovementKind::Void
             | MovementKind::Count
+            | MovementKind::TransferIn
             | MovementKind::Unknown => 0,
         }
     }
@@ -71,9 +106,10 @@ impl StockMovement {
     /// when the client omits it), the time received, the actor, the device and whether it
     /// came while offline (a resend after the till reconnects arrives late) may differ
     /// between a movement and its resend. A return's `restock`, a `note`, a return's
-    /// `original_movement_id`, a void's `voids_movement_id` and a count's `count_id` follow,
-    /// each only when given: a movement without them hashes as it did before they existed. Stored with the first outcome (`movement_ids`):
-    /// a later movement with the same id and another fingerprint, or of another store, is
+    /// `original_movement_id`, a void's `voids_movement_id`, a count's `count_id` and a
+    /// transfer's `transfer_id`, `to_store_id` and `from_store_id` follow, each only when
+    /// given: a movement without them hashes as it did before they existed. Stored with the
+    /// first outcome (`movement_ids`): a later movement with the same id and another fingerprint, or of another store, is
     /// a `conflict`, not a `duplicate`.
     pub fn fingerprint(&self) -> i64 {
         // Computed for every movement the processors decide: one buffer per thread.
@@ -114,5 +150,22 @@ impl StockMovement {
         if let Some(count) = self.count_id {
             BodyWriter(bytes).uuid(count);
         }
+        if let Some(transfer) = self.transfer_id {
+            BodyWriter(bytes).uuid(transfer);
+        }
+        if let Some(store) = self.to_store_id {
+            BodyWriter(bytes).long(store.get());
+        }
+        if let Some(store) = self.from_store_id {
+            BodyWriter(bytes).long(store.get());
+        }
     }
+}
+
+/// The namespace of the transfer-in ids (UUID v5 of the transfer id).
+const TRANSFER_IN_NAMESPACE: Uuid = Uuid::from_u128(0x6f0d_1c2e_5a4b_4e1f_9c3d_7b2a_8e4f_0a17);
+
+/// The movement id of a transfer's `transfer_in` at its destination.
+pub fn transfer_in_id(transfer_id: Uuid) -> Uuid {
+    Uuid::new_v5(&TRANSFER_IN_NAMESPACE, transfer_id.as_bytes())
 }

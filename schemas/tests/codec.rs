@@ -199,6 +199,19 @@ fn write_with(schema_json: &str, value: Value) -> Vec<u8> {
     bytes
 }
 
+/// The movement's fields added since its first schema (`avro/history/StockMovement.1`).
+const ADDED_SINCE_THE_FIRST: &[&str] = &[
+    "offline",
+    "restock",
+    "note",
+    "original_movement_id",
+    "voids_movement_id",
+    "count_id",
+    "transfer_id",
+    "to_store_id",
+    "from_store_id",
+];
+
 fn drop_fields(value: Value, names: &[&str]) -> Value {
     match value {
         Value::Record(fields) => Value::Record(
@@ -218,16 +231,7 @@ fn a_current_reader_reads_movements_written_by_an_older_schema() {
         OLDER_MOVEMENT,
         drop_fields(
             original.to_avro(),
-            &[
-                "reference",
-                "device_id",
-                "offline",
-                "restock",
-                "note",
-                "original_movement_id",
-                "voids_movement_id",
-                "count_id",
-            ],
+            &[&["reference", "device_id"], ADDED_SINCE_THE_FIRST].concat(),
         ),
     );
 
@@ -277,7 +281,7 @@ fn a_current_reader_reads_movements_written_by_a_newer_schema() {
     if let Value::Record(fields) = &mut newer {
         for (name, value) in fields.iter_mut() {
             if name == "kind" {
-                *value = Value::Enum(8, "TRANSFER_OUT".into());
+                *value = Value::Enum(11, "RECALL".into());
             }
         }
     }
@@ -297,17 +301,7 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
     for earlier in schemas::events::STOCK_MOVEMENT_HISTORY {
         let bytes = write_with(
             earlier,
-            drop_fields(
-                original.to_avro(),
-                &[
-                    "offline",
-                    "restock",
-                    "note",
-                    "original_movement_id",
-                    "voids_movement_id",
-                    "count_id",
-                ],
-            ),
+            drop_fields(original.to_avro(), ADDED_SINCE_THE_FIRST),
         );
         assert_ne!(bytes[2..10], StockMovement::schema().fingerprint.0);
         let read = StockMovement::decode(&bytes).unwrap();
@@ -336,15 +330,7 @@ fn records_written_by_every_earlier_schema_are_read_with_the_new_fields_at_their
             earlier,
             drop_fields(
                 entry.to_avro(),
-                &[
-                    "offline",
-                    "restock",
-                    "note",
-                    "original_movement_id",
-                    "voids_movement_id",
-                    "count_id",
-                    "stock_change",
-                ],
+                &[ADDED_SINCE_THE_FIRST, &["stock_change"]].concat(),
             ),
         );
         let read = LedgerEntry::decode(&bytes).unwrap();
@@ -401,7 +387,8 @@ fn an_earlier_alert_reader_reads_a_phantom_stock_alert_as_unknown() {
 }
 
 /// A reader of the earlier movement schema meets the kinds added since (`RETURN`,
-/// `ADJUSTMENT`, `VOID`, `COUNT`) as `UNKNOWN`, its default, and skips the fields added since.
+/// `ADJUSTMENT`, `VOID`, `COUNT` and the transfers') as `UNKNOWN`, its default, and skips
+/// the fields added since.
 #[test]
 fn an_earlier_movement_reader_reads_the_new_kinds_as_unknown() {
     let earlier = Schema::parse_str(schemas::events::STOCK_MOVEMENT_HISTORY[0]).unwrap();
@@ -409,10 +396,16 @@ fn an_earlier_movement_reader_reads_the_new_kinds_as_unknown() {
         MovementKind::Return,
         MovementKind::Adjustment,
         MovementKind::Void,
+        MovementKind::Count,
+        MovementKind::TransferOut,
+        MovementKind::TransferIn,
+        MovementKind::TransferReceive,
     ] {
         let movement = StockMovement {
             kind,
             voids_movement_id: (kind == MovementKind::Void).then(Uuid::new_v4),
+            transfer_id: Some(Uuid::new_v4()),
+            to_store_id: (kind == MovementKind::TransferOut).then_some(StoreId(9)),
             ..sale()
         };
         let bytes = movement.encode().unwrap();
@@ -437,6 +430,7 @@ fn an_earlier_movement_reader_reads_the_new_kinds_as_unknown() {
             "{kind}"
         );
         assert_eq!(field("voids_movement_id"), None);
+        assert_eq!(field("transfer_id"), None);
     }
 }
 
@@ -516,6 +510,11 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
             prop::option::of(any::<u128>()),
             prop::option::of(any::<u128>()),
         ),
+        (
+            prop::option::of(any::<u128>()),
+            prop::option::of(1i64..=i64::MAX),
+            prop::option::of(1i64..=i64::MAX),
+        ),
     )
         .prop_map(
             |(
@@ -524,6 +523,7 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 (supplier, cost, price, reason),
                 (reference, actor, device_id, offline),
                 (restock, note, original, voided, count),
+                (transfer, to_store, from_store),
             )| StockMovement {
                 movement_id: Uuid::from_u128(id),
                 store_id: StoreId(store),
@@ -546,6 +546,9 @@ fn arbitrary_movement() -> impl Strategy<Value = StockMovement> {
                 original_movement_id: original.map(Uuid::from_u128),
                 voids_movement_id: voided.map(Uuid::from_u128),
                 count_id: count.map(Uuid::from_u128),
+                transfer_id: transfer.map(Uuid::from_u128),
+                to_store_id: to_store.map(StoreId),
+                from_store_id: from_store.map(StoreId),
             },
         )
 }

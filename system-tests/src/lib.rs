@@ -278,6 +278,8 @@ pub fn line(movement: &StockMovement) -> Value {
         "original_movement_id": movement.original_movement_id,
         "voids_movement_id": movement.voids_movement_id,
         "count_id": movement.count_id,
+        "transfer_id": movement.transfer_id,
+        "to_store_id": movement.to_store_id.map(|store| store.get()),
     })
 }
 

@@ -17,16 +17,21 @@ pub const ADJUSTMENT_REASONS: &[&str] = &[
 ];
 /// Why returned goods are not resellable.
 pub const RETURN_REASONS: &[&str] = &["damaged", "expired", "defective", "other"];
+/// Why goods sent were lost in transit (optional on a receive with a shortfall).
+pub const TRANSIT_LOSS_REASONS: &[&str] = &["lost", "damaged", "expired", "theft", "other"];
 /// Every kind a request may name, as the API spells it.
-pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return`, `adjustment`, `void` or `count`";
+pub const KINDS: &str = "`stock_in`, `sale`, `removal`, `return`, `adjustment`, `void`, `count`, \
+     `transfer_out` or `transfer_receive`";
 const MAX_TEXT: usize = 100;
 
 /// Checks the fields that depend on `kind` (already known to be one of [`KINDS`]).
 pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest) {
-    use MovementKind::{Adjustment, Count, Removal, Return, Sale, StockIn, Void};
-    // An adjustment's quantity carries its sign; a count's may be 0 (an empty shelf); every
-    // other kind's is positive.
-    if kind == Count {
+    use MovementKind::{
+        Adjustment, Count, Removal, Return, Sale, StockIn, TransferOut, TransferReceive, Void,
+    };
+    // An adjustment's quantity carries its sign; a count's may be 0 (an empty shelf), and so
+    // may what arrived of a transfer; every other kind's is positive.
+    if matches!(kind, Count | TransferReceive) {
         checks.range("quantity", Some(request.quantity), 0..=MAX_QUANTITY, "");
     } else if kind == Adjustment {
         if request.quantity == 0 {
@@ -86,7 +91,10 @@ pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest)
     field(
         "note",
         request.note.is_some(),
-        optional_for(matches!(kind, Return | Adjustment | Void | Count)),
+        optional_for(matches!(
+            kind,
+            Return | Adjustment | Void | Count | TransferOut | TransferReceive
+        )),
     );
     field(
         "count_id",
@@ -107,22 +115,37 @@ pub fn check(checks: &mut Checks, kind: MovementKind, request: &MovementRequest)
             Rule::NotAllowed
         },
     );
-    // Why: a removal and an adjustment always say; a return only when it is not resellable.
-    let reasons = match kind {
-        Removal => Some(REMOVAL_REASONS),
-        Adjustment => Some(ADJUSTMENT_REASONS),
-        Return if request.restock == Some(false) => Some(RETURN_REASONS),
-        _ => None,
-    };
     field(
-        "reason",
-        request.reason.is_some(),
-        if reasons.is_some() {
+        "transfer_id",
+        request.transfer_id.is_some(),
+        if matches!(kind, TransferOut | TransferReceive) {
             Rule::Required
         } else {
             Rule::NotAllowed
         },
     );
+    field(
+        "to_store_id",
+        request.to_store_id.is_some(),
+        if kind == TransferOut {
+            Rule::Required
+        } else {
+            Rule::NotAllowed
+        },
+    );
+    // Why: a removal and an adjustment always say; a return only when it is not resellable;
+    // a receive may say why some goods did not arrive.
+    let (reasons, rule) = match kind {
+        Removal => (Some(REMOVAL_REASONS), Rule::Required),
+        Adjustment => (Some(ADJUSTMENT_REASONS), Rule::Required),
+        Return if request.restock == Some(false) => (Some(RETURN_REASONS), Rule::Required),
+        TransferReceive => (Some(TRANSIT_LOSS_REASONS), Rule::Optional),
+        _ => (None, Rule::NotAllowed),
+    };
+    field("reason", request.reason.is_some(), rule);
+    if kind == TransferOut && request.to_store_id == Some(request.store_id) {
+        checks.fail("to_store_id", "same_store", "another store than `store_id`");
+    }
     if let (Some(reason), Some(reasons)) = (&request.reason, reasons)
         && !reasons.contains(&reason.as_str())
     {

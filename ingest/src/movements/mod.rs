@@ -189,6 +189,11 @@ fn reject_code(reason: Option<&str>) -> &'static str {
         Some("void_mismatch") => "void_mismatch",
         Some("already_voided") => "already_voided",
         Some("superseded_by_count") => "superseded_by_count",
+        Some("unknown_destination") => "unknown_destination",
+        Some("transfer_exists") => "transfer_exists",
+        Some("unknown_transfer") => "unknown_transfer",
+        Some("already_received") => "already_received",
+        Some("receive_exceeds_transfer") => "receive_exceeds_transfer",
         _ => "rejected",
     }
 }
@@ -215,7 +220,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
         (status = 400, description = "A field is invalid (`errors` names each)", body = Problem, content_type = "application/problem+json"),
         Unauthenticated,
         (status = 403, description = "Another store's movement (`store_forbidden`), or a kind this role may not post (`kind_forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`; `return_exceeds_sale` with what the sale may still take back in `available_quantity`; `unknown_sale`; a void's `unknown_movement`, `not_voidable`, `void_mismatch`, `already_voided`; `superseded_by_count` for one that occurred before its product's latest count), or `idempotency_key_reused` when the movement id was first used by another store or for different content", body = RejectedProblem, content_type = "application/problem+json"),
+        (status = 409, description = "With `?wait`: rejected by the processors; `code` is the reason (`insufficient_stock` with `available_quantity`; `return_exceeds_sale` with what the sale may still take back in `available_quantity`; `unknown_sale`; a void's `unknown_movement`, `not_voidable`, `void_mismatch`, `already_voided`; `superseded_by_count` for one that occurred before its product's latest count; a transfer-out's `unknown_destination`, `transfer_exists`; a transfer-receive's `unknown_transfer`, `already_received`, `receive_exceeds_transfer` with what was sent in `available_quantity`), or `idempotency_key_reused` when the movement id was first used by another store or for different content", body = RejectedProblem, content_type = "application/problem+json"),
         (status = 422, description = "The store, product or supplier does not exist or is deleted", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The broker did not acknowledge it: not accepted, retry with the same movement_id after Retry-After", body = Problem, content_type = "application/problem+json"),

@@ -92,6 +92,18 @@ pub struct MovementRequest {
     /// that occurred before the product's latest count but arrives after it is rejected
     /// `superseded_by_count`.
     pub count_id: Option<Uuid>,
+    /// Transfer-out and transfer-receive only, required: the client's id of the transfer
+    /// (a transfer-out's must be new: `transfer_exists`). A transfer-out takes `quantity`
+    /// from this store; it is in transit until the destination's transfer-receive with the
+    /// same `transfer_id` says what arrived (0 up to what was sent; more is rejected
+    /// `receive_exceeds_transfer`, a transfer is received once: `already_received`). The
+    /// shortfall is a loss in transit, its `reason` optional (`lost` when not given). The
+    /// processors announce each applied transfer-out to its destination with a
+    /// `transfer_in` (never sent by a client); a receive before it, or naming no transfer
+    /// of its product to its store, is rejected `unknown_transfer`.
+    pub transfer_id: Option<Uuid>,
+    /// Transfer-out only, required: the store the goods go to (another live store).
+    pub to_store_id: Option<i64>,
 }
 
 impl MovementRequest {
@@ -102,7 +114,9 @@ impl MovementRequest {
             self.product_id,
             self.sku.as_deref(),
             self.supplier_id,
-        )
+        ) && self
+            .to_store_id
+            .is_none_or(|store| cache.store_is_live(store))
     }
 }
 
@@ -130,6 +144,14 @@ impl Validator<'_> {
         let mut checks = Checks::default();
         let kind = MovementKind::parse(&request.kind);
         let kind = match kind {
+            Some(MovementKind::TransferIn) => {
+                checks.fail(
+                    "kind",
+                    "not_allowed",
+                    "a transfer_in is created by the processors when its transfer_out applies",
+                );
+                MovementKind::Unknown
+            }
             Some(kind) if !principal.role.may_post(kind) => {
                 return Err(ApiError::forbidden(
                     "kind_forbidden",
@@ -214,6 +236,15 @@ impl Validator<'_> {
             }
             (None, None) => None,
         };
+        if let Some(destination) = request.to_store_id
+            && !self.cache.store_is_live(destination)
+        {
+            checks.fail(
+                "to_store_id",
+                "unknown",
+                format!("no such store: {destination}"),
+            );
+        }
         if let Some(supplier) = request.supplier_id
             && !self.cache.supplier_is_live(supplier)
         {
@@ -256,6 +287,9 @@ impl Validator<'_> {
             original_movement_id: request.original_movement_id,
             voids_movement_id: request.voids_movement_id,
             count_id: request.count_id,
+            transfer_id: request.transfer_id,
+            to_store_id: request.to_store_id.map(StoreId),
+            from_store_id: None,
         })
     }
 }

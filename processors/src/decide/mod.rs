@@ -69,6 +69,17 @@ pub enum RejectReason {
     AlreadyVoided,
     /// It occurred before the product's latest count, which saw the shelf after it.
     SupersededByCount,
+    /// A transfer-out's `to_store_id` names no other live store.
+    UnknownDestination,
+    /// A transfer-out's `transfer_id` was used before.
+    TransferExists,
+    /// A receive's `transfer_id` names no transfer of its product to its store whose
+    /// transfer-in applied there.
+    UnknownTransfer,
+    /// The transfer was received already.
+    AlreadyReceived,
+    /// A receive of more than the transfer sent.
+    ReceiveExceedsTransfer,
 }
 
 impl RejectReason {
@@ -85,6 +96,11 @@ impl RejectReason {
             Self::VoidMismatch => "void_mismatch",
             Self::AlreadyVoided => "already_voided",
             Self::SupersededByCount => "superseded_by_count",
+            Self::UnknownDestination => "unknown_destination",
+            Self::TransferExists => "transfer_exists",
+            Self::UnknownTransfer => "unknown_transfer",
+            Self::AlreadyReceived => "already_received",
+            Self::ReceiveExceedsTransfer => "receive_exceeds_transfer",
         }
     }
 
@@ -101,6 +117,11 @@ impl RejectReason {
             Self::VoidMismatch,
             Self::AlreadyVoided,
             Self::SupersededByCount,
+            Self::UnknownDestination,
+            Self::TransferExists,
+            Self::UnknownTransfer,
+            Self::AlreadyReceived,
+            Self::ReceiveExceedsTransfer,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == text)
@@ -121,6 +142,18 @@ pub struct BatchCatalog {
     /// The sale of each return of earlier batches the batch's voids name, as the ledger
     /// holds it: a voided return gives its sale the units back to return.
     pub return_sales: HashMap<Uuid, Uuid>,
+    /// The transfers the batch's transfer-outs and receives name, as Postgres holds them
+    /// before the batch (a batch with either waits for the batch in flight).
+    pub transfers: HashMap<Uuid, Transfer>,
+}
+
+/// A transfer between two stores, as far as deciding its movements needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    pub to_store_id: StoreId,
+    pub product_id: ProductId,
+    pub sent: i64,
+    pub received: bool,
 }
 
 /// Why a record cannot be decided at all (it goes to the dead-letter topic).
@@ -135,6 +168,22 @@ pub fn invalid(movement: &StockMovement) -> Option<&'static str> {
         MovementKind::Adjustment => None,
         MovementKind::Count if movement.quantity < 0 => Some("negative_count"),
         MovementKind::Count => None,
+        MovementKind::TransferOut
+            if movement.transfer_id.is_none() || movement.to_store_id.is_none() =>
+        {
+            Some("transfer_without_destination")
+        }
+        MovementKind::TransferIn
+            if movement.transfer_id.is_none() || movement.from_store_id.is_none() =>
+        {
+            Some("transfer_without_source")
+        }
+        MovementKind::TransferReceive if movement.transfer_id.is_none() => {
+            Some("receive_without_transfer_id")
+        }
+        // What arrived may be nothing.
+        MovementKind::TransferReceive if movement.quantity < 0 => Some("negative_quantity"),
+        MovementKind::TransferReceive => None,
         _ if movement.quantity <= 0 => Some("non_positive_quantity"),
         _ => None,
     }
@@ -153,6 +202,8 @@ pub fn decide<'a>(
 ) -> Vec<Outcome> {
     let movements: Vec<&StockMovement> = movements.into_iter().collect();
     let mut batch = Applied::tracking(movements.iter().any(|m| m.kind == MovementKind::Count));
+    // The transfers as the batch leaves them: its transfer-outs send, its receives receive.
+    let mut transfers = catalog.transfers.clone();
     // The sale of each return the batch applies.
     let mut return_sales: HashMap<Uuid, Uuid> = HashMap::new();
     movements
@@ -165,7 +216,7 @@ pub fn decide<'a>(
                     Outcome::Conflict
                 };
             }
-            let outcome = match reference(seen, movement) {
+            let outcome = match reference(seen, &transfers, catalog, movement) {
                 Err(rejected) => rejected,
                 Ok(reference) => {
                     let change = match reference {
@@ -209,6 +260,16 @@ pub fn decide<'a>(
                                     line.returned = (line.returned - effect.quantity).max(0);
                                 }
                             }
+                            Reference::Transfer(id) => match movement.kind {
+                                MovementKind::TransferOut => {
+                                    transfers.insert(id, Transfer::sent_by(movement));
+                                }
+                                _ => {
+                                    if let Some(transfer) = transfers.get_mut(&id) {
+                                        transfer.received = true;
+                                    }
+                                }
+                            },
                             Reference::None => {}
                         }
                     }
@@ -221,6 +282,18 @@ pub fn decide<'a>(
             outcome
         })
         .collect()
+}
+
+impl Transfer {
+    /// The transfer a transfer-out sends.
+    pub fn sent_by(movement: &StockMovement) -> Self {
+        Self {
+            to_store_id: movement.to_store_id.unwrap_or(movement.store_id),
+            product_id: movement.product_id,
+            sent: movement.quantity,
+            received: false,
+        }
+    }
 }
 
 /// What a movement changes in its product's stock.

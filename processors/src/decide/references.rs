@@ -1,12 +1,12 @@
-//! What a movement refers to — a return its sale, a void the movement it reverses — and
-//! the rules such a reference must meet.
+//! What a movement refers to — a return its sale, a void the movement it reverses, a
+//! transfer's movements their transfer — and the rules such a reference must meet.
 
 use std::collections::HashMap;
 
-use schemas::{LedgerStatus, MovementKind, StockMovement};
+use schemas::{LedgerStatus, MovementKind, StockMovement, transfer_in_id};
 use uuid::Uuid;
 
-use super::{Effect, Original, Outcome, RejectReason};
+use super::{BatchCatalog, Effect, Original, Outcome, RejectReason, Transfer};
 
 /// The earlier movement a movement refers to, once its rules hold.
 #[derive(Debug, Clone, Copy)]
@@ -16,12 +16,16 @@ pub(super) enum Reference {
     Sale(Uuid),
     /// A void's movement, and what that did.
     Voids(Uuid, Effect),
+    /// The transfer a transfer-out sends or a receive receives.
+    Transfer(Uuid),
 }
 
 /// What `movement` refers to — a return its sale, a void the movement it reverses — or the
 /// rejection when the rules of that reference do not hold.
 pub(super) fn reference(
     seen: &HashMap<Uuid, Original>,
+    transfers: &HashMap<Uuid, Transfer>,
+    catalog: &BatchCatalog,
     movement: &StockMovement,
 ) -> Result<Reference, Outcome> {
     let rejected = |reason, available| Err(Outcome::Rejected { reason, available });
@@ -53,7 +57,15 @@ pub(super) fn reference(
                 _ => return rejected(RejectReason::NotVoidable, None),
             };
             // A void is not undone, nor is a count (count again).
-            if matches!(effect.kind, MovementKind::Void | MovementKind::Count) {
+            // Nor is a transfer's movement: the other store has acted on it.
+            if matches!(
+                effect.kind,
+                MovementKind::Void
+                    | MovementKind::Count
+                    | MovementKind::TransferOut
+                    | MovementKind::TransferIn
+                    | MovementKind::TransferReceive
+            ) {
                 rejected(RejectReason::NotVoidable, None)
             } else if effect.product_id != movement.product_id
                 || effect.quantity.unsigned_abs() != movement.quantity.unsigned_abs()
@@ -63,6 +75,40 @@ pub(super) fn reference(
                 rejected(RejectReason::AlreadyVoided, None)
             } else {
                 Ok(Reference::Voids(id, effect))
+            }
+        }
+        (MovementKind::TransferOut, ..) => {
+            let id = movement.transfer_id.unwrap_or_default();
+            let destination = movement.to_store_id.unwrap_or(movement.store_id);
+            if destination == movement.store_id || !catalog.stores.contains_key(&destination) {
+                rejected(RejectReason::UnknownDestination, None)
+            } else if transfers.contains_key(&id) {
+                rejected(RejectReason::TransferExists, None)
+            } else {
+                Ok(Reference::Transfer(id))
+            }
+        }
+        (MovementKind::TransferReceive, ..) => {
+            let id = movement.transfer_id.unwrap_or_default();
+            // Its transfer-in applied here first: the goods were announced to this store.
+            let announced = seen.get(&transfer_in_id(id)).is_some_and(|notice| {
+                notice.status == LedgerStatus::Applied && notice.store_id == movement.store_id
+            });
+            match transfers.get(&id) {
+                Some(transfer)
+                    if announced
+                        && transfer.to_store_id == movement.store_id
+                        && transfer.product_id == movement.product_id =>
+                {
+                    if transfer.received {
+                        rejected(RejectReason::AlreadyReceived, None)
+                    } else if movement.quantity > transfer.sent {
+                        rejected(RejectReason::ReceiveExceedsTransfer, Some(transfer.sent))
+                    } else {
+                        Ok(Reference::Transfer(id))
+                    }
+                }
+                _ => rejected(RejectReason::UnknownTransfer, None),
             }
         }
         _ => Ok(Reference::None),

@@ -15,7 +15,7 @@ use schemas::StockMovement;
 
 pub use reads::{
     Setting, SettingChange, Stored, StoredBalance, balances, catalog, later_changes, seen,
-    settings, settings_changed, stored_offsets,
+    settings, settings_changed, stored_offsets, transfers,
 };
 pub use replay::{LedgerRow, Voided, ledger_rows, outputs_of, voided};
 pub use write::{Decided, commit};

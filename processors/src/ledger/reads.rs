@@ -8,7 +8,7 @@ use schemas::{LedgerStatus, ProductId, StoreId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::decide::{BatchCatalog, Original, Policy, RejectReason, SaleLine};
+use crate::decide::{BatchCatalog, Original, Policy, RejectReason, SaleLine, Transfer};
 
 /// The first outcomes recorded for these movement ids (a sale's with what it sold and
 /// what came back so far).
@@ -60,6 +60,33 @@ pub async fn seen(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Ori
                 voided: row.voided,
             };
             (row.movement_id, original)
+        })
+        .collect())
+}
+
+/// The transfers `ids` names that exist. Empty without a query when there are none.
+pub async fn transfers(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Transfer>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64, i64, i64, bool)> = sqlx::query_as(
+        "SELECT t.transfer_id, t.to_store_id, t.product_id, t.quantity_sent, \
+           t.quantity_received IS NOT NULL \
+         FROM UNNEST($1::uuid[]) AS u(transfer_id) JOIN transfers t USING (transfer_id)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, to_store, product, sent, received)| {
+            let transfer = Transfer {
+                to_store_id: StoreId(to_store),
+                product_id: ProductId(product),
+                sent,
+                received,
+            };
+            (id, transfer)
         })
         .collect())
 }

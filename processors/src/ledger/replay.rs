@@ -42,6 +42,9 @@ pub struct LedgerRow {
     original_movement_id: Option<Uuid>,
     voids_movement_id: Option<Uuid>,
     count_id: Option<Uuid>,
+    transfer_id: Option<Uuid>,
+    to_store_id: Option<i64>,
+    from_store_id: Option<i64>,
     /// What it changed in sellable stock (NULL before counts: then its kind's change).
     delta: Option<i64>,
     /// Read only where a void needs it (not republished).
@@ -76,6 +79,9 @@ impl LedgerRow {
                 original_movement_id: self.original_movement_id,
                 voids_movement_id: self.voids_movement_id,
                 count_id: self.count_id,
+                transfer_id: self.transfer_id,
+                to_store_id: self.to_store_id.map(StoreId),
+                from_store_id: self.from_store_id.map(StoreId),
             },
             status: LedgerStatus::parse(&self.status).unwrap_or(LedgerStatus::Unknown),
             reject_reason: self.reject_reason,
@@ -122,7 +128,8 @@ pub async fn voided(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, V
            m.reject_reason, m.available_quantity, m.balance_after, m.original_status, \
            m.occurred_at, m.received_at, m.recorded_at, m.actor, m.device_id, m.supplier_id, \
            m.unit_cost_paise, m.unit_price_paise, m.reason, m.reference, m.offline, m.restock, \
-           m.note, m.original_movement_id, m.voids_movement_id, m.count_id, m.delta, \
+           m.note, m.original_movement_id, m.voids_movement_id, m.count_id, m.transfer_id, \
+           m.to_store_id, m.from_store_id, m.delta, \
            m.average_cost_paise, \
            m.source_partition, m.source_offset \
          FROM UNNEST($1::uuid[]) AS u(movement_id) \
@@ -152,6 +159,7 @@ pub async fn ledger_rows(
            available_quantity, balance_after, original_status, occurred_at, received_at, \
            recorded_at, actor, device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, \
            reference, offline, restock, note, original_movement_id, voids_movement_id, count_id, \
+           transfer_id, to_store_id, from_store_id, \
            delta, source_partition, source_offset \
          FROM movements WHERE source_partition = $1 AND source_offset >= $2 AND source_offset < $3 \
          ORDER BY source_offset LIMIT $4",

@@ -28,11 +28,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use schemas::topics::{balance_key, store_key};
-use schemas::{AvroRecord, Balance, LedgerEntry, StockAlert, Topics};
+use schemas::{AvroRecord, Balance, LedgerEntry, LedgerStatus, StockAlert, StockMovement, Topics};
 use service_kit::{Settings, kafka};
 use sqlx::PgPool;
 
 use crate::batch::Batch;
+use crate::decide::Outcome;
 use crate::effects;
 use crate::ledger::{self, Progress};
 use crate::metrics::ProcessorMetrics;
@@ -309,6 +310,9 @@ impl Publisher {
                 outputs::ledger_entry(record, outcome).encode_into(encoding(&mut buffer))?;
                 self.send(&self.ledger, &store_key(record.movement.store_id), &buffer)
                     .await?;
+                if matches!(outcome, Outcome::Applied { .. }) {
+                    self.send_transfer_in(&record.movement, &mut buffer).await?;
+                }
             }
         }
         for (at, run) in runs {
@@ -338,6 +342,9 @@ impl Publisher {
             entry.encode_into(encoding(&mut buffer))?;
             self.send(&self.ledger, &store_key(entry.movement.store_id), &buffer)
                 .await?;
+            if entry.status == LedgerStatus::Applied {
+                self.send_transfer_in(&entry.movement, &mut buffer).await?;
+            }
         }
         for balance in balances {
             self.send_balance(balance, &mut buffer).await?;
@@ -346,6 +353,25 @@ impl Publisher {
             self.send_alert(alert, &mut buffer).await?;
         }
         Ok(())
+    }
+
+    /// An applied transfer-out's transfer-in, to the movements topic keyed by its
+    /// destination: in the transaction that publishes the transfer-out's ledger entry and
+    /// commits its input offset, so it exists once the transfer-out is published, and never
+    /// twice in what `read_committed` consumers read (a transaction published again after
+    /// an abort carries the same movement id, recorded once at the destination).
+    async fn send_transfer_in(
+        &self,
+        movement: &StockMovement,
+        buffer: &mut Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let Some(notice) = movement.transfer_in() else {
+            return Ok(());
+        };
+        notice.encode_into(encoding(buffer))?;
+        self.metrics.transfers_announced.inc();
+        self.send(&self.source, &store_key(notice.store_id), buffer)
+            .await
     }
 
     async fn send_balance(&self, balance: &Balance, buffer: &mut Vec<u8>) -> anyhow::Result<()> {

@@ -18,3 +18,4 @@ mod simulator;
 mod standby;
 mod stock_life;
 mod tls;
+mod transfers;

@@ -53,6 +53,7 @@ fn catalog() -> BatchCatalog {
     BatchCatalog {
         later_changes: HashMap::new(),
         return_sales: HashMap::new(),
+        transfers: HashMap::new(),
         stores: HashMap::from([(StoreId(1), Policy::Reject), (StoreId(2), Policy::Allow)]),
         live_products: (1..PRODUCTS).map(ProductId).collect(),
         reorder_points: (1..=PRODUCTS)
@@ -71,7 +72,21 @@ fn movements() -> impl Strategy<Value = Vec<StockMovement>> {
             0u128..40,
             1..=STORES,
             1..=PRODUCTS,
-            prop::sample::select(MovementKind::KNOWN),
+            // A transfer's movements meet state of two stores: `cases` has theirs.
+            prop::sample::select(
+                MovementKind::KNOWN
+                    .iter()
+                    .copied()
+                    .filter(|kind| {
+                        !matches!(
+                            kind,
+                            MovementKind::TransferOut
+                                | MovementKind::TransferIn
+                                | MovementKind::TransferReceive
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             1i64..=20,
             prop::option::of(0u128..40),
             0i64..240,
@@ -435,3 +450,4 @@ proptest! {
 }
 
 mod cases;
+mod transfers;

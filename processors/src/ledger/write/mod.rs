@@ -16,139 +16,7 @@ mod rollups;
 
 /// The batch's write. Parameters are named (`:name`); [`CommitParams`] numbers them. Money
 /// is summed into the rollups as `numeric` (a day's sales can pass `bigint`).
-const COMMIT: &str = "\
-WITH ledger AS (
-  INSERT INTO movements (movement_id, store_id, product_id, sku, kind, quantity, status, reject_reason,
-    available_quantity, balance_after, original_status, occurred_at, received_at, recorded_at, actor,
-    device_id, supplier_id, unit_cost_paise, unit_price_paise, reason, reference, offline, restock,
-    note, original_movement_id, voids_movement_id, count_id, delta, average_cost_paise, source_partition,
-    source_offset)
-  SELECT * FROM UNNEST(:movement_id::uuid[], :store_id::int8[], :product_id::int8[], :sku::text[],
-    :kind::text[], :quantity::int8[], :status::text[], :reject_reason::text[], :available_quantity::int8[],
-    :balance_after::int8[], :original_status::text[], :occurred_at::timestamptz[],
-    :received_at::timestamptz[], :recorded_at::timestamptz[], :actor::text[], :device_id::text[],
-    :supplier_id::int8[], :unit_cost_paise::int8[], :unit_price_paise::int8[], :reason::text[],
-    :reference::text[], :offline::bool[], :restock::bool[], :note::text[],
-    :original_movement_id::uuid[], :voids_movement_id::uuid[], :count_id::uuid[], :delta::int8[],
-    :average_cost_paise::int8[],
-    :source_partition::int4[], :source_offset::int8[])
-), firsts AS (
-  INSERT INTO movement_ids (movement_id, store_id, status, reject_reason, balance_after, recorded_at,
-    fingerprint, sold_product_id, sold_quantity, returned, voided_by)
-  SELECT * FROM UNNEST(:first_id::uuid[], :first_store::int8[], :first_status::text[],
-    :first_reason::text[], :first_balance::int8[], :first_at::timestamptz[], :first_fingerprint::int8[],
-    :first_sold_product::int8[], :first_sold_quantity::int8[], :first_returned::int8[],
-    :first_voided_by::uuid[])
-), returns AS (
-  UPDATE movement_ids m SET returned = GREATEST(COALESCE(m.returned, 0) + u.units, 0)
-  FROM UNNEST(:returned_sale::uuid[], :returned_units::int8[]) AS u(movement_id, units)
-  WHERE m.movement_id = u.movement_id
-), voids AS (
-  UPDATE movement_ids m SET voided_by = u.voided_by
-  FROM UNNEST(:voided_id::uuid[], :voided_by::uuid[]) AS u(movement_id, voided_by)
-  WHERE m.movement_id = u.movement_id
-), balance AS (
-  INSERT INTO balances AS b (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id,
-    updated_at, counted_at)
-  SELECT * FROM UNNEST(:balance_store::int8[], :balance_product::int8[], :balance_quantity::int8[],
-    :balance_cost::int8[], :balance_movement::uuid[], :balance_at::timestamptz[],
-    :balance_counted::timestamptz[])
-  ON CONFLICT (store_id, product_id) DO UPDATE SET quantity = excluded.quantity,
-    average_unit_cost_paise = excluded.average_unit_cost_paise,
-    last_movement_id = excluded.last_movement_id, updated_at = excluded.updated_at,
-    counted_at = GREATEST(b.counted_at, excluded.counted_at)
-), sales AS (
-  INSERT INTO sales_daily AS d (store_id, day, product_id, units_sold, revenue_paise, cost_of_goods_paise,
-    sale_count, units_removed)
-  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.product_id, sum(u.sold)::int8,
-    sum(u.revenue), sum(u.cost), sum(u.sales)::int8, sum(u.removed)::int8
-  FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
-    :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
-    AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
-  JOIN stores s ON s.id = u.store_id
-  GROUP BY 1, 2, 3
-  ON CONFLICT (store_id, day, product_id) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
-    revenue_paise = d.revenue_paise + excluded.revenue_paise,
-    cost_of_goods_paise = d.cost_of_goods_paise + excluded.cost_of_goods_paise,
-    sale_count = d.sale_count + excluded.sale_count,
-    units_removed = d.units_removed + excluded.units_removed
-), store_sales AS (
-  INSERT INTO sales_daily_store AS d (store_id, day, units_sold, revenue_paise, cost_of_goods_paise,
-    sale_count, units_removed)
-  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, sum(u.sold)::int8,
-    sum(u.revenue), sum(u.cost), sum(u.sales)::int8, sum(u.removed)::int8
-  FROM UNNEST(:sale_store::int8[], :sale_product::int8[], :sale_at::timestamptz[], :sold::int8[],
-    :revenue::int8[], :cost::int8[], :sales::int8[], :removed::int8[])
-    AS u(store_id, product_id, occurred_at, sold, revenue, cost, sales, removed)
-  JOIN stores s ON s.id = u.store_id
-  GROUP BY 1, 2
-  ON CONFLICT (store_id, day) DO UPDATE SET units_sold = d.units_sold + excluded.units_sold,
-    revenue_paise = d.revenue_paise + excluded.revenue_paise,
-    cost_of_goods_paise = d.cost_of_goods_paise + excluded.cost_of_goods_paise,
-    sale_count = d.sale_count + excluded.sale_count,
-    units_removed = d.units_removed + excluded.units_removed
-), sourcing AS (
-  INSERT INTO supplier_daily AS d (store_id, day, supplier_id, product_id, units_received, cost_paise,
-    units_uncosted, stock_in_count)
-  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.supplier_id, u.product_id,
-    sum(u.units)::int8, sum(u.cost), sum(u.uncosted)::int8, sum(u.count)::int8
-  FROM UNNEST(:in_store::int8[], :in_supplier::int8[], :in_product::int8[], :in_at::timestamptz[],
-    :in_units::int8[], :in_cost::int8[], :in_uncosted::int8[], :in_count::int8[])
-    AS u(store_id, supplier_id, product_id, occurred_at, units, cost, uncosted, count)
-  JOIN stores s ON s.id = u.store_id
-  GROUP BY 1, 2, 3, 4
-  ON CONFLICT (store_id, day, supplier_id, product_id) DO UPDATE SET
-    units_received = d.units_received + excluded.units_received,
-    cost_paise = d.cost_paise + excluded.cost_paise,
-    units_uncosted = d.units_uncosted + excluded.units_uncosted,
-    stock_in_count = d.stock_in_count + excluded.stock_in_count
-), changes AS (
-  INSERT INTO stock_changes_daily AS d (store_id, day, change, reason, product_id, units, value_paise,
-    units_without_cost, movements)
-  SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.change, u.reason, u.product_id,
-    sum(u.units)::int8, sum(u.value), sum(u.uncosted)::int8, sum(u.count)::int8
-  FROM UNNEST(:change_store::int8[], :change_product::int8[], :change_at::timestamptz[],
-    :change::text[], :change_reason::text[], :change_units::int8[], :change_value::int8[],
-    :change_uncosted::int8[], :change_count::int8[])
-    AS u(store_id, product_id, occurred_at, change, reason, units, value, uncosted, count)
-  JOIN stores s ON s.id = u.store_id
-  GROUP BY 1, 2, 3, 4, 5
-  ON CONFLICT (store_id, day, change, reason, product_id) DO UPDATE SET
-    units = d.units + excluded.units,
-    value_paise = d.value_paise + excluded.value_paise,
-    units_without_cost = d.units_without_cost + excluded.units_without_cost,
-    movements = d.movements + excluded.movements
-), deltas AS (
-  INSERT INTO stock_deltas_daily AS d (store_id, product_id, occurred_day, recorded_day, delta)
-  SELECT u.store_id, u.product_id, (u.occurred_at AT TIME ZONE 'UTC')::date,
-    (u.recorded_at AT TIME ZONE 'UTC')::date, sum(u.delta)
-  FROM UNNEST(:store_id::int8[], :product_id::int8[], :occurred_at::timestamptz[],
-    :recorded_at::timestamptz[], :status::text[], :delta::int8[])
-    AS u(store_id, product_id, occurred_at, recorded_at, status, delta)
-  WHERE u.status = 'applied' AND u.delta <> 0
-  GROUP BY 1, 2, 3, 4
-  ON CONFLICT (store_id, occurred_day, recorded_day, product_id) DO UPDATE SET
-    delta = d.delta + excluded.delta
-), resolved AS (
-  UPDATE alerts a SET resolved_at = u.at
-  FROM UNNEST(:resolve_store::int8[], :resolve_product::int8[], :resolve_at::timestamptz[])
-    AS u(store_id, product_id, at)
-  WHERE a.store_id = u.store_id AND a.product_id = u.product_id AND a.resolved_at IS NULL
-), raised AS (
-  INSERT INTO alerts (store_id, product_id, kind, quantity, reorder_point, movement_id, raised_at, resolved_at)
-  SELECT * FROM UNNEST(:alert_store::int8[], :alert_product::int8[], :alert_kind::text[],
-    :alert_quantity::int8[], :alert_reorder_point::int8[], :alert_movement::uuid[],
-    :alert_raised_at::timestamptz[], :alert_resolved_at::timestamptz[])
-), moved AS (
-  UPDATE processor_offsets o SET next_offset = u.next,
-    published_offset = GREATEST(o.published_offset, u.published), updated_at = now()
-  FROM UNNEST(:offset_partition::int4[], :offset_expected::int8[], :offset_next::int8[],
-    :offset_published::int8[]) AS u(partition, expected, next, published)
-  WHERE o.consumer_group = :group AND o.topic = :topic AND o.partition = u.partition
-    AND o.next_offset = u.expected
-  RETURNING 1
-)
-SELECT bazaar_require_offsets(cardinality(:offset_partition::int4[])::int8, (SELECT count(*) FROM moved))";
+const COMMIT: &str = include_str!("commit.sql");
 
 /// Declares a statement's parameters once: a struct with one typed field per `:name` the
 /// statement uses, its statement with the names numbered in field order, and a `bind`
@@ -217,6 +85,9 @@ statement_parameters! {
         original_movement_id: Vec<Option<Uuid>>,
         voids_movement_id: Vec<Option<Uuid>>,
         count_id: Vec<Option<Uuid>>,
+        transfer_id: Vec<Option<Uuid>>,
+        to_store_id: Vec<Option<i64>>,
+        from_store_id: Vec<Option<i64>>,
         delta: Vec<Option<i64>>,
         average_cost_paise: Vec<Option<i64>>,
         source_partition: Vec<i32>,
@@ -241,6 +112,21 @@ statement_parameters! {
         // Movements of earlier batches voided in this one, and by which void.
         voided_id: Vec<Uuid>,
         voided_by: Vec<Uuid>,
+        // Transfers sent (applied transfer-outs) and received (applied receives: a receive
+        // is never in its transfer-out's batch, which precedes its transfer-in).
+        sent_transfer: Vec<Uuid>,
+        sent_from: Vec<i64>,
+        sent_to: Vec<i64>,
+        sent_product: Vec<i64>,
+        sent_sku: Vec<&'a str>,
+        sent_quantity: Vec<i64>,
+        sent_at: Vec<DateTime<Utc>>,
+        sent_movement: Vec<Uuid>,
+        received_transfer: Vec<Uuid>,
+        received_quantity: Vec<i64>,
+        received_on: Vec<DateTime<Utc>>,
+        received_movement: Vec<Uuid>,
+        received_reason: Vec<Option<&'a str>>,
         // The last state of every balance changed.
         balance_store: Vec<i64>,
         balance_product: Vec<i64>,
@@ -331,6 +217,9 @@ impl<'a> CommitParams<'a> {
             original_movement_id: Vec::with_capacity(movements),
             voids_movement_id: Vec::with_capacity(movements),
             count_id: Vec::with_capacity(movements),
+            transfer_id: Vec::with_capacity(movements),
+            to_store_id: Vec::with_capacity(movements),
+            from_store_id: Vec::with_capacity(movements),
             delta: Vec::with_capacity(movements),
             average_cost_paise: Vec::with_capacity(movements),
             source_partition: Vec::with_capacity(movements),
@@ -372,6 +261,11 @@ impl<'a> CommitParams<'a> {
             .push(movement.original_movement_id);
         self.voids_movement_id.push(movement.voids_movement_id);
         self.count_id.push(movement.count_id);
+        self.transfer_id.push(movement.transfer_id);
+        self.to_store_id
+            .push(movement.to_store_id.map(StoreId::get));
+        self.from_store_id
+            .push(movement.from_store_id.map(StoreId::get));
         self.delta.push(recorded.stock_change);
         self.average_cost_paise.push(match *outcome {
             Outcome::Applied { average_cost, .. } => average_cost,
@@ -379,6 +273,34 @@ impl<'a> CommitParams<'a> {
         });
         self.source_partition.push(record.partition);
         self.source_offset.push(record.offset);
+    }
+
+    /// What an applied transfer-out sends, or an applied receive receives.
+    fn transfer(&mut self, record: &'a Record) {
+        let movement = &record.movement;
+        let (Some(id), kind) = (movement.transfer_id, movement.kind) else {
+            return;
+        };
+        match (kind, movement.to_store_id) {
+            (MovementKind::TransferOut, Some(destination)) => {
+                self.sent_transfer.push(id);
+                self.sent_from.push(movement.store_id.get());
+                self.sent_to.push(destination.get());
+                self.sent_product.push(movement.product_id.get());
+                self.sent_sku.push(&movement.sku);
+                self.sent_quantity.push(movement.quantity);
+                self.sent_at.push(movement.occurred_at);
+                self.sent_movement.push(movement.movement_id);
+            }
+            (MovementKind::TransferReceive, _) => {
+                self.received_transfer.push(id);
+                self.received_quantity.push(movement.quantity);
+                self.received_on.push(movement.occurred_at);
+                self.received_movement.push(movement.movement_id);
+                self.received_reason.push(movement.reason.as_deref());
+            }
+            _ => {}
+        }
     }
 }
 
@@ -479,6 +401,7 @@ pub async fn commit(
                 .push(voids.remove(&movement.movement_id));
         }
         if let Some(counted) = Counted::applied(record, outcome) {
+            params.transfer(record);
             match movement.voids_movement_id.and_then(|id| reversed.get(&id)) {
                 Some(target) => params.rollups(target, -1),
                 None => params.rollups(&counted, 1),

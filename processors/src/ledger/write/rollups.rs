@@ -79,10 +79,14 @@ impl<'a> CommitParams<'a> {
             }
             // Returns, adjustments and counts are stock changes only; a void counts as what
             // it reverses.
+            // Transfers move stock between stores: no rollup of their own yet.
             MovementKind::Return
             | MovementKind::Adjustment
             | MovementKind::Count
             | MovementKind::Void
+            | MovementKind::TransferOut
+            | MovementKind::TransferIn
+            | MovementKind::TransferReceive
             | MovementKind::Unknown => {}
         }
     }
@@ -174,6 +178,9 @@ impl Change {
             | MovementKind::Sale
             | MovementKind::Count
             | MovementKind::Void
+            | MovementKind::TransferOut
+            | MovementKind::TransferIn
+            | MovementKind::TransferReceive
             | MovementKind::Unknown => return None,
         })
     }
