@@ -142,6 +142,22 @@ impl Api {
         Ok(body)
     }
 
+    /// Whether `GET path` from query-api finds it (`200`; `404`: not yet).
+    pub async fn found(&self, path: &str) -> anyhow::Result<bool> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.query))
+            .bearer_auth(self.token().await?)
+            .send()
+            .await
+            .with_context(|| format!("query-api does not answer at {}", self.query))?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            status => anyhow::bail!("GET {path}: {status}"),
+        }
+    }
+
     /// Every item of a paged list (which has a `?`).
     pub async fn all(&self, path: &str) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();

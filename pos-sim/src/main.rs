@@ -124,7 +124,7 @@ async fn main_result(cli: Cli) -> anyhow::Result<bool> {
     };
     let summary = sim::run(&api, &options).await?;
     println!(
-        "sent {} movements in {:.1} s ({:.0}/s): {} accepted, {} refused, {} duplicates, {} rejections expected, {} offline syncs",
+        "sent {} movements in {:.1} s ({:.0}/s): {} accepted, {} refused, {} duplicates, {} rejections expected, {} offline syncs, {} transfers",
         summary.sent,
         summary.elapsed.as_secs_f64(),
         summary.sent as f64 / summary.elapsed.as_secs_f64().max(0.001),
@@ -133,6 +133,7 @@ async fn main_result(cli: Cli) -> anyhow::Result<bool> {
         summary.duplicates,
         summary.expected_rejections,
         summary.offline_batches,
+        summary.transfers,
     );
     if options.check {
         if summary.mismatches.is_empty() {

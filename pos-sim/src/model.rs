@@ -2,7 +2,8 @@
 //! processors will: a sale or removal larger than the stock is rejected (`reject` stores)
 //! unless it was made offline, a movement that occurred before its product's latest count
 //! is superseded, a count sets the stock, a return names a recent sale, a void gives a
-//! sale's units back.
+//! sale's units back, a transfer-out takes its units (in transit) and a receive adds what
+//! arrived.
 
 use std::collections::HashMap;
 
@@ -51,7 +52,7 @@ impl Store {
         // What the kind does to sellable stock; under `reject` a live movement may not take
         // more than there is.
         let change = match body["kind"].as_str() {
-            Some("stock_in" | "adjustment") => quantity,
+            Some("stock_in" | "adjustment" | "transfer_receive") => quantity,
             Some("return") if body["restock"] == false => 0,
             Some("return") => quantity,
             // The simulator voids sales only: their units come back.

@@ -359,10 +359,13 @@ fn decide_one(
     let holdings = balances.entry(movement.store_id).or_default();
     let previous = holdings.get(&movement.product_id).copied();
     let held = previous.unwrap_or_default();
-    // The latest count saw the shelf after this movement.
-    if held
-        .counted_at
-        .is_some_and(|counted| movement.occurred_at <= counted)
+    // The latest count saw the shelf after this movement. Not a transfer-in: it moves no
+    // sellable stock (its time is the transfer-out's, at the source), and what it announces
+    // must stay receivable.
+    if movement.kind != MovementKind::TransferIn
+        && held
+            .counted_at
+            .is_some_and(|counted| movement.occurred_at <= counted)
     {
         return rejected(RejectReason::SupersededByCount, None);
     }

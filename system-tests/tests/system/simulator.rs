@@ -1,5 +1,6 @@
 //! The POS simulator against the whole pipeline: it logs in, opens its stores with stock,
-//! sells, restocks, retries and syncs offline tills through ingest, and at the end
+//! sells, restocks, moves stock between its stores, retries and syncs offline tills
+//! through ingest, and at the end
 //! query-api's balances (read with the consistency token of everything it sent) equal its
 //! own model exactly.
 
@@ -33,7 +34,7 @@ async fn the_simulators_model_equals_query_apis_balances_after_a_bounded_run() {
         "{summary:?}"
     );
     assert!(
-        summary.duplicates > 0 && summary.offline_batches > 0,
+        summary.duplicates > 0 && summary.offline_batches > 0 && summary.transfers > 0,
         "{summary:?}"
     );
     assert!(summary.checked >= 10, "{summary:?}");

@@ -163,6 +163,33 @@ fn a_receive_of_another_store_or_product_is_unknown_and_a_transfer_is_not_voided
     );
 }
 
+#[test]
+fn a_count_at_the_destination_before_the_announcement_does_not_supersede_it() {
+    let mut balances = Balances::new();
+    let sent = transfer_out(2, 1, 2, 3, 100);
+    let counted_later = StockMovement {
+        occurred_at: sent.occurred_at + chrono::Duration::minutes(5),
+        ..movement(3, 2, 1, MovementKind::Count, 0)
+    };
+    let outcomes = decide(
+        &mut balances,
+        &mut HashMap::new(),
+        &catalog(),
+        &[
+            movement(1, 1, 1, MovementKind::StockIn, 5),
+            sent.clone(),
+            counted_later,
+            sent.transfer_in().unwrap(),
+            StockMovement {
+                occurred_at: sent.occurred_at + chrono::Duration::minutes(10),
+                ..receive(4, 2, 3, 100)
+            },
+        ],
+    );
+    let answers: Vec<_> = outcomes.iter().map(balance_after).collect();
+    assert_eq!(answers, [Ok(5), Ok(2), Ok(0), Ok(0), Ok(3)]);
+}
+
 /// One step of a two-store pipeline.
 #[derive(Debug, Clone)]
 enum Step {

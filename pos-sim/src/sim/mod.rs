@@ -2,8 +2,9 @@
 //! a few products most (popularity is skewed), now and then remove damaged stock, take a
 //! customer's return (naming the sale it came from when the store sold the product lately),
 //! void a sale rung up by mistake, count a shelf, adjust the book, restock what runs low (one restock in five bought
-//! for cash), retry a sale (the same `movement_id` again: a duplicate), and some tills go
-//! offline and sync their sales later as one batch (marked `offline`).
+//! for cash), send stock to another of its stores and receive it there (`transfers`),
+//! retry a sale (the same `movement_id` again: a duplicate), and some tills go offline and
+//! sync their sales later as one batch (marked `offline`).
 //!
 //! Each store's movements are sent one after another by one worker, so they arrive in the
 //! order the simulator decided them, and its model applies the processors' rules in that
@@ -26,6 +27,8 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::model::Store;
+
+mod transfers;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -76,6 +79,7 @@ struct Counters {
     duplicates: AtomicU64,
     rejected: AtomicU64,
     offline_batches: AtomicU64,
+    transfers: AtomicU64,
 }
 
 /// What happened, as the simulator saw it.
@@ -92,6 +96,8 @@ pub struct Summary {
     /// Of the accepted, how many the model expects the processors to reject.
     pub expected_rejections: u64,
     pub offline_batches: u64,
+    /// Transfers the model applied at their source, each received at its destination.
+    pub transfers: u64,
     pub elapsed: Duration,
     /// `(store, product, model, query-api)` for every balance that differs; empty when
     /// the check passed (or was not asked for).
@@ -130,8 +136,11 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
         supplier,
     });
 
-    // Each store starts from what query-api says it holds.
-    let mut owned: Vec<Vec<Store>> = vec![Vec::new(); options.workers.max(1)];
+    // Each store starts from what query-api says it holds. A worker owns two stores at
+    // least, so that it can send stock from one to the other.
+    let in_play = stores.len().min(options.stores);
+    let mut owned: Vec<Vec<Store>> =
+        vec![Vec::new(); options.workers.clamp(1, (in_play / 2).max(1))];
     for (index, store) in stores.iter().take(options.stores).enumerate() {
         let id = store["id"].as_i64().unwrap_or_default();
         let items = api
@@ -191,6 +200,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
                 stores,
                 token: ConsistencyToken::default(),
                 sent: Vec::new(),
+                transfers: Default::default(),
             };
             worker.open().await?;
             let mut due = Instant::now();
@@ -213,6 +223,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
                 worker.step(&options).await?;
             }
             worker.sync_all().await?;
+            worker.receive_all().await?;
             anyhow::Ok(worker)
         }));
     }
@@ -233,6 +244,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Summary> {
         duplicates: counters.duplicates.load(Ordering::Relaxed),
         expected_rejections: counters.rejected.load(Ordering::Relaxed),
         offline_batches: counters.offline_batches.load(Ordering::Relaxed),
+        transfers: counters.transfers.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
         mismatches: Vec::new(),
         checked: 0,
@@ -301,6 +313,8 @@ enum Action {
     Send(Value, bool),
     /// A sale an offline till keeps for later.
     KeptOffline,
+    /// Receive the oldest transfer in transit, if its destination knows of it yet.
+    Receive,
 }
 
 struct Worker {
@@ -311,6 +325,8 @@ struct Worker {
     token: ConsistencyToken,
     /// Recent accepted bodies, to retry one now and then.
     sent: Vec<Value>,
+    /// Transfers in transit between this worker's stores, oldest first.
+    transfers: std::collections::VecDeque<transfers::InTransit>,
 }
 
 impl Worker {
@@ -362,6 +378,7 @@ impl Worker {
             Action::Sync(index) => self.sync(index).await,
             Action::Send(body, retry) => self.single(body, retry).await,
             Action::KeptOffline => Ok(()),
+            Action::Receive => self.receive_next(false).await,
         }
     }
 
@@ -372,6 +389,9 @@ impl Worker {
         let store = self.stores[index].id;
         if !self.stores[index].offline.is_empty() && rng.random_bool(0.02) {
             return Action::Sync(index);
+        }
+        if !self.transfers.is_empty() && rng.random_bool(0.02) {
+            return Action::Receive;
         }
         if !self.sent.is_empty() && rng.random_bool(options.duplicate_share) {
             return Action::Send(
@@ -424,6 +444,12 @@ impl Worker {
                 "kind": "count", "quantity": (stock - kept).max(0), "occurred_at": Utc::now(),
                 "device_id": "backoffice"});
             return Action::Send(count, false);
+        }
+        // Now and then a store sends some stock to a sister store.
+        if rng.random_bool(0.01)
+            && let Some(transfer) = self.transfer_out(&mut rng, index, product, unit)
+        {
+            return Action::Send(transfer, false);
         }
         // Now and then the manager undoes the store's last sale (rung up by mistake).
         if rng.random_bool(0.005)
@@ -526,6 +552,8 @@ impl Worker {
         };
         if !store.apply(body) {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        } else if body["kind"] == "transfer_out" {
+            self.sent_transfer(body);
         }
         if self.sent.len() < 1_000 {
             self.sent.push(body.clone());
