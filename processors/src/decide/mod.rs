@@ -154,6 +154,9 @@ pub struct Transfer {
     pub product_id: ProductId,
     pub sent: i64,
     pub received: bool,
+    /// The source's moving-average cost when it sent them: what the units join the
+    /// destination's average at.
+    pub unit_cost: Option<i64>,
 }
 
 /// Why a record cannot be decided at all (it goes to the dead-letter topic).
@@ -231,7 +234,15 @@ pub fn decide<'a>(
                         },
                         _ => Change::By(movement.delta()),
                     };
-                    let outcome = decide_one(balances, catalog, movement, change);
+                    // What the units that come in join the average cost at.
+                    let joins_at = match (movement.kind, reference) {
+                        (MovementKind::StockIn, _) => movement.unit_cost_paise,
+                        (MovementKind::TransferReceive, Reference::Transfer(id)) => {
+                            transfers.get(&id).and_then(|transfer| transfer.unit_cost)
+                        }
+                        _ => None,
+                    };
+                    let outcome = decide_one(balances, catalog, movement, change, joins_at);
                     if let Outcome::Applied { delta, .. } = outcome {
                         batch.applied(movement, delta);
                     }
@@ -262,7 +273,11 @@ pub fn decide<'a>(
                             }
                             Reference::Transfer(id) => match movement.kind {
                                 MovementKind::TransferOut => {
-                                    transfers.insert(id, Transfer::sent_by(movement));
+                                    let cost = match outcome {
+                                        Outcome::Applied { average_cost, .. } => average_cost,
+                                        _ => None,
+                                    };
+                                    transfers.insert(id, Transfer::sent_by(movement, cost));
                                 }
                                 _ => {
                                     if let Some(transfer) = transfers.get_mut(&id) {
@@ -285,13 +300,14 @@ pub fn decide<'a>(
 }
 
 impl Transfer {
-    /// The transfer a transfer-out sends.
-    pub fn sent_by(movement: &StockMovement) -> Self {
+    /// The transfer an applied transfer-out sends, at `unit_cost` (the source's average).
+    pub fn sent_by(movement: &StockMovement, unit_cost: Option<i64>) -> Self {
         Self {
             to_store_id: movement.to_store_id.unwrap_or(movement.store_id),
             product_id: movement.product_id,
             sent: movement.quantity,
             received: false,
+            unit_cost,
         }
     }
 }
@@ -342,12 +358,14 @@ impl Applied {
     }
 }
 
-/// Decides one movement that changes its product's stock as `change` says.
+/// Decides one movement that changes its product's stock as `change` says; the units it
+/// brings in join the average cost at `joins_at` (a stock-in's cost, a transfer's).
 fn decide_one(
     balances: &mut Balances,
     catalog: &BatchCatalog,
     movement: &StockMovement,
     change: Change,
+    joins_at: Option<i64>,
 ) -> Outcome {
     let rejected = |reason, available| Outcome::Rejected { reason, available };
     let Some(&policy) = catalog.stores.get(&movement.store_id) else {
@@ -391,8 +409,8 @@ fn decide_one(
     if short && !movement.offline && movement.kind != MovementKind::Count {
         return rejected(RejectReason::InsufficientStock, Some(held.quantity.max(0)));
     }
-    let average_cost = match (movement.kind, movement.unit_cost_paise) {
-        (MovementKind::StockIn, Some(cost)) => Some(moving_average(held, movement.quantity, cost)),
+    let average_cost = match joins_at {
+        Some(cost) if movement.quantity > 0 => Some(moving_average(held, movement.quantity, cost)),
         _ => held.average_cost,
     };
     let cost_of_goods = match movement.kind {

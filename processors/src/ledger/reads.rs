@@ -69,9 +69,9 @@ pub async fn transfers(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(Uuid, i64, i64, i64, bool)> = sqlx::query_as(
+    let rows: Vec<(Uuid, i64, i64, i64, bool, Option<i64>)> = sqlx::query_as(
         "SELECT t.transfer_id, t.to_store_id, t.product_id, t.quantity_sent, \
-           t.quantity_received IS NOT NULL \
+           t.quantity_received IS NOT NULL, t.unit_cost_paise \
          FROM UNNEST($1::uuid[]) AS u(transfer_id) JOIN transfers t USING (transfer_id)",
     )
     .bind(ids)
@@ -79,12 +79,13 @@ pub async fn transfers(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, to_store, product, sent, received)| {
+        .map(|(id, to_store, product, sent, received, unit_cost)| {
             let transfer = Transfer {
                 to_store_id: StoreId(to_store),
                 product_id: ProductId(product),
                 sent,
                 received,
+                unit_cost,
             };
             (id, transfer)
         })

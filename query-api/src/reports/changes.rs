@@ -39,8 +39,8 @@ pub struct ShrinkageParams {
 /// What a store lost and found, valued at the moving-average cost when it happened.
 #[derive(Debug, Default, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ShrinkageFigures {
-    /// Units removed, adjusted down, counted short, or returned by customers and written
-    /// off (not resellable).
+    /// Units removed, adjusted down, counted short, returned by customers and written off
+    /// (not resellable), or lost in transit (sent by another store, not received).
     pub units_lost: Total,
     pub value_lost_paise: Total,
     /// Units adjusted up (found) or counted over the book.
@@ -50,7 +50,8 @@ pub struct ShrinkageFigures {
     pub net_value_lost_paise: Total,
     /// Units lost or found whose cost was unknown: the values leave them out.
     pub units_without_cost: Total,
-    /// Removals, adjustments, counts with a variance and written-off returns.
+    /// Removals, adjustments, counts with a variance, written-off returns and receives
+    /// short.
     pub movements: i64,
 }
 
@@ -69,7 +70,8 @@ impl ShrinkageFigures {
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ShrinkageRow {
     /// For `group_by=reason`: `damaged`, `expired`, `lost`, `theft`, `found`, `correction`,
-    /// `defective`, `other`, or `count` (count variances).
+    /// `defective`, `other`, `count` (count variances) or `in_transit` (transfers received
+    /// short, valued at the source's cost when sent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For `group_by=product`.

@@ -264,6 +264,27 @@ async fn a_transfer_leaves_the_source_arrives_once_and_its_shortfall_is_lost_in_
         Some(1),
         "{notices}"
     );
+    // The unit broken on the way is the destination's shrinkage, at the source's cost.
+    let shrinkage = pipeline
+        .read(
+            &format!("/v1/stores/{DESTINATION}/reports/shrinkage?consistency_token={token}"),
+            &admin,
+        )
+        .await;
+    let in_transit_row = shrinkage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["reason"] == "in_transit")
+        .unwrap_or_else(|| panic!("no transit loss: {shrinkage}"));
+    assert_eq!(
+        (
+            in_transit_row["units_lost"].as_i64(),
+            in_transit_row["value_lost_paise"].as_i64()
+        ),
+        (Some(1), Some(100)),
+        "{shrinkage}"
+    );
     // Another store's token sees neither the transfer nor the stores' lists.
     let stranger = pipeline.token(Role::Manager, &[3]);
     let (status, _, _) = pipeline

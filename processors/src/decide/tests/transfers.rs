@@ -91,6 +91,7 @@ fn a_transfer_out_needs_another_live_store_a_new_transfer_id_and_the_stock() {
             product_id: ProductId(1),
             sent: 1,
             received: false,
+            unit_cost: None,
         },
     );
     let outcomes = decide(
@@ -190,6 +191,33 @@ fn a_count_at_the_destination_before_the_announcement_does_not_supersede_it() {
     assert_eq!(answers, [Ok(5), Ok(2), Ok(0), Ok(0), Ok(3)]);
 }
 
+#[test]
+fn received_units_join_the_destinations_average_at_the_sources_cost() {
+    let mut balances = Balances::new();
+    let costing = |id, store, cost| StockMovement {
+        unit_cost_paise: Some(cost),
+        ..movement(id, store, 1, MovementKind::StockIn, 5)
+    };
+    let sent = transfer_out(3, 1, 2, 3, 100);
+    let outcomes = decide(
+        &mut balances,
+        &mut HashMap::new(),
+        &catalog(),
+        &[
+            costing(1, 1, 100),
+            costing(2, 2, 200),
+            sent.clone(),
+            sent.transfer_in().unwrap(),
+            receive(4, 2, 3, 100),
+        ],
+    );
+    let Outcome::Applied { average_cost, .. } = outcomes[4] else {
+        panic!("{outcomes:?}")
+    };
+    // (5 × 200 + 3 × 100) / 8 = 162.5, rounded half up.
+    assert_eq!(average_cost, Some(163));
+}
+
 /// One step of a two-store pipeline.
 #[derive(Debug, Clone)]
 enum Step {
@@ -277,7 +305,10 @@ proptest! {
                 match movement.kind {
                     MovementKind::StockIn => *stocked += movement.quantity,
                     MovementKind::TransferOut => {
-                        stored.insert(transfer, Transfer::sent_by(movement));
+                        let Outcome::Applied { average_cost, .. } = *outcome else {
+                            unreachable!()
+                        };
+                        stored.insert(transfer, Transfer::sent_by(movement, average_cost));
                         pending.push_back(movement.transfer_in().unwrap());
                     }
                     MovementKind::TransferReceive => {

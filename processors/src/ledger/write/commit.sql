@@ -33,9 +33,10 @@ WITH ledger AS (
   WHERE m.movement_id = u.movement_id
 ), sent AS (
   INSERT INTO transfers (transfer_id, from_store_id, to_store_id, product_id, sku, quantity_sent, sent_at,
-    out_movement_id)
+    out_movement_id, unit_cost_paise)
   SELECT * FROM UNNEST(:sent_transfer::uuid[], :sent_from::int8[], :sent_to::int8[], :sent_product::int8[],
-    :sent_sku::text[], :sent_quantity::int8[], :sent_at::timestamptz[], :sent_movement::uuid[])
+    :sent_sku::text[], :sent_quantity::int8[], :sent_at::timestamptz[], :sent_movement::uuid[],
+    :sent_cost::int8[])
 ), received AS (
   UPDATE transfers t SET quantity_received = u.quantity, received_at = u.at,
     receive_movement_id = u.movement_id,
@@ -43,6 +44,22 @@ WITH ledger AS (
   FROM UNNEST(:received_transfer::uuid[], :received_quantity::int8[], :received_on::timestamptz[],
     :received_movement::uuid[], :received_reason::text[]) AS u(transfer_id, quantity, at, movement_id, reason)
   WHERE t.transfer_id = u.transfer_id AND t.quantity_received IS NULL
+  RETURNING t.to_store_id, t.product_id, t.received_at, t.quantity_sent - t.quantity_received AS lost,
+    t.unit_cost_paise
+), transit_losses AS (
+  INSERT INTO stock_changes_daily AS d (store_id, day, change, reason, product_id, units, value_paise,
+    units_without_cost, movements)
+  SELECT r.to_store_id, (r.received_at AT TIME ZONE s.timezone)::date, 'transit_loss', 'in_transit',
+    r.product_id, sum(r.lost)::int8, sum(r.lost::numeric * COALESCE(r.unit_cost_paise, 0)),
+    sum(CASE WHEN r.unit_cost_paise IS NULL THEN r.lost ELSE 0 END)::int8, count(*)::int8
+  FROM received r JOIN stores s ON s.id = r.to_store_id
+  WHERE r.lost > 0
+  GROUP BY 1, 2, 5
+  ON CONFLICT (store_id, day, change, reason, product_id) DO UPDATE SET
+    units = d.units + excluded.units,
+    value_paise = d.value_paise + excluded.value_paise,
+    units_without_cost = d.units_without_cost + excluded.units_without_cost,
+    movements = d.movements + excluded.movements
 ), balance AS (
   INSERT INTO balances AS b (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id,
     updated_at, counted_at)

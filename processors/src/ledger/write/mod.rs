@@ -122,6 +122,8 @@ statement_parameters! {
         sent_quantity: Vec<i64>,
         sent_at: Vec<DateTime<Utc>>,
         sent_movement: Vec<Uuid>,
+        // The source's average cost when it sent them.
+        sent_cost: Vec<Option<i64>>,
         received_transfer: Vec<Uuid>,
         received_quantity: Vec<i64>,
         received_on: Vec<DateTime<Utc>>,
@@ -275,8 +277,9 @@ impl<'a> CommitParams<'a> {
         self.source_offset.push(record.offset);
     }
 
-    /// What an applied transfer-out sends, or an applied receive receives.
-    fn transfer(&mut self, record: &'a Record) {
+    /// What an applied transfer-out sends (at the source's average cost), or an applied
+    /// receive receives.
+    fn transfer(&mut self, record: &'a Record, outcome: &Outcome) {
         let movement = &record.movement;
         let (Some(id), kind) = (movement.transfer_id, movement.kind) else {
             return;
@@ -291,6 +294,10 @@ impl<'a> CommitParams<'a> {
                 self.sent_quantity.push(movement.quantity);
                 self.sent_at.push(movement.occurred_at);
                 self.sent_movement.push(movement.movement_id);
+                self.sent_cost.push(match *outcome {
+                    Outcome::Applied { average_cost, .. } => average_cost,
+                    _ => None,
+                });
             }
             (MovementKind::TransferReceive, _) => {
                 self.received_transfer.push(id);
@@ -401,7 +408,7 @@ pub async fn commit(
                 .push(voids.remove(&movement.movement_id));
         }
         if let Some(counted) = Counted::applied(record, outcome) {
-            params.transfer(record);
+            params.transfer(record, outcome);
             match movement.voids_movement_id.and_then(|id| reversed.get(&id)) {
                 Some(target) => params.rollups(target, -1),
                 None => params.rollups(&counted, 1),
