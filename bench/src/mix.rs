@@ -10,9 +10,11 @@ use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId};
 pub enum Kinds {
     /// Stock-ins, sales and removals, 4 : 15 : 1.
     Three,
-    /// Per thousand: 180 stock-ins, 683 sales (30 of them synced from an offline till), 40
+    /// Per thousand: 180 stock-ins, 678 sales (30 of them synced from an offline till), 40
     /// removals, 50 returns (10 not resellable), 40 adjustments up or down, 5 voids (of the
-    /// store's latest stock-in) and 2 shelf counts.
+    /// store's latest stock-in), 2 shelf counts and 5 transfers to another store (each
+    /// announced at its destination by the processors: one more record to decide; in a
+    /// backlog the announcement lands behind it, so no receives are drawn).
     Every,
 }
 
@@ -47,6 +49,7 @@ impl<'a> Mix<'a> {
             (Kinds::Every, 910..950) => MovementKind::Adjustment,
             (Kinds::Every, 950..955) if self.last_stock_in.is_some() => MovementKind::Void,
             (Kinds::Every, 955..957) => MovementKind::Count,
+            (Kinds::Every, 957..962) if self.stores.len() > 1 => MovementKind::TransferOut,
             _ => MovementKind::Sale,
         };
         if kind == MovementKind::Void
@@ -75,7 +78,10 @@ impl<'a> Mix<'a> {
         } else {
             quantity
         };
-        let store = StoreId(self.stores[rng.random_range(0..self.stores.len())]);
+        let at = rng.random_range(0..self.stores.len());
+        let store = StoreId(self.stores[at]);
+        // Another store: the next one.
+        let destination = StoreId(self.stores[(at + 1) % self.stores.len()]);
         let product = ProductId(self.products[rng.random_range(0..self.products.len())]);
         let movement = StockMovement {
             supplier_id: (kind == MovementKind::StockIn).then_some(SupplierId(self.supplier)),
@@ -92,6 +98,8 @@ impl<'a> Mix<'a> {
             device_id: Some("till-1".into()),
             offline: kind == MovementKind::Sale && (180..210).contains(&draw),
             restock: (kind == MovementKind::Return).then_some(!(860..870).contains(&draw)),
+            transfer_id: (kind == MovementKind::TransferOut).then(uuid::Uuid::new_v4),
+            to_store_id: (kind == MovementKind::TransferOut).then_some(destination),
             ..StockMovement::new(
                 uuid::Uuid::new_v4(),
                 store,

@@ -46,6 +46,26 @@ pub(crate) struct Decoded {
 }
 
 impl Decoded {
+    /// A batch of no record that moves `passed` partitions (partition, from, to) over the
+    /// transaction markers their consumer position stepped past.
+    pub(crate) fn markers(passed: &[(i32, i64, i64)]) -> Self {
+        let progress = passed
+            .iter()
+            .map(|&(partition, expected, next)| Progress {
+                partition,
+                expected,
+                next,
+                published: None,
+            })
+            .collect();
+        Self {
+            records: Vec::new(),
+            dead: Vec::new(),
+            progress,
+            count: 0,
+        }
+    }
+
     /// Whether the batch must be decided on a ledger that holds `pending` (the batch in
     /// flight): a void of one of its movements reverses its row, a count takes the book as
     /// of its time from the ledger, and a transfer-out or a receive the state of its

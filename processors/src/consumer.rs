@@ -35,7 +35,7 @@ use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Preparer, Seen};
+use crate::batch::{Decoded, Preparer, Seen};
 use crate::cache_writer::CacheWriter;
 use crate::commit::{Committer, Landed};
 use crate::halts::Halts;
@@ -195,7 +195,15 @@ impl Processor {
                     break Err(error);
                 }
             }
-            if batch.is_empty() {
+            // Idle, nothing in flight: partitions whose position passed transaction markers
+            // only move their offsets over them, as a batch of no record.
+            let passed = if batch.is_empty() && in_flight.is_none() && !state.isolation.is_active()
+            {
+                poll::markers_passed(&consumer, &state.positions, |p| self.halts.contains(p))
+            } else {
+                Vec::new()
+            };
+            if batch.is_empty() && passed.is_empty() {
                 let idle = match in_flight.take() {
                     Some(flight) => {
                         pending.clear();
@@ -217,9 +225,14 @@ impl Processor {
             }
             self.metrics.stage("poll", &mut polling);
             let started = Instant::now();
-            let partitions: Vec<i32> = batch.keys().copied().collect();
-            let spans = isolation::spans(&batch);
-            let decoded = preparer.decode(state, batch);
+            let (partitions, spans, decoded) = if batch.is_empty() {
+                let partitions = passed.iter().map(|(partition, ..)| *partition).collect();
+                (partitions, Vec::new(), Decoded::markers(&passed))
+            } else {
+                let partitions: Vec<i32> = batch.keys().copied().collect();
+                let spans = isolation::spans(&batch);
+                (partitions, spans, preparer.decode(state, batch))
+            };
             // A void of a movement the batch in flight decided, or a count, waits for that
             // batch: what they need is read from the ledger. (Both are rare; the pipeline
             // stalls once each.)

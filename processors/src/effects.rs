@@ -9,7 +9,8 @@ use schemas::{ProductId, StoreId};
 use crate::decide::{BatchCatalog, Holding, Outcome};
 use crate::ledger::Record;
 
-/// The last state of every balance a batch changed, in first-change order.
+/// The last state of every balance a batch changed, in first-change order (a transfer-in
+/// changes none).
 pub fn changed_balances<'a>(
     records: &'a [Record],
     outcomes: &[Outcome],
@@ -24,6 +25,9 @@ pub fn changed_balances<'a>(
         } = *outcome
         {
             let movement = &record.movement;
+            if movement.kind == schemas::MovementKind::TransferIn {
+                continue;
+            }
             let mut holding = Holding {
                 quantity: balance_after,
                 average_cost,

@@ -54,6 +54,36 @@ pub(crate) fn poll_batch(
     (messages, false)
 }
 
+/// The owned partitions (not halted) whose consumer position passed records no batch took,
+/// with where they stand and where the consumer is: called when a poll returned nothing
+/// and no batch is in flight, every record delivered was taken, so what was passed is
+/// transaction markers only — the commit marker after the transfer-ins the processors
+/// write to this topic. Left behind, the stored offset would stay one short of the log's
+/// end (lag 1, a partition that looks stuck). librdkafka steps the position over them.
+pub(crate) fn markers_passed(
+    consumer: &Kafka,
+    positions: &HashMap<i32, i64>,
+    halted: impl Fn(i32) -> bool,
+) -> Vec<(i32, i64, i64)> {
+    use rdkafka::consumer::Consumer;
+    let Ok(list) = consumer.position() else {
+        return Vec::new();
+    };
+    list.elements()
+        .iter()
+        .filter_map(|element| {
+            let partition = element.partition();
+            let stored = *positions.get(&partition)?;
+            match element.offset() {
+                rdkafka::Offset::Offset(at) if at > stored && !halted(partition) => {
+                    Some((partition, stored, at))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// The polled messages of owned partitions, per partition in offset order from each
 /// position on (a replay of what the batch before already took is dropped).
 ///

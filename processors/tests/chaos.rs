@@ -1,7 +1,8 @@
-//! `make chaos`: faults against a running pipeline, each while movements flow, and after
-//! each the same proof — every accepted movement exactly once in the ledger with the
-//! model's outcome, the state equal to the model, the output topics exactly the ledger —
-//! and the longest stall: how long the group's committed position stood still while
+//! `make chaos`: faults against a running pipeline, each while movements flow (transfers
+//! between the stores among them), and after each the same proof — every accepted movement
+//! exactly once in the ledger with the model's outcome, one transfer-in per applied
+//! transfer-out, the state equal to the model, the output topics exactly the ledger — and
+//! the longest stall: how long the group's committed position stood still while
 //! movements waited. Prints a table.
 //!
 //! It stops and restarts PostgreSQL and Redis, so it runs only on a stack of its own:
@@ -56,9 +57,9 @@ impl Scale {
         }
     }
 
-    /// Movements for a stream of `seconds`.
+    /// Movements for a stream of `seconds`, transfers between the stores among them.
     fn movements(self, seconds: u64, seed: u64) -> Vec<schemas::StockMovement> {
-        movements(self.rate * seconds as usize, seed)
+        with_transfers(movements(self.rate * seconds as usize, seed))
     }
 }
 

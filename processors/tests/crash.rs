@@ -113,35 +113,7 @@ async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
     wait_committed(&stack, movements.len() as i64, Duration::from_secs(120)).await;
     assert_exactly_once(&stack, &movements).await;
 
-    // Lag zero: the stored position of every partition is the end of its log.
-    let reader: rdkafka::consumer::BaseConsumer = service_kit::kafka::consumer_config(
-        &stack.settings.kafka,
-        "test-watermarks",
-        "test-watermarks",
-    )
-    .create()
-    .unwrap();
-    let topic = stack.settings.topics().movements();
-    for partition in 0..test_kit::TEST_PARTITIONS {
-        let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(
-            &reader,
-            &topic,
-            partition,
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        let stored: Option<i64> = sqlx::query_scalar(
-            "SELECT next_offset FROM processor_offsets \
-             WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
-        )
-        .bind(&stack.settings.kafka.consumer_group)
-        .bind(&topic)
-        .bind(partition)
-        .fetch_optional(&stack.pool)
-        .await
-        .unwrap();
-        assert_eq!(stored.unwrap_or(0), end, "partition {partition} caught up");
-    }
+    wait_caught_up(&stack, Duration::from_secs(30)).await;
     drop((first, fourth));
 }
 
@@ -230,5 +202,54 @@ async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactl
         "each transfer-in once on the topic"
     );
     assert_outputs_are_the_ledger(&stack).await;
+    // The transfer-ins' commit markers are stepped over: no lag is left behind them.
+    wait_caught_up(&stack, Duration::from_secs(30)).await;
     drop(last);
+}
+
+/// Waits (bounded) until lag is zero: the stored position of every partition is the end
+/// of its log, transaction markers included.
+async fn wait_caught_up(stack: &TestStack, within: Duration) {
+    let reader: rdkafka::consumer::BaseConsumer = service_kit::kafka::consumer_config(
+        &stack.settings.kafka,
+        "test-watermarks",
+        "test-watermarks",
+    )
+    .create()
+    .unwrap();
+    let topic = stack.settings.topics().movements();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut behind = Vec::new();
+        for partition in 0..test_kit::TEST_PARTITIONS {
+            let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(
+                &reader,
+                &topic,
+                partition,
+                Duration::from_secs(10),
+            )
+            .unwrap();
+            let stored: Option<i64> = sqlx::query_scalar(
+                "SELECT next_offset FROM processor_offsets \
+                 WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+            )
+            .bind(&stack.settings.kafka.consumer_group)
+            .bind(&topic)
+            .bind(partition)
+            .fetch_optional(&stack.pool)
+            .await
+            .unwrap();
+            if stored.unwrap_or(0) != end {
+                behind.push((partition, stored, end));
+            }
+        }
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "(partition, stored, end) not caught up: {behind:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

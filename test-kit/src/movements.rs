@@ -117,6 +117,28 @@ pub fn movements(count: usize, seed: u64) -> Vec<StockMovement> {
     movements
 }
 
+/// `movements` with their removals of 8 units (not offline) sent to the other store
+/// instead: transfer-outs, each with its own transfer id (the same for a repeat of it),
+/// which the processors announce at the destination with transfer-ins of their own.
+pub fn with_transfers(mut movements: Vec<StockMovement>) -> Vec<StockMovement> {
+    for movement in &mut movements {
+        if movement.kind == MovementKind::Removal && movement.quantity == 8 && !movement.offline {
+            let other = STORES
+                .iter()
+                .map(|(id, ..)| StoreId(*id))
+                .find(|store| *store != movement.store_id);
+            movement.kind = MovementKind::TransferOut;
+            movement.reason = None;
+            movement.transfer_id = Some(Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                movement.movement_id.as_bytes(),
+            ));
+            movement.to_store_id = other;
+        }
+    }
+    movements
+}
+
 /// Customer returns (some not resellable) and adjustments either way, made of movements
 /// the stream drew as sales, removals and stock-ins — chosen by the quantity, so that the
 /// stream's random sequence stays as it was.

@@ -374,16 +374,31 @@ fn decide_one(
     if !catalog.live_products.contains(&movement.product_id) {
         return rejected(RejectReason::UnknownProduct, None);
     }
+    // A transfer-in announces goods on their way: it changes no stock (nor a balance of its
+    // own: none for a product the store never held), raises no alert, and is never
+    // superseded (its time is the transfer-out's, at the source; what it announces must
+    // stay receivable).
+    if movement.kind == MovementKind::TransferIn {
+        let held = balances
+            .get(&movement.store_id)
+            .and_then(|holdings| holdings.get(&movement.product_id))
+            .copied()
+            .unwrap_or_default();
+        return Outcome::Applied {
+            balance_after: held.quantity,
+            delta: 0,
+            average_cost: held.average_cost,
+            cost_of_goods: None,
+            alert: None,
+        };
+    }
     let holdings = balances.entry(movement.store_id).or_default();
     let previous = holdings.get(&movement.product_id).copied();
     let held = previous.unwrap_or_default();
-    // The latest count saw the shelf after this movement. Not a transfer-in: it moves no
-    // sellable stock (its time is the transfer-out's, at the source), and what it announces
-    // must stay receivable.
-    if movement.kind != MovementKind::TransferIn
-        && held
-            .counted_at
-            .is_some_and(|counted| movement.occurred_at <= counted)
+    // The latest count saw the shelf after this movement.
+    if held
+        .counted_at
+        .is_some_and(|counted| movement.occurred_at <= counted)
     {
         return rejected(RejectReason::SupersededByCount, None);
     }

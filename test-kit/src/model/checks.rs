@@ -206,7 +206,16 @@ pub fn expected_by_store(
 /// model gives; the state equals the model; the output topics are exactly the ledger.
 pub async fn assert_exactly_once(stack: &TestStack, movements: &[schemas::StockMovement]) {
     let model = Model::of(movements);
-    let rows = ledger_rows(&stack.pool).await;
+    // The transfer-ins are records the processors put on the input topic themselves, after
+    // their transfer-outs: the committed offsets may count them before every movement.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut rows = ledger_rows(&stack.pool).await;
+    while rows.len() < movements.len() + model.announced.len()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        rows = ledger_rows(&stack.pool).await;
+    }
     let mut positions: HashMap<(i32, i64), usize> = HashMap::new();
     for row in &rows {
         *positions.entry((row.4, row.5)).or_default() += 1;
@@ -215,6 +224,24 @@ pub async fn assert_exactly_once(stack: &TestStack, movements: &[schemas::StockM
         positions.values().all(|count| *count == 1),
         "a record of the input topic has more than one ledger row"
     );
+    let announced: HashMap<Uuid, i64> = model.announced.iter().copied().collect();
+    let (notices, rows): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|row| announced.contains_key(&row.0));
+    assert_eq!(
+        notices.len(),
+        announced.len(),
+        "one transfer-in per applied transfer-out"
+    );
+    assert!(
+        notices.iter().all(|row| row.1 == "applied"),
+        "every transfer-in applied: {notices:?}"
+    );
+    let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(transfers, announced.len() as i64, "one transfer each");
     assert_eq!(rows.len(), movements.len(), "one ledger row per record");
     let actual = actual_by_store(&rows, movements);
     assert_eq!(actual, expected_by_store(movements, &model));

@@ -37,6 +37,9 @@ pub struct Model {
         BTreeMap<(i64, NaiveDate, &'static str, Option<String>, i64), (i64, i64, i64, i64)>,
     /// Alert kinds in order, per (store, product).
     pub alerts: BTreeMap<(i64, i64), Vec<&'static str>>,
+    /// The transfer-in the processors announce at its destination for each applied
+    /// transfer-out: (its movement id, the destination).
+    pub announced: Vec<(Uuid, i64)>,
     /// Applied sales: id → (store, product, quantity sold, quantity returned so far).
     sold: HashMap<Uuid, (i64, i64, i64, i64)>,
     /// Every first outcome's store, and what it did when it was applied.
@@ -139,7 +142,14 @@ impl Model {
                 None => Err("unknown_movement"),
                 Some((_, None)) => Err("not_voidable"),
                 Some((_, Some(counted)))
-                    if matches!(counted.kind, MovementKind::Void | MovementKind::Count) =>
+                    if matches!(
+                        counted.kind,
+                        MovementKind::Void
+                            | MovementKind::Count
+                            | MovementKind::TransferOut
+                            | MovementKind::TransferIn
+                            | MovementKind::TransferReceive
+                    ) =>
                 {
                     Err("not_voidable")
                 }
@@ -281,6 +291,14 @@ impl Model {
         }
         if let Some(line) = sale.and_then(|sale| self.sold.get_mut(&sale)) {
             line.3 += movement.quantity;
+        }
+        // A transfer-out leaves like a removal (no rollup of its own) and is announced at
+        // its destination.
+        if let (MovementKind::TransferOut, Some(transfer), Some(destination)) =
+            (movement.kind, movement.transfer_id, movement.to_store_id)
+        {
+            self.announced
+                .push((schemas::transfer_in_id(transfer), destination.get()));
         }
         Expected {
             status: "applied",

@@ -192,6 +192,35 @@ fn a_count_at_the_destination_before_the_announcement_does_not_supersede_it() {
 }
 
 #[test]
+fn an_announcement_holds_no_balance_and_raises_nothing_where_the_product_is_new() {
+    let mut balances = Balances::new();
+    let sent = transfer_out(2, 1, 2, 3, 100);
+    let outcomes = decide(
+        &mut balances,
+        &mut HashMap::new(),
+        &catalog(),
+        &[
+            movement(1, 1, 1, MovementKind::StockIn, 5),
+            sent.clone(),
+            sent.transfer_in().unwrap(),
+        ],
+    );
+    assert!(
+        matches!(
+            outcomes[2],
+            Outcome::Applied {
+                balance_after: 0,
+                delta: 0,
+                alert: None,
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert!(!balances.contains_key(&StoreId(2)), "{balances:?}");
+}
+
+#[test]
 fn received_units_join_the_destinations_average_at_the_sources_cost() {
     let mut balances = Balances::new();
     let costing = |id, store, cost| StockMovement {
