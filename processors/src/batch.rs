@@ -37,6 +37,21 @@ pub(crate) struct Batch {
 /// The first outcome recorded for each movement id a batch carries.
 pub(crate) type Seen = HashMap<Uuid, decide::Original>;
 
+/// What the batch in flight decided that Postgres may not hold yet: the first outcomes of
+/// its movements, and the transfers its transfer-outs sent and its receives received.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub(crate) seen: Seen,
+    pub(crate) transfers: HashMap<Uuid, decide::Transfer>,
+}
+
+impl Pending {
+    pub(crate) fn clear(&mut self) {
+        self.seen.clear();
+        self.transfers.clear();
+    }
+}
+
 /// A polled batch decoded: its movements, its dead letters and where its partitions go.
 pub(crate) struct Decoded {
     records: Vec<Record>,
@@ -67,19 +82,16 @@ impl Decoded {
     }
 
     /// Whether the batch must be decided on a ledger that holds `pending` (the batch in
-    /// flight): a void of one of its movements reverses its row, a count takes the book as
-    /// of its time from the ledger, and a transfer-out or a receive the state of its
-    /// transfer from Postgres.
-    pub(crate) fn waits_for(&self, pending: &Seen) -> bool {
-        !pending.is_empty()
+    /// flight): a void of one of its movements reverses its row, and a count takes the book
+    /// as of its time from the ledger. (A transfer's state is carried in `pending`.)
+    pub(crate) fn waits_for(&self, pending: &Pending) -> bool {
+        !pending.seen.is_empty()
             && self.records.iter().any(|record| {
                 let movement = &record.movement;
-                matches!(
-                    movement.kind,
-                    MovementKind::Count | MovementKind::TransferOut | MovementKind::TransferReceive
-                ) || movement
-                    .voids_movement_id
-                    .is_some_and(|id| pending.contains_key(&id))
+                movement.kind == MovementKind::Count
+                    || movement
+                        .voids_movement_id
+                        .is_some_and(|id| pending.seen.contains_key(&id))
             })
     }
 }
@@ -140,9 +152,9 @@ impl Preparer {
     pub(crate) async fn prepare(
         &self,
         state: &mut State,
-        pending: &Seen,
+        pending: &Pending,
         decoded: Decoded,
-    ) -> anyhow::Result<(Batch, Seen)> {
+    ) -> anyhow::Result<(Batch, Pending)> {
         let mut clock = Instant::now();
         let Decoded {
             mut records,
@@ -233,7 +245,14 @@ impl Preparer {
                 ledger::transfers(&self.pool, &transfer_ids),
             )?;
         catalog.later_changes = later;
+        // Batch N's transfers are newer than Postgres's, which may not hold N yet.
         catalog.transfers = transfers;
+        catalog.transfers.extend(
+            pending
+                .transfers
+                .iter()
+                .map(|(id, transfer)| (*id, *transfer)),
+        );
         for (id, row) in &voided {
             if let Some(original) = seen.get_mut(id) {
                 original.effect = Some(decide::Effect::of(&row.movement));
@@ -262,7 +281,7 @@ impl Preparer {
         // Batch N's state of an id is newer than Postgres's, which may not hold N yet: its
         // first outcomes, and the returns it counted on a sale.
         for id in &ids {
-            if let Some(original) = pending.get(id) {
+            if let Some(original) = pending.seen.get(id) {
                 seen.insert(*id, *original);
             }
         }
@@ -289,6 +308,7 @@ impl Preparer {
         for step in &progress {
             state.positions.insert(step.partition, step.next);
         }
+        let transfers = moved_transfers(&records, &outcomes, &catalog.transfers);
         let batch = Batch {
             records,
             outcomes,
@@ -299,8 +319,44 @@ impl Preparer {
             voided,
             count,
         };
-        Ok((batch, seen))
+        Ok((batch, Pending { seen, transfers }))
     }
+}
+
+/// The transfers a decided batch's applied transfer-outs sent (at the source's average
+/// cost) and its applied receives received.
+fn moved_transfers(
+    records: &[Record],
+    outcomes: &[decide::Outcome],
+    known: &HashMap<Uuid, decide::Transfer>,
+) -> HashMap<Uuid, decide::Transfer> {
+    let mut moved = HashMap::new();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        let movement = &record.movement;
+        let (decide::Outcome::Applied { average_cost, .. }, Some(id)) =
+            (*outcome, movement.transfer_id)
+        else {
+            continue;
+        };
+        match movement.kind {
+            MovementKind::TransferOut => {
+                moved.insert(id, decide::Transfer::sent_by(movement, average_cost));
+            }
+            MovementKind::TransferReceive => {
+                if let Some(transfer) = moved.get(&id).or(known.get(&id)).copied() {
+                    moved.insert(
+                        id,
+                        decide::Transfer {
+                            received: true,
+                            ..transfer
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    moved
 }
 
 /// A sale applied without a price is recorded at the store's selling price as the
@@ -400,5 +456,44 @@ mod tests {
         stamp_store_prices(&mut records, &outcomes, &settings);
         let prices: Vec<Option<i64>> = records.iter().map(Record::unit_price_paise).collect();
         assert_eq!(prices, [Some(2_500), Some(7), None]);
+    }
+
+    /// The batch in flight's transfers reach the next batch's decisions from memory: what
+    /// it sent is known (a reused id is refused), what it received is received.
+    #[test]
+    fn a_batchs_transfers_are_carried_to_the_next_as_sent_and_received() {
+        let applied = decide::Outcome::Applied {
+            balance_after: 0,
+            delta: 0,
+            average_cost: Some(120),
+            cost_of_goods: None,
+            alert: None,
+        };
+        let rejected = decide::Outcome::Rejected {
+            reason: decide::RejectReason::InsufficientStock,
+            available: Some(0),
+        };
+        let mut out = record(1, 1);
+        out.movement.kind = MovementKind::TransferOut;
+        out.movement.transfer_id = Some(Uuid::from_u128(7));
+        out.movement.to_store_id = Some(StoreId(2));
+        let mut refused = out.clone();
+        refused.movement.transfer_id = Some(Uuid::from_u128(8));
+        let mut receive = record(2, 1);
+        receive.movement.kind = MovementKind::TransferReceive;
+        receive.movement.transfer_id = Some(Uuid::from_u128(9));
+        let known = HashMap::from([(
+            Uuid::from_u128(9),
+            decide::Transfer::sent_by(&out.movement, None),
+        )]);
+        let moved = moved_transfers(
+            &[out.clone(), refused, receive],
+            &[applied, rejected, applied],
+            &known,
+        );
+        assert_eq!(moved.len(), 2, "{moved:?}");
+        let sent = moved[&Uuid::from_u128(7)];
+        assert_eq!((sent.received, sent.unit_cost), (false, Some(120)));
+        assert!(moved[&Uuid::from_u128(9)].received);
     }
 }

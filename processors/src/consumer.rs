@@ -35,7 +35,7 @@ use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Decoded, Preparer, Seen};
+use crate::batch::{Decoded, Pending, Preparer};
 use crate::cache_writer::CacheWriter;
 use crate::commit::{Committer, Landed};
 use crate::halts::Halts;
@@ -163,8 +163,8 @@ impl Processor {
         let consumer = self.consumer()?;
         let mut lag_measured = Instant::now();
         let mut in_flight: Option<InFlight> = None;
-        // The first outcomes of the batch in flight: not in Postgres yet, but seen.
-        let mut pending = Seen::new();
+        // What the batch in flight decided: not in Postgres yet, but seen.
+        let mut pending = Pending::default();
         let result = loop {
             if self.shutdown.is_cancelled() {
                 break Ok(());

@@ -22,7 +22,8 @@ pub struct ProcessorMetrics {
     pub stage_seconds: prometheus::HistogramVec,
     /// `bazaar_processor_movements_total{kind, status}`; status `dead_lettered` for DLQ.
     pub outcomes: IntCounterVec,
-    /// Received by ingest → committed to Postgres.
+    /// Received by ingest → committed to Postgres (the movements ingest received: not the
+    /// transfer-ins the processors write).
     pub end_to_end_seconds: Histogram,
     /// `bazaar_processor_errors_total{component="postgres"|"kafka"|"redis"}`.
     pub errors: IntCounterVec,
@@ -41,8 +42,8 @@ pub struct ProcessorMetrics {
     /// (after a crash, an aborted transaction or a rebalance).
     pub republished: IntCounter,
     /// `bazaar_processor_drained_total`: batches that waited for the batch in flight's
-    /// commit before they could be decided (they held a count, a transfer-out or receive,
-    /// or a void of a movement that batch decided): each is a batch whose reads did not overlap the previous write.
+    /// commit before they could be decided (they held a count, or a void of a movement that
+    /// batch decided): each is a batch whose reads did not overlap the previous write.
     pub drained: IntCounter,
     /// `bazaar_processor_transfers_announced_total`: transfer-ins handed to output
     /// transactions (an aborted transaction's are handed again with the same ids).
@@ -142,7 +143,7 @@ impl ProcessorMetrics {
             )?,
             drained: IntCounter::new(
                 "bazaar_processor_drained_total",
-                "Batches that waited for the batch in flight's commit before being decided (a count, a transfer-out or receive, or a void of a movement it decided).",
+                "Batches that waited for the batch in flight's commit before being decided (a count, or a void of a movement it decided).",
             )?,
             transfers_announced: IntCounter::new(
                 "bazaar_processor_transfers_announced_total",
@@ -181,10 +182,14 @@ impl ProcessorMetrics {
 
     /// Observes each record's end-to-end latency: received by ingest → applied (committed
     /// in Postgres and announced through Redis), timed when the batch lands, not when the
-    /// processing loop next looks at it.
+    /// processing loop next looks at it. Not a transfer-in's: ingest never received it (it
+    /// carries its transfer-out's time, and is written once that is published).
     pub fn applied(&self, records: &[crate::ledger::Record]) {
         let now = chrono::Utc::now();
         for record in records {
+            if record.movement.kind == schemas::MovementKind::TransferIn {
+                continue;
+            }
             let micros = (now - record.movement.received_at)
                 .num_microseconds()
                 .unwrap_or(0);

@@ -36,6 +36,9 @@ pub struct Transfer {
     /// `in_transit` or `received`.
     pub status: String,
     pub quantity_sent: i64,
+    /// The source's moving-average cost per unit when it sent them (absent: unknown): what
+    /// the units join the destination's average at, and what a loss is valued at.
+    pub unit_cost_paise: Option<i64>,
     /// When the transfer-out occurred.
     pub sent_at: DateTime<Utc>,
     /// What is in transit now: all that was sent until it is received, then 0.
@@ -53,7 +56,7 @@ pub struct Transfer {
 
 const TRANSFER_COLUMNS: &str = "id, transfer_id, from_store_id, to_store_id, product_id, sku, \
     CASE WHEN quantity_received IS NULL THEN 'in_transit' ELSE 'received' END AS status, \
-    quantity_sent, sent_at, \
+    quantity_sent, unit_cost_paise, sent_at, \
     CASE WHEN quantity_received IS NULL THEN quantity_sent ELSE 0 END AS quantity_in_transit, \
     quantity_received, quantity_sent - quantity_received AS quantity_lost, loss_reason, \
     received_at, out_movement_id, receive_movement_id";
@@ -189,6 +192,10 @@ pub struct TransitLine {
     pub product_id: i64,
     pub sku: String,
     pub units: Total,
+    /// At the source's cost when sent (units whose cost is unknown count nothing).
+    pub value_paise: Total,
+    /// Units whose cost is unknown: `value_paise` leaves them out.
+    pub units_without_cost: Total,
     pub transfers: i64,
 }
 
@@ -220,8 +227,10 @@ pub async fn in_transit(
     Query(consistency): Query<ConsistencyParams>,
 ) -> Result<Json<InTransit>, ApiError> {
     let pool = store_reads(&state, &principal, store, &consistency).await?;
-    let rows: Vec<(bool, i64, String, Total, i64)> = sqlx::query_as(&format!(
-        "SELECT from_store_id = $1, product_id, min(sku), sum(quantity_sent), count(*) \
+    let rows: Vec<(bool, i64, String, Total, Total, Total, i64)> = sqlx::query_as(&format!(
+        "SELECT from_store_id = $1, product_id, min(sku), sum(quantity_sent), \
+           COALESCE(sum(quantity_sent::numeric * unit_cost_paise), 0), \
+           COALESCE(sum(quantity_sent) FILTER (WHERE unit_cost_paise IS NULL), 0), count(*) \
          FROM transfers WHERE (from_store_id = $1 OR to_store_id = $1) AND {IN_TRANSIT} \
          GROUP BY 1, 2 ORDER BY 2"
     ))
@@ -229,11 +238,13 @@ pub async fn in_transit(
     .fetch_all(pool)
     .await?;
     let (mut outgoing, mut incoming) = (Vec::new(), Vec::new());
-    for (sent, product_id, sku, units, transfers) in rows {
+    for (sent, product_id, sku, units, value_paise, units_without_cost, transfers) in rows {
         let line = TransitLine {
             product_id,
             sku,
             units,
+            value_paise,
+            units_without_cost,
             transfers,
         };
         if sent {

@@ -122,7 +122,14 @@ async fn a_transfer_leaves_the_source_arrives_once_and_its_shortfall_is_lost_in_
             &source,
         )
         .await;
-    assert_eq!(outgoing["outgoing"][0]["units"], 4, "{outgoing}");
+    assert_eq!(
+        (
+            outgoing["outgoing"][0]["units"].as_i64(),
+            outgoing["outgoing"][0]["value_paise"].as_i64()
+        ),
+        (Some(4), Some(400)),
+        "at the source's cost: {outgoing}"
+    );
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     let recorded = loop {
         let (status, _, body) = pipeline
