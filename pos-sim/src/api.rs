@@ -127,15 +127,19 @@ impl Api {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
-    /// `GET` from query-api; anything but `200` is an error.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self
-            .client
+    /// `GET` from query-api.
+    async fn answer(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        self.client
             .get(format!("{}{path}", self.query))
             .bearer_auth(self.token().await?)
             .send()
             .await
-            .with_context(|| format!("query-api does not answer at {}", self.query))?;
+            .with_context(|| format!("query-api does not answer at {}", self.query))
+    }
+
+    /// `GET` from query-api; anything but `200` is an error.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.answer(path).await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         anyhow::ensure!(status == StatusCode::OK, "GET {path}: {status} {body}");
@@ -144,14 +148,7 @@ impl Api {
 
     /// Whether `GET path` from query-api finds it (`200`; `404`: not yet).
     pub async fn found(&self, path: &str) -> anyhow::Result<bool> {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.query))
-            .bearer_auth(self.token().await?)
-            .send()
-            .await
-            .with_context(|| format!("query-api does not answer at {}", self.query))?;
-        match response.status() {
+        match self.answer(path).await?.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
             status => anyhow::bail!("GET {path}: {status}"),
