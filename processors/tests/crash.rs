@@ -33,9 +33,9 @@ async fn killed_again_and_again_the_processor_writes_every_movement_exactly_once
 
 /// Starts the processor `times` times while `producing` runs, each killed (SIGKILL) at a
 /// random moment once it commits, asserts that at least three kills landed mid-stream,
-/// and returns the processor started last, once the stream is produced. Restarted under
-/// the same transactional id (as a StatefulSet's pod is): each start fences the open
-/// output transaction of the processor killed before it.
+/// and returns the processor started last, once the stream is produced.
+/// Restarted under the same transactional id (as a StatefulSet's pod is): each start
+/// fences the open output transaction of the processor killed before it.
 async fn kill_again_and_again(
     stack: &TestStack,
     producing: Stream,
@@ -67,6 +67,17 @@ async fn kill_again_and_again(
     );
     producing.finish().await;
     ChildService::start_with(BINARY, stack, &same_id)
+}
+
+/// `bazaar_processor_republished_total` of a running processor.
+async fn republished_by(processor: &ChildService) -> f64 {
+    let url = format!("http://127.0.0.1:{}/metrics", processor.port);
+    get_text(&reqwest::Client::new(), &url)
+        .await
+        .lines()
+        .filter(|line| line.starts_with("bazaar_processor_republished_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +138,7 @@ async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactly_once() {
     use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
-    const TRANSFERS: usize = 1_200;
+    const TRANSFERS: usize = 12_000;
     let stack = TestStack::start().await;
     seed_catalog(&stack.pool).await;
     let stock_in = StockMovement {
@@ -139,7 +150,7 @@ async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactl
             ProductId(1),
             "SKU-1",
             MovementKind::StockIn,
-            10_000,
+            1_000_000,
             at(1_800_000_000),
             "tester",
         )
@@ -169,8 +180,31 @@ async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactl
         .filter(|(n, _)| n % 10 != 9)
         .map(|(_, m)| m.quantity)
         .sum();
-    let producing = stream(&stack, movements.clone(), 40, Duration::from_secs(1));
-    let last = kill_again_and_again(&stack, producing, "transfer-crash-processor", 5).await;
+    let producing = stream(&stack, movements.clone(), 400, Duration::from_secs(1));
+    let same_id = [
+        ENV[0],
+        ENV[1],
+        ("PROCESSOR_TRANSACTIONAL_ID", "transfer-crash-processor"),
+    ];
+    // Each processor is killed the moment its first commit shows in Postgres: before that
+    // batch's transaction — its transfer-ins — can be committed to Kafka.
+    let mut killed_after_a_commit = 0;
+    for _ in 0..5 {
+        let before = committed(&stack).await;
+        let child = ChildService::start_with(BINARY, &stack, &same_id);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while committed(&stack).await <= before && tokio::time::Instant::now() < deadline {}
+        child.kill();
+        if !producing.is_finished() {
+            killed_after_a_commit += 1;
+        }
+    }
+    assert!(
+        killed_after_a_commit >= 3,
+        "only {killed_after_a_commit} kills landed while transfer-outs flowed"
+    );
+    producing.finish().await;
+    let last = ChildService::start_with(BINARY, &stack, &same_id);
     // The input topic holds the movements and one transfer-in per transfer-out.
     let inputs = (movements.len() + applied) as i64;
     wait_committed(&stack, inputs, Duration::from_secs(120)).await;
@@ -194,7 +228,18 @@ async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactl
         (applied as i64, 0, applied as i64, (TRANSFERS / 10) as i64),
         "one applied transfer-in per applied transfer-out, no repeat of any; a reused transfer id refused"
     );
-    assert_eq!((in_transit, left), (sent, 10_000 - sent), "stock conserved");
+    assert_eq!(
+        (in_transit, left),
+        (sent, 1_000_000 - sent),
+        "stock conserved"
+    );
+    // The last kill left committed transfer-outs unpublished: the last processor
+    // published them, and their transfer-ins, again from the ledger.
+    let republished = republished_by(&last).await;
+    assert!(
+        republished > 0.0,
+        "the last kill did not land between a batch's commit and its transaction"
+    );
     let topic = stack.settings.topics().movements();
     let records =
         read_committed_topic(&stack, &topic, inputs as usize, Duration::from_secs(60)).await;
