@@ -15,6 +15,7 @@ pub mod migrations;
 mod movement;
 pub use movement::transfer_in_id;
 pub mod purchase_orders;
+mod reject;
 pub mod topics;
 pub mod total;
 
@@ -23,5 +24,6 @@ pub use events::{
     AlertKind, Balance, LedgerEntry, LedgerStatus, MovementKind, StockAlert, StockMovement,
 };
 pub use ids::{ProductId, StoreId, SupplierId};
+pub use reject::RejectReason;
 pub use topics::{TopicSpec, Topics};
 pub use total::Total;

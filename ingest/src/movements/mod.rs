@@ -177,25 +177,9 @@ impl axum::response::IntoResponse for MovementAnswer {
 
 /// The stable codes a rejection can carry.
 fn reject_code(reason: Option<&str>) -> &'static str {
-    match reason {
-        Some("insufficient_stock") => "insufficient_stock",
-        Some("unknown_store") => "unknown_store",
-        Some("unknown_product") => "unknown_product",
-        Some("balance_overflow") => "balance_overflow",
-        Some("unknown_sale") => "unknown_sale",
-        Some("return_exceeds_sale") => "return_exceeds_sale",
-        Some("unknown_movement") => "unknown_movement",
-        Some("not_voidable") => "not_voidable",
-        Some("void_mismatch") => "void_mismatch",
-        Some("already_voided") => "already_voided",
-        Some("superseded_by_count") => "superseded_by_count",
-        Some("unknown_destination") => "unknown_destination",
-        Some("transfer_exists") => "transfer_exists",
-        Some("unknown_transfer") => "unknown_transfer",
-        Some("already_received") => "already_received",
-        Some("receive_exceeds_transfer") => "receive_exceeds_transfer",
-        _ => "rejected",
-    }
+    reason
+        .and_then(schemas::RejectReason::parse)
+        .map_or("rejected", schemas::RejectReason::as_str)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {

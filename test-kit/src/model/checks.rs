@@ -158,15 +158,7 @@ pub fn actual_by_store(
             "applied" => "applied",
             "rejected" => "rejected",
             "duplicate" => "duplicate",
-            "insufficient_stock" => "insufficient_stock",
-            "unknown_sale" => "unknown_sale",
-            "return_exceeds_sale" => "return_exceeds_sale",
-            "unknown_movement" => "unknown_movement",
-            "not_voidable" => "not_voidable",
-            "void_mismatch" => "void_mismatch",
-            "already_voided" => "already_voided",
-            "superseded_by_count" => "superseded_by_count",
-            _ => "unexpected",
+            reason => schemas::RejectReason::parse(reason).map_or("unexpected", |r| r.as_str()),
         }
     }
     let store_of: HashMap<Uuid, i64> = movements
