@@ -18,6 +18,15 @@ fn receive(id: u128, store: i64, quantity: i64, transfer: u128) -> StockMovement
     }
 }
 
+/// Each outcome's balance when applied, its reason when rejected, of `movements` decided
+/// from nothing against `known`.
+fn decided(known: &BatchCatalog, movements: &[StockMovement]) -> Vec<Result<i64, RejectReason>> {
+    decide(&mut Balances::new(), &mut HashMap::new(), known, movements)
+        .iter()
+        .map(balance_after)
+        .collect()
+}
+
 fn balance_after(outcome: &Outcome) -> Result<i64, RejectReason> {
     match *outcome {
         Outcome::Applied { balance_after, .. } => Ok(balance_after),
@@ -82,7 +91,6 @@ fn a_transfer_leaves_the_source_is_announced_and_arrives_once_with_its_shortfall
 
 #[test]
 fn a_transfer_out_needs_another_live_store_a_new_transfer_id_and_the_stock() {
-    let mut balances = Balances::new();
     let mut known = catalog();
     known.transfers.insert(
         Uuid::from_u128(7),
@@ -94,9 +102,7 @@ fn a_transfer_out_needs_another_live_store_a_new_transfer_id_and_the_stock() {
             unit_cost: None,
         },
     );
-    let outcomes = decide(
-        &mut balances,
-        &mut HashMap::new(),
+    let answers = decided(
         &known,
         &[
             movement(1, 1, 1, MovementKind::StockIn, 5),
@@ -108,7 +114,6 @@ fn a_transfer_out_needs_another_live_store_a_new_transfer_id_and_the_stock() {
             transfer_out(7, 1, 2, 1, 103),
         ],
     );
-    let answers: Vec<_> = outcomes.iter().map(balance_after).collect();
     assert_eq!(
         answers,
         [
@@ -125,12 +130,9 @@ fn a_transfer_out_needs_another_live_store_a_new_transfer_id_and_the_stock() {
 
 #[test]
 fn a_receive_of_another_store_or_product_is_unknown_and_a_transfer_is_not_voided() {
-    let mut balances = Balances::new();
     let sent = transfer_out(2, 1, 2, 3, 100);
     let notice = sent.transfer_in().unwrap();
-    let outcomes = decide(
-        &mut balances,
-        &mut HashMap::new(),
+    let answers = decided(
         &catalog(),
         &[
             movement(1, 1, 1, MovementKind::StockIn, 5),
@@ -148,7 +150,6 @@ fn a_receive_of_another_store_or_product_is_unknown_and_a_transfer_is_not_voided
             receive(6, 2, 0, 100),
         ],
     );
-    let answers: Vec<_> = outcomes.iter().map(balance_after).collect();
     assert_eq!(
         answers,
         [
@@ -166,15 +167,12 @@ fn a_receive_of_another_store_or_product_is_unknown_and_a_transfer_is_not_voided
 
 #[test]
 fn a_count_at_the_destination_before_the_announcement_does_not_supersede_it() {
-    let mut balances = Balances::new();
     let sent = transfer_out(2, 1, 2, 3, 100);
     let counted_later = StockMovement {
         occurred_at: sent.occurred_at + chrono::Duration::minutes(5),
         ..movement(3, 2, 1, MovementKind::Count, 0)
     };
-    let outcomes = decide(
-        &mut balances,
-        &mut HashMap::new(),
+    let answers = decided(
         &catalog(),
         &[
             movement(1, 1, 1, MovementKind::StockIn, 5),
@@ -187,7 +185,6 @@ fn a_count_at_the_destination_before_the_announcement_does_not_supersede_it() {
             },
         ],
     );
-    let answers: Vec<_> = outcomes.iter().map(balance_after).collect();
     assert_eq!(answers, [Ok(5), Ok(2), Ok(0), Ok(0), Ok(3)]);
 }
 

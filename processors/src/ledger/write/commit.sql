@@ -46,20 +46,6 @@ WITH ledger AS (
   WHERE t.transfer_id = u.transfer_id AND t.quantity_received IS NULL
   RETURNING t.to_store_id, t.product_id, t.received_at, t.quantity_sent - t.quantity_received AS lost,
     t.unit_cost_paise
-), transit_losses AS (
-  INSERT INTO stock_changes_daily AS d (store_id, day, change, reason, product_id, units, value_paise,
-    units_without_cost, movements)
-  SELECT r.to_store_id, (r.received_at AT TIME ZONE s.timezone)::date, 'transit_loss', 'in_transit',
-    r.product_id, sum(r.lost)::int8, sum(r.lost::numeric * COALESCE(r.unit_cost_paise, 0)),
-    sum(CASE WHEN r.unit_cost_paise IS NULL THEN r.lost ELSE 0 END)::int8, count(*)::int8
-  FROM received r JOIN stores s ON s.id = r.to_store_id
-  WHERE r.lost > 0
-  GROUP BY 1, 2, 5
-  ON CONFLICT (store_id, day, change, reason, product_id) DO UPDATE SET
-    units = d.units + excluded.units,
-    value_paise = d.value_paise + excluded.value_paise,
-    units_without_cost = d.units_without_cost + excluded.units_without_cost,
-    movements = d.movements + excluded.movements
 ), balance AS (
   INSERT INTO balances AS b (store_id, product_id, quantity, average_unit_cost_paise, last_movement_id,
     updated_at, counted_at)
@@ -120,10 +106,16 @@ WITH ledger AS (
     units_without_cost, movements)
   SELECT u.store_id, (u.occurred_at AT TIME ZONE s.timezone)::date, u.change, u.reason, u.product_id,
     sum(u.units)::int8, sum(u.value), sum(u.uncosted)::int8, sum(u.count)::int8
-  FROM UNNEST(:change_store::int8[], :change_product::int8[], :change_at::timestamptz[],
-    :change::text[], :change_reason::text[], :change_units::int8[], :change_value::int8[],
-    :change_uncosted::int8[], :change_count::int8[])
-    AS u(store_id, product_id, occurred_at, change, reason, units, value, uncosted, count)
+  FROM (
+    SELECT * FROM UNNEST(:change_store::int8[], :change_product::int8[], :change_at::timestamptz[],
+      :change::text[], :change_reason::text[], :change_units::int8[], :change_value::int8[],
+      :change_uncosted::int8[], :change_count::int8[])
+    -- What transfers received short lost on the way, at the cost they were sent at.
+    UNION ALL
+    SELECT to_store_id, product_id, received_at, 'transit_loss', 'in_transit', lost,
+      lost::numeric * COALESCE(unit_cost_paise, 0), CASE WHEN unit_cost_paise IS NULL THEN lost ELSE 0 END, 1
+    FROM received WHERE lost > 0
+  ) AS u(store_id, product_id, occurred_at, change, reason, units, value, uncosted, count)
   JOIN stores s ON s.id = u.store_id
   GROUP BY 1, 2, 3, 4, 5
   ON CONFLICT (store_id, day, change, reason, product_id) DO UPDATE SET
