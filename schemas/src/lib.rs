@@ -11,6 +11,7 @@ pub mod codec;
 pub mod consistency;
 pub mod events;
 pub mod ids;
+mod kinds;
 pub mod migrations;
 mod movement;
 pub use movement::transfer_in_id;

@@ -11,7 +11,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Ordering, Worker};
+use std::sync::atomic::Ordering;
+
+use super::worker::Worker;
 
 /// How long the end of a run waits for the destination to learn of a transfer.
 const ANNOUNCED_WITHIN: Duration = Duration::from_secs(60);
