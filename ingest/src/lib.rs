@@ -133,7 +133,11 @@ impl App {
             metrics,
             outcomes: outcomes::Outcomes::new(base.redis.clone()),
         }));
-        let api = routes::api(login, movements, orders, limits);
+        let (mut routes, paths) = routes::api(login, movements, orders, limits);
+        if let Some(layer) = service_kit::cors::layer(&api.cors_origins) {
+            routes = routes.layer(layer);
+        }
+        let api = (routes, paths);
         let description = "Write API: stock movements to Kafka, catalog and users to Postgres.";
         let server = base.serve(readiness, description, Some(api)).await?;
         Ok(Self {

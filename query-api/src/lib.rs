@@ -14,7 +14,9 @@ pub mod balance_copies;
 pub mod balances;
 pub mod catalog;
 pub mod consistency;
+pub mod dashboard;
 pub mod etag;
+pub mod events;
 pub mod history;
 pub mod inventory;
 pub mod metrics;
@@ -65,6 +67,8 @@ pub struct Reads {
     /// Whole store inventories as last rendered.
     pub renderings: renderings::Renderings,
     pub metrics: metrics::QueryMetrics,
+    /// The dashboards' event streams.
+    pub events: Arc<events::EventStreams>,
 }
 
 impl Reads {
@@ -98,6 +102,8 @@ pub struct App {
     server: Server,
     /// Stops the catalog view's refresh loop, the balance copies and the standby's pings.
     stop_view: CancellationToken,
+    /// Ends the event streams when the server starts to stop.
+    stop_streams: CancellationToken,
 }
 
 impl App {
@@ -145,6 +151,9 @@ impl App {
         if query.replica_max_balances > 0 {
             tokio::spawn(copies.clone().follow(stop_view.clone()));
         }
+        let events = events::EventStreams::new(query.event_streams_per_subject);
+        let stop_streams = events.stop.clone();
+        tokio::spawn(events.clone().follow(base.redis.clone(), stop_view.clone()));
         let reads = Reads {
             balances: balances::Balances::new(
                 base.redis.clone(),
@@ -166,16 +175,28 @@ impl App {
             view,
             renderings: renderings::Renderings::default(),
             metrics,
+            events,
         };
         reads.standby.watch(stop_view.clone());
         let reads = ReadState {
             reads: Arc::new(reads),
             auth: Auth(keys),
         };
-        let api = routes::api(catalog, reads, limits);
+        let (mut routes, paths) = routes::api(catalog, reads, limits);
+        if let Some(layer) = service_kit::cors::layer(&api.cors_origins) {
+            routes = routes.layer(layer);
+        }
+        if let Some(dir) = &query.dashboard_dir {
+            routes = routes.merge(dashboard::router(dir, &query.dashboard_ingest_url));
+        }
+        let api = (routes, paths);
         let description = "Read API: inventory, movement history, reports, alerts, audit log and catalog reads for dashboards.";
         let server = base.serve(readiness, description, Some(api)).await?;
-        Ok(Self { server, stop_view })
+        Ok(Self {
+            server,
+            stop_view,
+            stop_streams,
+        })
     }
 
     /// The bound port (tests bind port 0).
@@ -187,7 +208,14 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let served = self.server.run_until_stopped(shutdown).await;
+        let stop_streams = self.stop_streams;
+        let served = self
+            .server
+            .run_until_stopped(async move {
+                shutdown.await;
+                stop_streams.cancel();
+            })
+            .await;
         self.stop_view.cancel();
         served?;
         tracing::info!("Stopped.");

@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use crate::catalog::{self, CatalogState};
 use crate::{
-    ReadState, alerts, audit, history, inventory, network, purchase_orders, reports, transfers,
-    users,
+    ReadState, alerts, audit, events, history, inventory, network, purchase_orders, reports,
+    transfers, users,
 };
 
 #[derive(OpenApi)]
@@ -24,7 +24,9 @@ use crate::{
     components(schemas(
         alerts::AlertKind, history::MovementKind, history::MovementStatus, history::TimeField,
         reports::sales::SalesGroup, reports::sourcing::SourcingGroup, reports::stock::ValuationGroup,
-        reports::changes::ShrinkageGroup, transfers::Direction, transfers::TransferStatus
+        reports::changes::ShrinkageGroup, transfers::Direction, transfers::TransferStatus,
+        // Named only in the event stream's description.
+        events::BalanceEvent, events::AlertEvent, events::PositionEvent
     )),
     modifiers(&BearerSecurity),
     tags(
@@ -71,6 +73,7 @@ pub fn api(
                 .routes(routes!(inventory::store_inventory))
                 .routes(routes!(inventory::store_product))
                 .routes(routes!(inventory::product::product_inventory))
+                .routes(routes!(events::store_events))
                 .routes(routes!(history::list_movements))
                 .routes(routes!(history::get_movement))
                 .routes(routes!(reports::stock::stock_summary))

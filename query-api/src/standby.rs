@@ -94,6 +94,15 @@ impl Standby {
     /// Pings the standby every second until `stop`, for reads to leave it while it is
     /// away, and measures how far its replay is behind the primary's WAL
     /// (`bazaar_query_standby_lag_bytes`).
+    /// The processors' consumer group and input topic, whose progress it follows.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     pub fn watch(&self, stop: CancellationToken) {
         let Some(standby) = self.standby.clone() else {
             return;

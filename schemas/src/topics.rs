@@ -119,6 +119,38 @@ pub fn store_key(store_id: StoreId) -> String {
     store_id.to_string()
 }
 
+/// The partition a store's records land on among `partitions`: Kafka's Java partitioner
+/// (`toPositive(murmur2(key)) % partitions`) over [`store_key`], which ingest's producer
+/// uses too (`murmur2_random`), as does every Kafka client by default.
+pub fn store_partition(store_id: StoreId, partitions: u32) -> i32 {
+    ((murmur2(store_key(store_id).as_bytes()) & 0x7fff_ffff) % partitions.max(1)) as i32
+}
+
+/// Kafka's `Utils.murmur2`.
+fn murmur2(key: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut hash: u32 = 0x9747_b28c ^ key.len() as u32;
+    let mut chunks = key.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        hash = hash.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (index, byte) in rest.iter().enumerate().rev() {
+            hash ^= u32::from(*byte) << (8 * index);
+        }
+        hash = hash.wrapping_mul(M);
+    }
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(M);
+    hash ^= hash >> 15;
+    hash
+}
+
 /// Key of the compacted balances topic: `"{store_id}:{product_id}"`.
 pub fn balance_key(store_id: StoreId, product_id: ProductId) -> String {
     format!("{store_id}:{product_id}")
@@ -127,6 +159,24 @@ pub fn balance_key(store_id: StoreId, product_id: ProductId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn murmur2_is_kafkas() {
+        // Kafka's own UtilsTest vectors (Java ints).
+        for (key, java) in [
+            ("21", -973_932_308),
+            ("foobar", -790_332_482),
+            ("a-little-bit-long-string", -985_981_536),
+            ("a-little-bit-longer-string", -1_486_304_829),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            ("abc", 479_470_107),
+        ] {
+            assert_eq!(murmur2(key.as_bytes()) as i32, java, "{key}");
+        }
+    }
 
     #[test]
     fn topic_names_carry_the_prefix() {

@@ -167,6 +167,21 @@ pub const VARIABLES: &[Variable] = &[
         "longest an output transaction may stay open",
     ),
     var(
+        "QUERY_DASHBOARD_INGEST_URL",
+        "(none: same origin)",
+        "where the dashboard sends sign-ins and movements: ingest's URL",
+    ),
+    var(
+        "QUERY_EVENT_STREAMS_PER_SUBJECT",
+        "16",
+        "event streams one token subject may hold open",
+    ),
+    var(
+        "QUERY_DASHBOARD_DIR",
+        "(none: not served)",
+        "the built dashboard (dashboard/dist) query-api serves under /app/",
+    ),
+    var(
         "QUERY_STANDBY_WAIT_MS",
         "500",
         "how long a read with a consistency token waits for the standby",
@@ -175,6 +190,11 @@ pub const VARIABLES: &[Variable] = &[
         "QUERY_REPLICA_MAX_BALANCES",
         "1000000",
         "balances query-api copies in memory (0: none)",
+    ),
+    var(
+        "CORS_ALLOWED_ORIGINS",
+        "(none)",
+        "web origins whose pages may call the API, comma-separated (the dashboard's)",
     ),
     var("JWT_ALGORITHM", "HS256", "HS256, RS256 or EdDSA"),
     var(

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod budget;
 pub mod client;
+pub mod cors;
 pub mod environment;
 pub mod health;
 pub mod hygiene;

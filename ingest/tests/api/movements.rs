@@ -161,31 +161,6 @@ async fn a_cash_stock_in_needs_neither_a_supplier_nor_a_cost() {
     w.stack.cleanup().await;
 }
 
-/// Kafka's Java partitioner: `toPositive(murmur2(key)) % partitions`.
-fn java_partition(key: &[u8], partitions: u32) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    let mut hash: u32 = 0x9747_b28c ^ key.len() as u32;
-    let mut chunks = key.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        hash = hash.wrapping_mul(M) ^ k;
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        for (index, byte) in rest.iter().enumerate().rev() {
-            hash ^= u32::from(*byte) << (8 * index);
-        }
-        hash = hash.wrapping_mul(M);
-    }
-    hash ^= hash >> 13;
-    hash = hash.wrapping_mul(M);
-    hash ^= hash >> 15;
-    ((hash & 0x7fff_ffff) % partitions) as i32
-}
-
 #[tokio::test]
 async fn each_store_lands_on_the_partition_any_kafka_client_would_choose() {
     let w = world().await;
@@ -198,8 +173,8 @@ async fn each_store_lands_on_the_partition_any_kafka_client_would_choose() {
         // The cache loaded before the new stores existed: wait until it sees them.
         let (status, accepted) = eventually(&w, &sale, 202).await;
         assert_eq!(status, 202, "{accepted}");
-        let expected = java_partition(
-            store.to_string().as_bytes(),
+        let expected = schemas::topics::store_partition(
+            schemas::StoreId(store),
             test_kit::TEST_PARTITIONS as u32,
         );
         assert_eq!(

@@ -12,6 +12,9 @@ use super::{SettingsError, parse_or};
 pub struct ApiSettings {
     pub auth: AuthSettings,
     pub rate_limits: RateLimitSettings,
+    /// Web origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`, comma-separated;
+    /// none by default).
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl ApiSettings {
@@ -38,8 +41,16 @@ impl ApiSettings {
             )?),
         };
         auth.check()?;
+        let cors_origins = crate::cors::parse_origins(
+            &get("CORS_ALLOWED_ORIGINS").unwrap_or_default(),
+        )
+        .map_err(|problem| SettingsError::Invalid {
+            var: "CORS_ALLOWED_ORIGINS",
+            problem,
+        })?;
         Ok(Self {
             auth,
+            cors_origins,
             rate_limits: RateLimitSettings {
                 per_subject: limit(
                     get,

@@ -88,7 +88,7 @@ impl QueryApiSettings {
 }
 
 /// query-api's own.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QuerySettings {
     /// Most balances held in memory as copies of the Redis hashes (about 64 bytes each):
     /// `QUERY_REPLICA_MAX_BALANCES`, 1000000; 0 turns the copies off.
@@ -99,6 +99,14 @@ pub struct QuerySettings {
     pub standby_wait: Duration,
     /// How often query-api's catalog view reads catalog changes: `CATALOG_REFRESH_MS`, 250.
     pub catalog_refresh: Duration,
+    /// Event streams (`GET /v1/stores/{id}/events`) one token subject may hold open at
+    /// once: `QUERY_EVENT_STREAMS_PER_SUBJECT`, 16.
+    pub event_streams_per_subject: usize,
+    /// The built dashboard to serve under `/app/`: `QUERY_DASHBOARD_DIR`, none (not served).
+    pub dashboard_dir: Option<std::path::PathBuf>,
+    /// Where the dashboard sends sign-ins and movements (ingest's URL, where ingest is not
+    /// on the dashboard's origin): `QUERY_DASHBOARD_INGEST_URL`, none (same origin).
+    pub dashboard_ingest_url: String,
 }
 
 /// How the processors cut their input into batches and publish their outputs.
@@ -200,6 +208,11 @@ impl QuerySettings {
             replica_max_balances: parse_or(get, "QUERY_REPLICA_MAX_BALANCES", 1_000_000)?,
             standby_wait: Duration::from_millis(parse_or(get, "QUERY_STANDBY_WAIT_MS", 500)?),
             catalog_refresh: catalog_refresh(get)?,
+            event_streams_per_subject: parse_or(get, "QUERY_EVENT_STREAMS_PER_SUBJECT", 16)?,
+            dashboard_dir: get("QUERY_DASHBOARD_DIR")
+                .filter(|dir| !dir.is_empty())
+                .map(Into::into),
+            dashboard_ingest_url: get("QUERY_DASHBOARD_INGEST_URL").unwrap_or_default(),
         })
     }
 }

@@ -8,6 +8,7 @@ mod broker_loss;
 mod contract;
 mod counts;
 mod deploy;
+mod events;
 mod network;
 mod pipeline;
 mod prices;
