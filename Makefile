@@ -10,12 +10,13 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build tools test lint deny advisories check-deploy fmt bench demo chaos fuzz
+.PHONY: up down status stack build dashboard dashboard-test tools test lint deny advisories check-deploy fmt bench demo chaos fuzz
 
-## up: the stack, the migrations and the three services, in the background
-up: stack build
+## up: the stack, the migrations and the three services, in the background; the dashboard
+up: stack build dashboard
 	@$(SERVICES) up
 	@echo
+	@echo "  dashboard   http://127.0.0.1:8082/app/   (sign in as demo-manager, password demo-password-only)"
 	@echo "  ingest      http://127.0.0.1:8081   (/openapi.json /healthz /readyz /metrics)"
 	@echo "  query-api   http://127.0.0.1:8082"
 	@echo "  processors  http://127.0.0.1:8083"
@@ -44,6 +45,14 @@ stack:
 build:
 	$(CARGO) build --release --bins
 
+## dashboard: the web dashboard's npm packages and build (dashboard/dist, served by query-api)
+dashboard:
+	@deploy/local/dashboard.sh build
+
+# The same, and Debian's Chromium for the browser tests.
+dashboard-test:
+	@deploy/local/dashboard.sh test
+
 # The fuzz targets (another toolchain, other flags: nothing shared with the workspace)
 # build at the lowest priority from the start, on the CPU that lint and the stack's install
 # leave idle; they are stopped (SIGSTOP to their process group) while the workspace tests
@@ -52,7 +61,7 @@ build:
 # process group (`set -m`), not a session of their own: with the kernel's autogroups a new
 # session gets an equal share of the CPU whatever its nice value.
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
-## test: lint, check the deployment files and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the fuzz targets (30 s each, side by side)
+## test: lint, check the deployment files, build the dashboard (with Chromium for its browser tests) and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the fuzz targets (30 s each, side by side)
 # Each phase's end is printed with the seconds since the start: where the time goes.
 test: tools
 	@started=$$SECONDS; phase() { echo "[make test] $$1 after $$((SECONDS - started)) s"; }; \
@@ -62,8 +71,8 @@ test: tools
 	fuzz_smoke=$$!; \
 	set +m; \
 	trap 'kill -KILL -- -'$$fuzz_smoke' 2>/dev/null || true' EXIT; \
-	$(MAKE) --no-print-directory -j3 --output-sync=target lint check-deploy stack || exit $$?; \
-	phase "lint, deployment files and stack done"; \
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint check-deploy stack dashboard-test || exit $$?; \
+	phase "lint, deployment files, stack and dashboard build done"; \
 	kill -STOP -- -$$fuzz_smoke 2>/dev/null || true; \
 	status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \

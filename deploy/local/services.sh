@@ -62,6 +62,13 @@ up() {
     # Every broker of the local cluster, and topics replicated on up to three of them.
     set -a
     eval "$("$ROOT/deploy/local/stack.sh" env)"
+    # The dashboard (`make dashboard` builds it) is served by query-api; its pages call
+    # ingest, which allows their origin (by either name of the loopback address).
+    local query_port="${QUERY_API_LISTEN_ADDR:-127.0.0.1:8082}"
+    query_port="${query_port##*:}"
+    QUERY_DASHBOARD_DIR="${QUERY_DASHBOARD_DIR:-$ROOT/dashboard/dist}"
+    QUERY_DASHBOARD_INGEST_URL="${QUERY_DASHBOARD_INGEST_URL:-http://$(listen_addr ingest)}"
+    CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://127.0.0.1:$query_port,http://localhost:$query_port}"
     set +a
     ensure_topics
     bootstrap_admin

@@ -92,9 +92,9 @@ impl Pipeline {
         base
     }
 
-    /// Another ingest on the same stack.
-    pub async fn another_ingest(&mut self) -> String {
-        let env = self.env_with(Service::Ingest, &[]);
+    /// Another ingest on the same stack with `extra` settings.
+    pub async fn another_ingest(&mut self, extra: &[(&str, &str)]) -> String {
+        let env = self.env_with(Service::Ingest, extra);
         let settings = IngestSettings::from_lookup(|key| env.get(key).cloned()).unwrap();
         let app = ingest::App::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());

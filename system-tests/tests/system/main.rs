@@ -7,6 +7,7 @@ mod bounds;
 mod broker_loss;
 mod contract;
 mod counts;
+mod dashboard;
 mod deploy;
 mod events;
 mod network;

@@ -23,7 +23,7 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let mut pipeline = Pipeline::start(false).await;
-        let ingests = vec![pipeline.ingest.clone(), pipeline.another_ingest().await];
+        let ingests = vec![pipeline.ingest.clone(), pipeline.another_ingest(&[]).await];
         let queries = vec![
             pipeline.query.clone(),
             pipeline.another_query_api(&[]).await,

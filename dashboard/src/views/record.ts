@@ -1,0 +1,181 @@
+// Record a movement (staff, managers, admins): the API's exact answer (`?wait`) is shown —
+// applied with the new balance, or rejected with the reason — and its validation
+// messages stand next to the field they name.
+
+import { html } from 'htm/preact';
+import { useEffect, useState } from 'preact/hooks';
+import { attempt, call } from '../session';
+import { follow, href } from '../router';
+import { label, quantity } from '../format';
+
+type Kind = 'sale' | 'stock_in' | 'removal' | 'return';
+
+const KINDS: { value: Kind; text: string }[] = [
+  { value: 'sale', text: 'Sale' },
+  { value: 'stock_in', text: 'Stock in (purchase)' },
+  { value: 'removal', text: 'Removal (damaged, expired, lost…)' },
+  { value: 'return', text: 'Customer return' },
+];
+
+const REMOVAL_REASONS = ['damaged', 'expired', 'lost', 'theft', 'other'];
+
+/** The form's fields, and the API fields each one answers for. */
+const FIELDS: Record<string, string[]> = {
+  product: ['product_id', 'sku'],
+  quantity: ['quantity'],
+  price: ['unit_price_paise'],
+  cost: ['unit_cost_paise'],
+  reason: ['reason'],
+  kind: ['kind'],
+};
+
+interface Outcome {
+  status: string;
+  reject_reason?: string;
+  available_quantity?: number;
+  balance_after?: number;
+  movement_id?: string;
+}
+
+interface Product {
+  id: number;
+  name: string;
+  sku: string;
+  unit: string;
+}
+
+function paise(rupees: FormDataEntryValue | null): number | undefined {
+  const text = String(rupees ?? '').trim();
+  return text === '' ? undefined : Math.round(Number(text) * 100);
+}
+
+export function Record({ store, product }: { store: number; product: string | null }) {
+  const [products, setProducts] = useState<Product[]>();
+  const [kind, setKind] = useState<Kind>('sale');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [outcome, setOutcome] = useState<Outcome>();
+  const [failure, setFailure] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    call<{ items: Product[] }>('query', 'GET', '/v1/products?limit=1000').then((page) => setProducts(page.items));
+  }, []);
+
+  async function submit(event: SubmitEvent) {
+    event.preventDefault();
+    const form = new FormData(event.target as HTMLFormElement);
+    const body: Record<string, unknown> = {
+      movement_id: crypto.randomUUID(),
+      store_id: store,
+      product_id: Number(form.get('product')),
+      kind,
+      quantity: Number(form.get('quantity')),
+    };
+    if (kind === 'sale' || kind === 'return') body.unit_price_paise = paise(form.get('price'));
+    if (kind === 'stock_in') body.unit_cost_paise = paise(form.get('cost'));
+    if (kind === 'removal') body.reason = form.get('reason');
+    setBusy(true);
+    setErrors({});
+    setOutcome(undefined);
+    setFailure(undefined);
+    try {
+      const answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', body);
+      if (answer.status === 409 && answer.body?.movement_id) {
+        // Rejected by the processors: the problem's code is the reason.
+        setOutcome({
+          status: 'rejected',
+          reject_reason: answer.body.code,
+          available_quantity: answer.body.available_quantity,
+        });
+      } else if (answer.status === 202) {
+        setOutcome({ status: 'pending' });
+      } else if (answer.status === 200 || answer.status === 201) {
+        setOutcome(answer.body);
+      } else if (answer.body?.errors) {
+        const found: Record<string, string> = {};
+        for (const error of answer.body.errors as { field: string; message: string }[]) {
+          const field = Object.keys(FIELDS).find((name) => FIELDS[name].includes(error.field)) ?? 'form';
+          found[field] = found[field] ? `${found[field]}; ${error.message}` : error.message;
+        }
+        setErrors(found);
+      } else {
+        setFailure(answer.body?.detail ?? `The server answered ${answer.status}.`);
+      }
+    } catch (caught) {
+      setFailure((caught as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const chosen = products?.find((item) => String(item.id) === product);
+  const field = (name: string) =>
+    errors[name] ? html`<small class="field-error" id=${`${name}-error`}>${errors[name]}</small>` : null;
+  const invalid = (name: string) => (errors[name] ? { 'aria-invalid': 'true', 'aria-describedby': `${name}-error` } : {});
+  return html`
+    <h1>Record a movement</h1>
+    <form onSubmit=${submit} novalidate>
+      <label>
+        Kind
+        <select name="kind" value=${kind} onChange=${(e: Event) => setKind((e.target as HTMLSelectElement).value as Kind)}>
+          ${KINDS.map((item) => html`<option value=${item.value}>${item.text}</option>`)}
+        </select>
+      </label>
+      ${field('kind')}
+      <label>
+        Product
+        <select name="product" required ...${invalid('product')}>
+          ${!chosen && html`<option value="">Choose a product</option>`}
+          ${(products ?? []).map(
+            (item) => html`<option value=${item.id} selected=${item.id === chosen?.id}>${item.name} (${item.sku})</option>`,
+          )}
+        </select>
+      </label>
+      ${field('product')}
+      <label>
+        Quantity
+        <input name="quantity" type="number" inputmode="numeric" min="1" step="1" required ...${invalid('quantity')} />
+      </label>
+      ${field('quantity')}
+      ${(kind === 'sale' || kind === 'return') &&
+      html`<label>
+          Unit price (₹)
+          <input name="price" type="number" inputmode="decimal" min="0" step="0.01" ...${invalid('price')} />
+        </label>
+        ${field('price')}`}
+      ${kind === 'stock_in' &&
+      html`<label>
+          Unit cost (₹)
+          <input name="cost" type="number" inputmode="decimal" min="0" step="0.01" required ...${invalid('cost')} />
+        </label>
+        ${field('cost')}`}
+      ${kind === 'removal' &&
+      html`<label>
+          Reason
+          <select name="reason" required ...${invalid('reason')}>
+            ${REMOVAL_REASONS.map((reason) => html`<option value=${reason}>${label(reason)}</option>`)}
+          </select>
+        </label>
+        ${field('reason')}`}
+      ${errors.form && html`<p class="field-error" role="alert">${errors.form}</p>`}
+      <button type="submit" aria-busy=${busy} disabled=${busy}>Record</button>
+    </form>
+    ${failure && html`<p role="alert">${failure}</p>`}
+    ${outcome && html`<${OutcomeView} outcome=${outcome} store=${store} />`}
+  `;
+}
+
+function OutcomeView({ outcome, store }: { outcome: Outcome; store: number }) {
+  const applied = outcome.status === 'applied' || outcome.status === 'duplicate';
+  return html`
+    <article class=${`outcome ${applied ? 'applied' : 'rejected'}`} role="status" aria-live="polite">
+      ${outcome.status === 'applied' && html`<strong>Applied.</strong> New balance: ${quantity(outcome.balance_after)}.`}
+      ${outcome.status === 'duplicate' && html`<strong>Already recorded</strong> (a repeat of an earlier movement).`}
+      ${outcome.status === 'rejected' &&
+      html`<strong>Rejected: ${label(outcome.reject_reason ?? 'unknown')}.</strong>
+        ${outcome.available_quantity !== undefined && outcome.available_quantity !== null &&
+        html` Only ${quantity(outcome.available_quantity)} in stock.`}`}
+      ${outcome.status === 'pending' && html`<strong>Accepted</strong>; the outcome is not known yet. Check the stock page.`}
+      <br /><a href=${href(`/stores/${store}`)} onClick=${follow}>Back to the stock</a>
+    </article>
+  `;
+}
