@@ -11,6 +11,7 @@ import { Record } from './views/record';
 import { Alerts } from './views/alerts';
 import { Reports } from './views/reports';
 import { Orders } from './views/orders';
+import { Users } from './views/users';
 
 export interface Store {
   id: number;
@@ -49,11 +50,13 @@ export function App() {
     queueMicrotask(() => navigate(query.get('next') ?? '/', true));
     return null;
   }
-  const store = parts[0] === 'stores' ? Number(parts[1]) : undefined;
+  const store = parts[0] === 'stores' && parts[1] ? Number(parts[1]) : undefined;
   if (store !== undefined) localStorage.setItem(STORE_KEY, String(store));
 
   let page;
-  if (store === undefined) {
+  if (parts[0] === 'users' && user.role === 'admin') {
+    page = html`<${Users} />`;
+  } else if (store === undefined) {
     page = html`<${StorePicker} stores=${stores} />`;
   } else if (parts[2] === 'products' && parts[3]) {
     page = html`<${Product} store=${store} product=${Number(parts[3])} />`;
@@ -75,6 +78,7 @@ export function App() {
           <li><a class="brand" href=${href('/')} onClick=${follow}>Bazaar</a></li>
         </ul>
         <ul>
+          ${user.role === 'admin' && html`<li><a href=${href('/users')} onClick=${follow}>Users</a></li>`}
           <li><small>${user.username}</small></li>
           <li>
             <button

@@ -4,7 +4,7 @@
 
 import { test, expect } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-import { asAdmin, env, row, screenshot, signIn, stockAt, till } from './fixtures';
+import { env, row, screenshot, signIn, stockAt, till } from './fixtures';
 
 // The test catalog's products in the store (reorder point 10 each).
 const RICE = 1;
@@ -112,8 +112,17 @@ test('a purchase order goes from suggestion to received, each button for its rol
   await expect(page.getByRole('button', { name: /Draft an order/ })).toHaveCount(0);
   await expect(page.getByRole('link', { name: 'Reports' })).toHaveCount(0);
 
-  await asAdmin(`/v1/purchase-orders/${id}/approve`);
-  await page.reload();
+  // An admin approves (or could reject).
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, env.admin(), `/app/stores/${env.store()}/orders`);
+  await expect(order.getByRole('button')).toHaveText(['Approve', 'Reject', 'Cancel']);
+  await order.getByRole('button', { name: 'Approve' }).click();
+  await expect(order).toContainText('approved');
+  await screenshot(page, info, 'order-approved');
+
+  // Staff receive the delivery.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, env.staff(), `/app/stores/${env.store()}/orders`);
   await expect(order).toContainText('approved');
   await expect(order.getByRole('button')).toHaveText(['Receive all']);
   await order.getByRole('button', { name: 'Receive all' }).click();
@@ -134,14 +143,33 @@ test('a manager reads sales by day and by product, and the valuation', async ({ 
   await screenshot(page, info, 'reports');
 });
 
+test('an admin sees every store and the users', async ({ page }, info) => {
+  await signIn(page, env.admin(), '/app/');
+  await expect(page.getByRole('heading', { name: 'Your stores' })).toBeVisible();
+  await expect(page.getByRole('combobox', { name: 'Store' })).toContainText(env.otherStoreName());
+  await page.getByRole('link', { name: 'Users' }).click();
+  const users = page.getByRole('region', { name: 'Users' });
+  await expect(users).toContainText(env.manager());
+  await expect(users).toContainText(env.staff());
+  const results = await new AxeBuilder({ page }).analyze();
+  expect(results.violations.filter((violation) => ['serious', 'critical'].includes(violation.impact ?? ''))).toEqual([]);
+  await screenshot(page, info, 'users');
+});
+
 test('staff may record but see no manager pages', async ({ page }, info) => {
   await signIn(page, env.staff());
   await expect(page.getByRole('link', { name: 'Record' })).toBeVisible();
   await expect(page.getByRole('link', { name: 'Reports' })).toHaveCount(0);
   await expect(page.getByRole('link', { name: 'Users' })).toHaveCount(0);
   await expect(page.getByRole('button', { name: /approve/i })).toHaveCount(0);
-  await page.goto(`/app/stores/${env.store()}/reports`);
-  await expect(page.getByRole('heading', { name: 'Reports' })).toHaveCount(0);
+  for (const [path, heading] of [
+    [`/app/stores/${env.store()}/reports`, 'Reports'],
+    ['/app/users', 'Users'],
+  ]) {
+    await page.goto(path);
+    await expect(page.getByRole('heading', { name: 'Stock' }).or(page.getByRole('heading', { name: 'Your stores' }))).toBeVisible();
+    await expect(page.getByRole('heading', { name: heading })).toHaveCount(0);
+  }
   await screenshot(page, info, 'staff');
 });
 

@@ -15,32 +15,25 @@ export const env = {
   password: () => required('DASHBOARD_PASSWORD'),
   manager: () => required('DASHBOARD_MANAGER'),
   staff: () => required('DASHBOARD_STAFF'),
+  admin: () => required('DASHBOARD_ADMIN'),
   tillToken: () => required('TILL_TOKEN'),
-  adminToken: () => required('ADMIN_TOKEN'),
   store: () => Number(required('DASHBOARD_STORE')),
   otherStoreName: () => required('OTHER_STORE_NAME'),
 };
 
-export async function signIn(page: Page, username: string): Promise<void> {
-  await page.goto('/app/');
+/** Signs in at `path` (by default the store's stock, where a user of one store lands). */
+export async function signIn(page: Page, username: string, path = `/app/stores/${env.store()}`): Promise<void> {
+  await page.goto(path);
   await expect(page).toHaveURL(/\/app\/sign-in/);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(env.password());
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page).toHaveURL(new RegExp(`/app/stores/${env.store()}$`));
+  await expect(page).toHaveURL(new RegExp(`${path}$`));
 }
 
-/** A movement sent by the till, with the exact answer. */
-export async function till(product: number, kind: string, quantity: number): Promise<any> {
-  const body: Record<string, unknown> = {
-    movement_id: randomUUID(),
-    store_id: env.store(),
-    product_id: product,
-    kind,
-    quantity,
-  };
-  if (kind === 'stock_in') body.unit_cost_paise = 2500;
-  if (kind === 'sale') body.unit_price_paise = 3000;
+/** A movement the till sends, with `fields`; asserts it was applied (`?wait`). */
+async function record(product: number, kind: string, quantity: number, fields: Record<string, unknown>): Promise<any> {
+  const body = { movement_id: randomUUID(), store_id: env.store(), product_id: product, kind, quantity, ...fields };
   const response = await fetch(`${env.ingest()}/v1/movements?wait=5s`, {
     method: 'POST',
     headers: { authorization: `Bearer ${env.tillToken()}`, 'content-type': 'application/json' },
@@ -51,23 +44,14 @@ export async function till(product: number, kind: string, quantity: number): Pro
   return answer;
 }
 
+/** A sale or stock-in the till records. */
+export function till(product: number, kind: 'sale' | 'stock_in', quantity: number): Promise<any> {
+  return record(product, kind, quantity, kind === 'sale' ? { unit_price_paise: 3000 } : { unit_cost_paise: 2500 });
+}
+
 /** Brings `product` to exactly `quantity` (a count). */
 export async function stockAt(product: number, quantity: number): Promise<void> {
-  const body = {
-    movement_id: randomUUID(),
-    store_id: env.store(),
-    product_id: product,
-    kind: 'count',
-    quantity,
-    count_id: randomUUID(),
-  };
-  const response = await fetch(`${env.ingest()}/v1/movements?wait=5s`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${env.tillToken()}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const answer = await response.json();
-  expect(answer.status, JSON.stringify(answer)).toBe('applied');
+  await record(product, 'count', quantity, { count_id: randomUUID() });
 }
 
 /** What a person sees, saved for a reviewer (git-ignored). */
@@ -77,13 +61,4 @@ export async function screenshot(page: Page, info: TestInfo, name: string): Prom
 
 export function row(page: Page, product: number) {
   return page.locator(`tr[data-product="${product}"]`);
-}
-
-/** An admin's step on a purchase order, through ingest's API. */
-export async function asAdmin(path: string): Promise<void> {
-  const response = await fetch(`${env.ingest()}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${env.adminToken()}` },
-  });
-  expect(response.status, await response.text()).toBe(200);
 }

@@ -6,15 +6,10 @@ import { call } from '../session';
 import { follow, href } from '../router';
 import { label, quantity, when } from '../format';
 import { useLive } from './use-live';
+import type { AlertEvent } from '../live';
 
-interface Alert {
-  product_id: number;
-  kind: string;
-  quantity: number;
-  reorder_point: number | null;
-  movement_id: string;
-  raised_at: string;
-}
+/** As `GET /v1/alerts` lists them and the event stream sends them. */
+type Alert = AlertEvent;
 
 const SHOWN = 50;
 

@@ -8,13 +8,14 @@ import { attempt, call } from '../session';
 import { follow, href } from '../router';
 import { label, quantity } from '../format';
 
-type Kind = 'sale' | 'stock_in' | 'removal' | 'return';
+type Kind = 'sale' | 'stock_in' | 'removal' | 'return' | 'count';
 
 const KINDS: { value: Kind; text: string }[] = [
   { value: 'sale', text: 'Sale' },
   { value: 'stock_in', text: 'Stock in (purchase)' },
   { value: 'removal', text: 'Removal (damaged, expired, lost…)' },
   { value: 'return', text: 'Customer return' },
+  { value: 'count', text: 'Count (what the shelf holds now)' },
 ];
 
 const REMOVAL_REASONS = ['damaged', 'expired', 'lost', 'theft', 'other'];
@@ -73,6 +74,7 @@ export function Record({ store, product }: { store: number; product: string | nu
     if (kind === 'sale' || kind === 'return') body.unit_price_paise = paise(form.get('price'));
     if (kind === 'stock_in') body.unit_cost_paise = paise(form.get('cost'));
     if (kind === 'removal') body.reason = form.get('reason');
+    if (kind === 'count') body.count_id = crypto.randomUUID();
     setBusy(true);
     setErrors({});
     setOutcome(undefined);
@@ -133,7 +135,7 @@ export function Record({ store, product }: { store: number; product: string | nu
       ${field('product')}
       <label>
         Quantity
-        <input name="quantity" type="number" inputmode="numeric" min="1" step="1" required ...${invalid('quantity')} />
+        <input name="quantity" type="number" inputmode="numeric" min=${kind === 'count' ? 0 : 1} step="1" required ...${invalid('quantity')} />
       </label>
       ${field('quantity')}
       ${(kind === 'sale' || kind === 'return') &&

@@ -1,7 +1,7 @@
 //! The web dashboard in a real browser: the Playwright suite of `dashboard/` (Debian's
 //! Chromium, at a desktop's and a phone's size) against this pipeline — query-api serving
-//! the build under `/app/`, ingest allowing its origin — with a manager and a staff user
-//! who sign in by password. Each browser test saves a screenshot in
+//! the build under `/app/`, ingest allowing its origin — with a manager, a staff user and
+//! an admin who sign in by password. Each browser test saves a screenshot in
 //! `dashboard/screenshots/` (git-ignored).
 
 use std::path::PathBuf;
@@ -51,13 +51,17 @@ async fn the_dashboard_works_in_a_browser_at_desktop_and_phone_sizes() {
         .await;
     assert_eq!(query, query_origin);
     let admin = pipeline.admin();
-    for (username, role) in [("dash-manager", "manager"), ("dash-staff", "staff")] {
+    for (username, role, stores) in [
+        ("dash-manager", "manager", vec![STORE]),
+        ("dash-staff", "staff", vec![STORE]),
+        ("dash-admin", "admin", vec![]),
+    ] {
         let (status, body) = pipeline
             .send(
                 Method::POST,
                 "/v1/users",
                 &admin,
-                json!({"username": username, "password": PASSWORD, "role": role, "stores": [STORE]}),
+                json!({"username": username, "password": PASSWORD, "role": role, "stores": stores}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -76,7 +80,6 @@ async fn the_dashboard_works_in_a_browser_at_desktop_and_phone_sizes() {
     }
     let other_store = pipeline.read("/v1/stores/2", &admin).await;
     let till = pipeline.token(Role::Manager, &[STORE]);
-    let admin = admin.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(dir.join("node_modules/.bin/playwright"))
             .arg("test")
@@ -85,11 +88,11 @@ async fn the_dashboard_works_in_a_browser_at_desktop_and_phone_sizes() {
             .env("INGEST_URL", &ingest)
             .env("DASHBOARD_MANAGER", "dash-manager")
             .env("DASHBOARD_STAFF", "dash-staff")
+            .env("DASHBOARD_ADMIN", "dash-admin")
             .env("DASHBOARD_PASSWORD", PASSWORD)
             .env("DASHBOARD_STORE", STORE.to_string())
             .env("OTHER_STORE_NAME", other_store["name"].as_str().unwrap())
             .env("TILL_TOKEN", till)
-            .env("ADMIN_TOKEN", admin)
             .output()
             .expect("running playwright")
     })
