@@ -13,13 +13,13 @@ DIR="$ROOT/dashboard"
 say() { printf '\033[1m[dashboard]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[dashboard] %s\033[0m\n' "$*" >&2; exit 1; }
 
-# apt_install <package...>: as root, or through sudo.
+# shellcheck source=deploy/local/apt.sh
+. "$ROOT/deploy/local/apt.sh"
+
+# apt_install <package...>: from the package lists as they are, else after an update.
 apt_install() {
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    command -v apt-get >/dev/null || die "install $* (no apt-get here)"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@" >/dev/null \
-        || { $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@" >/dev/null; } \
+    apt_get install -y -qq "$@" >/dev/null \
+        || { apt_get update -qq >/dev/null && apt_get install -y -qq "$@" >/dev/null; } \
         || die "installing $* from Debian failed"
 }
 

@@ -27,6 +27,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/deploy/local/kafka"
+# shellcheck source=deploy/local/apt.sh
+. "$ROOT/deploy/local/apt.sh"
 KAFKA_VERSION="$(sed -n 's:.*<version>\(4[^<]*\)</version>.*:\1:p' "$HERE/pom.xml" | head -n 1)"
 # The jars are shared by every stack on this checkout (local, bench, tests).
 JARS="$ROOT/.local/kafka-jars/$KAFKA_VERSION"
@@ -65,12 +67,9 @@ install() {
     command -v mvn >/dev/null || packages+=(maven)
     if [ "${#packages[@]}" -gt 0 ]; then
         command -v apt-get >/dev/null || die "missing ${packages[*]}: install Java 17 and Maven"
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
         say "installing Debian packages: ${packages[*]}"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-            "${packages[@]}" >/dev/null
+        apt_get update -qq
+        apt_get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     fi
     if [ -f "$JARS/complete" ]; then return; fi
     say "fetching Apache Kafka $KAFKA_VERSION from Maven Central (once)"

@@ -42,20 +42,20 @@ die() { printf '\033[1;31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
 
 # ---- installation --------------------------------------------------------------------
 
+# shellcheck source=deploy/local/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 APT_UPDATED=""
 apt_install() {
     if ! command -v apt-get >/dev/null; then
         die "missing $* and no apt-get here: install them with your package manager"
     fi
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     if [ -z "$APT_UPDATED" ]; then
         say "apt-get update"
-        $sudo apt-get update -qq
+        apt_get update -qq
         APT_UPDATED=1
     fi
     say "installing Debian packages: $*"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    apt_get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 pg_bin() {

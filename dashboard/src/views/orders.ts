@@ -47,6 +47,13 @@ export function Orders({ store }: { store: number }) {
   const [suggestions, setSuggestions] = useState<Suggestion[]>();
   const [message, setMessage] = useState<string>();
   const [version, setVersion] = useState(0);
+  const [suppliers, setSuppliers] = useState<Map<number, string>>(new Map());
+  useEffect(() => {
+    call<{ items: { id: number; name: string }[] }>('query', 'GET', '/v1/suppliers?limit=500').then((page) =>
+      setSuppliers(new Map(page.items.map((supplier) => [supplier.id, supplier.name]))),
+    );
+  }, []);
+  const supplierName = (id: number) => suppliers.get(id) ?? `supplier ${id}`;
   useEffect(() => {
     call<{ items: Order[] }>('query', 'GET', `/v1/purchase-orders?store_id=${store}&limit=50`).then((page) => setOrders(page.items));
     call<{ items: Suggestion[] }>('query', 'GET', `/v1/stores/${store}/reorder-suggestions`).then((answer) => setSuggestions(answer.items));
@@ -63,17 +70,17 @@ export function Orders({ store }: { store: number }) {
     }
   }
 
-  const suppliers = [...new Set((suggestions ?? []).map((item) => item.supplier_id))];
+  const suggested = [...new Set((suggestions ?? []).map((item) => item.supplier_id))];
   return html`
     <h1>Purchase orders</h1>
     ${message && html`<p role="status">${message}</p>`}
     <h2>Reorder suggestions</h2>
     ${suggestions?.length === 0 && html`<p>Nothing needs ordering: every product is above its reorder point.</p>`}
-    ${suppliers.map(
+    ${suggested.map(
       (supplier) => html`
-        <div class="table-scroll" tabindex="0" role="region" aria-label=${`Suggestions for supplier ${supplier}`}>
+        <div class="table-scroll" tabindex="0" role="region" aria-label=${`Suggestions for ${supplierName(supplier)}`}>
           <table>
-            <caption>Supplier ${supplier}</caption>
+            <caption>${supplierName(supplier)}</caption>
             <thead>
               <tr>
                 <th scope="col">Product</th>
@@ -104,7 +111,7 @@ export function Orders({ store }: { store: number }) {
               'Draft created from the suggestions.',
             )}
         >
-          Draft an order for supplier ${supplier}
+          Draft an order for ${supplierName(supplier)}
         </button>`}
       `,
     )}
@@ -114,12 +121,12 @@ export function Orders({ store }: { store: number }) {
       (order) => html`
         <article data-order=${order.id}>
           <header>
-            <strong>Order ${order.id}</strong> · supplier ${order.supplier_id} ·
-            <span class="badge">${label(order.state)}</span>
+            <strong>Order ${order.id}</strong>${` · ${supplierName(order.supplier_id)} · `}<span class="badge"
+              >${label(order.state)}</span
+            >
           </header>
           <p>
-            ${order.lines.length} lines · ${money(Number(order.ordered_cost_paise))} · by ${order.created_by},
-            ${when(order.created_at)}
+            ${`${order.lines.length} lines · ${money(Number(order.ordered_cost_paise))} · by ${order.created_by}, ${when(order.created_at)}`}
           </p>
           <div role="group" aria-label=${`Actions on order ${order.id}`}>
             ${ACTIONS.filter((item) => can(role, ...item.roles) && item.from.includes(order.state)).map(
