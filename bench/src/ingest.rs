@@ -155,10 +155,15 @@ pub async fn wait_ready(port: u16) -> anyhow::Result<()> {
 
 /// Peak resident memory of a process, in MiB.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    memory_mib(pid, "VmHWM:")
+}
+
+/// A process's memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`) in MiB.
+pub fn memory_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .trim()
         .trim_end_matches(" kB")
         .parse()

@@ -23,6 +23,7 @@ mod pipeline;
 mod processors;
 mod query;
 mod report;
+mod streams;
 
 use std::path::PathBuf;
 

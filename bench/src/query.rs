@@ -44,6 +44,9 @@ pub struct Options {
     pub seconds: u64,
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Event streams held open at once to measure their memory.
+    #[arg(long, default_value_t = 1_000)]
+    pub streams: usize,
 }
 
 const HISTORY_ACTOR: &str = "bench-history";
@@ -299,6 +302,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         ),
         "requests/s column: requests answered 200; movements/s column: the same count".into(),
     ];
+    notes.push(crate::streams::measure(address, pid, &stores, options.streams).await?);
     if let Some(peak) = crate::ingest::peak_rss_mib(pid) {
         notes.push(format!(
             "query-api peak resident memory (VmHWM): {peak:.0} MiB"

@@ -12,6 +12,7 @@ import { Alerts } from './views/alerts';
 import { Reports } from './views/reports';
 import { Orders } from './views/orders';
 import { Users } from './views/users';
+import { Transfers } from './views/transfers';
 
 export interface Store {
   id: number;
@@ -64,6 +65,8 @@ export function App() {
     page = html`<${Record} store=${store} product=${query.get('product')} />`;
   } else if (parts[2] === 'alerts') {
     page = html`<${Alerts} store=${store} />`;
+  } else if (parts[2] === 'transfers') {
+    page = html`<${Transfers} store=${store} />`;
   } else if (parts[2] === 'reports' && can(user.role, 'admin', 'manager', 'analyst')) {
     page = html`<${Reports} store=${store} />`;
   } else if (parts[2] === 'orders' && can(user.role, 'admin', 'manager', 'staff', 'analyst')) {
@@ -111,6 +114,7 @@ export function App() {
           html`<li><a href=${href(`/stores/${store}/record`)} onClick=${follow}>Record</a></li>`}
           ${can(user.role, 'admin', 'manager', 'analyst') &&
           html`<li><a href=${href(`/stores/${store}/reports`)} onClick=${follow}>Reports</a></li>`}
+          <li><a href=${href(`/stores/${store}/transfers`)} onClick=${follow}>Transfers</a></li>
           <li><a href=${href(`/stores/${store}/orders`)} onClick=${follow}>Orders</a></li>
         </ul>`}
       </nav>

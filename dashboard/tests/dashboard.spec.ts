@@ -132,6 +132,29 @@ test('a purchase order goes from suggestion to received, each button for its rol
   await screenshot(page, info, 'order-received');
 });
 
+test('a transfer sent here is received at the other store, its shortfall lost on the way', async ({ page }, info) => {
+  await stockAt(RICE, 12);
+  await signIn(page, env.manager());
+  await page.getByRole('link', { name: 'Record' }).click();
+  await page.getByLabel('Kind').selectOption('transfer_out');
+  await page.getByLabel('Product').selectOption(String(RICE));
+  await page.getByLabel('Quantity').fill('5');
+  await page.getByLabel('To store (its number)').fill(String(env.otherStore()));
+  await page.getByRole('button', { name: 'Record' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Applied' })).toContainText('New balance: 7');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, env.admin(), `/app/stores/${env.otherStore()}/transfers`);
+  const transfer = page.locator('article[data-transfer]').first();
+  await expect(transfer).toContainText(`5 × `);
+  await transfer.getByLabel('Arrived').fill('4');
+  await transfer.getByLabel('If less: why').selectOption('damaged');
+  await transfer.getByRole('button', { name: 'Receive' }).click();
+  await expect(page.getByRole('status')).toContainText('Received 4');
+  await expect(page.getByRole('region', { name: 'Transfers, newest first' }).locator('tbody tr').first()).toContainText('received');
+  await screenshot(page, info, 'transfer-received');
+});
+
 test('a manager reads sales by day and by product, and the valuation', async ({ page }, info) => {
   await stockAt(DAL, 10);
   await till(DAL, 'sale', 1);
@@ -189,6 +212,9 @@ test('no serious accessibility violation on any page', async ({ page }) => {
   const check = async (name: string) => {
     const results = await new AxeBuilder({ page }).analyze();
     const serious = results.violations.filter((violation) => ['serious', 'critical'].includes(violation.impact ?? ''));
+    // Nothing wider than the screen (a phone would hide it): only tables scroll, in their region.
+    const width = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    expect(width[0], `${name} is wider than the screen`).toBeLessThanOrEqual(width[1]);
     const found = serious.map(
       (violation) => `${name}: ${violation.id} ${violation.help} at ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`,
     );
@@ -214,4 +240,7 @@ test('no serious accessibility violation on any page', async ({ page }) => {
   await page.getByRole('link', { name: 'Orders' }).click();
   await expect(page.getByRole('heading', { name: 'Purchase orders' })).toBeVisible();
   await check('orders');
+  await page.getByRole('link', { name: 'Transfers' }).click();
+  await expect(page.getByRole('heading', { name: 'Transfers' })).toBeVisible();
+  await check('transfers');
 });

@@ -19,6 +19,7 @@ export const env = {
   tillToken: () => required('TILL_TOKEN'),
   store: () => Number(required('DASHBOARD_STORE')),
   otherStoreName: () => required('OTHER_STORE_NAME'),
+  otherStore: () => Number(required('OTHER_STORE')),
 };
 
 /** Signs in at `path` (by default the store's stock, where a user of one store lands). */

@@ -8,17 +8,22 @@ import { attempt, call } from '../session';
 import { follow, href } from '../router';
 import { label, quantity } from '../format';
 
-type Kind = 'sale' | 'stock_in' | 'removal' | 'return' | 'count';
+type Kind = 'sale' | 'stock_in' | 'removal' | 'return' | 'adjustment' | 'count' | 'transfer_out';
 
 const KINDS: { value: Kind; text: string }[] = [
   { value: 'sale', text: 'Sale' },
   { value: 'stock_in', text: 'Stock in (purchase)' },
   { value: 'removal', text: 'Removal (damaged, expired, lost…)' },
   { value: 'return', text: 'Customer return' },
+  { value: 'adjustment', text: 'Adjustment (+ or −, with a reason)' },
   { value: 'count', text: 'Count (what the shelf holds now)' },
+  { value: 'transfer_out', text: 'Transfer to another store' },
 ];
 
-const REMOVAL_REASONS = ['damaged', 'expired', 'lost', 'theft', 'other'];
+const REASONS: Partial<Record<Kind, string[]>> = {
+  removal: ['damaged', 'expired', 'lost', 'theft', 'other'],
+  adjustment: ['correction', 'found', 'damaged', 'expired', 'theft', 'other'],
+};
 
 /** The form's fields, and the API fields each one answers for. */
 const FIELDS: Record<string, string[]> = {
@@ -27,6 +32,7 @@ const FIELDS: Record<string, string[]> = {
   price: ['unit_price_paise'],
   cost: ['unit_cost_paise'],
   reason: ['reason'],
+  destination: ['to_store_id'],
   kind: ['kind'],
 };
 
@@ -73,8 +79,12 @@ export function Record({ store, product }: { store: number; product: string | nu
     };
     if (kind === 'sale' || kind === 'return') body.unit_price_paise = paise(form.get('price'));
     if (kind === 'stock_in') body.unit_cost_paise = paise(form.get('cost'));
-    if (kind === 'removal') body.reason = form.get('reason');
+    if (REASONS[kind]) body.reason = form.get('reason');
     if (kind === 'count') body.count_id = crypto.randomUUID();
+    if (kind === 'transfer_out') {
+      body.transfer_id = crypto.randomUUID();
+      body.to_store_id = Number(form.get('destination'));
+    }
     setBusy(true);
     setErrors({});
     setOutcome(undefined);
@@ -135,7 +145,15 @@ export function Record({ store, product }: { store: number; product: string | nu
       ${field('product')}
       <label>
         Quantity
-        <input name="quantity" type="number" inputmode="numeric" min=${kind === 'count' ? 0 : 1} step="1" required ...${invalid('quantity')} />
+        <input
+          name="quantity"
+          type="number"
+          inputmode="numeric"
+          min=${kind === 'adjustment' ? undefined : kind === 'count' ? 0 : 1}
+          step="1"
+          required
+          ...${invalid('quantity')}
+        />
       </label>
       ${field('quantity')}
       ${(kind === 'sale' || kind === 'return') &&
@@ -150,14 +168,20 @@ export function Record({ store, product }: { store: number; product: string | nu
           <input name="cost" type="number" inputmode="decimal" min="0" step="0.01" required ...${invalid('cost')} />
         </label>
         ${field('cost')}`}
-      ${kind === 'removal' &&
+      ${REASONS[kind] &&
       html`<label>
           Reason
           <select name="reason" required ...${invalid('reason')}>
-            ${REMOVAL_REASONS.map((reason) => html`<option value=${reason}>${label(reason)}</option>`)}
+            ${REASONS[kind]!.map((reason) => html`<option value=${reason}>${label(reason)}</option>`)}
           </select>
         </label>
         ${field('reason')}`}
+      ${kind === 'transfer_out' &&
+      html`<label>
+          To store (its number)
+          <input name="destination" type="number" inputmode="numeric" min="1" step="1" required ...${invalid('destination')} />
+        </label>
+        ${field('destination')}`}
       ${errors.form && html`<p class="field-error" role="alert">${errors.form}</p>`}
       <button type="submit" aria-busy=${busy} disabled=${busy}>Record</button>
     </form>

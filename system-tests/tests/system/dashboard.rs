@@ -91,6 +91,7 @@ async fn the_dashboard_works_in_a_browser_at_desktop_and_phone_sizes() {
             .env("DASHBOARD_ADMIN", "dash-admin")
             .env("DASHBOARD_PASSWORD", PASSWORD)
             .env("DASHBOARD_STORE", STORE.to_string())
+            .env("OTHER_STORE", "2")
             .env("OTHER_STORE_NAME", other_store["name"].as_str().unwrap())
             .env("TILL_TOKEN", till)
             .output()

@@ -1,0 +1,116 @@
+// Stock moving between stores: what is on its way here (received with what arrived: a
+// shortfall is a loss in transit) and what this store sent.
+
+import { html } from 'htm/preact';
+import { useEffect, useState } from 'preact/hooks';
+import { attempt, call, can, me } from '../session';
+import { label, quantity, when } from '../format';
+
+interface Transfer {
+  transfer_id: string;
+  from_store_id: number;
+  to_store_id: number;
+  product_id: number;
+  sku: string;
+  status: string;
+  quantity_sent: number;
+  quantity_received: number | null;
+  quantity_lost: number | null;
+  sent_at: string;
+}
+
+const LOSS_REASONS = ['lost', 'damaged', 'expired', 'theft', 'other'];
+
+export function Transfers({ store }: { store: number }) {
+  const [transfers, setTransfers] = useState<Transfer[]>();
+  const [message, setMessage] = useState<string>();
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    call<{ items: Transfer[] }>('query', 'GET', `/v1/stores/${store}/transfers?limit=100`).then((page) => setTransfers(page.items));
+  }, [store, version]);
+
+  async function receive(transfer: Transfer, event: SubmitEvent) {
+    event.preventDefault();
+    const form = new FormData(event.target as HTMLFormElement);
+    const arrived = Number(form.get('arrived'));
+    const body: Record<string, unknown> = {
+      movement_id: crypto.randomUUID(),
+      store_id: store,
+      product_id: transfer.product_id,
+      kind: 'transfer_receive',
+      transfer_id: transfer.transfer_id,
+      quantity: arrived,
+    };
+    if (arrived < transfer.quantity_sent) body.reason = form.get('reason');
+    let answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', body);
+    // A transfer is announced here a moment after it was sent: until then it is unknown.
+    for (let retry = 0; retry < 5 && answer.body?.code === 'unknown_transfer'; retry++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      body.movement_id = crypto.randomUUID();
+      answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', body);
+    }
+    setMessage(
+      answer.status === 201
+        ? `Received ${quantity(arrived)} of ${transfer.sku}; the balance is now ${quantity(answer.body.balance_after)}.`
+        : `Not received: ${label(answer.body?.code ?? answer.body?.errors?.[0]?.message ?? String(answer.status))}.`,
+    );
+    setVersion((count) => count + 1);
+  }
+
+  if (!transfers) return html`<p aria-busy="true">Loading transfers…</p>`;
+  const incoming = transfers.filter((transfer) => transfer.to_store_id === store && transfer.status === 'in_transit');
+  const others = transfers.filter((transfer) => !incoming.includes(transfer));
+  const mayReceive = can(me.value?.role, 'admin', 'manager', 'staff');
+  return html`
+    <h1>Transfers</h1>
+    ${message && html`<p role="status">${message}</p>`}
+    <h2>On the way here</h2>
+    ${incoming.length === 0 && html`<p>Nothing is on its way to this store.</p>`}
+    ${incoming.map(
+      (transfer) => html`<article data-transfer=${transfer.transfer_id}>
+        <header>${`${quantity(transfer.quantity_sent)} × ${transfer.sku} from store ${transfer.from_store_id}, sent ${when(transfer.sent_at)}`}</header>
+        ${mayReceive &&
+        html`<form onSubmit=${(event: SubmitEvent) => receive(transfer, event)}>
+          <div class="grid">
+            <label>
+              Arrived
+              <input name="arrived" type="number" min="0" max=${transfer.quantity_sent} value=${transfer.quantity_sent} required />
+            </label>
+            <label>
+              If less: why
+              <select name="reason">
+                ${LOSS_REASONS.map((reason) => html`<option value=${reason}>${label(reason)}</option>`)}
+              </select>
+            </label>
+          </div>
+          <button type="submit">Receive</button>
+        </form>`}
+      </article>`,
+    )}
+    <h2>Sent and received</h2>
+    <div class="table-scroll" tabindex="0" role="region" aria-label="Transfers, newest first">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Product</th>
+            <th scope="col">From → to</th>
+            <th scope="col" class="numeric">Sent</th>
+            <th scope="col" class="numeric">Received</th>
+            <th scope="col">Status</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${others.map(
+            (transfer) => html`<tr>
+              <td>${transfer.sku}</td>
+              <td>${`${transfer.from_store_id} → ${transfer.to_store_id}`}</td>
+              <td class="numeric">${quantity(transfer.quantity_sent)}</td>
+              <td class="numeric">${quantity(transfer.quantity_received)}</td>
+              <td>${label(transfer.status)}</td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>
+    </div>
+  `;
+}
