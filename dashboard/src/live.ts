@@ -37,6 +37,7 @@ const RETRY_MS = 1000;
 export async function follow(store: number, handlers: Handlers, signal: AbortSignal): Promise<void> {
   let lastId: string | undefined;
   while (!signal.aborted) {
+    let wait = RETRY_MS;
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       const current = token();
@@ -47,7 +48,11 @@ export async function follow(store: number, handlers: Handlers, signal: AbortSig
         if (!(await refresh())) return;
         continue;
       }
-      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      if (!response.ok || !response.body) {
+        // Too many streams open (429) or no processor yet (503): as long as the server says.
+        wait = Math.max(RETRY_MS, Number(response.headers.get('retry-after') ?? 0) * 1000);
+        throw new Error(`HTTP ${response.status}`);
+      }
       handlers.onState?.(true);
       for await (const event of events(response.body)) {
         if (event.id) lastId = event.id;
@@ -70,7 +75,7 @@ export async function follow(store: number, handlers: Handlers, signal: AbortSig
       // Dropped: try again below.
     }
     handlers.onState?.(false);
-    if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 

@@ -212,6 +212,7 @@ impl Drop for Opened {
         (status = 403, description = "Not one of the token's stores, or the role may not read inventory", body = Problem, content_type = "application/problem+json"),
         NoSuchStore,
         (status = 429, description = "The token's subject has as many streams open as it may (`rate_limited`); `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No processor has started yet, or the database is busy (`unavailable`); `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(actor = %principal.subject, store_id = store))]
 pub async fn store_events(
@@ -246,10 +247,17 @@ pub async fn store_events(
     .bind(state.standby.group())
     .bind(state.standby.topic())
     .fetch_one(state.standby.pool_for(None).await)
-    .await
-    .map_err(anyhow::Error::from)?;
-    let partition =
-        schemas::topics::store_partition(StoreId(store), u32::try_from(partitions).unwrap_or(1));
+    .await?;
+    // The partitions are those the processors took on: none yet, and no store's is known.
+    let partitions = u32::try_from(partitions)
+        .ok()
+        .filter(|count| *count > 0)
+        .ok_or_else(|| ApiError::Unavailable {
+            code: "unavailable",
+            detail: "no processor has started yet".into(),
+            retry_after: Duration::from_secs(5),
+        })?;
+    let partition = schemas::topics::store_partition(StoreId(store), partitions);
     let stream = Feed {
         state: state.clone(),
         store,

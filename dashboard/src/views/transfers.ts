@@ -24,10 +24,14 @@ const LOSS_REASONS = ['lost', 'damaged', 'expired', 'theft', 'other'];
 export function Transfers({ store }: { store: number }) {
   const [transfers, setTransfers] = useState<Transfer[]>();
   const [message, setMessage] = useState<string>();
-  const [version, setVersion] = useState(0);
+  // Read again after a receive, with its consistency token: the list then includes it.
+  const [reload, setReload] = useState<{ token?: string }>({});
   useEffect(() => {
-    call<{ items: Transfer[] }>('query', 'GET', `/v1/stores/${store}/transfers?limit=100`).then((page) => setTransfers(page.items));
-  }, [store, version]);
+    const consistency = reload.token ? `&consistency_token=${reload.token}` : '';
+    call<{ items: Transfer[] }>('query', 'GET', `/v1/stores/${store}/transfers?limit=100${consistency}`).then((page) =>
+      setTransfers(page.items),
+    );
+  }, [store, reload]);
 
   async function receive(transfer: Transfer, event: SubmitEvent) {
     event.preventDefault();
@@ -54,7 +58,7 @@ export function Transfers({ store }: { store: number }) {
         ? `Received ${quantity(arrived)} of ${transfer.sku}; the balance is now ${quantity(answer.body.balance_after)}.`
         : `Not received: ${label(answer.body?.code ?? answer.body?.errors?.[0]?.message ?? String(answer.status))}.`,
     );
-    setVersion((count) => count + 1);
+    setReload({ token: answer.body?.consistency_token });
   }
 
   if (!transfers) return html`<p aria-busy="true">Loading transfers…</p>`;
