@@ -101,10 +101,14 @@ pub struct EventParams {
     pub after: Option<String>,
 }
 
+/// A processors' notice, or `None`: every stream reads (notices may have been missed while
+/// the subscription was being made).
+type Wake = Option<Arc<BalancesChanged>>;
+
 /// The open streams, and the processors' notices that wake them.
 #[derive(Debug)]
 pub struct EventStreams {
-    notices: broadcast::Sender<Arc<BalancesChanged>>,
+    notices: broadcast::Sender<Wake>,
     per_subject: Mutex<HashMap<String, usize>>,
     max_per_subject: usize,
     /// Ends every stream (at shutdown: the server waits for open connections).
@@ -144,6 +148,8 @@ impl EventStreams {
     ) -> anyhow::Result<()> {
         let mut pubsub = redis.pubsub().await?;
         pubsub.subscribe(channel).await?;
+        // What was committed before this subscription was announced to nobody.
+        let _ = self.notices.send(None);
         let mut notices = pubsub.into_on_message();
         loop {
             tokio::select! {
@@ -152,7 +158,7 @@ impl EventStreams {
                     let message = message.ok_or_else(|| anyhow::anyhow!("the subscription ended"))?;
                     let text: String = message.get_payload()?;
                     // No stream listening is fine.
-                    let _ = self.notices.send(Arc::new(serde_json::from_str(&text)?));
+                    let _ = self.notices.send(Some(Arc::new(serde_json::from_str(&text)?)));
                 }
             }
         }
@@ -241,23 +247,7 @@ pub async fn store_events(
         .ok_or(ApiError::RateLimited {
             retry_after: Duration::from_secs(5),
         })?;
-    let partitions: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM processor_offsets WHERE consumer_group = $1 AND topic = $2",
-    )
-    .bind(state.standby.group())
-    .bind(state.standby.topic())
-    .fetch_one(state.standby.pool_for(None).await)
-    .await?;
-    // The partitions are those the processors took on: none yet, and no store's is known.
-    let partitions = u32::try_from(partitions)
-        .ok()
-        .filter(|count| *count > 0)
-        .ok_or_else(|| ApiError::Unavailable {
-            code: "unavailable",
-            detail: "no processor has started yet".into(),
-            retry_after: Duration::from_secs(5),
-        })?;
-    let partition = schemas::topics::store_partition(StoreId(store), partitions);
+    let partition = partition_of(&state, store).await?;
     let stream = Feed {
         state: state.clone(),
         store,
@@ -282,6 +272,35 @@ pub async fn store_events(
         queued.recv().await.map(|event| (Ok(event), queued))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The partition of the movements topic `store`'s records are on: that of its latest
+/// ledger row, or, for a store without any, where Kafka's partitioner puts it among the
+/// partitions the processors have taken on (none yet: `503`).
+async fn partition_of(state: &ReadState, store: i64) -> Result<i32, ApiError> {
+    let (latest, partitions): (Option<i32>, i64) = sqlx::query_as(
+        "SELECT (SELECT source_partition FROM movements WHERE store_id = $3 \
+                 ORDER BY recorded_at DESC LIMIT 1), \
+                (SELECT count(*) FROM processor_offsets WHERE consumer_group = $1 AND topic = $2)",
+    )
+    .bind(state.standby.group())
+    .bind(state.standby.topic())
+    .bind(store)
+    .fetch_one(state.standby.pool_for(None).await)
+    .await?;
+    if let Some(partition) = latest {
+        return Ok(partition);
+    }
+    match u32::try_from(partitions) {
+        Ok(partitions) if partitions > 0 => {
+            Ok(schemas::topics::store_partition(StoreId(store), partitions))
+        }
+        _ => Err(ApiError::Unavailable {
+            code: "unavailable",
+            detail: "no processor has started yet".into(),
+            retry_after: Duration::from_secs(1),
+        }),
+    }
 }
 
 /// One stream's reads of the ledger.
@@ -318,7 +337,7 @@ type Sender = mpsc::Sender<Event>;
 impl Feed {
     async fn run(
         mut self,
-        mut notices: broadcast::Receiver<Arc<BalancesChanged>>,
+        mut notices: broadcast::Receiver<Wake>,
         events: &Sender,
     ) -> anyhow::Result<()> {
         let expiry = DateTime::from_timestamp(self.expires_at, 0).unwrap_or_else(Utc::now);
@@ -348,10 +367,11 @@ impl Feed {
     }
 
     /// Waits for a notice naming the store (or for lost ones).
-    async fn notified(&mut self, notices: &mut broadcast::Receiver<Arc<BalancesChanged>>) {
+    async fn notified(&mut self, notices: &mut broadcast::Receiver<Wake>) {
         loop {
             match notices.recv().await {
-                Ok(notice) if notice.stores.contains(&self.store) => {
+                Ok(None) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Ok(Some(notice)) if notice.stores.contains(&self.store) => {
                     if let Some((_, next)) = notice
                         .progress
                         .iter()
@@ -361,8 +381,7 @@ impl Feed {
                     }
                     return;
                 }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Ok(Some(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
             }
         }

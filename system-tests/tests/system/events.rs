@@ -32,7 +32,15 @@ struct Stream {
 
 impl Stream {
     async fn open(pipeline: &Pipeline, token: &str, last_id: Option<&str>) -> Self {
-        let response = open(&pipeline.query, STORE, token, last_id).await;
+        // Until the processors have taken their partitions on, a stream is 503: try again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut response = open(&pipeline.query, STORE, token, last_id).await;
+        while response.status() == StatusCode::SERVICE_UNAVAILABLE
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            response = open(&pipeline.query, STORE, token, last_id).await;
+        }
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             response.headers()["content-type"].to_str().unwrap(),
