@@ -7,6 +7,15 @@ import { call } from '../session';
 import { follow as link, href } from '../router';
 import { money, quantity, label } from '../format';
 import { useLive } from './use-live';
+import { ScrollTable, type Column } from './table';
+
+const STOCK_COLUMNS: Column[] = [
+  { text: 'Product' },
+  { text: 'Category', wide: true },
+  { text: 'Quantity', numeric: true },
+  { text: 'Status' },
+  { text: 'Value', numeric: true, wide: true },
+];
 
 export interface Item {
   product_id: number;
@@ -165,18 +174,7 @@ export function Inventory({ store }: { store: number }) {
         </select>
       </label>
     </div>
-    <div class="table-scroll" tabindex="0" role="region" aria-label="Stock table">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Product</th>
-            <th scope="col" class="hide-small">Category</th>
-            <th scope="col" class="numeric">Quantity</th>
-            <th scope="col">Status</th>
-            <th scope="col" class="numeric hide-small">Value</th>
-          </tr>
-        </thead>
-        <tbody>
+    <${ScrollTable} label="Stock table" columns=${STOCK_COLUMNS}>
           ${shown.map(
             (item) => html`
               <tr class=${item.stock_status === 'in_stock' ? '' : item.stock_status} data-product=${item.product_id}>
@@ -191,9 +189,7 @@ export function Inventory({ store }: { store: number }) {
               </tr>
             `,
           )}
-        </tbody>
-      </table>
-    </div>
+        <//>
     ${shown.length === 0 && html`<p>No product matches.</p>`}
   `;
 }

@@ -6,6 +6,20 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { call } from '../session';
 import { label, money, quantity } from '../format';
+import { ScrollTable, type Column } from './table';
+
+const SALES_COLUMNS: Column[] = [
+  { text: 'Product' },
+  { text: 'Units', numeric: true },
+  { text: 'Revenue', numeric: true },
+  { text: 'Margin', numeric: true, wide: true },
+];
+const VALUATION_COLUMNS: Column[] = [
+  { text: 'Category' },
+  { text: 'Products', numeric: true },
+  { text: 'Units', numeric: true },
+  { text: 'Value', numeric: true },
+];
 
 type Total = number | string;
 
@@ -87,17 +101,7 @@ export function Reports({ store }: { store: number }) {
       </p>
       <${SalesChart} sales=${byDay} />`}
     ${byProduct &&
-    html`<div class="table-scroll" tabindex="0" role="region" aria-label="Sales by product">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Product</th>
-            <th scope="col" class="numeric">Units</th>
-            <th scope="col" class="numeric">Revenue</th>
-            <th scope="col" class="numeric hide-small">Margin</th>
-          </tr>
-        </thead>
-        <tbody>
+    html`<${ScrollTable} label="Sales by product" columns=${SALES_COLUMNS}>
           ${byProduct.rows.map(
             (row) => html`<tr>
               <td>${row.name}<br /><small>${row.sku}</small></td>
@@ -106,9 +110,7 @@ export function Reports({ store }: { store: number }) {
               <td class="numeric hide-small">${money(amount(row.margin_paise))}</td>
             </tr>`,
           )}
-        </tbody>
-      </table>
-    </div>`}
+        <//>`}
     <h2>Stock now</h2>
     ${summary &&
     html`<p>
@@ -116,17 +118,7 @@ export function Reports({ store }: { store: number }) {
       `${summary.out_of_stock} out · value ${money(amount(summary.value_paise))}`}
     </p>`}
     ${valuation &&
-    html`<div class="table-scroll" tabindex="0" role="region" aria-label="Valuation by category">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Category</th>
-            <th scope="col" class="numeric">Products</th>
-            <th scope="col" class="numeric">Units</th>
-            <th scope="col" class="numeric">Value</th>
-          </tr>
-        </thead>
-        <tbody>
+    html`<${ScrollTable} label="Valuation by category" columns=${VALUATION_COLUMNS}>
           ${valuation.rows.map(
             (row) => html`<tr>
               <td>${row.category ? label(row.category) : 'none'}</td>
@@ -135,9 +127,7 @@ export function Reports({ store }: { store: number }) {
               <td class="numeric">${money(amount(row.value_paise))}</td>
             </tr>`,
           )}
-        </tbody>
-      </table>
-    </div>`}
+        <//>`}
   `;
 }
 

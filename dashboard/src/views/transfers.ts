@@ -5,6 +5,15 @@ import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { attempt, call, can, me } from '../session';
 import { label, quantity, when } from '../format';
+import { ScrollTable, type Column } from './table';
+
+const TRANSFER_COLUMNS: Column[] = [
+  { text: 'Product' },
+  { text: 'From → to' },
+  { text: 'Sent', numeric: true },
+  { text: 'Received', numeric: true },
+  { text: 'Status' },
+];
 
 interface Transfer {
   transfer_id: string;
@@ -92,18 +101,7 @@ export function Transfers({ store }: { store: number }) {
       </article>`,
     )}
     <h2>Sent and received</h2>
-    <div class="table-scroll" tabindex="0" role="region" aria-label="Transfers, newest first">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Product</th>
-            <th scope="col">From → to</th>
-            <th scope="col" class="numeric">Sent</th>
-            <th scope="col" class="numeric">Received</th>
-            <th scope="col">Status</th>
-          </tr>
-        </thead>
-        <tbody>
+    <${ScrollTable} label="Transfers, newest first" columns=${TRANSFER_COLUMNS}>
           ${others.map(
             (transfer) => html`<tr>
               <td>${transfer.sku}</td>
@@ -113,8 +111,6 @@ export function Transfers({ store }: { store: number }) {
               <td>${label(transfer.status)}</td>
             </tr>`,
           )}
-        </tbody>
-      </table>
-    </div>
+        <//>
   `;
 }

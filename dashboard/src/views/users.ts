@@ -5,6 +5,14 @@ import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call } from '../session';
 import { when } from '../format';
+import { ScrollTable, type Column } from './table';
+
+const USER_COLUMNS: Column[] = [
+  { text: 'Username' },
+  { text: 'Role' },
+  { text: 'Stores' },
+  { text: 'Since', wide: true },
+];
 
 interface User {
   id: number;
@@ -23,17 +31,7 @@ export function Users() {
   if (!users) return html`<p aria-busy="true">Loading users…</p>`;
   return html`
     <h1>Users</h1>
-    <div class="table-scroll" tabindex="0" role="region" aria-label="Users">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Username</th>
-            <th scope="col">Role</th>
-            <th scope="col">Stores</th>
-            <th scope="col" class="hide-small">Since</th>
-          </tr>
-        </thead>
-        <tbody>
+    <${ScrollTable} label="Users" columns=${USER_COLUMNS}>
           ${users.map(
             (user) => html`<tr>
               <td>${user.username}${user.disabled && html` <small>(disabled)</small>`}</td>
@@ -42,8 +40,6 @@ export function Users() {
               <td class="hide-small">${when(user.created_at)}</td>
             </tr>`,
           )}
-        </tbody>
-      </table>
-    </div>
+        <//>
   `;
 }
