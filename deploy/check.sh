@@ -76,6 +76,7 @@ promtool test rules deploy/prometheus/rules-test.yml
 say "Kubernetes: kubectl kustomize overlays/production | kubernetes-validate --strict ($KUBERNETES_VERSION)"
 cp -r deploy/k8s "$work/k8s"
 cp "$work/k8s/overlays/production/secrets.env.example" "$work/k8s/overlays/production/secrets.env"
+cp "$work/k8s/overlays/production/registry.env.example" "$work/k8s/overlays/production/registry.env"
 "$KUBECTL" kustomize "$work/k8s/overlays/production" >"$work/production.yaml"
 "$TOOLS/venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "$work/production.yaml"
 say "$(grep -c '^kind:' "$work/production.yaml") resources valid"

@@ -16,6 +16,7 @@ export BAZAAR_LOCAL_DIR="$ROOT/.local/bench"
 export BAZAAR_PG_PORT="${BAZAAR_BENCH_PG_PORT:-15433}"
 export BAZAAR_REDIS_PORT="${BAZAAR_BENCH_REDIS_PORT:-16380}"
 export BAZAAR_KAFKA_PORT="${BAZAAR_BENCH_KAFKA_PORT:-19192}"
+export BAZAAR_REGISTRY_PORT="${BAZAAR_BENCH_REGISTRY_PORT:-18181}"
 # One broker: the laptop's stack, whatever the development stack runs.
 export KAFKA_NODES=1
 

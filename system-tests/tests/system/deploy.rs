@@ -188,6 +188,7 @@ fn compose_gives_the_services_what_they_read_and_pins_its_images() {
         "postgres",
         "postgres-standby",
         "redis",
+        "schema-registry",
         "prometheus",
         "grafana",
     ] {
