@@ -10,7 +10,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build dashboard dashboard-test tools test lint deny advisories check-deploy fmt bench demo chaos fuzz
+.PHONY: up down status stack build dashboard dashboard-test examples tools test lint deny advisories check-deploy fmt bench demo chaos fuzz
 
 ## up: the stack, the migrations and the three services, in the background; the dashboard
 up: stack build dashboard
@@ -38,7 +38,7 @@ status:
 	@$(STACK) status
 	@$(SERVICES) status
 
-## stack: PostgreSQL, Redis and Apache Kafka (installs what is missing; KAFKA_NODES=3 for three brokers)
+## stack: PostgreSQL, Redis, Apache Kafka and the schema registry (installs what is missing; KAFKA_NODES=3 for three brokers)
 stack:
 	@$(STACK) up
 
@@ -52,6 +52,10 @@ dashboard:
 # The same, and Debian's Chromium for the browser tests.
 dashboard-test:
 	@deploy/local/dashboard.sh test
+
+# The Python examples' virtualenv (examples/python/requirements.txt), for their test.
+examples:
+	@deploy/local/tools.sh examples >/dev/null
 
 # The fuzz targets (another toolchain, other flags: nothing shared with the workspace)
 # build at the lowest priority from the start, on the CPU that lint and the stack's install
@@ -74,8 +78,8 @@ test: tools
 	fuzz_smoke=$$!; \
 	set +m; \
 	trap 'kill -KILL -- -'$$fuzz_smoke' 2>/dev/null || true' EXIT; \
-	$(MAKE) --no-print-directory -j4 --output-sync=target lint check-deploy stack dashboard-test || exit $$?; \
-	phase "lint, deployment files, stack and dashboard build done"; \
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint check-deploy stack dashboard-test examples || exit $$?; \
+	phase "lint, deployment files, stack, dashboard build and examples done"; \
 	kill -STOP -- -$$fuzz_smoke 2>/dev/null || true; \
 	status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \

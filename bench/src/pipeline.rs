@@ -92,6 +92,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .execute(&pool)
         .await?;
     service_kit::kafka::ensure_topics(&settings.kafka, &settings.topics(), None).await?;
+    service_kit::schema_registry::SchemaRegistry::new(&settings.kafka.schema_registry)?
+        .ensure_value_schemas(&settings.topics())
+        .await?;
     let tokens = Arc::new(pos_tokens(&api.auth, &stores)?);
 
     let start = |binary: &std::path::Path, service: Service, port: u16| {

@@ -206,6 +206,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         catalog(&settings, options.stores, options.products).await?;
     let topics = settings.topics();
     service_kit::kafka::ensure_topics(&settings.kafka, &topics, None).await?;
+    service_kit::schema_registry::SchemaRegistry::new(&settings.kafka.schema_registry)?
+        .ensure_value_schemas(&topics)
+        .await?;
     let topic = topics.movements();
     let producer = service_kit::kafka::producer(&settings.kafka, "bazaar-bench")?;
 

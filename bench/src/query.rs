@@ -187,6 +187,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     // Balances through the processors: one stock-in per store × product.
     let topics = settings.topics();
     service_kit::kafka::ensure_topics(&settings.kafka, &topics, None).await?;
+    service_kit::schema_registry::SchemaRegistry::new(&settings.kafka.schema_registry)?
+        .ensure_value_schemas(&topics)
+        .await?;
     let topic = topics.movements();
     let producer = service_kit::kafka::producer(&settings.kafka, "bazaar-bench")?;
     let mut balances = 0;

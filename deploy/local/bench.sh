@@ -39,6 +39,7 @@ cargo build --release --bins --quiet
 export DATABASE_URL="postgres://bazaar:bazaar-dev-only@127.0.0.1:$BAZAAR_PG_PORT/bazaar"
 export REDIS_URL="redis://127.0.0.1:$BAZAAR_REDIS_PORT"
 export KAFKA_BROKERS="127.0.0.1:$BAZAAR_KAFKA_PORT"
+export SCHEMA_REGISTRY_URL="http://127.0.0.1:$BAZAAR_REGISTRY_PORT/apis/ccompat/v7"
 export BAZAAR_ENV=development
 JWT_SECRET="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_SECRET

@@ -31,6 +31,7 @@ trap 'deploy/local/stack.sh down >/dev/null' EXIT
 export DATABASE_URL="postgres://bazaar:bazaar-dev-only@127.0.0.1:$BAZAAR_PG_PORT/bazaar"
 export REDIS_URL="redis://127.0.0.1:$BAZAAR_REDIS_PORT/0"
 export KAFKA_BROKERS="127.0.0.1:$BAZAAR_KAFKA_PORT"
+export SCHEMA_REGISTRY_URL="http://127.0.0.1:$BAZAAR_REGISTRY_PORT/apis/ccompat/v7"
 export KAFKA_REPLICATION_FACTOR=1
 # The suite may stop and start the components of this stack (and no other).
 export BAZAAR_CHAOS_STACK="$ROOT/deploy/local/stack.sh"

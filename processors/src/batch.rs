@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rdkafka::message::{Message, OwnedMessage};
-use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId};
+use schemas::wire::schema_id;
+use schemas::{MovementKind, ProductId, SchemaIds, StockMovement, StoreId, WireFormat};
+use service_kit::schema_registry::SchemaCache;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -101,10 +103,31 @@ impl Decoded {
 pub(crate) struct Preparer {
     pub(crate) pool: PgPool,
     pub(crate) dead_letters: DeadLetters,
+    pub(crate) schemas: SchemaCache,
     pub(crate) metrics: ProcessorMetrics,
 }
 
 impl Preparer {
+    /// Asks the registry for the schema ids `polled` names that are not known yet (a
+    /// producer upgraded after this processor started): rare, and never per record. An
+    /// id it cannot resolve leaves its records to become dead letters.
+    pub(crate) fn learn_schema_ids(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        polled: &BTreeMap<i32, Vec<OwnedMessage>>,
+    ) {
+        let known = self.schemas.ids();
+        let unknown: Vec<u32> = polled
+            .values()
+            .flatten()
+            .filter_map(|message| schema_id(message.payload().unwrap_or_default()))
+            .filter(|id| !known.knows(*id))
+            .collect();
+        if !unknown.is_empty() {
+            runtime.block_on(self.schemas.learn(unknown));
+        }
+    }
+
     /// Decodes a polled batch; records the isolation marks as poisoned become dead letters.
     pub(crate) fn decode(
         &self,
@@ -115,6 +138,7 @@ impl Preparer {
         let mut dead = Vec::new();
         let mut progress = Vec::with_capacity(polled.len());
         let mut count = 0;
+        let ids = self.schemas.ids();
         for (partition, messages) in polled {
             let expected = state.positions.get(&partition).copied().unwrap_or(0);
             let next = messages.last().map_or(expected, |last| last.offset() + 1);
@@ -131,7 +155,7 @@ impl Preparer {
                     dead.push(DeadLetter::of(&message, "refused_by_database", reason));
                     continue;
                 }
-                match read(message) {
+                match read(message, &ids) {
                     Ok(record) => records.push(record),
                     Err(letter) => dead.push(letter),
                 }
@@ -381,10 +405,10 @@ fn stamp_store_prices(
 }
 
 /// A movement, or the dead letter it becomes.
-fn read(message: OwnedMessage) -> Result<Record, DeadLetter> {
+fn read(message: OwnedMessage, ids: &SchemaIds) -> Result<Record, DeadLetter> {
     let payload = message.payload().unwrap_or_default();
     let dead = |error, detail: String| DeadLetter::of(&message, error, detail);
-    let movement = match StockMovement::decode(payload) {
+    let movement = match StockMovement::decode_with(ids, payload) {
         Ok(movement) => movement,
         Err(error) => return Err(dead("undecodable", error.to_string())),
     };

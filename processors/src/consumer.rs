@@ -30,6 +30,7 @@ use rdkafka::consumer::Consumer;
 use schemas::StoreId;
 use service_kit::Settings;
 use service_kit::redis::Redis;
+use service_kit::schema_registry::SchemaCache;
 use service_kit::settings::ProcessorSettings;
 use sqlx::PgPool;
 use tokio::runtime::Handle;
@@ -67,6 +68,8 @@ pub struct Processor {
     pub pool: PgPool,
     pub redis: Redis,
     pub dead_letters: DeadLetters,
+    /// The schema ids records are read and written with (asked of the registry at start).
+    pub schemas: SchemaCache,
     /// The output producer's `transactional.id` (`publish`).
     pub transactional_id: String,
     pub metrics: ProcessorMetrics,
@@ -148,6 +151,7 @@ impl Processor {
             self.processing.transaction_timeout,
             &self.transactional_id,
             self.pool.clone(),
+            self.schemas.ids(),
             self.metrics.clone(),
         )?;
         let mut queue = PublishQueue::new(
@@ -158,6 +162,7 @@ impl Processor {
         let preparer = Preparer {
             pool: self.pool.clone(),
             dead_letters: self.dead_letters.clone(),
+            schemas: self.schemas.clone(),
             metrics: self.metrics.clone(),
         };
         let consumer = self.consumer()?;
@@ -231,6 +236,7 @@ impl Processor {
             } else {
                 let partitions: Vec<i32> = batch.keys().copied().collect();
                 let spans = isolation::spans(&batch);
+                preparer.learn_schema_ids(&self.runtime, &batch);
                 (partitions, spans, preparer.decode(state, batch))
             };
             // A void of a movement the batch in flight decided, or a count, waits for that

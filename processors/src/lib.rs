@@ -67,6 +67,7 @@ use std::future::Future;
 use service_kit::app::Base;
 use service_kit::kafka;
 use service_kit::kafka::group_lag::GroupLag;
+use service_kit::schema_registry::{START_WAIT, SchemaCache, SchemaRegistry};
 use service_kit::server::Server;
 use service_kit::settings::ProcessorsSettings;
 use tokio::sync::oneshot;
@@ -117,6 +118,14 @@ impl App {
             )
             .with_optional_check("partitions", halts.readiness_check())
             .with_check("group", liveness.readiness_check());
+        // The ids of every version of the movements' schema (to read) and of the outputs'
+        // (to write), asked once: the registry is never on a batch's path.
+        let registry = SchemaRegistry::new(&base.settings.kafka.schema_registry)?;
+        let schema_ids = registry
+            .schema_ids_within(&topics, &schemas::topics::ALL, START_WAIT)
+            .await?;
+        let readiness =
+            readiness.with_optional_check("schema_registry", registry.readiness_check());
         let metrics = metrics::ProcessorMetrics::register(base.metrics.registry())?;
         let description = "Stream processors: exact ledger, balances, rollups and alerts. \
             Only operational routes: health, readiness and metrics.";
@@ -146,6 +155,7 @@ impl App {
             pool: base.pool.clone(),
             redis: base.redis.clone(),
             dead_letters: outputs::DeadLetters::new(producer, &topics),
+            schemas: SchemaCache::new(registry, schema_ids),
             transactional_id,
             metrics,
             runtime: tokio::runtime::Handle::current(),

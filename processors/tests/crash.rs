@@ -137,7 +137,7 @@ async fn members_join_and_die_mid_stream_and_the_group_catches_up_exactly() {
 /// and the output topics are the ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactly_once() {
-    use schemas::{AvroRecord, MovementKind, ProductId, StockMovement, StoreId, SupplierId};
+    use schemas::{MovementKind, ProductId, StockMovement, StoreId, SupplierId, WireFormat};
     const TRANSFERS: usize = 12_000;
     let stack = TestStack::start().await;
     seed_catalog(&stack.pool).await;
@@ -245,7 +245,7 @@ async fn killed_between_transfer_outs_and_their_transfer_ins_each_arrives_exactl
         read_committed_topic(&stack, &topic, inputs as usize, Duration::from_secs(60)).await;
     let mut announced: Vec<uuid::Uuid> = records
         .iter()
-        .map(|(_, _, payload)| StockMovement::decode(payload).unwrap())
+        .map(|(_, _, payload)| StockMovement::decode_with(&stack.schema_ids, payload).unwrap())
         .filter(|movement| movement.kind == MovementKind::TransferIn)
         .map(|movement| movement.movement_id)
         .collect();

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::message::Headers;
-use schemas::{AvroRecord, Balance, LedgerEntry, MovementKind, StockMovement};
+use schemas::{AvroRecord, Balance, LedgerEntry, MovementKind, StockMovement, WireFormat};
 use test_kit::TestStack;
 use test_kit::*;
 
@@ -74,7 +73,7 @@ async fn movements_become_the_ledger_balances_rollups_and_alerts_the_model_compu
         .await;
     let statuses: HashMap<&str, usize> =
         ledger.iter().fold(HashMap::new(), |mut counts, record| {
-            let entry = LedgerEntry::decode(&record.payload).unwrap();
+            let entry = LedgerEntry::decode_with(&stack.schema_ids, &record.payload).unwrap();
             *counts.entry(entry.status.as_str()).or_default() += 1;
             counts
         });
@@ -93,7 +92,7 @@ async fn movements_become_the_ledger_balances_rollups_and_alerts_the_model_compu
     .await;
     let mut last: HashMap<(i64, i64), i64> = HashMap::new();
     for (_, key, payload) in balance_records {
-        let balance = Balance::decode(&payload).unwrap();
+        let balance = Balance::decode_with(&stack.schema_ids, &payload).unwrap();
         let key = String::from_utf8(key).unwrap();
         assert_eq!(key, format!("{}:{}", balance.store_id, balance.product_id));
         last.insert(
@@ -140,16 +139,9 @@ async fn a_poison_record_goes_to_the_dead_letter_topic_and_the_partition_goes_on
         .await;
     let mut reasons = Vec::new();
     for record in &dead {
-        let consumer_record = read_headers(
-            &stack,
-            &stack.settings.topics().movements_dlq(),
-            record.partition,
-            record.offset,
-        )
-        .await;
-        reasons.push(consumer_record["bazaar.error"].clone());
-        assert_eq!(consumer_record["bazaar.source.topic"], topic);
-        assert!(consumer_record.contains_key("bazaar.source.offset"));
+        reasons.push(record.headers["bazaar.error"].clone());
+        assert_eq!(record.headers["bazaar.source.topic"], topic);
+        assert!(record.headers.contains_key("bazaar.source.offset"));
     }
     reasons.sort();
     assert_eq!(reasons, ["non_positive_quantity", "undecodable"]);
@@ -196,20 +188,14 @@ async fn a_record_postgres_refuses_goes_to_the_dead_letter_topic_and_its_store_g
             Duration::from_secs(20),
         )
         .await;
-    let headers = read_headers(
-        &stack,
-        &stack.settings.topics().movements_dlq(),
-        dead[0].partition,
-        dead[0].offset,
-    )
-    .await;
+    let headers = &dead[0].headers;
     assert_eq!(headers["bazaar.error"], "refused_by_database");
     assert!(
         headers["bazaar.error.detail"].starts_with("SQLSTATE 22021"),
         "{headers:?}"
     );
     assert_eq!(headers["bazaar.source.topic"], topic);
-    let refused = schemas::StockMovement::decode(&dead[0].payload).unwrap();
+    let refused = schemas::StockMovement::decode_with(&stack.schema_ids, &dead[0].payload).unwrap();
     assert_eq!(
         (refused.movement_id, refused.reference),
         (poison.movement_id, poison.reference.clone())
@@ -223,42 +209,6 @@ async fn a_record_postgres_refuses_goes_to_the_dead_letter_topic_and_its_store_g
     );
     assert!(rows.iter().all(|row| row.0 != poison.movement_id));
     assert_state_matches(&stack.pool, &Model::of(&good)).await;
-}
-
-/// The headers of one record.
-async fn read_headers(
-    stack: &TestStack,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> HashMap<String, String> {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::{Message, Offset, TopicPartitionList};
-    let consumer: StreamConsumer = service_kit::kafka::consumer_config(
-        &stack.settings.kafka,
-        "test-reader",
-        &format!("{}-headers", stack.settings.kafka.consumer_group),
-    )
-    .create()
-    .unwrap();
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(offset))
-        .unwrap();
-    consumer.assign(&list).unwrap();
-    let message = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut headers = HashMap::new();
-    if let Some(all) = message.headers() {
-        for header in all.iter() {
-            headers.insert(
-                header.key.to_owned(),
-                String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
-            );
-        }
-    }
-    headers
 }
 
 async fn assert_redis_balances(stack: &TestStack, model: &Model) {

@@ -1,5 +1,7 @@
 //! Writes the seed corpus of the `avro_decode` fuzz target: one record of each topic's
-//! type, with and without its optional fields.
+//! type, with and without its optional fields, in single-object encoding and in the
+//! Confluent wire format (with the ids the target gives the schemas: 1 movements, 2 ledger,
+//! 3 balances, 4 alerts).
 //!
 //! `cargo run -p schemas --example avro_seed_corpus -- fuzz/corpus/avro_decode`
 
@@ -71,14 +73,20 @@ fn main() -> std::io::Result<()> {
         raised_at: at,
     };
     let seeds = [
-        ("movement-sale", sale.encode()),
-        ("movement-stock-in", stock_in.encode()),
-        ("ledger-rejected", rejected.encode()),
-        ("balance", balance.encode()),
-        ("alert-low-stock", alert.encode()),
+        ("movement-sale", 1_u32, sale.encode()),
+        ("movement-stock-in", 1, stock_in.encode()),
+        ("ledger-rejected", 2, rejected.encode()),
+        ("balance", 3, balance.encode()),
+        ("alert-low-stock", 4, alert.encode()),
     ];
-    for (name, bytes) in seeds {
-        std::fs::write(dir.join(name), bytes.expect("a seed encodes"))?;
+    for (name, id, bytes) in seeds {
+        let bytes = bytes.expect("a seed encodes");
+        // The same body after the Confluent header instead of the single-object one.
+        let mut framed = vec![schemas::wire::CONFLUENT_MAGIC];
+        framed.extend_from_slice(&id.to_be_bytes());
+        framed.extend_from_slice(&bytes[10..]);
+        std::fs::write(dir.join(format!("{name}-framed")), framed)?;
+        std::fs::write(dir.join(name), bytes)?;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! Avro single-object encoding (`C3 01`, 8-byte little-endian CRC-64-AVRO fingerprint of
-//! the writer schema's canonical form, then the Avro binary body).
+//! Avro records: their binary body, and Avro's single-object encoding (`C3 01`, 8-byte
+//! little-endian CRC-64-AVRO fingerprint of the writer schema's canonical form, then the
+//! body). The topics carry the Confluent wire format instead ([`crate::wire`]: a schema id
+//! from the registry, then the body); readers accept both.
 //!
 //! The fingerprint tells a reader which schema wrote a record, so a consumer can read data
 //! written by an older or newer compatible schema: [`Decoder`] keeps the known writer
@@ -78,16 +80,26 @@ impl CompiledSchema {
 pub enum EncodeError {
     #[error("the value does not match its Avro schema: {0}")]
     Avro(#[from] Box<apache_avro::Error>),
+    #[error(
+        "the schema this build writes (fingerprint {0}) has no id from the schema registry: \
+         run `bazaar-topics ensure`"
+    )]
+    Unregistered(Fingerprint),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("record of {0} bytes is too short for Avro single-object encoding")]
+    #[error("record of {0} bytes is too short for its encoding's header")]
     TooShort(usize),
-    #[error("record does not start with the Avro single-object marker C3 01")]
+    #[error(
+        "record starts with neither the Confluent wire format's 0 byte nor Avro \
+         single-object encoding's C3 01"
+    )]
     BadMagic,
     #[error("record was written with an unknown schema (fingerprint {0})")]
     UnknownSchema(Fingerprint),
+    #[error("record names schema id {0}, which the schema registry did not give")]
+    UnknownSchemaId(u32),
     #[error("record body is not valid Avro for its schema: {0}")]
     Avro(#[from] Box<apache_avro::Error>),
     #[error("field `{field}`: {problem}")]
@@ -112,8 +124,8 @@ impl DecodeError {
     /// A short, stable name for the error, for metrics labels and DLQ headers.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::TooShort(_) | Self::BadMagic => "not_single_object",
-            Self::UnknownSchema(_) => "unknown_schema",
+            Self::TooShort(_) | Self::BadMagic => "unknown_encoding",
+            Self::UnknownSchema(_) | Self::UnknownSchemaId(_) => "unknown_schema",
             Self::Avro(_) | Self::TrailingBytes { .. } | Self::Malformed => "invalid_avro",
             Self::Field { .. } => "invalid_field",
         }
@@ -318,7 +330,7 @@ fn split_header(bytes: &[u8]) -> Result<(Fingerprint, &[u8]), DecodeError> {
     Ok((Fingerprint(fingerprint), &bytes[HEADER_LEN..]))
 }
 
-fn decode_body<T: AvroRecord>(
+pub(crate) fn decode_body<T: AvroRecord>(
     writer: &Schema,
     body: &[u8],
     reader: Option<&Schema>,

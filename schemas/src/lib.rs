@@ -2,7 +2,8 @@
 //!
 //! Everything two services (or a service and an outside consumer) must agree on lives
 //! here: the Avro value schemas of the Kafka topics (`avro/*.avsc`, embedded), their Rust
-//! types with single-object encoding, topic names and record keys, and the Postgres
+//! types with the Confluent wire format (schema ids from the registry) and single-object
+//! encoding, topic names and record keys, and the Postgres
 //! schema as an embedded `sqlx` migrator.
 
 pub mod cache;
@@ -19,6 +20,7 @@ pub mod purchase_orders;
 mod reject;
 pub mod topics;
 pub mod total;
+pub mod wire;
 
 pub use codec::{AvroRecord, DecodeError, Decoder, EncodeError, on_the_wire};
 pub use events::{
@@ -28,3 +30,4 @@ pub use ids::{ProductId, StoreId, SupplierId};
 pub use reject::RejectReason;
 pub use topics::{TopicSpec, Topics};
 pub use total::Total;
+pub use wire::{SchemaIds, WireFormat};

@@ -1,8 +1,9 @@
 //! The test kit: what the workspace's integration and system tests share, one job a file.
 //!
-//! - `stack`: one test's slice of the stack `make up` started (database, topics, group and
-//!   Redis prefix of its own); `cluster`: a Kafka cluster of a test's own; `child`: service
-//!   binaries as child processes.
+//! - `stack`: one test's slice of the stack `make up` started (database, topics, schema
+//!   subjects, group and Redis prefix of its own); `cluster`: a Kafka cluster of a test's
+//!   own; `registry`: a schema registry of a test's own; `child`: service binaries as child
+//!   processes.
 //! - `catalog`, `movements`, `model`, `progress`: the pipeline tests' catalog, their
 //!   movements, the independent model of what must come out, and how far the processors
 //!   have got.
@@ -19,6 +20,7 @@ pub mod movements;
 pub mod openapi;
 pub mod operational;
 pub mod progress;
+pub mod registry;
 pub mod stack;
 
 pub use catalog::*;
@@ -30,4 +32,5 @@ pub use movements::*;
 pub use openapi::*;
 pub use operational::*;
 pub use progress::*;
+pub use registry::*;
 pub use stack::*;

@@ -157,7 +157,7 @@ pub async fn read_committed_topic(
 /// (as `read_committed` consumers see it), with its outcome, and the last balance of
 /// every key on the balances topic equal to Postgres.
 pub async fn assert_outputs_are_the_ledger(stack: &TestStack) {
-    use schemas::AvroRecord;
+    use schemas::WireFormat;
     wait_published(stack, Duration::from_secs(60)).await;
     let rows = ledger_rows(&stack.pool).await;
     let topics = stack.settings.topics();
@@ -165,7 +165,7 @@ pub async fn assert_outputs_are_the_ledger(stack: &TestStack) {
         read_committed_topic(stack, &topics.ledger(), rows.len(), Duration::from_secs(60)).await;
     let mut on_topic: HashMap<(i32, i64), Vec<schemas::LedgerEntry>> = HashMap::new();
     for (_, _, payload) in &entries {
-        let entry = schemas::LedgerEntry::decode(payload).unwrap();
+        let entry = schemas::LedgerEntry::decode_with(&stack.schema_ids, payload).unwrap();
         on_topic
             .entry((entry.source_partition, entry.source_offset))
             .or_default()
@@ -200,7 +200,7 @@ pub async fn assert_outputs_are_the_ledger(stack: &TestStack) {
         read_committed_topic(stack, &topics.balances(), 1, Duration::from_secs(30)).await;
     let mut last: BTreeMap<(i64, i64), (i64, Option<i64>)> = BTreeMap::new();
     for (_, _, payload) in &balances {
-        let balance = schemas::Balance::decode(payload).unwrap();
+        let balance = schemas::Balance::decode_with(&stack.schema_ids, payload).unwrap();
         last.insert(
             (balance.store_id.get(), balance.product_id.get()),
             (balance.quantity, balance.average_unit_cost_paise),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use service_kit::schema_registry::SchemaRegistry;
 use service_kit::settings::{
     IngestSettings, ProcessorsSettings, QueryApiSettings, Service, Settings,
 };
@@ -86,6 +87,8 @@ pub struct TopicRecord {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// Its headers, values as (lossy) UTF-8 text.
+    pub headers: HashMap<String, String>,
 }
 
 /// An isolated slice of the local stack for one test.
@@ -96,6 +99,9 @@ pub struct TestStack {
     pub settings: Settings,
     pub pool: PgPool,
     pub database_name: String,
+    /// The schema ids of this test's value subjects (`<prefix><topic>-value`), registered
+    /// at start: what the output topics' records are read with.
+    pub schema_ids: schemas::SchemaIds,
     /// The environment variables behind `settings`, to start a service binary with.
     env: HashMap<&'static str, String>,
     admin_url: SecretString,
@@ -190,11 +196,15 @@ impl TestStack {
         {
             stack_missing("Kafka", error);
         }
+        let schema_ids = register_schemas(&settings)
+            .await
+            .unwrap_or_else(|error| stack_missing("the schema registry", error));
 
         Self {
             settings,
             pool,
             database_name,
+            schema_ids,
             env: overrides,
             admin_url,
             dropped: false,
@@ -242,6 +252,7 @@ impl TestStack {
         within: std::time::Duration,
     ) -> Vec<TopicRecord> {
         use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::message::Headers;
         use rdkafka::{Message, Offset, TopicPartitionList};
         let settings = &self.settings.kafka;
         let consumer: StreamConsumer = service_kit::kafka::consumer_config(
@@ -272,6 +283,21 @@ impl TestStack {
                 offset: message.offset(),
                 key: message.key().map(<[u8]>::to_vec),
                 payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers: message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|header| {
+                                let value = header.value.unwrap_or_default();
+                                (
+                                    header.key.to_owned(),
+                                    String::from_utf8_lossy(value).into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             });
         }
         records
@@ -306,6 +332,29 @@ impl Drop for TestStack {
     }
 }
 
+/// The test's value subjects registered as `bazaar-topics ensure` does, and their ids.
+async fn register_schemas(
+    settings: &Settings,
+) -> Result<schemas::SchemaIds, service_kit::schema_registry::RegistryError> {
+    let registry = SchemaRegistry::new(&settings.kafka.schema_registry)?;
+    let topics = settings.topics();
+    registry.ensure_value_schemas(&topics).await?;
+    registry.schema_ids(&topics, &schemas::topics::ALL).await
+}
+
+async fn delete_subjects(settings: &Settings) {
+    let Ok(registry) = SchemaRegistry::new(&settings.kafka.schema_registry) else {
+        return;
+    };
+    let topics = settings.topics();
+    for spec in schemas::topics::ALL
+        .iter()
+        .filter(|spec| spec.value.is_some())
+    {
+        let _ = registry.delete_subject(&topics.value_subject(*spec)).await;
+    }
+}
+
 async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Settings) {
     if let Ok(mut admin) = PgConnection::connect(admin_url.expose_secret()).await {
         let _ = sqlx::query(&format!(
@@ -315,6 +364,7 @@ async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Setti
         .await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), delete_topics(settings)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), delete_subjects(settings)).await;
     if let Ok(redis) = service_kit::redis::Redis::new(&settings.redis) {
         let _ = tokio::time::timeout(Duration::from_secs(5), delete_prefix(&redis)).await;
     }

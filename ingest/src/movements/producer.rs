@@ -1,5 +1,6 @@
-//! Produces accepted movements to `inventory.movements.v1`, keyed by store, and reports
-//! where the broker put them. A movement is reported accepted only after the broker
+//! Produces accepted movements to `inventory.movements.v1`, keyed by store, in the Confluent
+//! wire format (the schema id asked of the registry at start), and reports where the broker
+//! put them. A movement is reported accepted only after the broker
 //! acknowledged it (`acks=all`); a full queue or an unreachable broker is a 503 within
 //! the bounded time of `KAFKA_MESSAGE_TIMEOUT_MS`.
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use schemas::{AvroRecord, StockMovement};
+use schemas::{SchemaIds, StockMovement, WireFormat};
 use service_kit::problem::ApiError;
 
 use crate::metrics::MovementMetrics;
@@ -54,6 +55,7 @@ pub struct Position {
 pub struct MovementProducer {
     producer: FutureProducer,
     topic: Arc<str>,
+    schema_ids: Arc<SchemaIds>,
     metrics: MovementMetrics,
 }
 
@@ -66,10 +68,16 @@ impl std::fmt::Debug for MovementProducer {
 }
 
 impl MovementProducer {
-    pub fn new(producer: FutureProducer, topic: String, metrics: MovementMetrics) -> Self {
+    pub fn new(
+        producer: FutureProducer,
+        topic: String,
+        schema_ids: Arc<SchemaIds>,
+        metrics: MovementMetrics,
+    ) -> Self {
         Self {
             producer,
             topic: topic.into(),
+            schema_ids,
             metrics,
         }
     }
@@ -92,7 +100,7 @@ impl MovementProducer {
     ) -> Result<Enqueued, ApiError> {
         buffer.clear();
         movement
-            .encode_into(buffer)
+            .encode_with(&self.schema_ids, buffer)
             .map_err(|error| ApiError::Internal(anyhow::anyhow!("encoding a movement: {error}")))?;
         let key = schemas::topics::store_key(movement.store_id);
         let started = Instant::now();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common::{add_product, add_store, add_supplier, add_user, send, token};
 use reqwest::Method;
 use schemas::consistency::ConsistencyToken;
-use schemas::{AvroRecord, MovementKind, StockMovement};
+use schemas::{MovementKind, StockMovement, WireFormat};
 use serde_json::{Value, json};
 use test_kit::TestStack;
 
@@ -92,7 +92,11 @@ async fn an_accepted_sale_is_on_the_topic_keyed_by_store_at_the_position_reporte
     let record = &records[0];
     assert_eq!((record.partition, record.offset), (partition, offset));
     assert_eq!(record.key.as_deref(), Some(w.store.to_string().as_bytes()));
-    let movement = StockMovement::decode(&record.payload).unwrap();
+    // In the Confluent wire format, with the id the registry gave the movement schema.
+    let id_on_record = schemas::wire::schema_id(&record.payload);
+    assert!(id_on_record.is_some(), "not in the Confluent wire format");
+    assert_eq!(id_on_record, w.stack.schema_ids.id_of::<StockMovement>());
+    let movement = StockMovement::decode_with(&w.stack.schema_ids, &record.payload).unwrap();
     assert_eq!(movement.movement_id, id);
     assert_eq!(
         (movement.store_id.get(), movement.product_id.get()),
@@ -143,7 +147,8 @@ async fn a_cash_stock_in_needs_neither_a_supplier_nor_a_cost() {
     let sent: Vec<_> = records
         .iter()
         .map(|record| {
-            let movement = StockMovement::decode(&record.payload).unwrap();
+            let movement =
+                StockMovement::decode_with(&w.stack.schema_ids, &record.payload).unwrap();
             (
                 movement.kind,
                 movement.supplier_id.map(|id| id.get()),
@@ -386,7 +391,9 @@ async fn every_bad_field_is_named_and_nothing_reaches_the_topic() {
     let topic = w.stack.settings.topics().movements();
     let records = w.stack.read_topic(&topic, 1, Duration::from_secs(10)).await;
     assert_eq!(
-        StockMovement::decode(&records[0].payload).unwrap().kind,
+        StockMovement::decode_with(&w.stack.schema_ids, &records[0].payload)
+            .unwrap()
+            .kind,
         MovementKind::StockIn
     );
     w.stack.cleanup().await;
@@ -565,7 +572,11 @@ async fn a_batch_answers_per_line_and_produces_the_valid_lines_even_when_others_
     let records = w.stack.read_topic(&topic, 2, Duration::from_secs(10)).await;
     let mut quantities: Vec<i64> = records
         .iter()
-        .map(|record| StockMovement::decode(&record.payload).unwrap().quantity)
+        .map(|record| {
+            StockMovement::decode_with(&w.stack.schema_ids, &record.payload)
+                .unwrap()
+                .quantity
+        })
         .collect();
     quantities.sort_unstable();
     assert_eq!(quantities, [1, 3]);

@@ -28,7 +28,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use schemas::topics::{balance_key, store_key};
-use schemas::{AvroRecord, Balance, LedgerEntry, LedgerStatus, StockAlert, StockMovement, Topics};
+use schemas::{
+    Balance, LedgerEntry, LedgerStatus, SchemaIds, StockAlert, StockMovement, Topics, WireFormat,
+};
 use service_kit::{Settings, kafka};
 use sqlx::PgPool;
 
@@ -67,6 +69,8 @@ pub(crate) struct Publisher {
     balances: String,
     alerts: String,
     timeout: Duration,
+    /// The ids the outputs are written with.
+    schema_ids: Arc<SchemaIds>,
     metrics: ProcessorMetrics,
 }
 
@@ -86,6 +90,7 @@ impl Publisher {
         timeout: Duration,
         transactional_id: &str,
         pool: PgPool,
+        schema_ids: Arc<SchemaIds>,
         metrics: ProcessorMetrics,
     ) -> anyhow::Result<Self> {
         let producer = kafka::transactional_producer(
@@ -103,6 +108,7 @@ impl Publisher {
             balances: topics.balances(),
             alerts: topics.alerts(),
             timeout,
+            schema_ids,
             metrics,
         })
     }
@@ -307,7 +313,8 @@ impl Publisher {
             let batch = &batches[*at].0;
             let (records, outcomes) = (&batch.records[run.clone()], &batch.outcomes[run.clone()]);
             for (record, outcome) in records.iter().zip(outcomes) {
-                outputs::ledger_entry(record, outcome).encode_into(encoding(&mut buffer))?;
+                outputs::ledger_entry(record, outcome)
+                    .encode_with(&self.schema_ids, encoding(&mut buffer))?;
                 self.send(&self.ledger, &store_key(record.movement.store_id), &buffer)
                     .await?;
                 if matches!(outcome, Outcome::Applied { .. }) {
@@ -339,7 +346,7 @@ impl Publisher {
     ) -> anyhow::Result<()> {
         let mut buffer = Vec::with_capacity(512);
         for entry in entries {
-            entry.encode_into(encoding(&mut buffer))?;
+            entry.encode_with(&self.schema_ids, encoding(&mut buffer))?;
             self.send(&self.ledger, &store_key(entry.movement.store_id), &buffer)
                 .await?;
             if entry.status == LedgerStatus::Applied {
@@ -368,20 +375,20 @@ impl Publisher {
         let Some(notice) = movement.transfer_in() else {
             return Ok(());
         };
-        notice.encode_into(encoding(buffer))?;
+        notice.encode_with(&self.schema_ids, encoding(buffer))?;
         self.metrics.transfers_announced.inc();
         self.send(&self.source, &store_key(notice.store_id), buffer)
             .await
     }
 
     async fn send_balance(&self, balance: &Balance, buffer: &mut Vec<u8>) -> anyhow::Result<()> {
-        balance.encode_into(encoding(buffer))?;
+        balance.encode_with(&self.schema_ids, encoding(buffer))?;
         let key = balance_key(balance.store_id, balance.product_id);
         self.send(&self.balances, &key, buffer).await
     }
 
     async fn send_alert(&self, alert: &StockAlert, buffer: &mut Vec<u8>) -> anyhow::Result<()> {
-        alert.encode_into(encoding(buffer))?;
+        alert.encode_with(&self.schema_ids, encoding(buffer))?;
         self.send(&self.alerts, &store_key(alert.store_id), buffer)
             .await
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use schemas::{AvroRecord, StockMovement};
+use schemas::{StockMovement, WireFormat};
 use system_tests::{Pipeline, line, recent_movements};
 use test_kit::{KafkaCluster, TestStack};
 use test_kit::{Model, assert_state_matches, ledger_rows, wait_committed};
@@ -118,7 +118,7 @@ async fn losing_brokers_mid_stream_loses_nothing_and_ingest_says_503_while_it_ca
     records.sort_by_key(|record| (record.partition, record.offset));
     let on_topic: Vec<StockMovement> = records
         .iter()
-        .map(|record| StockMovement::decode(&record.payload).unwrap())
+        .map(|record| StockMovement::decode_with(&stack.schema_ids, &record.payload).unwrap())
         .collect();
 
     let answers = std::mem::take(&mut *answers.lock().unwrap());

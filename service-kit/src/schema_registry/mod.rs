@@ -4,14 +4,23 @@
 //! schema's id. Never on a hot path: services ask it at start and when they meet an id
 //! they do not know.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
-use schemas::Topics;
-use schemas::topics::ALL;
+use schemas::topics::{ALL, TopicSpec};
+use schemas::{SchemaIds, Topics};
 use serde::Deserialize;
 use serde_json::json;
+
+mod cache;
+pub use cache::SchemaCache;
+
+/// How long a service starting beside the registry waits for it.
+pub const START_WAIT: Duration = Duration::from_secs(30);
 
 /// How long one request may take (a registry that accepted the connection and never
 /// answers must not hold a start or a batch).
@@ -39,6 +48,8 @@ pub enum RegistryError {
         "subject {subject} lacks the value schema this build writes: run `bazaar-topics ensure`"
     )]
     NotRegistered { subject: String },
+    #[error("schema {id} from the registry is not Avro this build reads: {problem}")]
+    Unreadable { id: u32, problem: String },
     #[error(
         "subject {subject}: the registry refuses the schema as incompatible with the \
          subject's versions ({COMPATIBILITY}): {reason}"
@@ -319,5 +330,84 @@ impl SchemaRegistry {
             }
         }
         Ok(outcomes)
+    }
+}
+
+impl SchemaRegistry {
+    /// The ids a service needs, asked once at start: every version of each of `specs`'
+    /// value subjects (to read them) and the id of the version this build writes. A subject
+    /// that lacks it is [`RegistryError::NotRegistered`].
+    pub async fn schema_ids(
+        &self,
+        topics: &Topics,
+        specs: &[TopicSpec],
+    ) -> Result<SchemaIds, RegistryError> {
+        let mut ids = SchemaIds::new();
+        for spec in specs {
+            let Some(value) = spec.value else { continue };
+            let subject = topics.value_subject(*spec);
+            for version in self.versions(&subject).await? {
+                ids.learn(version.id, &version.schema)
+                    .map_err(|error| unreadable(version.id, &error))?;
+            }
+            let registered = self.lookup(&subject, value.current).await?.ok_or_else(|| {
+                RegistryError::NotRegistered {
+                    subject: subject.clone(),
+                }
+            })?;
+            ids.write_with(registered.id, value.current)
+                .map_err(|error| unreadable(registered.id, &error))?;
+        }
+        Ok(ids)
+    }
+
+    /// [`Self::schema_ids`], asking again for up to `wait` while the registry does not
+    /// answer (it may be starting beside the service).
+    pub async fn schema_ids_within(
+        &self,
+        topics: &Topics,
+        specs: &[TopicSpec],
+        wait: Duration,
+    ) -> Result<SchemaIds, RegistryError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.schema_ids(topics, specs).await {
+                Err(error @ RegistryError::Unreachable { .. }) if Instant::now() < deadline => {
+                    tracing::info!(%error, "The schema registry is not ready yet; asking again.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// An optional readiness check: the registry answers. A service that holds its ids
+    /// works without it, so it is reported (`degraded`), never a reason to be unready.
+    pub fn readiness_check(
+        &self,
+    ) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + use<> {
+        let registry = self.clone();
+        move || {
+            let registry = registry.clone();
+            async move { registry.ping().await }.boxed()
+        }
+    }
+
+    /// The registry answers.
+    pub async fn ping(&self) -> Result<(), String> {
+        self.call::<serde_json::Value>(
+            "its configuration",
+            self.http.get(format!("{}/config", self.base)),
+        )
+        .await
+        .map(drop)
+        .map_err(|error| error.to_string())
+    }
+}
+
+fn unreadable(id: u32, error: &impl std::fmt::Display) -> RegistryError {
+    RegistryError::Unreadable {
+        id,
+        problem: error.to_string(),
     }
 }
