@@ -20,6 +20,7 @@ up: stack build dashboard
 	@echo "  ingest      http://127.0.0.1:8081   (/openapi.json /healthz /readyz /metrics)"
 	@echo "  query-api   http://127.0.0.1:8082"
 	@echo "  processors  http://127.0.0.1:8083"
+	@echo "  registry    http://127.0.0.1:18081/apis/ccompat/v7   (the topics' Avro schemas: docs/contracts.md)"
 	@echo "  admin       user admin, password in .local/admin-password"
 	@echo "  logs        .local/logs/   status: make status   stop: make down"
 

@@ -49,11 +49,12 @@ bootstrap_admin() {
         || { tail -n 5 "$LOGS/ingest.log" >&2; die "creating the admin user failed"; }
 }
 
-# The topics, as schemas::topics declares them (created once, then checked every time).
+# The topics, as schemas::topics declares them (created once, then checked every time),
+# and their value schemas in the registry.
 ensure_topics() {
     "$BIN/bazaar-topics" ensure >>"$LOGS/topics.log" 2>&1 \
-        || { tail -n 5 "$LOGS/topics.log" >&2; die "the topics are not as declared (log: $LOGS/topics.log)"; }
-    say "topics as declared"
+        || { tail -n 5 "$LOGS/topics.log" >&2; die "the topics or their schemas are not as declared (log: $LOGS/topics.log)"; }
+    say "topics as declared, value schemas registered at $SCHEMA_REGISTRY_URL"
 }
 
 up() {

@@ -16,7 +16,9 @@ not counted. Those are the figures of query-api's `GET /v1/stores/{id}/reports/s
         --store-timezone 1=Asia/Kolkata --database sales.duckdb
 
 It prints the table as JSON, one row a line. A store's days are local days in its timezone
-(`stores.timezone` in PostgreSQL; UTC unless given here).
+(`stores.timezone` in PostgreSQL; UTC unless given here). Records written before the topics
+moved to the Confluent wire format (Avro single-object encoding, `C3 01`) are skipped and
+counted: they age out with the topic's retention.
 """
 
 import argparse
@@ -52,8 +54,12 @@ def arguments():
     return parser.parse_args()
 
 
-def read_ledger(bootstrap, registry_url, topic, within):
-    """Every committed ledger entry on `topic` up to where its partitions ended at the start."""
+CONFLUENT_MAGIC = b"\x00"
+
+
+def read_ledger(bootstrap, registry_url, topic, within, skipped):
+    """Every committed ledger entry on `topic` up to where its partitions ended at the start;
+    `skipped` counts the records in another encoding."""
     registry = SchemaRegistryClient({"url": registry_url, "timeout": 10})
     deserialize = AvroDeserializer(registry)
     consumer = Consumer(
@@ -86,7 +92,10 @@ def read_ledger(bootstrap, registry_url, topic, within):
             if message is not None:
                 if message.error() is not None:
                     raise KafkaException(message.error())
-                yield deserialize(message.value(), context)
+                if message.value()[:1] == CONFLUENT_MAGIC:
+                    yield deserialize(message.value(), context)
+                else:
+                    skipped[0] += 1
             # Transaction markers take offsets too: the position says where a partition is.
             for position in consumer.position([TopicPartition(topic, p) for p in list(pending)]):
                 if position.offset >= ends[position.partition]:
@@ -116,7 +125,9 @@ def main():
             day DATE, PRIMARY KEY (source_partition, source_offset))"""
     )
     rows = {}
-    for entry in read_ledger(args.bootstrap, args.registry, args.topic_prefix + LEDGER, args.within):
+    skipped = [0]
+    topic = args.topic_prefix + LEDGER
+    for entry in read_ledger(args.bootstrap, args.registry, topic, args.within, skipped):
         key = (entry["source_partition"], entry["source_offset"])
         zone = zones.get(entry["store_id"], utc)
         rows[key] = (
@@ -159,7 +170,7 @@ def main():
         record = dict(zip(columns, row))
         record["day"] = record["day"].isoformat()
         print(json.dumps(record, default=int))
-    print(f"{len(rows)} ledger rows read", file=sys.stderr)
+    print(f"{len(rows)} ledger rows read, {skipped[0]} older records skipped", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod query;
 pub mod ratelimit;
 pub mod redis;
+pub mod retry;
 pub mod schema_registry;
 pub mod server;
 pub mod settings;

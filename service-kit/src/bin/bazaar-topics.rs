@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use schemas::Topics;
 use schemas::topics::ALL;
 use service_kit::kafka::topics::{self, Outcome, TopicError};
-use service_kit::schema_registry::{RegistryError, SchemaRegistry};
+use service_kit::retry;
+use service_kit::schema_registry::{RegistryError, SchemaRegistry, SubjectOutcome};
 use service_kit::settings::KafkaSettings;
 use service_kit::{Service, telemetry};
 
@@ -92,37 +93,38 @@ async fn ensure_topics(
     create: bool,
     deadline: Instant,
 ) -> bool {
-    loop {
-        let result = if create {
+    // A cluster still starting: no controller yet, or not enough brokers for the
+    // replication factor.
+    let starting = |error: &TopicError| {
+        matches!(
+            error,
+            TopicError::Unreachable { .. } | TopicError::Create { .. }
+        )
+    };
+    let result = retry::while_starting(deadline, "The cluster", starting, async || {
+        if create {
             topics::ensure_topics(settings, names, None).await
         } else {
             topics::check_topics(settings, names, None)
                 .await
                 .map(|()| Vec::new())
-        };
-        match result {
-            Ok(outcomes) => {
-                for (topic, outcome) in outcomes {
-                    let outcome = match outcome {
-                        Outcome::Created => "created",
-                        Outcome::AsDeclared => "as declared",
-                    };
-                    tracing::info!(%topic, outcome, "Topic checked.");
-                }
-                return true;
+        }
+    })
+    .await;
+    match result {
+        Ok(outcomes) => {
+            for (topic, outcome) in outcomes {
+                let outcome = match outcome {
+                    Outcome::Created => "created",
+                    Outcome::AsDeclared => "as declared",
+                };
+                tracing::info!(%topic, outcome, "Topic checked.");
             }
-            // A cluster still starting: no controller yet, or not enough brokers for the
-            // replication factor.
-            Err(error @ (TopicError::Unreachable { .. } | TopicError::Create { .. }))
-                if Instant::now() < deadline =>
-            {
-                tracing::info!(%error, "The cluster is not ready yet; asking again.");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "The topics are not as declared.");
-                return false;
-            }
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "The topics are not as declared.");
+            false
         }
     }
 }
@@ -134,48 +136,56 @@ async fn ensure_schemas(
     create: bool,
     deadline: Instant,
 ) -> bool {
-    loop {
-        let result = if create {
-            registry.ensure_value_schemas(names).await.map(|outcomes| {
-                for outcome in outcomes {
-                    tracing::info!(
-                        subject = %outcome.subject,
-                        id = outcome.id,
-                        registered = outcome.registered,
-                        "Value schema checked."
-                    );
-                }
-            })
+    let unreachable = |error: &RegistryError| matches!(error, RegistryError::Unreachable { .. });
+    let result = retry::while_starting(deadline, "The schema registry", unreachable, async || {
+        if create {
+            registry.ensure_value_schemas(names).await
         } else {
             check_schemas(registry, names).await
-        };
-        match result {
-            Ok(()) => return true,
-            Err(error @ RegistryError::Unreachable { .. }) if Instant::now() < deadline => {
-                tracing::info!(%error, "The schema registry is not ready yet; asking again.");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    match result {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                tracing::info!(
+                    subject = %outcome.subject,
+                    id = outcome.id,
+                    registered = outcome.registered,
+                    "Value schema checked."
+                );
             }
-            Err(error) => {
-                tracing::error!(%error, "The value schemas are not as declared.");
-                return false;
-            }
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "The value schemas are not as declared.");
+            false
         }
     }
 }
 
 /// Every topic's current value schema is registered under its subject.
-async fn check_schemas(registry: &SchemaRegistry, names: &Topics) -> Result<(), RegistryError> {
+async fn check_schemas(
+    registry: &SchemaRegistry,
+    names: &Topics,
+) -> Result<Vec<SubjectOutcome>, RegistryError> {
+    let mut outcomes = Vec::new();
     for spec in ALL {
         let Some(value) = spec.value else { continue };
         let subject = names.value_subject(spec);
-        let registered = registry.lookup(&subject, value.current).await?.ok_or(
-            RegistryError::NotRegistered {
+        let registered = registry
+            .lookup(&subject, value.current)
+            .await?
+            .ok_or_else(|| RegistryError::NotRegistered {
                 subject: subject.clone(),
-            },
-        )?;
-        tracing::info!(%subject, id = registered.id, "Value schema registered.");
+            })?;
+        outcomes.push(SubjectOutcome {
+            subject,
+            id: registered.id,
+            registered: 0,
+        });
     }
-    Ok(())
+    Ok(outcomes)
 }
 
 #[cfg(test)]

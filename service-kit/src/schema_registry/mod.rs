@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use schemas::topics::{ALL, TopicSpec};
 use schemas::{SchemaIds, Topics};
@@ -25,6 +25,13 @@ pub const START_WAIT: Duration = Duration::from_secs(30);
 /// How long one request may take (a registry that accepted the connection and never
 /// answers must not hold a start or a batch).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A subject in a path segment: everything but RFC 3986's unreserved characters escaped.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -120,7 +127,7 @@ impl SchemaRegistry {
         format!(
             "{}/subjects/{}{rest}",
             self.base,
-            utf8_percent_encode(subject, NON_ALPHANUMERIC)
+            utf8_percent_encode(subject, SEGMENT)
         )
     }
 
@@ -159,7 +166,7 @@ impl SchemaRegistry {
         let url = format!(
             "{}/config/{}",
             self.base,
-            utf8_percent_encode(subject, NON_ALPHANUMERIC)
+            utf8_percent_encode(subject, SEGMENT)
         );
         let request = self
             .http
@@ -181,7 +188,7 @@ impl SchemaRegistry {
         let url = format!(
             "{}/config/{}",
             self.base,
-            utf8_percent_encode(subject, NON_ALPHANUMERIC)
+            utf8_percent_encode(subject, SEGMENT)
         );
         let config: Option<Config> = self
             .call(
@@ -369,16 +376,15 @@ impl SchemaRegistry {
         specs: &[TopicSpec],
         wait: Duration,
     ) -> Result<SchemaIds, RegistryError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            match self.schema_ids(topics, specs).await {
-                Err(error @ RegistryError::Unreachable { .. }) if Instant::now() < deadline => {
-                    tracing::info!(%error, "The schema registry is not ready yet; asking again.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                result => return result,
-            }
-        }
+        let unreachable =
+            |error: &RegistryError| matches!(error, RegistryError::Unreachable { .. });
+        crate::retry::while_starting(
+            Instant::now() + wait,
+            "The schema registry",
+            unreachable,
+            async || self.schema_ids(topics, specs).await,
+        )
+        .await
     }
 
     /// An optional readiness check: the registry answers. A service that holds its ids
