@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
-
+use futures::future::{BoxFuture, try_join_all};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use schemas::topics::{ALL, TopicSpec};
@@ -119,13 +118,17 @@ impl SchemaRegistry {
         })
     }
 
-    pub fn url(&self) -> &str {
-        &self.base
-    }
-
     fn subject_url(&self, subject: &str, rest: &str) -> String {
         format!(
             "{}/subjects/{}{rest}",
+            self.base,
+            utf8_percent_encode(subject, SEGMENT)
+        )
+    }
+
+    fn config_url(&self, subject: &str) -> String {
+        format!(
+            "{}/config/{}",
             self.base,
             utf8_percent_encode(subject, SEGMENT)
         )
@@ -163,11 +166,7 @@ impl SchemaRegistry {
         subject: &str,
         compatibility: &str,
     ) -> Result<(), RegistryError> {
-        let url = format!(
-            "{}/config/{}",
-            self.base,
-            utf8_percent_encode(subject, SEGMENT)
-        );
+        let url = self.config_url(subject);
         let request = self
             .http
             .put(url)
@@ -185,11 +184,7 @@ impl SchemaRegistry {
             #[serde(alias = "compatibilityLevel")]
             compatibility: String,
         }
-        let url = format!(
-            "{}/config/{}",
-            self.base,
-            utf8_percent_encode(subject, SEGMENT)
-        );
+        let url = self.config_url(subject);
         let config: Option<Config> = self
             .call(
                 &format!("the compatibility of {subject}"),
@@ -327,16 +322,13 @@ impl SchemaRegistry {
         &self,
         topics: &Topics,
     ) -> Result<Vec<SubjectOutcome>, RegistryError> {
-        let mut outcomes = Vec::new();
-        for spec in ALL {
-            if let Some(value) = spec.value {
-                outcomes.push(
-                    self.ensure_subject(&topics.value_subject(spec), value.versions())
-                        .await?,
-                );
-            }
-        }
-        Ok(outcomes)
+        // The subjects side by side; each one's versions in order.
+        try_join_all(ALL.iter().filter_map(|spec| {
+            let value = spec.value?;
+            let subject = topics.value_subject(*spec);
+            Some(async move { self.ensure_subject(&subject, value.versions()).await })
+        }))
+        .await
     }
 }
 
@@ -349,21 +341,28 @@ impl SchemaRegistry {
         topics: &Topics,
         specs: &[TopicSpec],
     ) -> Result<SchemaIds, RegistryError> {
-        let mut ids = SchemaIds::new();
-        for spec in specs {
-            let Some(value) = spec.value else { continue };
+        // Each subject's versions and current id, the subjects asked side by side.
+        let subjects = try_join_all(specs.iter().filter_map(|spec| {
+            let value = spec.value?;
             let subject = topics.value_subject(*spec);
-            for version in self.versions(&subject).await? {
+            Some(async move {
+                let versions = self.versions(&subject).await?;
+                let registered = self
+                    .lookup(&subject, value.current)
+                    .await?
+                    .ok_or(RegistryError::NotRegistered { subject })?;
+                Ok::<_, RegistryError>((versions, registered.id, value.current))
+            })
+        }))
+        .await?;
+        let mut ids = SchemaIds::new();
+        for (versions, current_id, current) in subjects {
+            for version in versions {
                 ids.learn(version.id, &version.schema)
                     .map_err(|error| unreadable(version.id, &error))?;
             }
-            let registered = self.lookup(&subject, value.current).await?.ok_or_else(|| {
-                RegistryError::NotRegistered {
-                    subject: subject.clone(),
-                }
-            })?;
-            ids.write_with(registered.id, value.current)
-                .map_err(|error| unreadable(registered.id, &error))?;
+            ids.write_with(current_id, current)
+                .map_err(|error| unreadable(current_id, &error))?;
         }
         Ok(ids)
     }
