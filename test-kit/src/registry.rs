@@ -1,8 +1,36 @@
-//! A schema registry of a test's own — Apicurio Registry in memory on a port of its own,
-//! started by `deploy/local/registry.sh` — for a test that takes it away (the stack's is
-//! shared by every test running at the time).
+//! The schema registry in the tests: a test's own value subjects on the stack's registry
+//! (registered by `TestStack`, deleted with it), and a registry of a test's own — Apicurio
+//! Registry in memory on a port of its own, started by `deploy/local/registry.sh` — for a
+//! test that takes it away (the stack's is shared by every test running at the time).
 
 use std::process::Command;
+
+use service_kit::Settings;
+use service_kit::schema_registry::{RegistryError, SchemaRegistry};
+
+/// The test's value subjects registered as `bazaar-topics ensure` does, and their ids.
+pub(crate) async fn register_schemas(
+    settings: &Settings,
+) -> Result<schemas::SchemaIds, RegistryError> {
+    let registry = SchemaRegistry::new(&settings.kafka.schema_registry)?;
+    let topics = settings.topics();
+    registry.ensure_value_schemas(&topics).await?;
+    registry.schema_ids(&topics, &schemas::topics::ALL).await
+}
+
+/// Deletes the test's value subjects for good (with its topics, at its cleanup).
+pub(crate) async fn delete_subjects(settings: &Settings) {
+    let Ok(registry) = SchemaRegistry::new(&settings.kafka.schema_registry) else {
+        return;
+    };
+    let topics = settings.topics();
+    for spec in schemas::topics::ALL
+        .iter()
+        .filter(|spec| spec.value.is_some())
+    {
+        let _ = registry.delete_subject(&topics.value_subject(*spec)).await;
+    }
+}
 
 #[derive(Debug)]
 pub struct OwnRegistry {

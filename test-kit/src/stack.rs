@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use service_kit::schema_registry::SchemaRegistry;
 use service_kit::settings::{
     IngestSettings, ProcessorsSettings, QueryApiSettings, Service, Settings,
 };
@@ -196,7 +195,7 @@ impl TestStack {
         {
             stack_missing("Kafka", error);
         }
-        let schema_ids = register_schemas(&settings)
+        let schema_ids = crate::registry::register_schemas(&settings)
             .await
             .unwrap_or_else(|error| stack_missing("the schema registry", error));
 
@@ -332,29 +331,6 @@ impl Drop for TestStack {
     }
 }
 
-/// The test's value subjects registered as `bazaar-topics ensure` does, and their ids.
-async fn register_schemas(
-    settings: &Settings,
-) -> Result<schemas::SchemaIds, service_kit::schema_registry::RegistryError> {
-    let registry = SchemaRegistry::new(&settings.kafka.schema_registry)?;
-    let topics = settings.topics();
-    registry.ensure_value_schemas(&topics).await?;
-    registry.schema_ids(&topics, &schemas::topics::ALL).await
-}
-
-async fn delete_subjects(settings: &Settings) {
-    let Ok(registry) = SchemaRegistry::new(&settings.kafka.schema_registry) else {
-        return;
-    };
-    let topics = settings.topics();
-    for spec in schemas::topics::ALL
-        .iter()
-        .filter(|spec| spec.value.is_some())
-    {
-        let _ = registry.delete_subject(&topics.value_subject(*spec)).await;
-    }
-}
-
 async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Settings) {
     if let Ok(mut admin) = PgConnection::connect(admin_url.expose_secret()).await {
         let _ = sqlx::query(&format!(
@@ -364,7 +340,11 @@ async fn cleanup(admin_url: &SecretString, database_name: &str, settings: &Setti
         .await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), delete_topics(settings)).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), delete_subjects(settings)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::registry::delete_subjects(settings),
+    )
+    .await;
     if let Ok(redis) = service_kit::redis::Redis::new(&settings.redis) {
         let _ = tokio::time::timeout(Duration::from_secs(5), delete_prefix(&redis)).await;
     }
