@@ -66,11 +66,12 @@ examples:
 # process group (`set -m`), not a session of their own: with the kernel's autogroups a new
 # session gets an equal share of the CPU whatever its nice value.
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
-## test: lint, check the deployment files, build the dashboard (with Chromium for its browser tests) and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the fuzz targets (30 s each, side by side), then the browser tests beside the fuzz targets' end
+## test: lint, check the deployment files, build the dashboard (with Chromium for its browser tests) and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the browser tests and the fuzz targets (30 s each, side by side)
 # Each phase's end is printed with the seconds since the start: where the time goes. The
-# browser tests (Chromium, the system test `dashboard`) run on their own after the fault
-# suite: beside the workspace's tests they took 90-100 s instead of 45-60 and slowed the
-# contract tests by a third; here they meet only the fuzz targets, at nice 19.
+# browser tests (Chromium, the system test `dashboard`) run after the workspace's tests:
+# beside them they took 90-100 s instead of 45-60 and slowed the contract tests by a third;
+# beside the fault suite, which mostly waits, they meet only its stack and the fuzz
+# targets, at nice 19. The fault suite's binary is the workspace run's.
 test: tools
 	@started=$$SECONDS; phase() { echo "[make test] $$1 after $$((SECONDS - started)) s"; }; \
 	mkdir -p $(LOCAL)/fuzz; \
@@ -88,10 +89,13 @@ test: tools
 	phase "workspace tests (build and run) done"; \
 	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
 	kill -CONT -- -$$fuzz_smoke 2>/dev/null || true; \
+	( set -a && eval "$$($(STACK) env)" && set +a && \
+		$(CARGO) nextest run --workspace --profile ci -E 'test(/^dashboard::/)' \
+		>$(LOCAL)/browser-tests.log 2>&1 ) & browser=$$!; \
 	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
 	phase "fault suite done"; \
-	( set -a && eval "$$($(STACK) env)" && set +a && \
-		$(CARGO) nextest run --workspace --profile ci -E 'test(/^dashboard::/)' ) || status=$$?; \
+	wait $$browser || status=$$?; \
+	cat $(LOCAL)/browser-tests.log; \
 	phase "browser tests done"; \
 	wait $$fuzz_smoke || status=1; \
 	phase "fuzz smoke done"; \

@@ -9,11 +9,14 @@
 #   deploy/local/chaos.sh            large counts (minutes)
 #   CHAOS_SCALE=small deploy/local/chaos.sh   what `make test` runs
 #   CHAOS_ONLY=Redis deploy/local/chaos.sh    the scenarios whose name contains it
+#
+# The suite is the workspace's test binary (nextest, the workspace's features): after
+# `make test`'s workspace run it is already built.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="$("$ROOT/deploy/local/tools.sh" dev):$HOME/.cargo/bin:$PATH"
 
 export BAZAAR_LOCAL_DIR="$ROOT/.local/chaos"
 export BAZAAR_PG_PORT="${BAZAAR_CHAOS_PG_PORT:-15434}"
@@ -28,7 +31,7 @@ say() { printf '\033[1m[chaos]\033[0m %s\n' "$*"; }
 deploy/local/stack.sh up
 trap 'deploy/local/stack.sh down >/dev/null' EXIT
 
-export DATABASE_URL="postgres://bazaar:bazaar-dev-only@127.0.0.1:$BAZAAR_PG_PORT/bazaar"
+export DATABASE_URL="postgres://bazaar:bazaar-dev-only@127.0.0.1:$BAZAAR_PG_PORT/bazaar?sslmode=disable"
 export REDIS_URL="redis://127.0.0.1:$BAZAAR_REDIS_PORT/0"
 export KAFKA_BROKERS="127.0.0.1:$BAZAAR_KAFKA_PORT"
 export SCHEMA_REGISTRY_URL="http://127.0.0.1:$BAZAAR_REGISTRY_PORT/apis/ccompat/v7"
@@ -37,4 +40,5 @@ export KAFKA_REPLICATION_FACTOR=1
 export BAZAAR_CHAOS_STACK="$ROOT/deploy/local/stack.sh"
 
 say "scale: $CHAOS_SCALE"
-cargo test --locked -p processors --test chaos -- --ignored --nocapture --test-threads=1
+cargo nextest run --locked --workspace --run-ignored only --no-capture \
+    -E 'binary_id(processors::chaos)'
