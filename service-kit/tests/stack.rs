@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 
-use secrecy::ExposeSecret;
 use service_kit::redis::Redis;
 use sqlx::postgres::PgPoolOptions;
 use test_kit::TestStack;
@@ -52,7 +51,7 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent_under_concurre
         .execute(&stack.pool)
         .await
         .unwrap();
-    let empty_url = format!("{}_empty", stack.settings.database.url.expose_secret());
+    let empty_url = stack.database_url(&empty);
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect(&empty_url)

@@ -216,6 +216,11 @@ impl TestStack {
         self.env.iter().map(|(var, value)| (*var, value.as_str()))
     }
 
+    /// The URL of another database on this test's PostgreSQL, as the test's own connects.
+    pub fn database_url(&self, database: &str) -> String {
+        with_database(&self.settings.database.url, database)
+    }
+
     /// What ingest reads of this test's environment.
     pub fn ingest_settings(&self) -> IngestSettings {
         IngestSettings::from_lookup(|var| self.variable(var))
