@@ -4,7 +4,6 @@
 //! schema's id. Never on a hot path: services ask it at start and when they meet an id
 //! they do not know.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -102,30 +101,17 @@ pub struct SchemaRegistry {
     base: String,
 }
 
-/// One HTTP client per process, as reqwest advises: building one loads the system's trust
-/// store (OpenSSL parses every certificate in it), which cost more CPU than all of a
-/// service's registry requests. Without idle connections, so that no request waits on a
-/// connection another Tokio runtime (a test's, a cleanup's) opened and may have dropped.
-fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(http) = HTTP.get() {
-        return Ok(http.clone());
-    }
-    let http = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(Duration::from_secs(2))
-        .pool_max_idle_per_host(0)
-        .build()?;
-    Ok(HTTP.get_or_init(|| http).clone())
-}
-
 impl SchemaRegistry {
     /// A client of the registry whose Confluent-compatible API is at `base`.
     pub fn new(base: &str) -> Result<Self, RegistryError> {
-        let http = http_client().map_err(|source| RegistryError::Unreachable {
-            url: base.to_owned(),
-            source,
-        })?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|source| RegistryError::Unreachable {
+                url: base.to_owned(),
+                source,
+            })?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
