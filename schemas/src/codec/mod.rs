@@ -252,7 +252,7 @@ impl BodyWriter<'_> {
         }
     }
 
-    /// `["null", "string"]`.
+    /// `["null", "boolean"]`.
     pub(crate) fn optional_boolean(&mut self, value: Option<bool>) -> &mut Self {
         match value {
             Some(value) => self.long(1).boolean(value),
@@ -260,6 +260,7 @@ impl BodyWriter<'_> {
         }
     }
 
+    /// `["null", "string"]`.
     pub(crate) fn optional_string(&mut self, value: Option<&str>) -> &mut Self {
         match value {
             Some(string) => self.long(1).string(string),
