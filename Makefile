@@ -10,7 +10,7 @@ CARGO ?= cargo
 STACK := deploy/local/stack.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status stack build dashboard dashboard-test examples tools test test-build lint deny advisories check-deploy fmt bench demo chaos fuzz
+.PHONY: up down status stack build dashboard dashboard-test examples tools test lint deny advisories check-deploy fmt bench demo chaos fuzz
 
 ## up: the stack, the migrations and the three services, in the background; the dashboard
 up: stack build dashboard
@@ -66,14 +66,7 @@ examples:
 # process group (`set -m`), not a session of their own: with the kernel's autogroups a new
 # session gets an equal share of the CPU whatever its nice value.
 FUZZ_SMOKE := FUZZ_SECONDS=30 FUZZ_PROFILE=dev FUZZ_SANITIZER=none
-# make test compiles the workspace once: clippy's driver is the workspace crates' compiler
-# (RUSTC_WORKSPACE_WRAPPER, as `cargo clippy` runs it, with the same lints, warnings as
-# errors) in the tests' own build, so the dependencies are not compiled a second time in
-# check mode for clippy (`make lint`; 186 s of this machine's two cores). Every cargo
-# command of the run says it, or it would rebuild the workspace's crates without it.
-LINTED := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
-	CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
-## test: lint and build the tests (one build), check the deployment files, build the dashboard (with Chromium for its browser tests) and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the browser tests and the fuzz targets (30 s each, side by side)
+## test: lint, check the deployment files, build the dashboard (with Chromium for its browser tests) and bring the stack up if needed (side by side), run every test of the workspace against it in parallel (nextest; the slowest ten printed), then the fault suite with small counts beside the browser tests and the fuzz targets (30 s each, side by side)
 # Each phase's end is printed with the seconds since the start: where the time goes. The
 # browser tests (Chromium, the system test `dashboard`) run after the workspace's tests:
 # beside them they took 90-100 s instead of 45-60 and slowed the contract tests by a third;
@@ -87,19 +80,19 @@ test: tools
 	fuzz_smoke=$$!; \
 	set +m; \
 	trap 'kill -KILL -- -'$$fuzz_smoke' 2>/dev/null || true' EXIT; \
-	$(MAKE) --no-print-directory -j5 --output-sync=target test-build check-deploy stack dashboard-test examples || exit $$?; \
-	phase "lint and build, deployment files, stack, dashboard build and examples done"; \
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint check-deploy stack dashboard-test examples || exit $$?; \
+	phase "lint, deployment files, stack, dashboard build and examples done"; \
 	kill -STOP -- -$$fuzz_smoke 2>/dev/null || true; \
 	status=0; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
-		$(LINTED) $(CARGO) nextest run --workspace --profile ci -E 'not test(/^dashboard::/)' ) || status=$$?; \
-	phase "workspace tests done"; \
+		$(CARGO) nextest run --workspace --profile ci -E 'not test(/^dashboard::/)' ) || status=$$?; \
+	phase "workspace tests (build and run) done"; \
 	deploy/local/slowest.sh target/nextest/ci/junit.xml 10 || true; \
 	kill -CONT -- -$$fuzz_smoke 2>/dev/null || true; \
 	( set -a && eval "$$($(STACK) env)" && set +a && \
-		$(LINTED) $(CARGO) nextest run --workspace --profile ci -E 'test(/^dashboard::/)' \
+		$(CARGO) nextest run --workspace --profile ci -E 'test(/^dashboard::/)' \
 		>$(LOCAL)/browser-tests.log 2>&1 ) & browser=$$!; \
-	$(LINTED) CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
+	CHAOS_SCALE=small deploy/local/chaos.sh || status=$$?; \
 	phase "fault suite done"; \
 	wait $$browser || status=$$?; \
 	cat $(LOCAL)/browser-tests.log; \
@@ -108,12 +101,6 @@ test: tools
 	phase "fuzz smoke done"; \
 	cat $(LOCAL)/fuzz/smoke.log; \
 	exit $$status
-
-# What `make lint` checks, and the workspace's tests built (every target, benches too).
-test-build: deny
-	$(CARGO) fmt --all --check
-	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
-	$(LINTED) $(CARGO) test --workspace --all-targets --locked --no-run
 
 ## tools: the prebuilt test and lint tools, pinned, into .local/tools (seconds, once)
 tools:
