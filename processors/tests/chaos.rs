@@ -7,9 +7,7 @@
 //!
 //! It stops and restarts PostgreSQL and Redis, so it runs only on a stack of its own:
 //! `deploy/local/chaos.sh` (`make chaos`, large counts; `make test` runs it with
-//! `CHAOS_SCALE=small`) starts one and runs this file with `--ignored`. Scenarios that
-//! fault only what is their own run side by side; those that take PostgreSQL or Redis away,
-//! alone.
+//! `CHAOS_SCALE=small`) starts one and runs this file with `--ignored`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -391,41 +389,7 @@ async fn a_poison_record(scale: Scale) -> Outcome {
     }
 }
 
-/// A line of the table: the scenario's name and how it runs.
-type Run = fn(Scale) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
-
-/// A scenario's line of the table, and what failed if anything did (a panic fails its
-/// line, not the table).
-fn line(name: &str, result: Result<Outcome, tokio::task::JoinError>) -> (String, Option<String>) {
-    match result {
-        Ok(outcome) => {
-            let within = outcome.stall <= outcome.bound;
-            let line = format!(
-                "| {name:<40} | {:>9} | {:>6} | {:>12.1?} | {:>8.0?} | {:<6} |",
-                outcome.movements,
-                outcome.faults,
-                outcome.stall,
-                outcome.bound,
-                if within { "ok" } else { "STALL" }
-            );
-            (
-                line,
-                (!within).then(|| format!("{name}: stalled {:?}", outcome.stall)),
-            )
-        }
-        Err(error) => (
-            format!(
-                "| {name:<40} | {:>9} | {:>6} | {:>12} | {:>8} | FAILED |",
-                "", "", "", ""
-            ),
-            Some(format!("{name}: {error}")),
-        ),
-    }
-}
-
-// Worker threads to spare: starting a processor blocks its caller until the child listens,
-// and scenarios run side by side; a stream or a watch must never wait for a free worker.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stops PostgreSQL and Redis: run on a stack of its own with `make chaos`"]
 async fn faults_mid_stream_lose_nothing_and_stall_no_longer_than_their_bound() {
     let scale = Scale::from_env();
@@ -438,44 +402,53 @@ async fn faults_mid_stream_lose_nothing_and_stall_no_longer_than_their_bound() {
         "|{:-<42}|{:-<11}|{:-<8}|{:-<15}|{:-<10}|{:-<8}|",
         "", "", "", "", "", ""
     );
-    // Faults to a scenario's own processors, brokers and records strike nothing the others
-    // use: those scenarios run side by side. PostgreSQL and Redis are the whole stack's:
-    // the scenarios that take them away run after, one at a time.
-    let side_by_side: [(&str, Run); 4] = [
+    type Run = fn(Scale) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
+    let scenarios: [(&str, Run); 6] = [
         ("processor SIGKILLed, 3 s session", |scale| {
             Box::pin(killed_with_a_short_session(scale))
         }),
         ("processor SIGKILLed, 15 s session", |scale| {
             Box::pin(killed_with_the_default_session(scale))
         }),
+        ("PostgreSQL restarted", |scale| {
+            Box::pin(postgres_restarted(scale))
+        }),
+        ("Redis stopped", |scale| Box::pin(redis_stopped(scale))),
         ("one broker of three killed", |scale| {
             Box::pin(a_broker_of_three_killed(scale))
         }),
         ("a poison record", |scale| Box::pin(a_poison_record(scale))),
     ];
-    let alone: [(&str, Run); 2] = [
-        ("PostgreSQL restarted", |scale| {
-            Box::pin(postgres_restarted(scale))
-        }),
-        ("Redis stopped", |scale| Box::pin(redis_stopped(scale))),
-    ];
     let mut failed = Vec::new();
     let only = std::env::var("CHAOS_ONLY").unwrap_or_default();
-    let chosen = |(name, _): &(&str, Run)| name.contains(only.as_str());
-    let running: Vec<_> = side_by_side
-        .into_iter()
-        .filter(chosen)
-        .map(|(name, run)| (name, tokio::spawn(run(scale))))
-        .collect();
-    let mut report = |(line, failure): (String, Option<String>)| {
-        println!("{line}");
-        failed.extend(failure);
-    };
-    for (name, run) in running {
-        report(line(name, run.await));
-    }
-    for (name, run) in alone.into_iter().filter(chosen) {
-        report(line(name, tokio::spawn(run(scale)).await));
+    for (name, run) in scenarios {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        // One at a time (each takes a component away); a panic fails its line, not the table.
+        match tokio::spawn(run(scale)).await {
+            Ok(outcome) => {
+                let within = outcome.stall <= outcome.bound;
+                println!(
+                    "| {name:<40} | {:>9} | {:>6} | {:>12.1?} | {:>8.0?} | {:<6} |",
+                    outcome.movements,
+                    outcome.faults,
+                    outcome.stall,
+                    outcome.bound,
+                    if within { "ok" } else { "STALL" }
+                );
+                if !within {
+                    failed.push(format!("{name}: stalled {:?}", outcome.stall));
+                }
+            }
+            Err(error) => {
+                println!(
+                    "| {name:<40} | {:>9} | {:>6} | {:>12} | {:>8} | FAILED |",
+                    "", "", "", ""
+                );
+                failed.push(format!("{name}: {error}"));
+            }
+        }
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
