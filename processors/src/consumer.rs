@@ -16,16 +16,15 @@
 //! batch twice: the new owner's first commit, or this one, is refused and re-read.
 //!
 //! Beside it, one job each: `batch` (preparing a batch: reads, decide, dead letters),
-//! `commit` (writing it), `publish` (the publish queue and its transactions), `rebalance`
-//! (assignments and revocations), `state` (what is held between batches), `isolation`
-//! (taking a failed batch apart), `halts` and `liveness` (partitions that cannot go on, and
-//! a group that does not).
+//! `commit` (writing it), `landing` (a written batch counted and queued, a failed one
+//! rewound and tried again), `publish` (the publish queue and its transactions),
+//! `rebalance` (the consumer, assignments and revocations), `state` (what is held between
+//! batches), `isolation` (taking a failed batch apart), `halts` and `liveness` (partitions
+//! that cannot go on, and a group that does not).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use schemas::StoreId;
 use service_kit::Settings;
@@ -38,25 +37,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Decoded, Pending, Preparer};
 use crate::cache_writer::CacheWriter;
-use crate::commit::{Committer, Landed};
+use crate::commit::Committer;
 use crate::halts::Halts;
-use crate::isolation::{self, Span};
-use crate::ledger::CommitError;
+use crate::isolation;
+use crate::landing::InFlight;
 use crate::liveness::Liveness;
 use crate::metrics::ProcessorMetrics;
 use crate::outputs::DeadLetters;
 use crate::poll;
 use crate::publish::{PublishQueue, Publisher};
-use crate::rebalance::{Assignment, Kafka, RebalanceContext};
+use crate::rebalance::{Assignment, Kafka, STATISTICS_INTERVAL};
 use crate::state::State;
 
 /// Batches' worth of committed records (`PROCESSOR_BATCH_MAX` each) that may wait in memory
 /// to be published; beyond it they are published later from Postgres.
 const UNPUBLISHED_MAX: usize = 4;
-
-/// How often librdkafka reports its statistics (the high watermarks lag is measured from)
-/// and the lag gauges are set.
-const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Processor {
@@ -82,7 +77,7 @@ pub struct Processor {
 }
 
 impl Processor {
-    fn group(&self) -> &str {
+    pub(crate) fn group(&self) -> &str {
         &self.settings.kafka.consumer_group
     }
 
@@ -105,40 +100,6 @@ impl Processor {
             }
         }
         tracing::info!("The processing loop stopped.");
-    }
-
-    fn consumer(&self) -> anyhow::Result<Arc<Kafka>> {
-        let context = RebalanceContext {
-            pool: self.pool.clone(),
-            runtime: self.runtime.clone(),
-            group: self.group().to_owned(),
-            topic: self.topic.clone(),
-            changes: Mutex::new(Vec::new()),
-            high_watermarks: Mutex::new(HashMap::new()),
-            shutdown: self.shutdown.clone(),
-            published_wait: self.processing.transaction_timeout * 3,
-        };
-        let mut config =
-            service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
-        config
-            // Members join and leave without revoking everyone's partitions: only the
-            // partitions that move stop, for as long as their hand-over takes.
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            // Every start position comes from Postgres; one Kafka no longer has is an
-            // error to halt on (`halts`), never a jump Kafka decides for us.
-            .set("auto.offset.reset", "error");
-        // A short wait: latency, not fetch size, matters.
-        config.set(
-            "fetch.wait.max.ms",
-            self.processing.fetch_wait.as_millis().to_string(),
-        );
-        config.set(
-            "statistics.interval.ms",
-            STATISTICS_INTERVAL.as_millis().to_string(),
-        );
-        let consumer: Kafka = config.create_with_context(context)?;
-        consumer.subscribe(&[&self.topic])?;
-        Ok(Arc::new(consumer))
     }
 
     /// The loop. Batches are pipelined two deep: while batch N is committed (then cached
@@ -351,109 +312,7 @@ impl Processor {
         self.liveness.owned(state.positions.keys().copied());
     }
 
-    /// Waits for the batch in flight to be written, counts it and queues what committed
-    /// for publishing. `Ok(false)`: it failed, and its partitions were rewound to
-    /// Postgres's offsets (so was its cache state).
-    fn finish_write(
-        &self,
-        flight: InFlight,
-        state: &mut State,
-        consumer: &Kafka,
-        cache: &mut Option<CacheWriter>,
-        queue: &mut PublishQueue,
-    ) -> anyhow::Result<bool> {
-        let InFlight {
-            partitions,
-            spans,
-            started,
-            task,
-        } = flight;
-        let landed: Landed = match self.runtime.block_on(task) {
-            Ok(landed) => landed,
-            Err(error) => {
-                // The task panicked: its cache writer is gone; a fresh one rebuilds the cache.
-                let mut fresh = self.cache_writer();
-                fresh.mark_stale();
-                *cache = Some(fresh);
-                self.rewind(consumer, state, &partitions)?;
-                anyhow::bail!("committing a batch panicked: {error}");
-            }
-        };
-        *cache = Some(landed.cache);
-        let batch = &landed.batch;
-        for (range, _) in &landed.committed {
-            let all = range.len() == batch.records.len();
-            self.metrics.count_outcomes(
-                &batch.records[range.clone()],
-                &batch.outcomes[range.clone()],
-                if all { batch.dead.len() } else { 0 },
-            );
-        }
-        let count = batch.count;
-        queue.push(consumer, (landed.batch, landed.committed))?;
-        match landed.result {
-            Ok(()) => {
-                state.failures = 0;
-                self.metrics.batch_size.observe(count as f64);
-                self.metrics
-                    .batch_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                Ok(true)
-            }
-            Err(error) => {
-                self.retry_failed(&error, consumer, state, &partitions, &spans)?;
-                Ok(false)
-            }
-        }
-    }
-
-    /// A batch failed: its partitions go back to what Postgres holds, and it is tried
-    /// again — after a backoff if the failure may pass, taken apart if it cannot
-    /// (`isolation`).
-    fn retry_failed(
-        &self,
-        error: &anyhow::Error,
-        consumer: &Kafka,
-        state: &mut State,
-        partitions: &[i32],
-        spans: &[Span],
-    ) -> anyhow::Result<()> {
-        let fenced = matches!(error.downcast_ref(), Some(CommitError::Fenced));
-        self.metrics
-            .error(if fenced { "fenced" } else { component(error) });
-        self.rewind(consumer, state, partitions)?;
-        if let Some(reason) = isolation::deterministic(error) {
-            state.isolation.failed(spans, reason);
-            return Ok(());
-        }
-        tracing::warn!(
-            error = format!("{error:#}"),
-            ?partitions,
-            "A batch failed; reloading its partitions from Postgres and trying again."
-        );
-        // 200 ms, doubling up to 5 s while Postgres or Kafka stay away.
-        let backoff = Duration::from_millis(200)
-            .saturating_mul(1 << state.failures.min(5))
-            .min(Duration::from_secs(5));
-        state.failures = state.failures.saturating_add(1);
-        std::thread::sleep(backoff);
-        Ok(())
-    }
-
-    /// Fetches each partition again from the offset given.
-    fn seek(&self, consumer: &Kafka, offsets: &[(i32, i64)]) -> anyhow::Result<()> {
-        for (partition, offset) in offsets {
-            consumer.seek(
-                &self.topic,
-                *partition,
-                Offset::Offset(*offset),
-                Duration::from_secs(5),
-            )?;
-        }
-        Ok(())
-    }
-
-    fn cache_writer(&self) -> CacheWriter {
+    pub(crate) fn cache_writer(&self) -> CacheWriter {
         CacheWriter::new(
             self.redis.clone(),
             self.pool.clone(),
@@ -471,53 +330,5 @@ impl Processor {
             parallelism: self.processing.commit_parallelism,
             metrics: self.metrics.clone(),
         }
-    }
-
-    /// After a failed batch: forget the held state of its partitions and go back to the
-    /// offsets Postgres holds for them.
-    fn rewind(
-        &self,
-        consumer: &Kafka,
-        state: &mut State,
-        partitions: &[i32],
-    ) -> anyhow::Result<()> {
-        // Only partitions still ours are sought (one revoked meanwhile belongs elsewhere).
-        let owned: Vec<i32> = partitions
-            .iter()
-            .copied()
-            .filter(|partition| state.positions.contains_key(partition))
-            .collect();
-        state.drop_partitions(partitions);
-        let offsets = consumer.context().stored_offsets(&owned);
-        let topic = &self.topic;
-        for (partition, stored) in offsets {
-            consumer.seek(
-                topic,
-                partition,
-                Offset::Offset(stored.next),
-                Duration::from_secs(5),
-            )?;
-            state.positions.insert(partition, stored.next);
-        }
-        Ok(())
-    }
-}
-
-/// The batch being written in the background.
-struct InFlight {
-    partitions: Vec<i32>,
-    spans: Vec<Span>,
-    started: Instant,
-    task: tokio::task::JoinHandle<Landed>,
-}
-
-/// Which dependency an error came from, for the errors metric.
-fn component(error: &anyhow::Error) -> &'static str {
-    if error.downcast_ref::<sqlx::Error>().is_some()
-        || matches!(error.downcast_ref(), Some(CommitError::Database(_)))
-    {
-        "postgres"
-    } else {
-        "kafka"
     }
 }

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod effects;
 pub mod halts;
 pub mod isolation;
+mod landing;
 pub mod ledger;
 pub mod liveness;
 pub mod metrics;

@@ -6,7 +6,7 @@
 //! watermarks on the way.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer::Processor;
 use crate::ledger::{self, Stored};
 
 /// What a rebalance changed, for the loop to apply between batches.
@@ -171,3 +172,44 @@ impl RebalanceContext {
 
 /// The processors' consumer.
 pub(crate) type Kafka = BaseConsumer<RebalanceContext>;
+
+/// How often librdkafka reports its statistics (the high watermarks lag is measured from)
+/// and the lag gauges are set.
+pub(crate) const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Processor {
+    /// The group's consumer, subscribed to the input topic, its rebalances handled here.
+    pub(crate) fn consumer(&self) -> anyhow::Result<Arc<Kafka>> {
+        let context = RebalanceContext {
+            pool: self.pool.clone(),
+            runtime: self.runtime.clone(),
+            group: self.group().to_owned(),
+            topic: self.topic.clone(),
+            changes: Mutex::new(Vec::new()),
+            high_watermarks: Mutex::new(HashMap::new()),
+            shutdown: self.shutdown.clone(),
+            published_wait: self.processing.transaction_timeout * 3,
+        };
+        let mut config =
+            service_kit::kafka::consumer_config(&self.settings.kafka, "processors", self.group());
+        config
+            // Members join and leave without revoking everyone's partitions: only the
+            // partitions that move stop, for as long as their hand-over takes.
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // Every start position comes from Postgres; one Kafka no longer has is an
+            // error to halt on (`halts`), never a jump Kafka decides for us.
+            .set("auto.offset.reset", "error");
+        // A short wait: latency, not fetch size, matters.
+        config.set(
+            "fetch.wait.max.ms",
+            self.processing.fetch_wait.as_millis().to_string(),
+        );
+        config.set(
+            "statistics.interval.ms",
+            STATISTICS_INTERVAL.as_millis().to_string(),
+        );
+        let consumer: Kafka = config.create_with_context(context)?;
+        consumer.subscribe(&[&self.topic])?;
+        Ok(Arc::new(consumer))
+    }
+}
