@@ -1,27 +1,24 @@
 //! query-api over data that went through the real pipeline: movements posted to ingest,
 //! through Kafka and the processors into Postgres and Redis. Every endpoint's numbers
 //! equal the independent model's; the same answers come from Postgres when Redis has
-//! nothing or is down; read-your-writes waits for the token; history pages return every
-//! row once while writes go on; another store's data is refused or filtered out.
+//! nothing or is down. Reads while the pipeline works: `reads`; store scope: `store_scope`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use reqwest::StatusCode;
-use schemas::MovementKind;
-use serde_json::{Value, json};
-use service_kit::auth::Role;
+use serde_json::Value;
 use system_tests::{Pipeline, recent_movements};
 use test_kit::{Model, PRODUCTS, REORDER_POINT, STORES};
 
-fn int(value: &Value) -> i64 {
+pub(super) fn int(value: &Value) -> i64 {
     value
         .as_i64()
         .unwrap_or_else(|| panic!("not an integer: {value}"))
 }
 
 /// (quantity, average cost) per product of `store` as an inventory lists it.
-fn listed(items: &[Value]) -> BTreeMap<i64, (i64, Option<i64>)> {
+pub(super) fn listed(items: &[Value]) -> BTreeMap<i64, (i64, Option<i64>)> {
     items
         .iter()
         .map(|item| {
@@ -38,7 +35,7 @@ fn listed(items: &[Value]) -> BTreeMap<i64, (i64, Option<i64>)> {
 
 /// What the model says a store's inventory lists: every product it holds, and in store 1
 /// (which has settings for every product) the others at 0.
-fn expected_inventory(model: &Model, store: i64) -> BTreeMap<i64, (i64, Option<i64>)> {
+pub(super) fn expected_inventory(model: &Model, store: i64) -> BTreeMap<i64, (i64, Option<i64>)> {
     let mut expected: BTreeMap<i64, (i64, Option<i64>)> = model
         .balances
         .iter()
@@ -53,7 +50,7 @@ fn expected_inventory(model: &Model, store: i64) -> BTreeMap<i64, (i64, Option<i
     expected
 }
 
-fn status_of(quantity: i64, store: i64) -> &'static str {
+pub(super) fn status_of(quantity: i64, store: i64) -> &'static str {
     if quantity <= 0 {
         "out"
     } else if store == 1 && quantity <= REORDER_POINT {
@@ -64,23 +61,6 @@ fn status_of(quantity: i64, store: i64) -> &'static str {
 }
 
 /// Every inventory-shaped answer of both stores, without `freshness`: to compare sources.
-/// Reads `path` until `done` says yes (within 5 s); returns that answer.
-async fn eventually(pipeline: &Pipeline, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let admin = pipeline.admin();
-    let started = std::time::Instant::now();
-    loop {
-        let body = pipeline.read(path, &admin).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "GET {path} never got there: {body}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 async fn current_answers(pipeline: &Pipeline, base: &str) -> Vec<Value> {
     let admin = pipeline.admin();
     let mut answers = Vec::new();
@@ -466,10 +446,11 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
     // query-api's copies of the hashes go too: their versions are checked each second.
     for store in [1, 2] {
         let path = format!("/v1/stores/{store}/inventory");
-        eventually(&pipeline, &path, |page| {
-            page["freshness"]["source"] == "database"
-        })
-        .await;
+        pipeline
+            .read_until(&path, &admin, "the copies to go", |page| {
+                page["freshness"]["source"] == "database"
+            })
+            .await;
     }
     assert_eq!(
         current_answers(&pipeline, &pipeline.query).await,
@@ -477,370 +458,4 @@ async fn every_read_equals_the_model_of_what_went_through_the_pipeline() {
         "Redis empty"
     );
     pipeline.stack.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consistency_token_waits_for_the_processors_or_says_not_yet() {
-    let mut pipeline = Pipeline::start(false).await;
-    let admin = pipeline.admin();
-    let movements = recent_movements(20, 5);
-    let token = pipeline.post(&movements).await;
-
-    let path = format!("/v1/stores/1/inventory?consistency_token={token}");
-    let (status, headers, body) = pipeline.get_from(&pipeline.query, &path, &admin, &[]).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["code"], "not_yet_consistent");
-    assert!(headers.contains_key("retry-after"));
-    let (status, _, body) = pipeline
-        .get_from(
-            &pipeline.query,
-            "/v1/movements?consistency_token=nonsense",
-            &admin,
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["errors"][0]["field"], "consistency_token");
-
-    pipeline.start_processor().await;
-    let model = Model::of(&movements);
-    let page = pipeline.read(&path, &admin).await;
-    assert_eq!(
-        listed(page["items"].as_array().unwrap()),
-        expected_inventory(&model, 1)
-    );
-    let last = movements.last().unwrap().movement_id;
-    let outcome = pipeline
-        .read(
-            &format!("/v1/movements/{last}?consistency_token={token}"),
-            &admin,
-        )
-        .await;
-    assert_eq!(outcome["movement_id"], last.to_string());
-    pipeline.stack.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_pages_return_every_row_once_while_movements_keep_arriving() {
-    let pipeline = Pipeline::start(true).await;
-    let admin = pipeline.admin();
-    let first = recent_movements(400, 21);
-    let token = pipeline.post(&first).await;
-    let _ = pipeline
-        .read(
-            &format!("/v1/movements?limit=1&consistency_token={token}"),
-            &admin,
-        )
-        .await;
-    let before: HashSet<String> = pipeline
-        .all_pages("/v1/movements?limit=1000", &admin, async || {})
-        .await
-        .iter()
-        .map(|row| format!("{}@{}", row["source_partition"], row["source_offset"]))
-        .collect();
-    assert_eq!(before.len(), first.len());
-
-    let mut more = recent_movements(600, 22).into_iter();
-    let rows = pipeline
-        .all_pages("/v1/movements?limit=23", &admin, async || {
-            let batch: Vec<_> = more.by_ref().take(40).collect();
-            if !batch.is_empty() {
-                pipeline.post(&batch).await;
-            }
-        })
-        .await;
-    let mut seen = HashSet::new();
-    for row in &rows {
-        let key = format!("{}@{}", row["source_partition"], row["source_offset"]);
-        assert!(seen.insert(key), "a row came twice: {row}");
-    }
-    assert!(
-        before.is_subset(&seen),
-        "every row there before paging began was returned"
-    );
-    pipeline.stack.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_stores_data_is_refused_or_filtered_out_on_every_route() {
-    let pipeline = Pipeline::start(true).await;
-    let movements = recent_movements(200, 31);
-    let token = pipeline.post(&movements).await;
-    let admin = pipeline.admin();
-    let _ = pipeline
-        .read(
-            &format!("/v1/movements?limit=1&consistency_token={token}"),
-            &admin,
-        )
-        .await;
-    let manager = pipeline.token(Role::Manager, &[1]);
-    let other = movements
-        .iter()
-        .find(|m| m.store_id.get() == 2)
-        .unwrap()
-        .movement_id;
-
-    // Store 1 reuses store 2's movement id, and one of its own for another quantity: both
-    // are store 1's conflicts; store 2's movement shows nothing of store 1's reuse.
-    let own = movements.iter().find(|m| m.store_id.get() == 1).unwrap();
-    let mut changed = own.clone();
-    changed.quantity += 1;
-    let mut reused = own.clone();
-    reused.movement_id = other;
-    let token = pipeline.post(&[changed, reused]).await;
-    let outcome = pipeline
-        .read(
-            &format!(
-                "/v1/movements/{}?consistency_token={token}",
-                own.movement_id
-            ),
-            &admin,
-        )
-        .await;
-    let conflicts = outcome["conflicts"].as_array().unwrap();
-    assert_eq!(conflicts.len(), 1, "{outcome}");
-    assert_eq!(conflicts[0]["status"], "conflict");
-    assert_eq!(conflicts[0]["reject_reason"], "idempotency_key_reused");
-    assert_eq!(conflicts[0]["quantity"], own.quantity + 1);
-    let outcome = pipeline
-        .read(&format!("/v1/movements/{other}"), &admin)
-        .await;
-    assert_eq!(outcome["store_id"], 2, "{outcome}");
-    assert_eq!(outcome["conflicts"], json!([]), "{outcome}");
-    let listed = pipeline
-        .read("/v1/movements?status=conflict&store_id=1", &admin)
-        .await;
-    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
-
-    for path in [
-        "/v1/stores/2/inventory".to_owned(),
-        "/v1/stores/2/inventory/1".to_owned(),
-        "/v1/stores/2/reports/stock-summary".to_owned(),
-        "/v1/stores/2/reports/valuation".to_owned(),
-        "/v1/stores/2/reports/sales".to_owned(),
-        "/v1/stores/2/reports/suppliers".to_owned(),
-        "/v1/movements?store_id=2".to_owned(),
-        format!("/v1/movements/{other}"),
-        "/v1/alerts?store_id=2".to_owned(),
-        "/v1/audit".to_owned(),
-    ] {
-        let (status, _, body) = pipeline
-            .get_from(&pipeline.query, &path, &manager, &[])
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
-    }
-    let listed_rows = pipeline
-        .all_pages("/v1/movements?limit=500", &manager, async || {})
-        .await;
-    assert!(!listed_rows.is_empty());
-    assert!(listed_rows.iter().all(|row| row["store_id"] == 1));
-    let alerts = pipeline.read("/v1/alerts", &manager).await;
-    assert!(
-        alerts["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|row| row["store_id"] == 1)
-    );
-    let across = pipeline.read("/v1/products/1/inventory", &manager).await;
-    assert!(
-        across["stores"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|row| row["store_id"] == 1)
-    );
-
-    // Roles: a POS token reads no inventory; staff reads inventory but no reports.
-    let pos = pipeline.token(Role::Pos, &[1]);
-    let (status, _, _) = pipeline
-        .get_from(&pipeline.query, "/v1/stores/1/inventory", &pos, &[])
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let staff = pipeline.token(Role::Staff, &[1]);
-    let (status, _, _) = pipeline
-        .get_from(&pipeline.query, "/v1/stores/1/inventory", &staff, &[])
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = pipeline
-        .get_from(&pipeline.query, "/v1/stores/1/reports/sales", &staff, &[])
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    pipeline.stack.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_gets_not_modified_and_bad_parameters_name_the_field() {
-    let pipeline = Pipeline::start(true).await;
-    let movements = recent_movements(50, 41);
-    let token = pipeline.post(&movements).await;
-    let admin = pipeline.admin();
-    let path = format!("/v1/stores/1/inventory?consistency_token={token}");
-    let (status, headers, _) = pipeline.get_from(&pipeline.query, &path, &admin, &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    let etag = headers["etag"].to_str().unwrap().to_owned();
-    let (status, _, body) = pipeline
-        .get_from(
-            &pipeline.query,
-            "/v1/stores/1/inventory",
-            &admin,
-            &[("if-none-match", &etag)],
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_MODIFIED, "{body}");
-    let (status, headers, _) = pipeline
-        .get_from(
-            &pipeline.query,
-            "/v1/stores/1/reports/sales",
-            &admin,
-            &[("accept-encoding", "gzip")],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        headers.get("content-encoding").map(|v| v.to_str().unwrap()),
-        Some("gzip")
-    );
-
-    // A stock-in changes the store's inventory, so its tag.
-    let mut extra = movements
-        .iter()
-        .find(|m| m.store_id.get() == 1 && m.kind == MovementKind::StockIn)
-        .unwrap()
-        .clone();
-    extra.movement_id = uuid::Uuid::new_v4();
-    let token = pipeline.post(&[extra]).await;
-    let (status, headers, _) = pipeline
-        .get_from(
-            &pipeline.query,
-            &format!("/v1/stores/1/inventory?consistency_token={token}"),
-            &admin,
-            &[("if-none-match", &etag)],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_ne!(headers["etag"].to_str().unwrap(), etag);
-
-    // Catalog changes through ingest are in the audit log, for admins.
-    let response = pipeline
-        .client
-        .patch(format!("{}/v1/products/2", pipeline.ingest))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"name": "Masala chai 250 g"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let audit = pipeline
-        .read_until(
-            "/v1/audit?entity_type=product&entity_id=2&actor=tester",
-            &admin,
-            "the standby to replay the audit entry",
-            |audit| {
-                audit["items"]
-                    .as_array()
-                    .is_some_and(|items| !items.is_empty())
-            },
-        )
-        .await;
-    let entry = &audit["items"][0];
-    assert_eq!(entry["after"]["name"], "Masala chai 250 g", "{audit}");
-    assert_eq!(entry["before"]["name"], "SKU-2", "{audit}");
-    assert_eq!(entry["action"], "update");
-    let manager = pipeline.token(Role::Manager, &[1]);
-    let (status, _, _) = pipeline
-        .get_from(&pipeline.query, "/v1/audit", &manager, &[])
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-
-    for (path, field) in [
-        ("/v1/stores/1/inventory?limit=0", "limit"),
-        ("/v1/stores/1/inventory?cursor=zzz", "cursor"),
-        ("/v1/stores/1/inventory?stock_status=plenty", "stock_status"),
-        ("/v1/stores/1/reports/sales?from=2026-02-30", "from"),
-        (
-            "/v1/stores/1/reports/sales?from=2026-11-10&to=2026-11-01",
-            "to",
-        ),
-        (
-            "/v1/stores/1/reports/sales?from=2024-01-01&to=2026-01-01",
-            "from",
-        ),
-        ("/v1/stores/1/reports/sales?group_by=week", "group_by"),
-        ("/v1/movements?kind=gift", "kind"),
-        ("/v1/movements?from=yesterday", "from"),
-        ("/v1/alerts?active=maybe", "active"),
-    ] {
-        let (status, _, body) = pipeline.get_from(&pipeline.query, path, &admin, &[]).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
-        assert_eq!(body["errors"][0]["field"], field, "{path}: {body}");
-    }
-    let (status, _, _) = pipeline
-        .get_from(&pipeline.query, "/v1/stores/99/inventory", &admin, &[])
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = pipeline
-        .get_from(&pipeline.query, "/v1/stores/1/inventory/99", &admin, &[])
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = pipeline
-        .get_from(
-            &pipeline.query,
-            &format!("/v1/movements/{}", uuid::Uuid::new_v4()),
-            &admin,
-            &[],
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    pipeline.stack.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hot_reads_from_query_apis_copies_follow_every_batch() {
-    let pipeline = Pipeline::start(true).await;
-    let admin = pipeline.admin();
-    let movements = recent_movements(600, 23);
-    let metrics = format!("{}/metrics", pipeline.query);
-    let hits = || async {
-        let text = test_kit::get_text(&pipeline.client, &metrics).await;
-        text.lines()
-            .find(|line| line.starts_with("bazaar_query_replica_reads_total{result=\"hit\""))
-            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let quantity = |body: &Value| body["quantity"].as_i64().unwrap();
-    let mut posted = 0;
-    for chunk in movements.chunks(100) {
-        posted += chunk.len();
-        let model = Model::of(&movements[..posted]);
-        let token = pipeline.post(chunk).await;
-        for (store, ..) in STORES {
-            for product in 1..=PRODUCTS {
-                let expected = model.balances.get(&(store, product)).map_or(0, |b| b.0);
-                let path = format!("/v1/stores/{store}/inventory/{product}");
-                // With the token: this batch is in the answer, from a copy or not.
-                let read = pipeline
-                    .read(&format!("{path}?consistency_token={token}"), &admin)
-                    .await;
-                assert_eq!(quantity(&read), expected, "{path} after {posted}: {read}");
-                // Without: a copy taken before the batch is dropped by its notice, and the
-                // cache answers with the batch in. (Postgres answers for a second after a
-                // Redis call slower than 250 ms, which a loaded machine sometimes makes.)
-                eventually(&pipeline, &path, |body| {
-                    quantity(body) == expected && body["freshness"]["source"] == "cache"
-                })
-                .await;
-            }
-            // The whole inventory agrees with the single reads.
-            let page = pipeline
-                .read(&format!("/v1/stores/{store}/inventory"), &admin)
-                .await;
-            for item in page["items"].as_array().unwrap() {
-                let product = item["product_id"].as_i64().unwrap();
-                let expected = model.balances.get(&(store, product)).map_or(0, |b| b.0);
-                assert_eq!(quantity(item), expected, "store {store}: {item}");
-            }
-        }
-    }
-    assert!(hits().await > 0, "no read was answered from the copies");
 }
