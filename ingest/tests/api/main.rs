@@ -8,6 +8,7 @@ mod common;
 mod group_lag;
 mod movements;
 mod operational;
+mod refusals;
 mod role_matrix;
 mod users;
 mod wait;
