@@ -4,18 +4,35 @@
 //! test that takes it away (the stack's is shared by every test running at the time).
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use service_kit::Settings;
 use service_kit::schema_registry::{RegistryError, SchemaRegistry};
 
-/// The test's value subjects registered as `bazaar-topics ensure` does, and their ids.
+/// The test's value subjects registered as `bazaar-topics ensure` does, and their ids;
+/// asked again for a while when the registry does not answer, as the services do (a call
+/// once went unanswered in the fault suite, after it had restarted PostgreSQL, the
+/// registry's storage).
 pub(crate) async fn register_schemas(
     settings: &Settings,
 ) -> Result<schemas::SchemaIds, RegistryError> {
     let registry = SchemaRegistry::new(&settings.kafka.schema_registry)?;
     let topics = settings.topics();
-    registry.ensure_value_schemas(&topics).await?;
-    registry.schema_ids(&topics, &schemas::topics::ALL).await
+    // A loop, not `service_kit::retry::while_starting`: its async closure's future is not
+    // `Send` for every lifetime, and a test's stack starts inside spawned tasks.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            registry.ensure_value_schemas(&topics).await?;
+            registry.schema_ids(&topics, &schemas::topics::ALL).await
+        };
+        match attempt.await {
+            Err(RegistryError::Unreachable { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Deletes the test's value subjects for good (with its topics, at its cleanup).
