@@ -57,31 +57,29 @@ function amount(value: Total): number {
   return typeof value === 'number' ? value : Number(value);
 }
 
-function isoDay(date: Date): string {
-  return date.toISOString().slice(0, 10);
-}
-
 export function Reports({ store }: { store: number }) {
-  const [from, setFrom] = useState(isoDay(new Date(Date.now() - 29 * 86_400_000)));
-  const [to, setTo] = useState(isoDay(new Date()));
+  // The range the user chose. Until then the API's own: the 30 days to today in the store's
+  // timezone — a date taken here would be the browser's clock in UTC (`toISOString`), a day
+  // behind an Indian store's from midnight to 05:30 local time.
+  const [chosen, setChosen] = useState<{ from: string; to: string }>();
   const [byDay, setByDay] = useState<Sales>();
   const [byProduct, setByProduct] = useState<Sales>();
   const [summary, setSummary] = useState<Summary>();
   const [valuation, setValuation] = useState<Valuation>();
   const [error, setError] = useState<string>();
   useEffect(() => {
-    const range = `from=${from}&to=${to}`;
+    const sales = (grouping: Record<string, string>) =>
+      call<Sales>('query', 'GET', `/v1/stores/${store}/reports/sales?${new URLSearchParams({ ...chosen, ...grouping })}`);
     setError(undefined);
-    Promise.all([
-      call<Sales>('query', 'GET', `/v1/stores/${store}/reports/sales?${range}`),
-      call<Sales>('query', 'GET', `/v1/stores/${store}/reports/sales?${range}&group_by=product`),
-    ])
+    Promise.all([sales({}), sales({ group_by: 'product' })])
       .then(([days, products]) => {
         setByDay(days);
         setByProduct(products);
       })
       .catch((caught) => setError((caught as Error).message));
-  }, [store, from, to]);
+  }, [store, chosen]);
+  const from = chosen?.from ?? byDay?.from ?? '';
+  const to = chosen?.to ?? byDay?.to ?? '';
   useEffect(() => {
     call<Summary>('query', 'GET', `/v1/stores/${store}/reports/stock-summary`).then(setSummary);
     call<Valuation>('query', 'GET', `/v1/stores/${store}/reports/valuation`).then(setValuation);
@@ -90,8 +88,8 @@ export function Reports({ store }: { store: number }) {
     <h1>Reports</h1>
     <h2>Sales</h2>
     <div class="grid">
-      <label>From <input type="date" value=${from} max=${to} onChange=${(e: Event) => setFrom((e.target as HTMLInputElement).value)} /></label>
-      <label>To <input type="date" value=${to} min=${from} onChange=${(e: Event) => setTo((e.target as HTMLInputElement).value)} /></label>
+      <label>From <input type="date" value=${from} max=${to} onChange=${(e: Event) => setChosen({ from: (e.target as HTMLInputElement).value, to })} /></label>
+      <label>To <input type="date" value=${to} min=${from} onChange=${(e: Event) => setChosen({ from, to: (e.target as HTMLInputElement).value })} /></label>
     </div>
     ${error && html`<p role="alert">${error}</p>`}
     ${byDay &&
