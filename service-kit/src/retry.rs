@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 /// `attempt` until it succeeds, fails for good, or fails `transient`ly past `deadline`;
 /// each transient failure is logged (`waiting_for` names what is not ready) and tried
 /// again a second later.
-pub async fn while_starting<T, E: Display>(
+///
+/// `attempt` is a closure returning a future (`|| async { … }`), not an async closure: the
+/// future of an `AsyncFnMut` is not `Send` for every lifetime, and callers (a test's stack)
+/// start inside spawned tasks.
+pub async fn while_starting<T, E: Display, F: Future<Output = Result<T, E>>>(
     deadline: Instant,
     waiting_for: &str,
     transient: impl Fn(&E) -> bool,
-    mut attempt: impl AsyncFnMut() -> Result<T, E>,
+    mut attempt: impl FnMut() -> F,
 ) -> Result<T, E> {
     loop {
         match attempt().await {

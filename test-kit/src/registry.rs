@@ -18,21 +18,17 @@ pub(crate) async fn register_schemas(
 ) -> Result<schemas::SchemaIds, RegistryError> {
     let registry = SchemaRegistry::new(&settings.kafka.schema_registry)?;
     let topics = settings.topics();
-    // A loop, not `service_kit::retry::while_starting`: its async closure's future is not
-    // `Send` for every lifetime, and a test's stack starts inside spawned tasks.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let attempt = async {
+    let unreachable = |error: &RegistryError| matches!(error, RegistryError::Unreachable { .. });
+    service_kit::retry::while_starting(
+        Instant::now() + Duration::from_secs(20),
+        "The schema registry",
+        unreachable,
+        || async {
             registry.ensure_value_schemas(&topics).await?;
             registry.schema_ids(&topics, &schemas::topics::ALL).await
-        };
-        match attempt.await {
-            Err(RegistryError::Unreachable { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            result => return result,
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Deletes the test's value subjects for good (with its topics, at its cleanup).

@@ -101,7 +101,7 @@ async fn ensure_topics(
             TopicError::Unreachable { .. } | TopicError::Create { .. }
         )
     };
-    let result = retry::while_starting(deadline, "The cluster", starting, async || {
+    let result = retry::while_starting(deadline, "The cluster", starting, || async {
         if create {
             topics::ensure_topics(settings, names, None).await
         } else {
@@ -137,7 +137,7 @@ async fn ensure_schemas(
     deadline: Instant,
 ) -> bool {
     let unreachable = |error: &RegistryError| matches!(error, RegistryError::Unreachable { .. });
-    let result = retry::while_starting(deadline, "The schema registry", unreachable, async || {
+    let result = retry::while_starting(deadline, "The schema registry", unreachable, || async {
         if create {
             registry.ensure_value_schemas(names).await
         } else {

@@ -381,7 +381,7 @@ impl SchemaRegistry {
             Instant::now() + wait,
             "The schema registry",
             unreachable,
-            async || self.schema_ids(topics, specs).await,
+            || self.schema_ids(topics, specs),
         )
         .await
     }
