@@ -76,3 +76,19 @@ async fn two_instances_spend_one_budget_a_share_at_a_time_and_never_more_than_it
     // Another subject's budget is untouched.
     assert_eq!(two.check_subject("till-2").await.remaining, BURST - 1);
 }
+
+#[tokio::test]
+async fn concurrent_requests_on_an_empty_share_take_one_share_between_them() {
+    let stack = TestStack::start().await;
+    let redis = Redis::new(&stack.settings.redis).unwrap();
+    // A budget of a million a second: shares of 20,000, fifty in the burst.
+    let limit = Limit::new(1_000_000, 1_000_000).unwrap();
+    let limits = RateLimits::new(limit, limit, Some(redis), &Registry::new()).unwrap();
+    // Two hundred requests at once find no share: one takes it, the others one each,
+    // never a share each (which would take four times the burst and refuse the rest).
+    let decisions =
+        futures::future::join_all((0..200).map(|_| limits.check_subject("till-3"))).await;
+    assert!(decisions.iter().all(|decision| decision.allowed));
+    let held = decisions.iter().map(|decision| decision.remaining).max();
+    assert!(held >= Some(1_000_000 - 20_000 - 200), "{held:?}");
+}

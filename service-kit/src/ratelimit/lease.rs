@@ -40,17 +40,35 @@ struct Lease {
     expires: Instant,
     /// Refused by Redis until then.
     refused_until: Instant,
+    /// Until then a request is taking the next share: others meanwhile take one request
+    /// each, so concurrent requests do not take a share each. (A deadline, not a flag: a
+    /// request dropped while it waits for Redis never says it is done.)
+    refilling_until: Instant,
+}
+
+/// The longest a share is waited for before another request takes one.
+const REFILL_WAIT: Duration = Duration::from_millis(500);
+
+/// What to ask Redis for when a key's share is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ask {
+    /// Requests to take: a share, or one while another request takes the share.
+    pub take: u32,
+    /// Unspent requests of an expired share to give back first.
+    pub returned: u32,
 }
 
 /// The shares this instance holds, by key.
 #[derive(Debug)]
 pub(super) struct Leases<K> {
+    share: u32,
     leases: Mutex<HashMap<K, Lease>>,
 }
 
 impl<K: Hash + Eq> Leases<K> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(limit: Limit) -> Self {
         Self {
+            share: limit.share(),
             leases: Mutex::new(HashMap::new()),
         }
     }
@@ -61,14 +79,40 @@ impl<K: Hash + Eq> Leases<K> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Spends one request of `key`'s share or repeats its refusal; `Err(returned)` when
-    /// Redis must be asked, giving back the `returned` requests an expired share left.
-    pub(super) fn spend(&self, key: &K, now: Instant) -> Result<Decision, u32> {
+    /// Spends one request of `key`'s share or repeats its refusal; `Err` with what to ask
+    /// Redis for when the share is spent.
+    pub(super) fn spend(&self, key: K, now: Instant) -> Result<Decision, Ask> {
         let mut leases = self.lock();
-        let Some(lease) = leases.get_mut(key) else {
-            return Err(0);
+        let Some(lease) = leases.get_mut(&key) else {
+            // A share of one leaves nothing to keep: no entry (addresses, small limits).
+            if self.share > 1 {
+                leases.insert(
+                    key,
+                    Lease {
+                        left: 0,
+                        remaining: 0,
+                        full_at: now,
+                        expires: now,
+                        refused_until: now,
+                        refilling_until: now + REFILL_WAIT,
+                    },
+                );
+            }
+            return Err(Ask {
+                take: self.share,
+                returned: 0,
+            });
         };
         let full_in = lease.full_at.saturating_duration_since(now);
+        if lease.left > 0 && now < lease.expires {
+            lease.left -= 1;
+            return Ok(Decision {
+                allowed: true,
+                remaining: lease.remaining.saturating_add(lease.left),
+                full_in,
+                retry_after: Duration::ZERO,
+            });
+        }
         if now < lease.refused_until {
             return Ok(Decision {
                 allowed: false,
@@ -77,78 +121,78 @@ impl<K: Hash + Eq> Leases<K> {
                 retry_after: lease.refused_until - now,
             });
         }
-        if now >= lease.expires {
-            return Err(std::mem::take(&mut lease.left));
+        let returned = std::mem::take(&mut lease.left);
+        if now < lease.refilling_until {
+            return Err(Ask { take: 1, returned });
         }
-        if lease.left == 0 {
-            return Err(0);
-        }
-        lease.left -= 1;
-        Ok(Decision {
-            allowed: true,
-            remaining: lease.remaining.saturating_add(lease.left),
-            full_in,
-            retry_after: Duration::ZERO,
+        lease.refilling_until = now + REFILL_WAIT;
+        Err(Ask {
+            take: self.share,
+            returned,
         })
     }
 
-    /// Keeps what Redis granted for `key` beyond the request that asked, and decides that
-    /// request.
-    pub(super) fn keep(&self, key: K, grant: Grant, now: Instant) -> Decision {
+    /// Keeps what Redis granted for `key` (asked with `ask`) beyond the request that
+    /// asked, and decides that request.
+    pub(super) fn keep(&self, key: K, ask: Ask, grant: Grant, now: Instant) -> Decision {
         let full_at = now + grant.full_in;
         let mut leases = self.lock();
-        if grant.taken == 0 {
-            let refused_until = now + grant.retry_after;
-            leases
-                .entry(key)
-                .and_modify(|lease| {
-                    lease.refused_until = refused_until;
-                    lease.full_at = full_at;
-                })
-                .or_insert(Lease {
-                    left: 0,
-                    remaining: 0,
-                    full_at,
-                    expires: now,
-                    refused_until,
-                });
-            return Decision {
-                allowed: false,
-                remaining: 0,
-                full_in: grant.full_in,
-                retry_after: grant.retry_after,
-            };
+        let held = leases.get_mut(&key);
+        let Some(lease) = held else {
+            // Nothing held: a share of one, or forgotten meanwhile. A refusal is kept.
+            if grant.taken != 1 {
+                leases.insert(
+                    key,
+                    Lease {
+                        left: grant.taken.saturating_sub(1),
+                        remaining: grant.remaining,
+                        full_at,
+                        expires: now + LEASE_LIFE,
+                        refused_until: now + grant.retry_after,
+                        refilling_until: now,
+                    },
+                );
+            }
+            return granted(&grant, grant.taken.saturating_sub(1));
+        };
+        if ask.take == self.share {
+            lease.refilling_until = now;
         }
-        let extra = grant.taken - 1;
-        let lease = Lease {
-            left: extra,
+        if now >= lease.expires {
+            lease.left = 0;
+        }
+        if grant.taken == 0 {
+            if lease.left > 0 {
+                // Refused in Redis, but a share taken meanwhile still has some.
+                lease.left -= 1;
+                return Decision {
+                    allowed: true,
+                    remaining: lease.left,
+                    full_in: grant.full_in,
+                    retry_after: Duration::ZERO,
+                };
+            }
+            lease.refused_until = now + grant.retry_after;
+            lease.full_at = full_at;
+            return granted(&grant, 0);
+        }
+        *lease = Lease {
+            left: lease.left + grant.taken - 1,
             remaining: grant.remaining,
             full_at,
             expires: now + LEASE_LIFE,
             refused_until: now,
+            ..*lease
         };
-        let left = match leases.get_mut(&key) {
-            Some(held) => {
-                // Another request's share may still be live: both are this instance's.
-                let live = if now < held.expires { held.left } else { 0 };
-                *held = Lease {
-                    left: live + extra,
-                    ..lease
-                };
-                held.left
-            }
-            // A share of one leaves nothing to keep: no entry (addresses, small limits).
-            None if extra == 0 => 0,
-            None => {
-                leases.insert(key, lease);
-                extra
-            }
-        };
-        Decision {
-            allowed: true,
-            remaining: grant.remaining.saturating_add(left),
-            full_in: grant.full_in,
-            retry_after: Duration::ZERO,
+        granted(&grant, lease.left)
+    }
+
+    /// Redis did not answer `ask` for `key`: another request may take the next share.
+    pub(super) fn unanswered(&self, key: &K, ask: Ask) {
+        if ask.take == self.share
+            && let Some(lease) = self.lock().get_mut(key)
+        {
+            lease.refilling_until = Instant::now();
         }
     }
 
@@ -156,12 +200,24 @@ impl<K: Hash + Eq> Leases<K> {
     /// follows the recent callers. Their unspent requests stay taken; the budget's key in
     /// Redis expires once it is full again anyway.
     pub(super) fn forget_idle(&self, now: Instant) {
-        self.lock()
-            .retain(|_, lease| now < lease.expires || now < lease.refused_until);
+        self.lock().retain(|_, lease| {
+            now < lease.expires || now < lease.refused_until || now < lease.refilling_until
+        });
     }
 
     pub(super) fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// The decision for the request that asked Redis: allowed with `held` more held here, or
+/// refused.
+fn granted(grant: &Grant, held: u32) -> Decision {
+    Decision {
+        allowed: grant.taken > 0,
+        remaining: grant.remaining.saturating_add(held),
+        full_in: grant.full_in,
+        retry_after: grant.retry_after,
     }
 }
 
@@ -182,51 +238,113 @@ mod tests {
         }
     }
 
+    /// Shares of 4.
+    fn leases() -> Leases<u64> {
+        Leases::new(Limit::new(200, 40).unwrap())
+    }
+
+    const SHARE: Ask = Ask {
+        take: 4,
+        returned: 0,
+    };
+
     #[test]
     fn a_share_is_spent_locally_then_redis_is_asked_again() {
-        let leases = Leases::new();
+        let leases = leases();
         let now = Instant::now();
-        assert_eq!(leases.spend(&1, now), Err(0), "nothing held yet");
-        let first = leases.keep(1, grant(4, 10), now);
+        assert_eq!(leases.spend(1, now), Err(SHARE), "nothing held yet");
+        let first = leases.keep(1, SHARE, grant(4, 10), now);
         assert!(first.allowed);
         assert_eq!(first.remaining, 13, "Redis' 10 and the 3 held here");
         for remaining in (10..13).rev() {
-            let decision = leases.spend(&1, now).unwrap();
+            let decision = leases.spend(1, now).unwrap();
             assert!(decision.allowed);
             assert_eq!(decision.remaining, remaining);
         }
-        assert_eq!(leases.spend(&1, now), Err(0), "the share is spent");
-        assert_eq!(leases.spend(&2, now), Err(0), "another key has its own");
+        assert_eq!(leases.spend(1, now), Err(SHARE), "the share is spent");
+        assert_eq!(leases.spend(2, now), Err(SHARE), "another key has its own");
+    }
+
+    #[test]
+    fn while_one_request_takes_a_share_the_others_take_one_each() {
+        let leases = leases();
+        let now = Instant::now();
+        assert_eq!(leases.spend(1, now), Err(SHARE));
+        let one = Ask {
+            take: 1,
+            returned: 0,
+        };
+        assert_eq!(leases.spend(1, now), Err(one), "a share is on its way");
+        assert!(leases.keep(1, one, grant(1, 30), now).allowed);
+        // Redis refused the share (other instances took the budget), but the request
+        // that took one is served, and the next asks for a share again.
+        assert!(!leases.keep(1, SHARE, grant(0, 0), now).allowed);
+        let later = now + Duration::from_millis(20);
+        assert_eq!(leases.spend(1, later), Err(SHARE));
+        // A request dropped while it waited for its share holds the others back no
+        // longer than REFILL_WAIT.
+        assert_eq!(leases.spend(1, later), Err(one));
+        assert_eq!(leases.spend(1, later + REFILL_WAIT), Err(SHARE));
+        leases.unanswered(&1, SHARE);
+        assert_eq!(leases.spend(1, later + REFILL_WAIT), Err(SHARE));
+    }
+
+    #[test]
+    fn units_held_are_spent_even_when_redis_refuses_another_share() {
+        let leases = leases();
+        let now = Instant::now();
+        assert_eq!(leases.spend(1, now), Err(SHARE));
+        leases.keep(1, SHARE, grant(4, 0), now);
+        let one = Ask {
+            take: 1,
+            returned: 0,
+        };
+        // Two requests raced past an empty share: one got a share, the other's refusal
+        // is served from it.
+        let decision = leases.keep(1, one, grant(0, 0), now);
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, 2);
     }
 
     #[test]
     fn an_expired_share_goes_back_to_redis_once() {
-        let leases = Leases::new();
+        let leases = leases();
         let now = Instant::now();
-        leases.keep(1, grant(5, 0), now);
-        leases.spend(&1, now).unwrap();
+        assert_eq!(leases.spend(1, now), Err(SHARE));
+        leases.keep(1, SHARE, grant(4, 0), now);
+        leases.spend(1, now).unwrap();
         let later = now + LEASE_LIFE;
-        assert_eq!(leases.spend(&1, later), Err(3), "three unspent go back");
-        assert_eq!(leases.spend(&1, later), Err(0), "and only once");
+        let back = Ask {
+            take: 4,
+            returned: 2,
+        };
+        assert_eq!(leases.spend(1, later), Err(back), "two unspent go back");
+        leases.unanswered(&1, back);
+        assert_eq!(leases.spend(1, later), Err(SHARE), "and only once");
+        leases.unanswered(&1, SHARE);
         leases.forget_idle(later);
         assert_eq!(leases.len(), 0);
     }
 
     #[test]
-    fn a_refusal_is_kept_until_redis_said_and_a_share_of_one_keeps_nothing() {
-        let leases = Leases::new();
+    fn a_refusal_is_kept_until_redis_said_and_a_share_of_one_keeps_nothing_else() {
+        let leases = Leases::new(Limit::new(1, 6).unwrap());
+        let one = Ask {
+            take: 1,
+            returned: 0,
+        };
         let now = Instant::now();
-        let refused = leases.keep(7, grant(0, 0), now);
-        assert!(!refused.allowed);
-        let again = leases.spend(&7, now + Duration::from_millis(5)).unwrap();
+        assert_eq!(leases.spend(7, now), Err(one));
+        assert!(leases.keep(7, one, grant(1, 4), now).allowed);
+        assert_eq!(leases.len(), 0, "nothing kept for a share of one");
+        assert_eq!(leases.spend(7, now), Err(one));
+        assert!(!leases.keep(7, one, grant(0, 0), now).allowed);
+        let again = leases.spend(7, now + Duration::from_millis(5)).unwrap();
         assert_eq!(
             (again.allowed, again.retry_after),
             (false, Duration::from_millis(15))
         );
-        assert_eq!(leases.spend(&7, now + Duration::from_millis(20)), Err(0));
-        leases.forget_idle(now + Duration::from_millis(20));
-        assert!(leases.keep(8, grant(1, 4), now).allowed);
-        assert_eq!(leases.len(), 0, "nothing kept for a share of one");
+        assert_eq!(leases.spend(7, now + Duration::from_millis(20)), Err(one));
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl<K: Hash + Eq + Clone> Scope<K> {
             name,
             limit,
             policy: limit.policy(name),
-            leases: Leases::new(),
+            leases: Leases::new(limit),
             local: RateLimiter::keyed(limit.quota())
                 .with_middleware::<StateInformationMiddleware>(),
         }
@@ -212,15 +212,20 @@ impl RateLimits {
         shared_key: impl FnOnce() -> String,
     ) -> Decision {
         let decision = match &self.shared {
-            Some(shared) => match scope.leases.spend(&key, Instant::now()) {
+            Some(shared) => match scope.leases.spend(key.clone(), Instant::now()) {
                 Ok(decision) => Some(decision),
-                Err(returned) => {
+                Err(ask) => {
                     let redis_key = format!("ratelimit:{}:{}", scope.name, shared_key());
-                    let share = scope.limit.share();
-                    shared
-                        .take(&redis_key, scope.limit, share, returned)
-                        .await
-                        .map(|grant| scope.leases.keep(key.clone(), grant, Instant::now()))
+                    let grant = shared.take(&redis_key, scope.limit, ask).await;
+                    match grant {
+                        Some(grant) => {
+                            Some(scope.leases.keep(key.clone(), ask, grant, Instant::now()))
+                        }
+                        None => {
+                            scope.leases.unanswered(&key, ask);
+                            None
+                        }
+                    }
                 }
             },
             None => None,

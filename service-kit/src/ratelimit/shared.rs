@@ -8,6 +8,7 @@ use prometheus::IntCounter;
 use redis::Script;
 
 use super::Limit;
+use super::lease::Ask;
 use crate::budget::{Breaker, gcra_script};
 use crate::redis::Redis;
 
@@ -66,27 +67,14 @@ impl Shared {
         self.breaker.is_shared()
     }
 
-    /// Gives `returned` unspent requests back to the budget `key` in Redis, then takes up
-    /// to `share`; `None` when Redis is away (the caller decides with its own budgets then).
-    pub(super) async fn take(
-        &self,
-        key: &str,
-        limit: Limit,
-        share: u32,
-        returned: u32,
-    ) -> Option<Grant> {
-        self.breaker
-            .call(self.ask(key, limit, share, returned))
-            .await
+    /// Gives `ask.returned` unspent requests back to the budget `key` in Redis, then takes
+    /// up to `ask.take`; `None` when Redis is away (the caller decides with its own budgets
+    /// then).
+    pub(super) async fn take(&self, key: &str, limit: Limit, ask: Ask) -> Option<Grant> {
+        self.breaker.call(self.ask(key, limit, ask)).await
     }
 
-    async fn ask(
-        &self,
-        key: &str,
-        limit: Limit,
-        share: u32,
-        returned: u32,
-    ) -> redis::RedisResult<Grant> {
+    async fn ask(&self, key: &str, limit: Limit, ask: Ask) -> redis::RedisResult<Grant> {
         let mut connection = self.redis.connection().await?;
         self.calls.inc();
         let interval = 1_000_000 / u64::from(limit.per_second.get());
@@ -95,8 +83,8 @@ impl Shared {
             .key(self.redis.key(key))
             .arg(interval.max(1))
             .arg(limit.burst.get())
-            .arg(share)
-            .arg(returned)
+            .arg(ask.take)
+            .arg(ask.returned)
             .invoke_async(&mut connection)
             .await?;
         let count = |value: i64| value.clamp(0, i64::from(u32::MAX)) as u32;
