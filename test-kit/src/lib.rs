@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod child;
 pub mod cluster;
 pub mod command_line;
+mod database;
 pub mod model;
 pub mod movements;
 pub mod openapi;

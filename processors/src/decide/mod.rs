@@ -14,6 +14,7 @@ pub use outcome::{
 };
 use references::{Reference, reference};
 
+pub(crate) mod carried;
 mod outcome;
 mod references;
 
