@@ -87,6 +87,25 @@ test('a movement another client records appears live', async ({ page }, info) =>
   await screenshot(page, info, 'product-live');
 });
 
+test('a manager voids a sale from the product history and the stock comes back', async ({ page }, info) => {
+  await stockAt(RICE, 12);
+  const sale = await till(RICE, 'sale', 5);
+  await signIn(page, env.manager(), `/app/stores/${env.store()}/products/${RICE}`);
+  await expect(page.locator('[data-quantity]')).toContainText('7');
+  const history = page.getByRole('table', { name: 'Movements, newest first' });
+  const saleRow = history.locator(`tr[data-movement="${sale.movement_id}"]`);
+  // The count before it is not voidable: no button on its row.
+  await expect(history.locator('tbody tr').filter({ hasText: 'count' }).first().getByRole('button')).toHaveCount(0);
+  page.once('dialog', (dialog) => dialog.accept());
+  await saleRow.getByRole('button', { name: /^Void the sale/ }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Voided the sale of 5' })).toContainText('New balance: 12');
+  await expect(page.locator('[data-quantity]')).toContainText('12');
+  await expect(history.locator('tbody tr').first()).toContainText('void');
+  await expect(saleRow).toContainText('voided');
+  await expect(saleRow.getByRole('button')).toHaveCount(0);
+  await screenshot(page, info, 'sale-voided');
+});
+
 test('a purchase order goes from suggestion to received, each button for its roles', async ({ page }, info) => {
   await stockAt(SUGAR, 2);
   await signIn(page, env.manager());
@@ -189,6 +208,10 @@ test('staff may record but see no manager pages', async ({ page }, info) => {
   await expect(page.getByRole('link', { name: 'Reports' })).toHaveCount(0);
   await expect(page.getByRole('link', { name: 'Users' })).toHaveCount(0);
   await expect(page.getByRole('button', { name: /approve/i })).toHaveCount(0);
+  // Nor a void: staff record movements but do not undo them.
+  await page.goto(`/app/stores/${env.store()}/products/${RICE}`);
+  await expect(page.getByRole('table', { name: 'Movements, newest first' }).locator('tbody tr')).not.toHaveCount(0);
+  await expect(page.getByRole('button', { name: /^Void/ })).toHaveCount(0);
   for (const [path, heading] of [
     [`/app/stores/${env.store()}/reports`, 'Reports'],
     ['/app/users', 'Users'],

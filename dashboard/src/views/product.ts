@@ -1,10 +1,11 @@
 // One product in one store: stock, reorder point, cost and price, a chart of its stock
-// over the last 30 days and its movements (paginated, filterable), live.
+// over the last 30 days and its movements (paginated, filterable), live. Managers and
+// admins void an applied movement from its row (the API's exact answer is shown).
 
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { call } from '../session';
+import { attempt, call, can, me } from '../session';
 import { follow, href } from '../router';
 import { label, money, quantity, when } from '../format';
 import { StatusBadge, status, type Item } from './inventory';
@@ -14,6 +15,7 @@ interface Movement {
   movement_id: string;
   kind: string;
   quantity: number;
+  voids_movement_id: string | null;
   status: string;
   reject_reason: string | null;
   balance_after: number | null;
@@ -28,6 +30,8 @@ interface Page<T> {
 }
 
 const KINDS = ['sale', 'stock_in', 'removal', 'return', 'adjustment', 'count', 'void', 'transfer_out', 'transfer_receive'];
+/** What a void may undo: not a void, a count (count again) or a transfer's movement. */
+const VOIDABLE = new Set(['sale', 'stock_in', 'removal', 'return', 'adjustment']);
 const DAYS = 30;
 /** Most movements the chart reads. */
 const CHART_MOVEMENTS = 2000;
@@ -141,7 +145,12 @@ function History({ store, product, changed }: { store: number; product: number; 
   const [kind, setKind] = useState('');
   const [pages, setPages] = useState<string[]>(['']);
   const [page, setPage] = useState<Page<Movement>>();
+  const [message, setMessage] = useState<string>();
+  const [voiding, setVoiding] = useState<string>();
   const cursor = pages[pages.length - 1];
+  const mayVoid = can(me.value?.role, 'admin', 'manager');
+  // Voided on this page: the voids it shows name them (the API refuses any other again).
+  const voided = new Set((page?.items ?? []).filter((row) => row.kind === 'void' && row.status === 'applied').map((row) => row.voids_movement_id));
   useEffect(() => setPages(['']), [kind, product]);
   useEffect(() => {
     const params = new URLSearchParams({ store_id: String(store), product_id: String(product), limit: '20' });
@@ -149,6 +158,37 @@ function History({ store, product, changed }: { store: number; product: number; 
     if (cursor) params.set('cursor', cursor);
     call<Page<Movement>>('query', 'GET', `/v1/movements?${params}`).then(setPage);
   }, [store, product, kind, cursor, cursor === '' ? changed : 0]);
+
+  async function undo(movement: Movement) {
+    const what = `${label(movement.kind)} of ${Math.abs(movement.quantity)} (${when(movement.recorded_at)})`;
+    if (!window.confirm(`Void the ${what}? Its stock change is reversed.`)) return;
+    setVoiding(movement.movement_id);
+    setMessage(undefined);
+    try {
+      const answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', {
+        movement_id: crypto.randomUUID(),
+        store_id: store,
+        product_id: product,
+        kind: 'void',
+        quantity: Math.abs(movement.quantity),
+        voids_movement_id: movement.movement_id,
+      });
+      if (answer.status === 201) {
+        setMessage(`Voided the ${what}. New balance: ${quantity(answer.body.balance_after)}`);
+      } else if (answer.status === 409 && answer.body?.code) {
+        setMessage(`Not voided: ${label(answer.body.code)}.`);
+      } else if (answer.status === 202) {
+        setMessage('The void is on its way; its outcome is not known yet.');
+      } else {
+        setMessage(`Not voided: ${answer.body?.detail ?? `the server answered ${answer.status}`}.`);
+      }
+    } catch (caught) {
+      setMessage(`Not voided: ${(caught as Error).message}`);
+    } finally {
+      setVoiding(undefined);
+    }
+  }
+
   return html`
     <label>
       Kind
@@ -157,6 +197,7 @@ function History({ store, product, changed }: { store: number; product: number; 
         ${KINDS.map((name) => html`<option value=${name}>${label(name)}</option>`)}
       </select>
     </label>
+    ${message && html`<p role="status">${message}</p>`}
     <div class="table-scroll" tabindex="0" role="region" aria-label="Movements table">
       <table class="striped" aria-label="Movements, newest first">
         <thead>
@@ -167,17 +208,34 @@ function History({ store, product, changed }: { store: number; product: number; 
             <th scope="col">Outcome</th>
             <th scope="col" class="numeric">Balance</th>
             <th scope="col" class="hide-small">By</th>
+            ${mayVoid && html`<th scope="col">Void</th>`}
           </tr>
         </thead>
         <tbody>
           ${(page?.items ?? []).map(
-            (movement) => html`<tr>
+            (movement) => html`<tr data-movement=${movement.movement_id}>
               <td>${when(movement.recorded_at)}</td>
               <td>${label(movement.kind)}</td>
               <td class="numeric">${movement.stock_change === null ? '—' : movement.stock_change > 0 ? `+${movement.stock_change}` : movement.stock_change}</td>
               <td>${movement.status === 'rejected' ? `rejected: ${label(movement.reject_reason ?? '')}` : movement.status}</td>
               <td class="numeric">${quantity(movement.balance_after)}</td>
               <td class="hide-small">${movement.actor}</td>
+              ${mayVoid &&
+              html`<td>
+                ${voided.has(movement.movement_id)
+                  ? 'voided'
+                  : movement.status === 'applied' &&
+                    VOIDABLE.has(movement.kind) &&
+                    html`<button
+                      class="secondary outline"
+                      disabled=${voiding !== undefined}
+                      aria-busy=${voiding === movement.movement_id}
+                      aria-label=${`Void the ${label(movement.kind)} of ${when(movement.recorded_at)}`}
+                      onClick=${() => undo(movement)}
+                    >
+                      Void
+                    </button>`}
+              </td>`}
             </tr>`,
           )}
         </tbody>
