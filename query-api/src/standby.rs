@@ -187,6 +187,19 @@ impl Standby {
         }
     }
 
+    /// The primary's last committed offset of `partition`, when reads may go to a standby
+    /// (else `None`: the primary answers them anyway). A read that must not miss what was
+    /// committed before it began, though nobody told it, waits for the standby to pass it.
+    pub async fn committed_on_primary(&self, partition: i32) -> Result<Option<i64>, sqlx::Error> {
+        if self.standby.is_none() {
+            return Ok(None);
+        }
+        let offsets =
+            service_kit::postgres::committed_offsets(&self.primary, &self.group, &self.topic)
+                .await?;
+        Ok(offsets.get(&partition).map(|next| next - 1))
+    }
+
     /// The standby's next offset per partition of the movements topic.
     async fn replayed(&self, standby: &PgPool) -> Result<BTreeMap<i32, i64>, sqlx::Error> {
         service_kit::postgres::committed_offsets(standby, &self.group, &self.topic).await

@@ -61,6 +61,14 @@ impl Feed {
         let expiry = DateTime::from_timestamp(self.expires_at, 0).unwrap_or_else(Utc::now);
         let expires = tokio::time::sleep((expiry - Utc::now()).to_std().unwrap_or_default());
         tokio::pin!(expires);
+        // The notices of what was committed before the stream subscribed went to nobody:
+        // the first read waits for the standby to have replayed it (a reconnect after a
+        // burst of sales would otherwise see them only at the next sweep).
+        self.target = self
+            .state
+            .standby
+            .committed_on_primary(self.partition)
+            .await?;
         let mut first = true;
         loop {
             let (mut rows, committed, mut full) = self.read().await?;
