@@ -5,7 +5,8 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { attempt, call, can, me } from '../session';
+import { call, can, me } from '../session';
+import { recordMovement } from '../movements';
 import { follow, href } from '../router';
 import { label, money, quantity, when } from '../format';
 import { StatusBadge, status, type Item } from './inventory';
@@ -165,7 +166,7 @@ function History({ store, product, changed }: { store: number; product: number; 
     setVoiding(movement.movement_id);
     setMessage(undefined);
     try {
-      const answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', {
+      const decision = await recordMovement({
         movement_id: crypto.randomUUID(),
         store_id: store,
         product_id: product,
@@ -173,14 +174,14 @@ function History({ store, product, changed }: { store: number; product: number; 
         quantity: Math.abs(movement.quantity),
         voids_movement_id: movement.movement_id,
       });
-      if (answer.status === 201) {
-        setMessage(`Voided the ${what}. New balance: ${quantity(answer.body.balance_after)}`);
-      } else if (answer.status === 409 && answer.body?.code) {
-        setMessage(`Not voided: ${label(answer.body.code)}.`);
-      } else if (answer.status === 202) {
-        setMessage('The void is on its way; its outcome is not known yet.');
+      if (decision.status === 'applied') {
+        setMessage(`Voided the ${what}. New balance: ${quantity(decision.balance_after)}`);
+      } else if (decision.status === 'rejected') {
+        setMessage(`Not voided: ${label(decision.code)}.`);
+      } else if (decision.status === 'refused') {
+        setMessage(`Not voided: ${decision.detail}`);
       } else {
-        setMessage(`Not voided: ${answer.body?.detail ?? `the server answered ${answer.status}`}.`);
+        setMessage('The void is on its way; its outcome is not known yet.');
       }
     } catch (caught) {
       setMessage(`Not voided: ${(caught as Error).message}`);

@@ -4,7 +4,8 @@
 
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { attempt, call } from '../session';
+import { call } from '../session';
+import { type Decision, recordMovement } from '../movements';
 import { follow, href } from '../router';
 import { label, quantity } from '../format';
 
@@ -36,13 +37,8 @@ const FIELDS: Record<string, string[]> = {
   kind: ['kind'],
 };
 
-interface Outcome {
-  status: string;
-  reject_reason?: string;
-  available_quantity?: number;
-  balance_after?: number;
-  movement_id?: string;
-}
+/** What the pipeline decided (a refusal is shown at the fields instead). */
+type Outcome = Exclude<Decision, { status: 'refused' }>;
 
 interface Product {
   id: number;
@@ -90,27 +86,18 @@ export function Record({ store, product }: { store: number; product: string | nu
     setOutcome(undefined);
     setFailure(undefined);
     try {
-      const answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', body);
-      if (answer.status === 409 && answer.body?.movement_id) {
-        // Rejected by the processors: the problem's code is the reason.
-        setOutcome({
-          status: 'rejected',
-          reject_reason: answer.body.code,
-          available_quantity: answer.body.available_quantity,
-        });
-      } else if (answer.status === 202) {
-        setOutcome({ status: 'pending' });
-      } else if (answer.status === 200 || answer.status === 201) {
-        setOutcome(answer.body);
-      } else if (answer.body?.errors) {
+      const decision = await recordMovement(body);
+      if (decision.status !== 'refused') {
+        setOutcome(decision);
+      } else if (decision.errors.length > 0) {
         const found: Record<string, string> = {};
-        for (const error of answer.body.errors as { field: string; message: string }[]) {
+        for (const error of decision.errors) {
           const field = Object.keys(FIELDS).find((name) => FIELDS[name].includes(error.field)) ?? 'form';
           found[field] = found[field] ? `${found[field]}; ${error.message}` : error.message;
         }
         setErrors(found);
       } else {
-        setFailure(answer.body?.detail ?? `The server answered ${answer.status}.`);
+        setFailure(decision.detail);
       }
     } catch (caught) {
       setFailure((caught as Error).message);
@@ -197,7 +184,7 @@ function OutcomeView({ outcome, store }: { outcome: Outcome; store: number }) {
       ${outcome.status === 'applied' && html`<strong>Applied.</strong> New balance: ${quantity(outcome.balance_after)}.`}
       ${outcome.status === 'duplicate' && html`<strong>Already recorded</strong> (a repeat of an earlier movement).`}
       ${outcome.status === 'rejected' &&
-      html`<strong>Rejected: ${label(outcome.reject_reason ?? 'unknown')}.</strong>
+      html`<strong>Rejected: ${label(outcome.code)}.</strong>
         ${outcome.available_quantity !== undefined && outcome.available_quantity !== null &&
         html` Only ${quantity(outcome.available_quantity)} in stock.`}`}
       ${outcome.status === 'pending' && html`<strong>Accepted</strong>; the outcome is not known yet. Check the stock page.`}

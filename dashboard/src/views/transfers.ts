@@ -3,7 +3,8 @@
 
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { attempt, call, can, me } from '../session';
+import { call, can, me } from '../session';
+import { type Decision, recordMovement } from '../movements';
 import { label, quantity, when } from '../format';
 import { ScrollTable, type Column } from './table';
 
@@ -55,19 +56,15 @@ export function Transfers({ store }: { store: number }) {
       quantity: arrived,
     };
     if (arrived < transfer.quantity_sent) body.reason = form.get('reason');
-    let answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', body);
+    let decision = await recordMovement(body);
     // A transfer is announced here a moment after it was sent: until then it is unknown.
-    for (let retry = 0; retry < 5 && answer.body?.code === 'unknown_transfer'; retry++) {
+    for (let retry = 0; retry < 5 && decision.status === 'rejected' && decision.code === 'unknown_transfer'; retry++) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       body.movement_id = crypto.randomUUID();
-      answer = await attempt('ingest', 'POST', '/v1/movements?wait=5s', body);
+      decision = await recordMovement(body);
     }
-    setMessage(
-      answer.status === 201
-        ? `Received ${quantity(arrived)} of ${transfer.sku}; the balance is now ${quantity(answer.body.balance_after)}.`
-        : `Not received: ${label(answer.body?.code ?? answer.body?.errors?.[0]?.message ?? String(answer.status))}.`,
-    );
-    setReload({ token: answer.body?.consistency_token });
+    setMessage(receipt(decision, `${quantity(arrived)} of ${transfer.sku}`));
+    setReload({ token: decision.consistency_token });
   }
 
   if (!transfers) return html`<p aria-busy="true">Loading transfers…</p>`;
@@ -113,4 +110,20 @@ export function Transfers({ store }: { store: number }) {
           )}
         <//>
   `;
+}
+
+/** What a receipt's decision tells the person who recorded it. */
+function receipt(decision: Decision, what: string): string {
+  switch (decision.status) {
+    case 'applied':
+      return `Received ${what}; the balance is now ${quantity(decision.balance_after)}.`;
+    case 'duplicate':
+      return `Already received ${what}.`;
+    case 'pending':
+      return `The receipt of ${what} is on its way; its outcome is not known yet.`;
+    case 'rejected':
+      return `Not received: ${label(decision.code)}.`;
+    case 'refused':
+      return `Not received: ${decision.errors[0]?.message ?? decision.detail}`;
+  }
 }
