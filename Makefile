@@ -106,7 +106,7 @@ test: tools
 tools:
 	@deploy/local/tools.sh dev >/dev/null
 
-## chaos: processors killed, PostgreSQL restarted, Redis stopped, a broker killed, a poison record — on a stack of its own; one table
+## chaos: processors killed, PostgreSQL restarted, Redis stopped, a broker killed, a poison record, PostgreSQL restored from a backup — on a stack of its own; one table
 chaos:
 	@deploy/local/chaos.sh
 

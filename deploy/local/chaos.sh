@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make chaos`: the fault suite (processors/tests/chaos.rs) on a stack of its own —
+# `make chaos`: the fault suite (processors/tests/chaos/) on a stack of its own —
 # PostgreSQL, Redis and one Apache Kafka broker on ports next to the development stack's
 # (which keeps running untouched) — because it stops and restarts them. Processors are
 # SIGKILLed mid-stream, PostgreSQL is restarted, Redis stopped, one broker of a three-node
-# cluster (the test's own) killed, a poison record sent; after each, the ledger, the state
+# cluster (the test's own) killed, a poison record sent, PostgreSQL restored from a base
+# backup taken seconds before; after each, the ledger, the state
 # and the output topics are compared with the model. Prints one table.
 #
 #   deploy/local/chaos.sh            large counts (minutes)

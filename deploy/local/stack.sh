@@ -12,6 +12,9 @@
 #                                  (BAZAAR_TLS=1: every link over TLS, Kafka with SASL)
 #   deploy/local/stack.sh stop|start postgres|standby|redis|kafka|registry
 #                                  one component alone (`make chaos` takes them away)
+#   deploy/local/stack.sh backup|restore postgres
+#                                  a base backup of the primary, and the primary replaced by
+#                                  it (`make chaos`'s restore drill)
 #
 # KAFKA_NODES=3 runs a three-node Kafka cluster (ports 19092, 19094, 19096) instead of one.
 # Every server also speaks TLS, with a certificate for 127.0.0.1 signed by a CA made here
@@ -281,6 +284,31 @@ pg_stop() { # pg_stop <data> <name>
     fi
 }
 
+# The restore drill's (make chaos): a base backup of the primary taken while it works, and
+# later the primary replaced by it — what an operator's restore does (docs/operations.md,
+# "Backups"). The standby, ahead of the restored primary, is copied afresh.
+pg_backup() {
+    local bin; bin="$(pg_bin)" || die "PostgreSQL binaries not found"
+    pg_dirs
+    pg_as rm -rf "$PG_HOME/backup"
+    pg_as env PGPASSWORD="$PG_PASSWORD" "$bin/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" \
+        -U "$PG_USER" -D "$PG_HOME/backup" --wal-method=stream --checkpoint=fast --no-sync \
+        >/dev/null || die "pg_basebackup from 127.0.0.1:$PG_PORT failed"
+    say "base backup of the primary in $PG_HOME/backup"
+}
+
+pg_restore() {
+    pg_dirs
+    [ -f "$PG_HOME/backup/PG_VERSION" ] || die "no base backup in $PG_HOME/backup: take one first"
+    standby_down
+    pg_down
+    pg_as rm -rf "$PG_DATA" "$STANDBY_DATA"
+    pg_as cp -a "$PG_HOME/backup" "$PG_DATA"
+    say "the primary's data replaced by the base backup"
+    pg_up
+    standby_up
+}
+
 pg_status() {
     local bin; bin="$(pg_bin)" || { echo "postgres   not installed"; return; }
     pg_dirs
@@ -422,9 +450,11 @@ case "${1:-}" in
         kafka install
         registry install
         ;;
-    start|stop)
+    start|stop|backup|restore)
         action="$1" component="${2:-}"
         case "$action:$component" in
+            backup:postgres) pg_backup ;;
+            restore:postgres) pg_restore ;;
             start:postgres) pg_up ;;
             stop:postgres) pg_down ;;
             start:standby) standby_up ;;
@@ -439,7 +469,7 @@ case "${1:-}" in
         esac
         ;;
     *)
-        echo "usage: $0 up|down|status|env|install|start <component>|stop <component>" >&2
+        echo "usage: $0 up|down|status|env|install|start <component>|stop <component>|backup postgres|restore postgres" >&2
         exit 2
         ;;
 esac

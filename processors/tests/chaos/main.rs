@@ -1,7 +1,8 @@
 //! `make chaos`: faults against a running pipeline, each while movements flow (transfers
 //! between the stores among them), and after each the same proof — every accepted movement
 //! exactly once in the ledger with the model's outcome, one transfer-in per applied
-//! transfer-out, the state equal to the model, the output topics exactly the ledger — and
+//! transfer-out, the state equal to the model, the output topics exactly the ledger (after
+//! PostgreSQL is restored from a backup, the rows after it twice, the same each time) — and
 //! the longest stall: how long the group's committed position stood still while
 //! movements waited. Prints a table.
 //!
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use test_kit::*;
 use test_kit::{ChildService, KafkaCluster, TestStack};
+
+mod restore;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_processors");
 /// Small batches: many of them to interrupt.
@@ -189,6 +192,21 @@ where
     F: FnOnce(Stream) -> Fut,
     Fut: Future<Output = Struck>,
 {
+    scenario_checked(stack, movements, chunk, Replayed::Never, fault).await
+}
+
+/// [`scenario`], for a fault after which the processors may apply records again.
+async fn scenario_checked<F, Fut>(
+    stack: &TestStack,
+    movements: Vec<schemas::StockMovement>,
+    chunk: usize,
+    replayed: Replayed,
+    fault: F,
+) -> (usize, Duration)
+where
+    F: FnOnce(Stream) -> Fut,
+    Fut: Future<Output = Struck>,
+{
     let every = Duration::from_millis(250);
     let stream = stream(stack, movements.clone(), chunk, every);
     // Stalls count once the processors work: starting them is not a fault.
@@ -201,7 +219,10 @@ where
     stream.finish().await;
     wait_committed(stack, movements.len() as i64, Duration::from_secs(180)).await;
     let stall = stalls.await.unwrap();
-    assert_exactly_once(stack, &movements).await;
+    match replayed {
+        Replayed::Never => assert_exactly_once(stack, &movements).await,
+        Replayed::AfterRestore => assert_exactly_once_after_a_restore(stack, &movements).await,
+    }
     (faults, stall)
 }
 
@@ -425,7 +446,7 @@ async fn faults_mid_stream_lose_nothing_and_stall_no_longer_than_their_bound() {
         "", "", "", "", "", ""
     );
     type Run = fn(Scale) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
-    let scenarios: [(&str, Run); 6] = [
+    let scenarios: [(&str, Run); 7] = [
         ("processor SIGKILLed, 3 s session", |scale| {
             Box::pin(killed_with_a_short_session(scale))
         }),
@@ -440,6 +461,9 @@ async fn faults_mid_stream_lose_nothing_and_stall_no_longer_than_their_bound() {
             Box::pin(a_broker_of_three_killed(scale))
         }),
         ("a poison record", |scale| Box::pin(a_poison_record(scale))),
+        ("PostgreSQL restored from a backup", |scale| {
+            Box::pin(restore::restored_from_a_backup(scale))
+        }),
     ];
     let mut failed = Vec::new();
     let only = std::env::var("CHAOS_ONLY").unwrap_or_default();
