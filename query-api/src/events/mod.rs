@@ -13,7 +13,9 @@
 //! Each stream reads (`feed`) after a notice of the processors names its store (the
 //! notices the balance copies follow), and every 10 s in case one was lost, at most every
 //! 100 ms, a page at a time. A snapshot's rows are complete up to the partition's offset
-//! committed in it, so a read of the standby is never half a batch. Bounded: a stream
+//! committed in it, so a read of the standby is never half a batch; the first read waits
+//! (as a consistency token does) until the standby has what the primary had committed when
+//! the stream opened, whose notices it could not hear. Bounded: a stream
 //! holds [`QUEUED`] events for a slow client (then reads stop until it takes them), one
 //! token subject may hold `QUERY_EVENT_STREAMS_PER_SUBJECT` streams, a stream ends when
 //! its token expires (the client reconnects with a new one), and a client too far behind
