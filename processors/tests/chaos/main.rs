@@ -181,22 +181,9 @@ fn watch_stalls(stack: &TestStack, stream: &Stream) -> tokio::task::JoinHandle<D
 type Struck = (usize, Stream, Vec<ChildService>);
 
 /// Runs a scenario: streams its movements while `fault` does its work, waits until
-/// everything is committed, proves the ledger, state and output topics, and measures.
+/// everything is committed, proves the ledger, state and output topics (`replayed`: after
+/// a fault that makes the processors apply records again), and measures.
 async fn scenario<F, Fut>(
-    stack: &TestStack,
-    movements: Vec<schemas::StockMovement>,
-    chunk: usize,
-    fault: F,
-) -> (usize, Duration)
-where
-    F: FnOnce(Stream) -> Fut,
-    Fut: Future<Output = Struck>,
-{
-    scenario_checked(stack, movements, chunk, Replayed::Never, fault).await
-}
-
-/// [`scenario`], for a fault after which the processors may apply records again.
-async fn scenario_checked<F, Fut>(
     stack: &TestStack,
     movements: Vec<schemas::StockMovement>,
     chunk: usize,
@@ -237,22 +224,28 @@ async fn killed_with_a_short_session(scale: Scale) -> Outcome {
     ];
     let chunk = scale.rate / 4;
     let first = ChildService::start_with(BINARY, &stack, &env);
-    let (faults, stall) = scenario(&stack, movements.clone(), chunk, |stream| async {
-        let mut random = seed();
-        let mut kills = 0;
-        let mut running = first;
-        for _ in 0..scale.kills {
-            // Killed between or inside its batches, then restarted at once.
-            tokio::time::sleep(random_pause(&mut random, 50, 1_500)).await;
-            kills += usize::from(!stream.is_finished());
-            running.kill();
-            let before = committed(&stack).await;
-            running = ChildService::start_with(BINARY, &stack, &env);
-            let moved = progress_beyond(&stack, before, Duration::from_secs(30)).await;
-            assert!(moved || committed(&stack).await >= stream.progress().produced());
-        }
-        (kills, stream, vec![running])
-    })
+    let (faults, stall) = scenario(
+        &stack,
+        movements.clone(),
+        chunk,
+        Replayed::Never,
+        |stream| async {
+            let mut random = seed();
+            let mut kills = 0;
+            let mut running = first;
+            for _ in 0..scale.kills {
+                // Killed between or inside its batches, then restarted at once.
+                tokio::time::sleep(random_pause(&mut random, 50, 1_500)).await;
+                kills += usize::from(!stream.is_finished());
+                running.kill();
+                let before = committed(&stack).await;
+                running = ChildService::start_with(BINARY, &stack, &env);
+                let moved = progress_beyond(&stack, before, Duration::from_secs(30)).await;
+                assert!(moved || committed(&stack).await >= stream.progress().produced());
+            }
+            (kills, stream, vec![running])
+        },
+    )
     .await;
     Outcome {
         movements: movements.len(),
@@ -268,20 +261,26 @@ async fn killed_with_the_default_session(scale: Scale) -> Outcome {
     let movements = scale.movements(16 * scale.slow_kills as u64 + 4, 102);
     let chunk = scale.rate / 4;
     let survivor = ChildService::start_with(BINARY, &stack, &[BATCHES]);
-    let (faults, stall) = scenario(&stack, movements.clone(), chunk, |stream| async {
-        let mut random = seed();
-        let mut kills = 0;
-        for _ in 0..scale.slow_kills {
-            let victim = ChildService::start_with(BINARY, &stack, &[BATCHES]);
-            // Long enough for the victim to be given partitions and work on them.
-            tokio::time::sleep(random_pause(&mut random, 3_000, 5_000)).await;
-            kills += usize::from(!stream.is_finished());
-            victim.kill();
-            // Its partitions move when its session (15 s) expires.
-            tokio::time::sleep(Duration::from_secs(16)).await;
-        }
-        (kills, stream, Vec::new())
-    })
+    let (faults, stall) = scenario(
+        &stack,
+        movements.clone(),
+        chunk,
+        Replayed::Never,
+        |stream| async {
+            let mut random = seed();
+            let mut kills = 0;
+            for _ in 0..scale.slow_kills {
+                let victim = ChildService::start_with(BINARY, &stack, &[BATCHES]);
+                // Long enough for the victim to be given partitions and work on them.
+                tokio::time::sleep(random_pause(&mut random, 3_000, 5_000)).await;
+                kills += usize::from(!stream.is_finished());
+                victim.kill();
+                // Its partitions move when its session (15 s) expires.
+                tokio::time::sleep(Duration::from_secs(16)).await;
+            }
+            (kills, stream, Vec::new())
+        },
+    )
     .await;
     drop(survivor);
     Outcome {
@@ -304,13 +303,19 @@ async fn away(
     seed_catalog(&stack.pool).await;
     let movements = scale.movements(12 + outage.as_secs(), seed);
     let processor = ChildService::start_with(BINARY, &stack, &[BATCHES]);
-    let (faults, stall) = scenario(&stack, movements.clone(), scale.rate / 4, |stream| async {
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        stack_command("stop", component);
-        tokio::time::sleep(outage).await;
-        stack_command("start", component);
-        (1, stream, Vec::new())
-    })
+    let (faults, stall) = scenario(
+        &stack,
+        movements.clone(),
+        scale.rate / 4,
+        Replayed::Never,
+        |stream| async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            stack_command("stop", component);
+            tokio::time::sleep(outage).await;
+            stack_command("start", component);
+            (1, stream, Vec::new())
+        },
+    )
     .await;
     drop(processor);
     Outcome {
@@ -356,14 +361,20 @@ async fn a_broker_of_three_killed(scale: Scale) -> Outcome {
     let movements = scale.movements(20, 105);
     let processor = ChildService::start_with(BINARY, &stack, &[BATCHES]);
     let topic = stack.settings.topics().movements();
-    let (faults, stall) = scenario(&stack, movements.clone(), scale.rate / 4, |stream| async {
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        let node = cluster.busiest_leader(&topic);
-        cluster.kill(node);
-        tokio::time::sleep(Duration::from_secs(8)).await;
-        tokio::task::block_in_place(|| cluster.restart(node));
-        (1, stream, Vec::new())
-    })
+    let (faults, stall) = scenario(
+        &stack,
+        movements.clone(),
+        scale.rate / 4,
+        Replayed::Never,
+        |stream| async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let node = cluster.busiest_leader(&topic);
+            cluster.kill(node);
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            tokio::task::block_in_place(|| cluster.restart(node));
+            (1, stream, Vec::new())
+        },
+    )
     .await;
     drop(processor);
     let bound = BROKER_LOSS_BOUND;
@@ -387,11 +398,17 @@ async fn a_poison_record(scale: Scale) -> Outcome {
     let topic = stack.settings.topics().movements();
     let producer = producer(&stack);
     // The poison goes below ingest's edge, straight onto the topic, while the stream flows.
-    let (faults, stall) = scenario(&stack, good.clone(), scale.rate / 4, |stream| async {
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        produce(&producer, &topic, std::slice::from_ref(&poison)).await;
-        (1, stream, Vec::new())
-    })
+    let (faults, stall) = scenario(
+        &stack,
+        good.clone(),
+        scale.rate / 4,
+        Replayed::Never,
+        |stream| async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            produce(&producer, &topic, std::slice::from_ref(&poison)).await;
+            (1, stream, Vec::new())
+        },
+    )
     .await;
     let dead = stack
         .read_topic(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use test_kit::{ChildService, Replayed, TestStack, committed, progress_beyond, seed_catalog};
 
-use super::{BATCHES, BINARY, Outcome, SLACK, Scale, scenario_checked, stack_command};
+use super::{BATCHES, BINARY, Outcome, SLACK, Scale, scenario, stack_command};
 
 pub(super) async fn restored_from_a_backup(scale: Scale) -> Outcome {
     let stack = TestStack::start().await;
@@ -18,7 +18,7 @@ pub(super) async fn restored_from_a_backup(scale: Scale) -> Outcome {
     let movements = scale.movements(16, 107);
     let processor = ChildService::start_with(BINARY, &stack, &[BATCHES]);
     let away = Mutex::new(Duration::ZERO);
-    let (faults, stall) = scenario_checked(
+    let (faults, stall) = scenario(
         &stack,
         movements.clone(),
         scale.rate / 4,
