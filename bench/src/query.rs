@@ -281,7 +281,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             format!("/v1/stores/{store}/reports/sales?group_by=product")
         }),
     ];
-    for (scenario, path) in scenarios {
+    let read = |address: SocketAddr, path: PathOf| {
         let (stores, products) = (stores.clone(), products.clone());
         let shots = move |_: usize, _: u64| {
             let mut rng = rand::rng();
@@ -289,10 +289,36 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             let product = products[rng.random_range(0..products.len())];
             get(path(*store, product), token)
         };
-        let outcome =
-            load::closed_loop(address, connections, duration, StatusCode::OK, shots).await?;
+        load::closed_loop(address, connections, duration, StatusCode::OK, shots)
+    };
+    for (scenario, path) in scenarios {
+        let outcome = read(address, path).await?;
         rows.push(Row::new(scenario, connections, &outcome));
     }
+    // The first scenario again on a query-api whose rate limits are budgets of its own:
+    // the difference is what sharing them through Redis costs.
+    let local_port = options.port + 1;
+    let local = Child(
+        Command::new(&options.binary)
+            .envs(env)
+            .env("RATE_LIMITS_SHARED", "false")
+            .env(
+                Service::QueryApi.listen_var(),
+                format!("127.0.0.1:{local_port}"),
+            )
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    crate::ingest::wait_ready(local_port).await?;
+    let (scenario, path) = scenarios[0];
+    let local_outcome = read(([127, 0, 0, 1], local_port).into(), path).await?;
+    drop(local);
+    let shared_rate = rows[0].movements_per_second;
+    rows.push(Row::new(
+        format!("{scenario}, rate limits per instance (no Redis)"),
+        connections,
+        &local_outcome,
+    ));
 
     let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM movements")
         .fetch_one(&pool)
@@ -305,6 +331,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         ),
         "requests/s column: requests answered 200; movements/s column: the same count".into(),
     ];
+    notes.push(format!(
+        "shared rate limits (a Redis call a share): one product's stock at {:.2} of the rate with per-instance limits",
+        shared_rate / local_outcome.per_second().max(1.0)
+    ));
     notes.push(crate::streams::measure(address, pid, &stores, options.streams).await?);
     if let Some(peak) = crate::ingest::peak_rss_mib(pid) {
         notes.push(format!(

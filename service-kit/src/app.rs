@@ -61,7 +61,7 @@ impl Base {
         let limits = crate::ratelimit::RateLimits::new(
             api.rate_limits.per_subject,
             api.rate_limits.per_address,
-            Some(self.redis.clone()),
+            api.rate_limits.shared.then(|| self.redis.clone()),
             self.metrics.registry(),
         )?;
         // Budgets that are full again are forgotten every minute, so memory follows the

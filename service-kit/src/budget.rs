@@ -17,27 +17,29 @@ use std::time::{Duration, Instant};
 
 use redis::{RedisResult, Script};
 
-/// `now_micros()`: Redis' clock in microseconds. `gcra(key, interval, burst, now)`: takes
-/// one unit from the budget at `key` — units `interval` µs apart at the sustained rate, up
-/// to `burst` at once — and returns whether it was taken, the µs of the budget in use
-/// counting this unit, and the budget's capacity in µs.
+/// `now_micros()`: Redis' clock in microseconds. `gcra(key, interval, burst, now, units)`:
+/// takes up to `units` (at least one) from the budget at `key` — units `interval` µs apart
+/// at the sustained rate, up to `burst` at once — and returns how many it took (0 when
+/// not even one fits), the µs of the budget in use counting them (refused: counting one
+/// more), and the budget's capacity in µs.
 const GCRA: &str = r"
 local function now_micros()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000000 + tonumber(time[2])
 end
-local function gcra(key, interval, burst, now)
+local function gcra(key, interval, burst, now, units)
   local capacity = interval * burst
   local tat = tonumber(redis.call('GET', key)) or now
   if tat < now then tat = now end
-  local used = tat + interval - now
-  if used > capacity then return false, used, capacity end
+  local taken = math.min(units or 1, math.floor((capacity - (tat - now)) / interval))
+  if taken < 1 then return 0, tat + interval - now, capacity end
+  local used = tat + taken * interval - now
   redis.call('SET', key, string.format('%d', now + used), 'PX', math.ceil(used / 1000))
-  return true, used, capacity
+  return taken, used, capacity
 end
 ";
 
-/// A script whose `body` may call `now_micros()` and `gcra(key, interval, burst, now)`.
+/// A script whose `body` may call `now_micros()` and `gcra(key, interval, burst, now, units)`.
 pub fn gcra_script(body: &str) -> Script {
     Script::new(&format!("{GCRA}{body}"))
 }

@@ -251,6 +251,11 @@ pub const VARIABLES: &[Variable] = &[
         "burst per address without a valid token",
     ),
     var(
+        "RATE_LIMITS_SHARED",
+        "true",
+        "budgets in Redis, shared by every instance (`false`: each instance its own)",
+    ),
+    var(
         "HTTP_REQUEST_TIMEOUT_MS",
         "30000",
         "a request's deadline (503 beyond)",

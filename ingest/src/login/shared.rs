@@ -21,8 +21,8 @@ use super::{FAILING_FOR, PER_ADDRESS, PER_PAIR, PER_USERNAME};
 const FAILED: &str = r"
 local now = now_micros()
 for i = 1, 3 do
-  local taken, used, capacity = gcra(KEYS[i], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i]), now)
-  if not taken then
+  local taken, used, capacity = gcra(KEYS[i], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i]), now, 1)
+  if taken == 0 then
     redis.call('SET', KEYS[i + 3], 1, 'PX', math.ceil((used - capacity) / 1000))
   end
 end

@@ -1,7 +1,9 @@
 //! Rate limits (GCRA): per token subject, and per client address for requests without a
 //! valid token. The budgets live in Redis, shared by every instance of the service, so a
-//! subject's limit is the configured one however many instances serve it; while Redis is
-//! away each instance keeps budgets of its own (governor) and `/readyz` says so. Every
+//! subject's limit is the configured one however many instances serve it; each instance
+//! takes a budget's requests a share at a time and spends them locally ([`lease`]), so a
+//! request costs a Redis call only when its share runs out. While Redis is away each
+//! instance keeps budgets of its own (governor) and `/readyz` says so. Every
 //! answer carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers)
 //! so clients can pace themselves; over the limit: `429` with `Retry-After`, counted in
 //! metrics.
@@ -9,13 +11,14 @@
 //! The middleware verifies the bearer token once and leaves the [`Principal`] in the
 //! request's extensions, where the extractor picks it up.
 
+mod lease;
 mod shared;
 
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -27,12 +30,13 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::auth::{Auth, Principal, bearer_token};
 use crate::client::ClientAddress;
 use crate::problem::ApiError;
 use crate::redis::Redis;
+use lease::Leases;
 use shared::Shared;
 
 /// A fixed hasher: the same subject must always land on the same budget.
@@ -88,12 +92,13 @@ pub struct Decision {
 type Budgets<K> =
     RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-/// One kind of budget: its limit, its header, and this instance's own budgets for while
-/// Redis is away.
+/// One kind of budget: its limit, its header, the shares of the shared budgets this
+/// instance holds, and its own budgets for while Redis is away.
 struct Scope<K: Hash + Eq + Clone> {
     name: &'static str,
     limit: Limit,
     policy: HeaderValue,
+    leases: Leases<K>,
     local: Budgets<K>,
 }
 
@@ -103,6 +108,7 @@ impl<K: Hash + Eq + Clone> Scope<K> {
             name,
             limit,
             policy: limit.policy(name),
+            leases: Leases::new(limit),
             local: RateLimiter::keyed(limit.quota())
                 .with_middleware::<StateInformationMiddleware>(),
         }
@@ -144,6 +150,7 @@ impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimits")
             .field("shared", &self.shared.is_some())
+            .field("leased_subjects", &self.per_subject.leases.len())
             .field("local_subjects", &self.per_subject.local.len())
             .field("local_addresses", &self.per_address.local.len())
             .finish()
@@ -171,10 +178,15 @@ impl RateLimits {
         for scope in ["subject", "address"] {
             limited.with_label_values(&[scope]);
         }
+        let calls = IntCounter::new(
+            "http_server_rate_limit_redis_calls_total",
+            "Calls to Redis for the shared rate-limit budgets: each takes a share of one.",
+        )?;
+        registry.register(Box::new(calls.clone()))?;
         Ok(Arc::new(Self {
             per_subject: Scope::new("subject", per_subject),
             per_address: Scope::new("address", per_address),
-            shared: redis.map(Shared::new),
+            shared: redis.map(|redis| Shared::new(redis, calls)),
             limited,
             clock: DefaultClock::default(),
         }))
@@ -199,35 +211,51 @@ impl RateLimits {
         key: K,
         shared_key: impl FnOnce() -> String,
     ) -> Decision {
-        let shared = match &self.shared {
-            Some(shared) => {
-                let key = format!("ratelimit:{}:{}", scope.name, shared_key());
-                shared.check(&key, scope.limit).await
-            }
+        let decision = match &self.shared {
+            Some(shared) => match scope.leases.spend(key.clone(), Instant::now()) {
+                Ok(decision) => Some(decision),
+                Err(ask) => {
+                    let redis_key = format!("ratelimit:{}:{}", scope.name, shared_key());
+                    let grant = shared.take(&redis_key, scope.limit, ask).await;
+                    match grant {
+                        Some(grant) => {
+                            Some(scope.leases.keep(key.clone(), ask, grant, Instant::now()))
+                        }
+                        None => {
+                            scope.leases.unanswered(&key, ask);
+                            None
+                        }
+                    }
+                }
+            },
             None => None,
         };
-        let decision = shared.unwrap_or_else(|| scope.check_locally(&key, &self.clock));
+        let decision = decision.unwrap_or_else(|| scope.check_locally(&key, &self.clock));
         if !decision.allowed {
             self.limited.with_label_values(&[scope.name]).inc();
         }
         decision
     }
 
-    /// Forgets this instance's budgets that are full again, so memory stays bounded by
-    /// recent callers. Run it periodically.
+    /// Forgets this instance's budgets that are full again and shares that have expired,
+    /// so memory stays bounded by recent callers. Run it periodically.
     pub fn forget_idle(&self) {
+        let now = Instant::now();
+        self.per_subject.leases.forget_idle(now);
+        self.per_address.leases.forget_idle(now);
         self.per_subject.local.retain_recent();
         self.per_address.local.retain_recent();
     }
 
     /// An optional readiness check: degraded while the budgets are per instance because
-    /// Redis is away (limits are then N times the configured one behind N instances).
+    /// Redis is away (limits are then N times the configured one behind N instances); not
+    /// when they are per instance by configuration.
     pub fn readiness_check(
         self: &Arc<Self>,
     ) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + use<> {
         let limits = self.clone();
         move || {
-            let shared = limits.shared.as_ref().is_some_and(Shared::is_shared);
+            let shared = limits.shared.as_ref().is_none_or(Shared::is_shared);
             async move {
                 if shared {
                     Ok(())
@@ -435,6 +463,13 @@ mod tests {
         };
         assert_eq!(count("subject"), Some(1.0));
         assert_eq!(count("address"), Some(0.0), "at 0 before the first refusal");
+    }
+
+    #[tokio::test]
+    async fn budgets_per_instance_by_configuration_are_not_a_degraded_state() {
+        let limit = Limit::new(1, 1).unwrap();
+        let limits = RateLimits::new(limit, limit, None, &Registry::new()).unwrap();
+        assert_eq!(limits.readiness_check()().await, Ok(()));
     }
 
     #[tokio::test]

@@ -66,17 +66,20 @@ impl ApiSettings {
                     "RATE_LIMIT_ADDRESS_BURST",
                     100,
                 )?,
+                shared: parse_or(get, "RATE_LIMITS_SHARED", true)?,
             },
         })
     }
 }
 
 /// Requests per second and burst, per token subject and per client address (requests
-/// without a valid token).
+/// without a valid token), and whether the budgets are shared by every instance (in
+/// Redis) or each instance's own.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimitSettings {
     pub per_subject: crate::ratelimit::Limit,
     pub per_address: crate::ratelimit::Limit,
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone)]
