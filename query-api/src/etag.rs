@@ -4,12 +4,18 @@
 //! a dashboard is not sent the same thousand rows again because an unrelated partition
 //! moved on.
 
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 use service_kit::problem::ApiError;
 
 use crate::balances::Freshness;
+use crate::gzip::{self, GzipHead};
 
 fn tag_of(bytes: &[u8]) -> String {
     format!("W/\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(bytes))
@@ -30,8 +36,10 @@ fn matches(request: &HeaderMap, tag: &str) -> bool {
 /// A JSON rendering of some data and its tag, reusable while the data is unchanged.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub body: bytes::Bytes,
+    pub body: Bytes,
     pub tag: HeaderValue,
+    /// Its gzip, made on the first answer to a client that accepts gzip.
+    gzip: Arc<OnceLock<GzipHead>>,
 }
 
 pub fn render<T: Serialize>(data: &T) -> Result<Rendered, ApiError> {
@@ -41,6 +49,7 @@ pub fn render<T: Serialize>(data: &T) -> Result<Rendered, ApiError> {
     Ok(Rendered {
         body: body.into(),
         tag,
+        gzip: Arc::default(),
     })
 }
 
@@ -73,33 +82,55 @@ pub fn send(
             .into_response());
     }
     let data = &rendered.body;
-    let body = match freshness {
-        Some(freshness) if data.last() == Some(&b'}') => {
-            let mut body = Vec::with_capacity(data.len() + 256);
-            body.extend_from_slice(&data[..data.len() - 1]);
-            if data.len() > 2 {
-                body.push(b',');
-            }
-            body.extend_from_slice(b"\"freshness\":");
-            serde_json::to_writer(&mut body, freshness)
-                .map_err(|error| ApiError::Internal(error.into()))?;
-            body.push(b'}');
-            bytes::Bytes::from(body)
-        }
-        _ => data.clone(),
+    // An object's closing brace goes after the freshness.
+    let cut = match data.last() {
+        Some(b'}') => data.len() - 1,
+        _ => data.len(),
     };
-    Ok((
+    let mut tail = Vec::with_capacity(256);
+    if let Some(freshness) = freshness
+        && cut < data.len()
+    {
+        if cut > 1 {
+            tail.push(b',');
+        }
+        tail.extend_from_slice(b"\"freshness\":");
+        serde_json::to_writer(&mut tail, freshness)
+            .map_err(|error| ApiError::Internal(error.into()))?;
+    }
+    tail.extend_from_slice(&data[cut..]);
+    // Two chunks written out together: the rendering (or its gzip, made once) is never
+    // copied for an answer.
+    let gzip = gzip::accepted(request);
+    let chunks = if gzip {
+        rendered
+            .gzip
+            .get_or_init(|| GzipHead::new(&data[..cut]))
+            .with_tail(&tail)
+    } else {
+        [data.slice(..cut), Bytes::from(tail)]
+    };
+    let length = chunks.iter().map(Bytes::len).sum::<usize>();
+    let mut response = (
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
             (header::ETAG, rendered.tag.clone()),
             (header::CACHE_CONTROL, caching),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
         ],
-        body,
+        Body::from_stream(futures::stream::iter(chunks.map(Ok::<_, Infallible>))),
     )
-        .into_response())
+        .into_response();
+    if gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -126,9 +157,11 @@ mod tests {
         let first = respond(&HeaderMap::new(), &data, Some(&fresh(5))).unwrap();
         assert_eq!(first.status(), StatusCode::OK);
         let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
+        let length = first.headers()[header::CONTENT_LENGTH].clone();
         let body = axum::body::to_bytes(first.into_body(), 1 << 20)
             .await
             .unwrap();
+        assert_eq!(length, body.len().to_string().as_str());
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["items"], serde_json::json!([1, 2, 3]));
         assert_eq!(body["freshness"]["processed"]["0"], 5);
@@ -144,5 +177,31 @@ mod tests {
             respond(&headers("*"), &other, None).unwrap().status(),
             StatusCode::NOT_MODIFIED
         );
+    }
+
+    #[tokio::test]
+    async fn freshness_joins_an_empty_object_and_data_without_one_goes_as_it_is() {
+        let fresh = Freshness {
+            source: Source::Cache,
+            processed: [(3, 7)].into(),
+        };
+        for (data, expected) in [
+            (
+                serde_json::json!({}),
+                serde_json::json!({"freshness": {"source": "cache", "processed": {"3": 7}}}),
+            ),
+            (serde_json::json!([1, 2]), serde_json::json!([1, 2])),
+        ] {
+            let answer = respond(&HeaderMap::new(), &data, Some(&fresh)).unwrap();
+            let length = answer.headers()[header::CONTENT_LENGTH].clone();
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(length, body.len().to_string().as_str());
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                expected
+            );
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod consistency;
 pub mod dashboard;
 pub mod etag;
 pub mod events;
+pub mod gzip;
 pub mod history;
 pub mod inventory;
 pub mod metrics;

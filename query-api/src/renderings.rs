@@ -5,7 +5,8 @@ use crate::etag::Rendered;
 
 /// Renderings of whole store inventories, reused while the cache's version of the store's
 /// balances and the catalog's generation are what they were rendered from. Bounded in
-/// bytes: past the budget the oldest-inserted go first.
+/// bytes of JSON (the gzip made for a rendering adds about a tenth): past the budget the
+/// oldest-inserted go first.
 #[derive(Debug, Default)]
 pub struct Renderings {
     entries: std::sync::Mutex<Renders>,
@@ -62,10 +63,8 @@ mod tests {
 
     #[test]
     fn a_rendering_is_reused_only_for_its_version_and_generation_within_the_budget() {
-        let rendering = |size: usize| Rendered {
-            body: bytes::Bytes::from(vec![b' '; size]),
-            tag: axum::http::HeaderValue::from_static("W/\"t\""),
-        };
+        // A JSON string: its two quotes and `size - 2` spaces.
+        let rendering = |size: usize| crate::etag::render(&" ".repeat(size - 2)).unwrap();
         let renderings = Renderings::default();
         renderings.put(1, "v1".into(), 7, rendering(10));
         assert!(renderings.get(1, "v1", 7).is_some());

@@ -4,6 +4,7 @@
 //! from query-api's in-memory copies follow every batch.
 
 use std::collections::HashSet;
+use std::io::Read;
 
 use reqwest::StatusCode;
 use schemas::MovementKind;
@@ -103,9 +104,30 @@ async fn polling_gets_not_modified_and_bad_parameters_name_the_field() {
     let token = pipeline.post(&movements).await;
     let admin = pipeline.admin();
     let path = format!("/v1/stores/1/inventory?consistency_token={token}");
-    let (status, headers, _) = pipeline.get_from(&pipeline.query, &path, &admin, &[]).await;
+    let (status, headers, plain) = pipeline.get_from(&pipeline.query, &path, &admin, &[]).await;
     assert_eq!(status, StatusCode::OK);
     let etag = headers["etag"].to_str().unwrap().to_owned();
+    // A browser's request gets the same inventory gzipped (the rendering's gzip, made
+    // once, with this answer's freshness spliced on): one valid member, CRC and length.
+    let response = pipeline
+        .client
+        .get(format!("{}{path}", pipeline.query))
+        .bearer_auth(&admin)
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
+    let gzipped = response.bytes().await.unwrap();
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    let unzipped: serde_json::Value = serde_json::from_slice(&unzipped).unwrap();
+    assert_eq!(unzipped["items"], plain["items"], "{unzipped}");
+    assert!(unzipped["freshness"]["processed"].is_object(), "{unzipped}");
     let (status, _, body) = pipeline
         .get_from(
             &pipeline.query,
