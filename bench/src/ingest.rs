@@ -213,6 +213,7 @@ pub fn single_sales(
             authorization: token.clone(),
             body: Bytes::from(sale_of(*store, product, quantity)),
             movements: 1,
+            gzip: false,
         }
     }
 }
@@ -255,6 +256,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
                 authorization: token.clone(),
                 body: Bytes::from(body),
                 movements: batch_size as u64,
+                gzip: false,
             }
         }
     };

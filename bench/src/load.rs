@@ -24,6 +24,8 @@ pub struct Shot {
     pub authorization: HeaderValue,
     pub body: Bytes,
     pub movements: u64,
+    /// Sent with `Accept-Encoding: gzip`, as browsers ask (the answer is not decompressed).
+    pub gzip: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -104,8 +106,16 @@ async fn fire(
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )
-        .header(hyper::header::AUTHORIZATION, shot.authorization)
-        .body(Full::new(shot.body))?;
+        .header(hyper::header::AUTHORIZATION, shot.authorization);
+    let request = if shot.gzip {
+        request.header(
+            hyper::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        )
+    } else {
+        request
+    }
+    .body(Full::new(shot.body))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();

@@ -154,12 +154,13 @@ fn stock_in(store: i64, product: i64, supplier: i64) -> StockMovement {
 /// The path of a request for a store and a product.
 type PathOf = fn(i64, i64) -> String;
 
-fn get(path: String, authorization: &HeaderValue) -> Shot {
+fn get(path: String, authorization: &HeaderValue, gzip: bool) -> Shot {
     Shot {
         path: path.into(),
         authorization: authorization.clone(),
         body: bytes::Bytes::new(),
         movements: 1,
+        gzip,
     }
 }
 
@@ -261,38 +262,55 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let connections = options.connections;
 
     let mut rows = Vec::new();
-    // Each scenario: a path for a random store (and product), with that store's token.
-    let scenarios: [(&str, PathOf); 5] = [
-        ("one product's stock", |store, product| {
-            format!("/v1/stores/{store}/inventory/{product}")
-        }),
-        ("a store's inventory (1,000 items)", |store, _| {
-            format!("/v1/stores/{store}/inventory")
-        }),
+    // Each scenario: a path for a random store (and product), with that store's token, and
+    // whether it asks for gzip as browsers do.
+    let scenarios: [(&str, PathOf, bool); 6] = [
+        (
+            "one product's stock",
+            |store, product| format!("/v1/stores/{store}/inventory/{product}"),
+            false,
+        ),
+        (
+            "a store's inventory (1,000 items)",
+            |store, _| format!("/v1/stores/{store}/inventory"),
+            false,
+        ),
+        // The rendering's gzip is made once and reused, only the ending spliced on.
+        (
+            "a store's inventory, gzip (as browsers ask)",
+            |store, _| format!("/v1/stores/{store}/inventory"),
+            true,
+        ),
         // `limit=5000` keeps every item but is not the whole-inventory request, so the
         // rendering is not reused: the cost of building it each time.
-        ("a store's inventory, rendered each time", |store, _| {
-            format!("/v1/stores/{store}/inventory?limit=5000")
-        }),
-        ("30-day sales report of a store, by day", |store, _| {
-            format!("/v1/stores/{store}/reports/sales")
-        }),
-        ("30-day sales report of a store, by product", |store, _| {
-            format!("/v1/stores/{store}/reports/sales?group_by=product")
-        }),
+        (
+            "a store's inventory, rendered each time",
+            |store, _| format!("/v1/stores/{store}/inventory?limit=5000"),
+            false,
+        ),
+        (
+            "30-day sales report of a store, by day",
+            |store, _| format!("/v1/stores/{store}/reports/sales"),
+            false,
+        ),
+        (
+            "30-day sales report of a store, by product",
+            |store, _| format!("/v1/stores/{store}/reports/sales?group_by=product"),
+            false,
+        ),
     ];
-    let read = |address: SocketAddr, path: PathOf| {
+    let read = |address: SocketAddr, path: PathOf, gzip: bool| {
         let (stores, products) = (stores.clone(), products.clone());
         let shots = move |_: usize, _: u64| {
             let mut rng = rand::rng();
             let (store, token) = &stores[rng.random_range(0..stores.len())];
             let product = products[rng.random_range(0..products.len())];
-            get(path(*store, product), token)
+            get(path(*store, product), token, gzip)
         };
         load::closed_loop(address, connections, duration, StatusCode::OK, shots)
     };
-    for (scenario, path) in scenarios {
-        let outcome = read(address, path).await?;
+    for (scenario, path, gzip) in scenarios {
+        let outcome = read(address, path, gzip).await?;
         rows.push(Row::new(scenario, connections, &outcome));
     }
     // The first scenario again on a query-api whose rate limits are budgets of its own:
@@ -310,8 +328,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             .spawn()?,
     );
     crate::ingest::wait_ready(local_port).await?;
-    let (scenario, path) = scenarios[0];
-    let local_outcome = read(([127, 0, 0, 1], local_port).into(), path).await?;
+    let (scenario, path, gzip) = scenarios[0];
+    let local_outcome = read(([127, 0, 0, 1], local_port).into(), path, gzip).await?;
     drop(local);
     let shared_rate = rows[0].movements_per_second;
     rows.push(Row::new(
